@@ -1,0 +1,96 @@
+"""Injected time: the live daemon uses the system clock, tests and backtests a virtual one."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the logic may know about time."""
+
+    def now(self) -> float:
+        """Wall-clock time as Unix seconds (UTC)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps; only differences mean anything."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class FakeClock:
+    """A virtual clock: time moves only when ``advance`` is called.
+
+    ``sleep`` parks the caller until virtual time reaches its deadline, so a test
+    can run hours of daemon loop in milliseconds with ``await clock.advance(3600)``.
+    """
+
+    def __init__(self, start: float = 1_790_000_000.0) -> None:
+        self._now = start
+        self._start = start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    def now(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now - self._start
+
+    def set(self, when: float) -> None:
+        """Jump (forwards or backwards) without waking sleepers: a clock jump."""
+        self._now = when
+
+    async def sleep(self, seconds: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), self._seq, fut))
+        await fut
+
+    async def advance(self, seconds: float, step: float | None = None) -> None:
+        """Move time forward, waking each sleeper at its deadline in order."""
+        target = self._now + seconds
+        while True:
+            await _settle()
+            while self._sleepers and self._sleepers[0][2].done():
+                heapq.heappop(self._sleepers)
+            if not self._sleepers or self._sleepers[0][0] > target:
+                break
+            deadline, _, fut = heapq.heappop(self._sleepers)
+            self._now = max(self._now, deadline)
+            fut.set_result(None)
+            if step is not None:
+                await asyncio.sleep(0)
+        self._now = target
+        await _settle()
+
+
+async def _settle(rounds: int = 20) -> None:
+    """Let ready tasks run until they block again (on I/O or a virtual sleep)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 UTC with a Z, to the second: how times appear in logs and reports."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
