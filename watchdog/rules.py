@@ -32,8 +32,8 @@ from watchdog.rules_model import (
     Guards,
     NotifierSpec,
     PurgeSpec,
-    RuleSpec,
     RulesFile,
+    RuleSpec,
     Severity,
     SeverityPolicy,
     SignalSpec,
@@ -186,7 +186,8 @@ _EXPECTED_BY_SECTION = {
 
 
 def _choices(text: str) -> str:
-    return ", ".join(part.strip().strip("'\"") for part in re.split(r",| or ", text) if part.strip())
+    parts = re.split(r",| or ", text)
+    return ", ".join(part.strip().strip("'\"") for part in parts if part.strip())
 
 
 def _data_path(loc: Sequence[str | int], data: Any) -> Path_:
@@ -381,8 +382,9 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
     purges: dict[str, PurgeSpec] = named["purges"]
     notifiers: dict[str, NotifierSpec] = named["notifiers"]
 
-    def need(names: Iterable[str], pool: Mapping[str, Any], what: str, item: _Parsed,
-             path: Path_) -> None:
+    def need(
+        names: Iterable[str], pool: Mapping[str, Any], what: str, item: _Parsed, path: Path_
+    ) -> None:
         for index, name in enumerate(names):
             if name not in pool:
                 known = ", ".join(sorted(pool)) or "none defined"
@@ -572,4 +574,3 @@ def check_files(paths: Iterable[str | Path]) -> tuple[list[str], list[str]]:
             if not any(p.startswith(f"{file}:") for p in problems):
                 summaries.append(f"{file}: SUCCESS: {ruleset.summaries[file]}")
     return summaries, problems
-

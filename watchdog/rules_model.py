@@ -241,9 +241,9 @@ class ZonePurgeSpec(Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> ZonePurgeSpec:
-        kinds = [
-            k for k in ("tags", "hosts", "prefixes", "files") if getattr(self, k)
-        ] + (["everything"] if self.everything else [])
+        kinds = [k for k in ("tags", "hosts", "prefixes", "files") if getattr(self, k)] + (
+            ["everything"] if self.everything else []
+        )
         if len(kinds) != 1:
             raise ValueError(
                 "give exactly one of everything: true, tags, hosts, prefixes or files "

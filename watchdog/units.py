@@ -13,6 +13,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 Unit = Literal["ratio", "seconds", "number"]
+_THRESHOLD_HELP = "expected a number, a percentage (5%) or a latency (500ms), got {value!r}"
 
 
 def parse_duration(value: object) -> float:
@@ -42,13 +43,13 @@ def parse_threshold(value: object) -> tuple[float, Unit]:
     """A threshold with its unit: ``"5%"`` → (0.05, ratio), ``"500ms"`` → (0.5, seconds),
     ``1`` → (1.0, number)."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a number, a percentage (5%) or a latency (500ms), got {value!r}")
+        raise ValueError(_THRESHOLD_HELP.format(value=value))
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise ValueError(f"threshold must be finite, got {value!r}")
         return float(value), "number"
     if not isinstance(value, str):
-        raise ValueError(f"expected a number, a percentage (5%) or a latency (500ms), got {value!r}")
+        raise ValueError(_THRESHOLD_HELP.format(value=value))
     text = value.strip()
     if text.endswith("%"):
         try:

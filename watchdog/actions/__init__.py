@@ -1,0 +1,1 @@
+"""Actions against remote APIs: rollback targets, cache purges (notifiers live in ``notify``)."""

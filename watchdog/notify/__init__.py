@@ -1,0 +1,1 @@
+"""Notifiers: Slack, generic webhook, PagerDuty, Statuspage, Sentry."""

@@ -1,0 +1,161 @@
+"""Process settings and secrets (pydantic-settings). Rules files carry no secrets:
+they name entries of ``secrets`` (``WATCHDOG_SECRETS__SLACK_WEBHOOK`` or a file
+``slack_webhook`` in the secrets directory)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from watchdog.errors import ConfigError
+
+DEFAULT_CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
+DEFAULT_SECRETS_DIR = "/run/secrets"
+
+# Settings read without the WATCHDOG_ prefix, as the rest of the ecosystem names them.
+_UNPREFIXED = {
+    "cloudflare_api_token": "CLOUDFLARE_API_TOKEN",
+    "cloudflare_account_id": "CLOUDFLARE_ACCOUNT_ID",
+    "sentry_dsn": "SENTRY_DSN",
+}
+
+
+class Settings(BaseSettings):
+    """Everything a running watchdog reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHDOG_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    rules: str = "rules"
+    state: str = "state/watchdog.db"
+    listen: str = "127.0.0.1:9464"
+    dry_run: bool = False
+    silenced: bool = False
+    silence_file: Path | None = None
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    environment: str = "production"
+    shutdown_timeout: float = Field(default=10.0, gt=0)
+    postmortem_dir: Path | None = None
+    api_token: SecretStr | None = None
+    cloudflare_api_url: str = DEFAULT_CLOUDFLARE_API_URL
+    cloudflare_api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CLOUDFLARE_API_TOKEN", "WATCHDOG_CLOUDFLARE_API_TOKEN"),
+    )
+    cloudflare_account_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CLOUDFLARE_ACCOUNT_ID", "WATCHDOG_CLOUDFLARE_ACCOUNT_ID"),
+    )
+    sentry_dsn: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SENTRY_DSN", "WATCHDOG_SENTRY_DSN")
+    )
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        listen_address(value)
+        return value
+
+    @field_validator("cloudflare_api_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def rules_paths(self) -> list[str]:
+        return [part for part in self.rules.split(os.pathsep) if part]
+
+    def secret(self, name: str) -> SecretStr | None:
+        return self.secrets.get(name.lower())
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9464`` for IPv6) → (host, port)."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"expected host:port (like 0.0.0.0:9464), got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port_text)
+
+
+def _env_name(field: str) -> str:
+    return _UNPREFIXED.get(field, f"WATCHDOG_{field.upper()}")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from the environment and the secrets directory
+    (``WATCHDOG_SECRETS_DIR``, default /run/secrets, where each file is one secret).
+    A bad value raises ``ConfigError`` naming the variable."""
+    env = dict(os.environ if environ is None else environ)
+    secrets_dir = Path(env.get("WATCHDOG_SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    file_secrets = _read_secrets_dir(secrets_dir)
+    saved = dict(os.environ)
+    try:
+        # pydantic-settings reads os.environ; give it exactly the mapping we were handed.
+        os.environ.clear()
+        os.environ.update(env)
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = _env_name(field)
+            if field == "secrets" and len(error["loc"]) > 1:
+                name = f"WATCHDOG_SECRETS__{str(error['loc'][1]).upper()}"
+            message = str(error.get("ctx", {}).get("error", error["msg"]))
+            problems.append(f"{name}: {message}")
+        raise ConfigError("; ".join(problems)) from None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    if not file_secrets:
+        return settings
+    return _with_file_secrets(settings, file_secrets)
+
+
+def _read_secrets_dir(directory: Path) -> dict[str, str]:
+    if not directory.is_dir():
+        return {}
+    out = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            try:
+                out[path.name.lower()] = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"secrets directory {directory}: cannot read {path.name}: {exc}"
+                ) from None
+    return out
+
+
+def _with_file_secrets(settings: Settings, files: dict[str, str]) -> Settings:
+    """Environment wins over files, as in pydantic-settings' own priority order."""
+    update: dict[str, Any] = {}
+    for field in ("cloudflare_api_token", "sentry_dsn"):
+        if getattr(settings, field) is None and field in files:
+            update[field] = SecretStr(files[field])
+    if settings.cloudflare_account_id is None and "cloudflare_account_id" in files:
+        update["cloudflare_account_id"] = files["cloudflare_account_id"]
+    if settings.api_token is None and "watchdog_api_token" in files:
+        update["api_token"] = SecretStr(files["watchdog_api_token"])
+    secrets = {
+        name: SecretStr(value)
+        for name, value in files.items()
+        if name not in _UNPREFIXED and name != "watchdog_api_token"
+    }
+    secrets.update(settings.secrets)
+    update["secrets"] = secrets
+    return settings.model_copy(update=update)

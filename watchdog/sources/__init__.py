@@ -1,0 +1,1 @@
+"""Signal sources: one Protocol (``base.Source``), one registry keyed by ``type:``."""

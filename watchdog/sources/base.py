@@ -1,0 +1,44 @@
+"""The ``Source`` protocol and what every source is built with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+from pydantic import SecretStr
+
+from watchdog.clock import Clock
+from watchdog.rules import ResolvedSignal
+from watchdog.samples import Sample
+
+
+@dataclass(frozen=True)
+class SourceDeps:
+    """Shared things a source needs; built once by the daemon (or a test)."""
+
+    http: httpx.AsyncClient
+    clock: Clock
+    cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
+    cloudflare_api_token: SecretStr | None = None
+    cloudflare_account_id: str | None = None
+
+
+class Source(Protocol):
+    """Gives one sample per signal per call. Never raises for a remote failure:
+    a failure is an ``error`` sample for each signal, with the reason."""
+
+    name: str
+
+    async def sample(self, signals: Sequence[ResolvedSignal], now: float) -> dict[str, Sample]:
+        """One sample per signal name, taken at ``now``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the source holds (not the shared HTTP client)."""
+        ...
+
+
+def error_for_all(signals: Sequence[ResolvedSignal], now: float, reason: str) -> dict[str, Sample]:
+    return {signal.name: Sample.error(now, reason) for signal in signals}
