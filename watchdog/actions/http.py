@@ -16,11 +16,13 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from watchdog.clock import Clock
-from watchdog.errors import PermanentActionError, RetryableActionError
+from watchdog.errors import ActionError, PermanentActionError, RetryableActionError
 
 log = structlog.get_logger("watchdog.http")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Transport errors raised before the request left this process.
+_UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class RetryPolicy:
     backoff_max_s: float = 10.0
     retry_after_cap_s: float = 30.0
     retry_statuses: Collection[int] = RETRY_STATUSES
+    # False for a call that must not run twice (a CI dispatch): retry only what surely
+    # never reached the server (``retry_statuses`` such as 429, connect errors). A 5xx,
+    # a timeout or a dropped connection after sending may have taken effect, so they
+    # fail at once with a plain ``ActionError`` (neither retryable nor permanent).
+    idempotent: bool = True
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -153,9 +160,15 @@ async def _once(
         response = await client.request(
             method, url, json=json, content=content, headers=headers, params=params, **kwargs
         )
-    except httpx.TimeoutException:
+    except httpx.TimeoutException as exc:
+        if not policy.idempotent and not isinstance(exc, _UNSENT_ERRORS):
+            raise ActionError(f"{what}: timed out after sending; it may have taken effect") from None
         raise RetryableActionError(f"{what}: timed out") from None
     except httpx.TransportError as exc:
+        if not policy.idempotent and not isinstance(exc, _UNSENT_ERRORS):
+            raise ActionError(
+                f"{what}: connection lost ({type(exc).__name__}); it may have taken effect"
+            ) from None
         raise RetryableActionError(f"{what}: connection failed ({type(exc).__name__})") from None
     if response.status_code in policy.retry_statuses:
         retry_after = parse_retry_after(response.headers.get("retry-after"), clock.now())
@@ -167,6 +180,10 @@ async def _once(
             f"{what}: HTTP {response.status_code}{_excerpt(response)}", response.status_code
         )
     if response.status_code >= 500:
+        if not policy.idempotent:
+            raise ActionError(
+                f"{what}: HTTP {response.status_code}{_excerpt(response)}; it may have taken effect"
+            )
         raise RetryableActionError(f"{what}: HTTP {response.status_code}{_excerpt(response)}")
     return response
 

@@ -1,0 +1,88 @@
+"""The one engine: samples in, rule states, transitions and decisions out.
+
+The daemon feeds it live samples, the backtest recorded ones, the rule unit tests
+expanded series; all with their own clock. It holds no I/O and no wall clock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from watchdog.decider import Transition, decide, transition
+from watchdog.decision import Decision
+from watchdog.evaluator import INITIAL, RuleState, step
+from watchdog.rules import ResolvedSignal, RuleSet
+from watchdog.rules_model import RuleSpec
+from watchdog.samples import Sample
+from watchdog.window import SignalWindow
+
+
+@dataclass
+class Observation:
+    """What one sample changed."""
+
+    signal: str
+    sample: Sample
+    transitions: list[Transition] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+
+class Engine:
+    """Rule states for a rule set, advanced one sample at a time."""
+
+    def __init__(self, ruleset: RuleSet, window_span_s: float = 3600.0) -> None:
+        self.window_span_s = window_span_s
+        self.states: dict[str, RuleState] = {}
+        self.windows: dict[str, SignalWindow] = {}
+        self.ruleset = ruleset
+        self._by_signal: Mapping[str, list[RuleSpec]] = {}
+        self.replace_rules(ruleset)
+
+    def replace_rules(self, ruleset: RuleSet) -> None:
+        """Swap in new rules; a rule whose definition did not change keeps its state."""
+        old = self.ruleset
+        by_signal: dict[str, list[RuleSpec]] = defaultdict(list)
+        states: dict[str, RuleState] = {}
+        for rule in ruleset.rules:
+            by_signal[rule.signal].append(rule)
+            kept = self.states.get(rule.name)
+            if kept is not None and _same(old, ruleset, rule):
+                states[rule.name] = kept
+            else:
+                states[rule.name] = INITIAL
+        for name in ruleset.signals:
+            if name not in self.windows:
+                self.windows[name] = SignalWindow(self.window_span_s)
+        self.ruleset = ruleset
+        self.states = states
+        self._by_signal = dict(by_signal)
+
+    def rules_for(self, signal: str) -> list[RuleSpec]:
+        return self._by_signal.get(signal, [])
+
+    def observe(self, signal_name: str, sample: Sample) -> Observation:
+        """Feed one sample of one signal through every rule that watches it."""
+        signal: ResolvedSignal = self.ruleset.signals[signal_name]
+        self.windows.setdefault(signal_name, SignalWindow(self.window_span_s)).add(sample)
+        observation = Observation(signal_name, sample)
+        for rule in self._by_signal.get(signal_name, ()):
+            prev = self.states[rule.name]
+            new = step(rule, prev, sample, self.ruleset.blind_after(rule))
+            self.states[rule.name] = new
+            moved = transition(rule, prev, new)
+            if moved is not None:
+                observation.transitions.append(moved)
+            decision = decide(rule, signal, self.ruleset, prev, new)
+            if decision is not None:
+                observation.decisions.append(decision)
+        return observation
+
+
+def _same(old: RuleSet, new: RuleSet, rule: RuleSpec) -> bool:
+    try:
+        before = old.rule(rule.name)
+    except KeyError:
+        return False
+    return before == rule and old.signals.get(rule.signal) == new.signals.get(rule.signal)

@@ -1,0 +1,183 @@
+"""The evaluator: a pure step function ``(rule, state, sample) -> state``.
+
+The live daemon, the backtest and the rule unit tests all fold samples through
+``step``; nothing else decides whether a rule is inactive, pending, firing or blind.
+
+Semantics (documented in the README, "Rule semantics"):
+
+- ``above``/``below`` are strict: a value equal to the threshold is not a breach.
+- Missing evidence (source error, no data, NaN, traffic below ``min_requests``)
+  makes the rule **blind**. Blind never fires and never counts toward ``for:``: it
+  resets a pending run, as an absent series resets a pending alert in Prometheus.
+- ``mode: consecutive`` (default) is Prometheus ``for:``: the first breaching
+  sample makes the rule pending (``active_since``); it fires on the first sample
+  at which ``at - active_since >= for``; one non-breaching sample resets it.
+- ``mode: share`` fires when at least ``share`` of the evidence samples in the
+  trailing ``for:`` window breach, and the breach began at least ``for:`` ago.
+- ``keep_firing_for`` keeps a firing rule firing that long after its last breach.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from watchdog.rules_model import RuleSpec
+from watchdog.samples import Sample, SampleKind
+
+
+class State(StrEnum):
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    FIRING = "firing"
+    BLIND = "blind"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """Everything the evaluator remembers about one rule between samples."""
+
+    state: State = State.INACTIVE
+    active_since: float | None = None  # first breach of the current run (Prometheus activeAt)
+    fired_at: float | None = None
+    last_breach_at: float | None = None
+    breach_samples: int = 0  # breaching samples in the current run
+    value: float = math.nan  # the latest value seen (NaN when none)
+    requests: float | None = None
+    at: float | None = None  # time of the latest sample
+    blind_since: float | None = None
+    blind_reason: str = ""
+    blind_long: bool = False  # blind for at least blind_after
+    window: tuple[tuple[float, bool], ...] = ()  # (at, breached) evidence, share mode only
+
+    @property
+    def breaching(self) -> bool:
+        return self.state in (State.PENDING, State.FIRING)
+
+
+INITIAL = RuleState()
+
+
+def breached(rule: RuleSpec, value: float) -> bool:
+    """Strict comparison against the rule's threshold."""
+    threshold = rule.threshold.value
+    return value > threshold if rule.above is not None else value < threshold
+
+
+def blind_reason(rule: RuleSpec, sample: Sample) -> str | None:
+    """Why ``sample`` is not evidence for ``rule``, or None when it is."""
+    if sample.kind is not SampleKind.VALUE:
+        return f"{sample.kind.value}: {sample.reason}"
+    if math.isnan(sample.value):
+        return "value is NaN"
+    if (
+        rule.min_requests > 0
+        and sample.requests is not None
+        and not sample.requests >= rule.min_requests
+    ):
+        return f"traffic {sample.requests:g} below min_requests {rule.min_requests:g}"
+    return None
+
+
+def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
+    """The rule's state after ``sample``. Pure: same inputs, same output."""
+    at = sample.at
+    reason = blind_reason(rule, sample)
+    if reason is not None:
+        blind_since = prev.blind_since if prev.blind_since is not None else at
+        return RuleState(
+            state=State.BLIND,
+            value=sample.value,
+            requests=sample.requests,
+            at=at,
+            blind_since=blind_since,
+            blind_reason=reason,
+            blind_long=at - blind_since >= blind_after,
+            # A firing rule that goes blind keeps its history for the decider, but the
+            # run is over: evidence must build up again from scratch.
+            fired_at=None,
+            window=prev.window,
+        )
+    is_breach = breached(rule, sample.value)
+    if rule.mode == "share":
+        return _step_share(rule, prev, sample, is_breach)
+    return _step_consecutive(rule, prev, sample, is_breach)
+
+
+def _step_consecutive(
+    rule: RuleSpec, prev: RuleState, sample: Sample, is_breach: bool
+) -> RuleState:
+    at = sample.at
+    if is_breach:
+        active_since = prev.active_since if prev.active_since is not None and prev.breaching else at
+        count = prev.breach_samples + 1 if prev.breaching else 1
+        firing = at - active_since >= rule.for_
+        return RuleState(
+            state=State.FIRING if firing else State.PENDING,
+            active_since=active_since,
+            fired_at=(prev.fired_at if prev.state is State.FIRING else at) if firing else None,
+            last_breach_at=at,
+            breach_samples=count,
+            value=sample.value,
+            requests=sample.requests,
+            at=at,
+        )
+    if _kept_firing(rule, prev, at):
+        return RuleState(
+            state=State.FIRING,
+            active_since=prev.active_since,
+            fired_at=prev.fired_at,
+            last_breach_at=prev.last_breach_at,
+            breach_samples=prev.breach_samples,
+            value=sample.value,
+            requests=sample.requests,
+            at=at,
+        )
+    return RuleState(value=sample.value, requests=sample.requests, at=at)
+
+
+def _kept_firing(rule: RuleSpec, prev: RuleState, at: float) -> bool:
+    return (
+        prev.state is State.FIRING
+        and rule.keep_firing_for > 0
+        and prev.last_breach_at is not None
+        and at - prev.last_breach_at < rule.keep_firing_for
+    )
+
+
+def _step_share(rule: RuleSpec, prev: RuleState, sample: Sample, is_breach: bool) -> RuleState:
+    at = sample.at
+    horizon = at - rule.for_
+    window = (*(item for item in prev.window if item[0] > horizon), (at, is_breach))
+    breaches = sum(1 for _, hit in window if hit)
+    last_breach_at = at if is_breach else prev.last_breach_at
+    if breaches == 0:
+        if _kept_firing(rule, prev, at):
+            return RuleState(
+                state=State.FIRING,
+                active_since=prev.active_since,
+                fired_at=prev.fired_at,
+                last_breach_at=prev.last_breach_at,
+                breach_samples=0,
+                value=sample.value,
+                requests=sample.requests,
+                at=at,
+                window=window,
+            )
+        return RuleState(value=sample.value, requests=sample.requests, at=at, window=window)
+    assert rule.share is not None  # guaranteed by RuleSpec validation
+    active_since = prev.active_since if prev.active_since is not None else at
+    enough = breaches / len(window) >= rule.share
+    firing = enough and at - active_since >= rule.for_
+    return RuleState(
+        state=State.FIRING if firing else State.PENDING,
+        active_since=active_since,
+        fired_at=(prev.fired_at if prev.state is State.FIRING else at) if firing else None,
+        last_breach_at=last_breach_at,
+        breach_samples=breaches,
+        value=sample.value,
+        requests=sample.requests,
+        at=at,
+        window=window,
+    )

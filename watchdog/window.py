@@ -1,0 +1,46 @@
+"""A bounded, time-ordered buffer of one signal's recent samples."""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Iterator
+
+from watchdog.samples import Sample
+
+
+class SignalWindow:
+    """Keeps the last ``span_s`` seconds of samples (and at most ``max_samples``)."""
+
+    def __init__(self, span_s: float = 3600.0, max_samples: int = 10_000) -> None:
+        self.span_s = span_s
+        self._samples: deque[Sample] = deque(maxlen=max_samples)
+
+    def add(self, sample: Sample) -> None:
+        if self._samples and sample.at < self._samples[-1].at:
+            # A clock that jumped back: drop what now lies in the future.
+            while self._samples and self._samples[-1].at > sample.at:
+                self._samples.pop()
+        self._samples.append(sample)
+        horizon = sample.at - self.span_s
+        while self._samples and self._samples[0].at < horizon:
+            self._samples.popleft()
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self._samples)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    @property
+    def latest(self) -> Sample | None:
+        return self._samples[-1] if self._samples else None
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        return [s for s in self._samples if start <= s.at < end]
+
+    def baseline(self, before: float, span_s: float = 900.0) -> float | None:
+        """The median evidence value in the ``span_s`` before ``before``: the
+        pre-incident baseline that verification compares against."""
+        values = [s.value for s in self.between(before - span_s, before) if s.is_evidence]
+        return statistics.median(values) if values else None
