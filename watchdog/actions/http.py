@@ -86,6 +86,34 @@ class _Stop:
         return elapsed + self.wait(state) > self.policy.deadline_s
 
 
+def retrying(
+    clock: Clock,
+    policy: RetryPolicy | None = None,
+    *,
+    what: str,
+    rng: random.Random | None = None,
+) -> AsyncRetrying:
+    """The retry loop ``send`` runs, for callers that must retry a whole idempotent
+    sequence (re-read, then write) rather than repeat one non-idempotent request.
+    Retries ``RetryableActionError`` with the same waits, cap and deadline."""
+    policy = policy or RetryPolicy()
+    wait = _Wait(policy, rng or random.Random())  # noqa: S311 (jitter, not crypto)
+    stop = _Stop(policy, clock, clock.monotonic(), wait)
+
+    async def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        log.warning("retrying", api=what, attempt=state.attempt_number, reason=str(exc))
+
+    return AsyncRetrying(
+        retry=retry_if_exception_type(RetryableActionError),
+        wait=wait,
+        stop=stop,
+        sleep=clock.sleep,
+        reraise=True,
+        before_sleep=before_sleep,
+    )
+
+
 async def send(
     client: httpx.AsyncClient,
     method: str,
@@ -100,28 +128,16 @@ async def send(
     params: Mapping[str, str] | None = None,
     timeout_s: float | None = None,
     rng: random.Random | None = None,
+    accept_4xx: bool = False,
 ) -> httpx.Response:
     """Send with retries; return the first response that is not retryable.
 
     Raises ``RetryableActionError`` when retries ran out and ``PermanentActionError``
-    for a 4xx that retrying cannot fix. The caller checks 2xx bodies itself."""
+    for a 4xx that retrying cannot fix. The caller checks 2xx bodies itself.
+    ``accept_4xx`` returns 4xx responses instead, for APIs whose error body says
+    more than the status (Cloudflare's envelope carries the error code)."""
     policy = policy or RetryPolicy()
-    wait = _Wait(policy, rng or random.Random())  # noqa: S311 (jitter, not crypto)
-    stop = _Stop(policy, clock, clock.monotonic(), wait)
-
-    async def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        log.warning("retrying", api=what, attempt=state.attempt_number, reason=str(exc))
-
-    retrying = AsyncRetrying(
-        retry=retry_if_exception_type(RetryableActionError),
-        wait=wait,
-        stop=stop,
-        sleep=clock.sleep,
-        reraise=True,
-        before_sleep=before_sleep,
-    )
-    async for attempt in retrying:
+    async for attempt in retrying(clock, policy, what=what, rng=rng):
         with attempt:
             return await _once(
                 client,
@@ -135,6 +151,7 @@ async def send(
                 headers=headers,
                 params=params,
                 timeout_s=timeout_s,
+                accept_4xx=accept_4xx,
             )
     raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
@@ -152,6 +169,7 @@ async def _once(
     headers: Mapping[str, str] | None,
     params: Mapping[str, str] | None,
     timeout_s: float | None,
+    accept_4xx: bool = False,
 ) -> httpx.Response:
     kwargs: dict[str, Any] = {}
     if timeout_s is not None:
@@ -162,7 +180,9 @@ async def _once(
         )
     except httpx.TimeoutException as exc:
         if not policy.idempotent and not isinstance(exc, _UNSENT_ERRORS):
-            raise ActionError(f"{what}: timed out after sending; it may have taken effect") from None
+            raise ActionError(
+                f"{what}: timed out after sending; it may have taken effect"
+            ) from None
         raise RetryableActionError(f"{what}: timed out") from None
     except httpx.TransportError as exc:
         if not policy.idempotent and not isinstance(exc, _UNSENT_ERRORS):
@@ -175,7 +195,7 @@ async def _once(
         raise RetryableActionError(
             f"{what}: HTTP {response.status_code}{_excerpt(response)}", retry_after
         )
-    if 400 <= response.status_code < 500:
+    if 400 <= response.status_code < 500 and not accept_4xx:
         raise PermanentActionError(
             f"{what}: HTTP {response.status_code}{_excerpt(response)}", response.status_code
         )
