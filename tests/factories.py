@@ -34,8 +34,12 @@ def ruleset(tmp_path: Path, rules_yaml: str, base: str = BASE_RULES) -> RuleSet:
 Point = float | None | str
 
 
-def series(values: Iterable[Point], interval: float = 15.0, start: float = T0,
-           requests: float | None = 1000.0) -> list[Sample]:
+def series(
+    values: Iterable[Point],
+    interval: float = 15.0,
+    start: float = T0,
+    requests: float | None = 1000.0,
+) -> list[Sample]:
     """Samples at a fixed interval: a float is a value (NaN allowed), None is no data,
     the string "err" a source error."""
     out = []

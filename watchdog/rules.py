@@ -289,7 +289,7 @@ def parse_text(text: str, file: str) -> tuple[_Parsed | None, list[str]]:
     if problems:
         return None, problems
     if not isinstance(data, dict):
-        return None, [f"{file}:1 (top level): expected a mapping with version: 1"]
+        return None, [f"{file}:{marks.line_of(())} (top level): expected a mapping with version: 1"]
     try:
         model = RulesFile.model_validate(data)
     except ValidationError as exc:

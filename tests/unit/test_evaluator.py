@@ -26,9 +26,9 @@ def rules(tmp_path: Path) -> RuleSet:
     return ruleset(tmp_path, ERROR_RULE)
 
 
-def run(rules: RuleSet, samples: list[Sample], signal: str = "error_rate") -> tuple[
-    Engine, list[tuple[float, State]], list[tuple[float, DecisionKind]]
-]:
+def run(
+    rules: RuleSet, samples: list[Sample], signal: str = "error_rate"
+) -> tuple[Engine, list[tuple[float, State]], list[tuple[float, DecisionKind]]]:
     engine = Engine(rules)
     states, decisions = [], []
     for sample in samples:
@@ -77,10 +77,13 @@ def test_exactly_at_threshold_is_not_a_breach(rules: RuleSet) -> None:
 
 def test_below_is_strict_too(tmp_path: Path) -> None:
     """below is strict: equal to the threshold is fine, just under it is a breach."""
-    rules = ruleset(tmp_path, """
+    rules = ruleset(
+        tmp_path,
+        """
 rules:
   - {name: low, signal: p95, below: 1s, for: 1m, severity: low}
-""")
+""",
+    )
     equal = series(repeat(1.0, 20), requests=None)
     assert run(rules, equal, "p95")[2] == []
     under = series(repeat(0.999, 20), requests=None)
@@ -125,10 +128,13 @@ def test_recovery_after_firing_resolves(rules: RuleSet) -> None:
 
 def test_keep_firing_for_holds_through_a_dip(tmp_path: Path) -> None:
     """keep_firing_for keeps the rule firing across a short dip."""
-    rules = ruleset(tmp_path, """
+    rules = ruleset(
+        tmp_path,
+        """
 rules:
   - {name: e, signal: error_rate, above: 5%, for: 1m, keep_firing_for: 1m, severity: critical}
-""")
+""",
+    )
     samples = series(flatten(repeat(0.08, 10), repeat(0.0, 3), repeat(0.08, 2), repeat(0.0, 10)))
     _, _, decisions = run(rules, samples)
     assert [k for _, k in decisions] == [DecisionKind.NOTIFY, DecisionKind.RESOLVED]
@@ -137,12 +143,15 @@ rules:
 def test_share_mode_tolerates_a_good_sample(tmp_path: Path) -> None:
     """mode: share fires when 80% of the window breaches, so one good sample in
     five does not reset it, while consecutive mode would never fire."""
-    rules = ruleset(tmp_path, """
+    rules = ruleset(
+        tmp_path,
+        """
 rules:
   - {name: share, signal: error_rate, above: 5%, for: 5m, mode: share, share: 80%,
      severity: critical}
   - {name: strict, signal: error_rate, above: 5%, for: 5m, severity: critical}
-""")
+""",
+    )
     samples = series([0.08, 0.08, 0.08, 0.08, 0.01] * 20)
     engine, _, _ = run(rules, samples)
     assert engine.states["share"].state is State.FIRING
@@ -151,11 +160,14 @@ rules:
 
 def test_share_mode_below_share_stays_pending(tmp_path: Path) -> None:
     """Half the samples breaching is below an 80% share: pending, never firing."""
-    rules = ruleset(tmp_path, """
+    rules = ruleset(
+        tmp_path,
+        """
 rules:
   - {name: share, signal: error_rate, above: 5%, for: 5m, mode: share, share: 80%,
      severity: critical}
-""")
+""",
+    )
     _, _, decisions = run(rules, series([0.08, 0.01] * 200))
     assert decisions == []
 

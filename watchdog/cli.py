@@ -1,0 +1,146 @@
+"""The ``rollback-watchdog`` command line, in the promtool/amtool style.
+
+Exit codes: 0 ok, 1 failure (bad rules, failed action, unhealthy), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from watchdog import __version__
+from watchdog.errors import ConfigError
+from watchdog.settings import Settings, load_settings
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "rules", None):
+        overrides["rules"] = ":".join(args.rules) if isinstance(args.rules, list) else args.rules
+    if getattr(args, "dry_run", False):
+        overrides["dry_run"] = True
+    if getattr(args, "silenced", False):
+        overrides["silenced"] = True
+    if getattr(args, "listen", None):
+        overrides["listen"] = args.listen
+    return load_settings(None, **overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from watchdog import logs
+    from watchdog.service import run_service
+
+    settings = _settings(args)
+    logs.configure(settings.log_format, settings.log_level)
+    return asyncio.run(run_service(settings))
+
+
+def cmd_check_rules(args: argparse.Namespace) -> int:
+    from watchdog.rules import check_files
+
+    paths = args.paths or load_settings().rules_paths
+    summaries, problems = check_files(paths)
+    for line in summaries:
+        print(line)
+    if problems:
+        print(f"FAILED: {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    shown = settings.model_dump(mode="json", exclude={"secrets"})
+    shown["secrets"] = sorted(settings.secrets)
+    print(json.dumps(shown, indent=2, default=str))
+    return 0
+
+
+def cmd_check_healthy(args: argparse.Namespace) -> int:
+    try:
+        response = httpx.get(f"{args.url.rstrip('/')}/{args.endpoint}", timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(f"unhealthy: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(f"{response.status_code} {response.text.strip()}")
+    return 0 if response.status_code == 200 else 1
+
+
+def _default_url() -> str:
+    try:
+        listen = load_settings().listen
+    except ConfigError:
+        listen = "127.0.0.1:9464"
+    host, _, port = listen.rpartition(":")
+    if host in ("0.0.0.0", "", "[::]", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rollback-watchdog",
+        description="Watches error rate, p95 latency and health; rolls back a bad "
+        "Cloudflare deploy, verifies, escalates.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run the watchdog daemon")
+    run.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
+    run.add_argument("--dry-run", action="store_true", help="never make a mutating call")
+    run.add_argument("--silenced", action="store_true", help="start with all actions silenced")
+    run.add_argument("--listen", help="host:port of the HTTP server (default WATCHDOG_LISTEN)")
+    run.set_defaults(func=cmd_run)
+
+    check = commands.add_parser("check", help="validate rules, config, or a running watchdog")
+    check_what = check.add_subparsers(dest="what", metavar="WHAT", required=True)
+    check_rules = check_what.add_parser("rules", help="validate rules files")
+    check_rules.add_argument(
+        "paths", nargs="*", help="files or directories (default WATCHDOG_RULES)"
+    )
+    check_rules.set_defaults(func=cmd_check_rules)
+    check_config = check_what.add_parser("config", help="show the settings (secrets by name only)")
+    check_config.set_defaults(func=cmd_check_config)
+    for name, endpoint in (("healthy", "healthz"), ("ready", "readyz")):
+        sub = check_what.add_parser(name, help=f"GET /{endpoint} of a running watchdog")
+        sub.add_argument(
+            "--url", default=None, help="watchdog base URL (default from WATCHDOG_LISTEN)"
+        )
+        sub.add_argument("--timeout", type=float, default=3.0)
+        sub.set_defaults(func=cmd_check_healthy, endpoint=endpoint)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
+    return parser
+
+
+# Modules that add their own commands (each has ``register(commands)``), so this file
+# stays the dispatcher.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "url", "unset") is None:
+        args.url = _default_url()
+    func: Command = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

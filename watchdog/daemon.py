@@ -1,0 +1,304 @@
+"""The daemon's core: sampling loops feeding the engine, reloads, decisions out.
+
+No signals or sockets here (see ``service.py``), so tests drive it with a virtual
+clock: ``await clock.advance(3600)`` runs an hour of sampling in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from watchdog.clock import Clock
+from watchdog.decision import Decision
+from watchdog.engine import Engine, Observation
+from watchdog.errors import RuleError
+from watchdog.metrics import Metrics
+from watchdog.rules import ResolvedSignal, RuleSet, load_rules
+from watchdog.rules_model import SourceSpec
+from watchdog.samples import Sample, SampleKind
+from watchdog.sources.base import Source, SourceDeps
+from watchdog.sources.registry import build_source
+
+log = structlog.get_logger("watchdog.daemon")
+
+DecisionHandler = Callable[[Decision], Awaitable[None]]
+ObservationHook = Callable[[Observation], None]
+
+
+@dataclass
+class _Group:
+    """Signals sampled together: same source, same interval."""
+
+    source_name: str
+    interval: float
+    signals: list[ResolvedSignal]
+
+
+class Watchdog:
+    """Samples every signal at its interval, evaluates after each sample, keeps decisions."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        deps: SourceDeps,
+        metrics: Metrics | None = None,
+        rules_paths: Sequence[str] = (),
+        on_decision: DecisionHandler | None = None,
+        keep_decisions: int = 500,
+    ) -> None:
+        self.clock: Clock = deps.clock
+        self.deps = deps
+        self.metrics = metrics or Metrics()
+        self.rules_paths = list(rules_paths)
+        self.engine = Engine(ruleset)
+        self.decisions: deque[Decision] = deque(maxlen=keep_decisions)
+        self.on_decision = on_decision
+        self.observers: list[ObservationHook] = []
+        self.last_reload_error: str | None = None
+        self.started_at = self.clock.now()
+        self._sources: dict[str, tuple[SourceSpec, Source]] = {}
+        self._last_answer: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._running = False
+        self._apply_metrics_for(ruleset)
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self.engine.ruleset
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._running = True
+        self._sync_sources()
+        self._start_loops()
+        log.info(
+            "watchdog started",
+            rules=len(self.ruleset.rules),
+            signals=len(self.ruleset.signals),
+            sources=len(self._sources),
+        )
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop sampling; give in-flight decision handlers ``timeout_s`` to finish."""
+        self._running = False
+        await self._cancel_loops()
+        if self._handlers:
+            _done, pending = await asyncio.wait(self._handlers, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("shutdown cancelled unfinished decision handlers", count=len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+        for _, source in self._sources.values():
+            await source.aclose()
+        self._sources.clear()
+
+    async def reload(self) -> bool:
+        """Load the rules files again. A bad file keeps the old rules, is logged and counted."""
+        try:
+            ruleset = await asyncio.to_thread(load_rules, self.rules_paths)
+        except RuleError as exc:
+            self.last_reload_error = str(exc)
+            self.metrics.reloads.labels(result="failure").inc()
+            self.metrics.reload_ok.set(0)
+            log.error("rules reload failed; keeping the last good rules", problems=exc.problems)
+            return False
+        self.apply_rules(ruleset)
+        self.metrics.reloads.labels(result="success").inc()
+        log.info("rules reloaded", rules=len(ruleset.rules), files=list(ruleset.files))
+        return True
+
+    def apply_rules(self, ruleset: RuleSet) -> None:
+        old_rules = {rule.name for rule in self.ruleset.rules}
+        self.engine.replace_rules(ruleset)
+        self.last_reload_error = None
+        for name in old_rules - {rule.name for rule in ruleset.rules}:
+            self.metrics.forget_rule(name)
+        self._apply_metrics_for(ruleset)
+        if self._running:
+            self._sync_sources()
+            self._restart_loops()
+
+    def _apply_metrics_for(self, ruleset: RuleSet) -> None:
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_time.set(self.clock.now())
+        self.metrics.rules_loaded.set(len(ruleset.rules))
+        for rule in ruleset.rules:
+            self.metrics.set_rule_state(rule.name, self.engine.states[rule.name].state)
+
+    # --- sources and loops ---------------------------------------------------------
+
+    def _sync_sources(self) -> None:
+        """Keep source instances whose spec did not change (a scrape source's counters
+        survive a reload), build new ones, close removed ones."""
+        wanted = self.ruleset.sources
+        for name in list(self._sources):
+            spec, source = self._sources[name]
+            if wanted.get(name) != spec:
+                del self._sources[name]
+                task = asyncio.create_task(source.aclose(), name=f"close:{name}")
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
+        for name, spec in wanted.items():
+            if name not in self._sources:
+                self._sources[name] = (spec, build_source(name, spec, self.deps))
+
+    def _groups(self) -> list[_Group]:
+        groups: dict[tuple[str, float], _Group] = {}
+        watched = {rule.signal for rule in self.ruleset.rules}
+        watched |= {check.signal for check in self.ruleset.after_rollback.verify}
+        for signal in self.ruleset.signals.values():
+            if signal.name not in watched:
+                continue
+            key = (signal.source_name, signal.interval)
+            groups.setdefault(key, _Group(signal.source_name, signal.interval, [])).signals.append(
+                signal
+            )
+        return list(groups.values())
+
+    def _start_loops(self) -> None:
+        for group in self._groups():
+            task = asyncio.create_task(
+                self._loop(group), name=f"sample:{group.source_name}:{group.interval:g}s"
+            )
+            self._tasks.append(task)
+
+    async def _cancel_loops(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _restart_loops(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        self._start_loops()
+
+    async def _loop(self, group: _Group) -> None:
+        next_at = self.clock.now()
+        while True:
+            await self.sample_once(group)
+            next_at += group.interval
+            now = self.clock.now()
+            if next_at <= now:  # fell behind (slow source, clock jump): skip, don't burst
+                next_at = now + group.interval
+            await self.clock.sleep(next_at - now)
+
+    async def sample_once(self, group: _Group) -> None:
+        spec, source = self._sources[group.source_name]
+        started = time.perf_counter()
+        now = self.clock.now()
+        try:
+            # The source enforces its own timeout; this is the backstop for a hung one.
+            async with asyncio.timeout(spec.timeout + 1.0):
+                samples = await source.sample(group.signals, now)
+        except TimeoutError:
+            samples = {
+                s.name: Sample.error(
+                    now, f"source {group.source_name} hung past its {spec.timeout:g}s timeout"
+                )
+                for s in group.signals
+            }
+        self.metrics.sample_duration.labels(source=group.source_name).observe(
+            time.perf_counter() - started
+        )
+        for signal in group.signals:
+            sample = samples.get(signal.name) or Sample.error(now, "source gave no sample")
+            self.observe(signal.name, sample, group.source_name)
+
+    def observe(self, signal_name: str, sample: Sample, source_name: str = "") -> Observation:
+        """Feed one sample to the engine and publish what it changed."""
+        self.metrics.samples.labels(source=source_name, kind=sample.kind.value).inc()
+        if sample.kind is SampleKind.ERROR or sample.kind is SampleKind.NO_DATA:
+            self.metrics.source_errors.labels(source=source_name, kind=sample.kind.value).inc()
+            if sample.kind is SampleKind.ERROR:
+                log.warning(
+                    "source error", source=source_name, signal=signal_name, reason=sample.reason
+                )
+        if sample.kind is not SampleKind.ERROR:
+            self._last_answer[source_name] = sample.at
+            self.metrics.source_last_answer.labels(source=source_name).set(sample.at)
+        self.metrics.signal_value.labels(signal=signal_name).set(sample.value)
+        if sample.requests is not None:
+            self.metrics.signal_requests.labels(signal=signal_name).set(sample.requests)
+        started = time.perf_counter()
+        observation = self.engine.observe(signal_name, sample)
+        self.metrics.evaluation_duration.observe(time.perf_counter() - started)
+        for moved in observation.transitions:
+            state = self.engine.states[moved.rule]
+            self.metrics.set_rule_state(moved.rule, moved.after)
+            self.metrics.rule_blind.labels(rule=moved.rule).set(1 if state.blind_long else 0)
+            log.info(
+                "rule state",
+                rule=moved.rule,
+                state=moved.after.value,
+                previous=moved.before.value,
+                value=state.value,
+                reason=state.blind_reason or None,
+            )
+        for decision in observation.decisions:
+            self._record(decision)
+        for hook in self.observers:
+            hook(observation)
+        return observation
+
+    def _record(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+        self.metrics.decisions.labels(rule=decision.rule, kind=decision.kind.value).inc()
+        if decision.kind.value == "blind":
+            self.metrics.rule_blind.labels(rule=decision.rule).set(1)
+        log.warning(
+            "decision",
+            kind=decision.kind.value,
+            rule=decision.rule,
+            severity=decision.severity,
+            targets=list(decision.targets),
+            observed=decision.observed,
+            threshold=decision.threshold,
+            samples=decision.sample_count,
+            why=decision.why,
+        )
+        if self.on_decision is not None:
+            task = asyncio.create_task(self._handle(decision), name=f"decision:{decision.rule}")
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _handle(self, decision: Decision) -> None:
+        assert self.on_decision is not None
+        try:
+            await self.on_decision(decision)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # boundary: one failed handler must not stop the watchdog
+            log.exception("decision handler failed", rule=decision.rule)
+
+    async def drain(self) -> None:
+        """Wait for decision handlers started so far (tests, shutdown)."""
+        while self._handlers:
+            await asyncio.gather(*list(self._handlers), return_exceptions=True)
+
+    # --- health --------------------------------------------------------------------
+
+    def ready(self, now: float | None = None) -> tuple[bool, str]:
+        """Ready when rules are loaded and every sampled source answered recently."""
+        now = self.clock.now() if now is None else now
+        if not self.ruleset.rules:
+            return False, "no rules loaded"
+        stale = []
+        for group in self._groups():
+            last = self._last_answer.get(group.source_name)
+            horizon = max(3 * group.interval, 30.0)
+            if last is None or now - last > horizon:
+                stale.append(group.source_name)
+        if stale:
+            return False, f"sources not answering: {', '.join(sorted(set(stale)))}"
+        return True, "ok"

@@ -1,0 +1,119 @@
+"""The watchdog's own metrics, on a registry per app (never the global one)."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from watchdog import __version__
+from watchdog.evaluator import State
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """Every metric the watchdog exposes on /metrics, grouped so tests can build their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        Info("watchdog_build", "Build information.", registry=r).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
+        self.signal_value = Gauge(
+            "watchdog_signal_value",
+            "Latest value of each signal (NaN when blind).",
+            ["signal"],
+            registry=r,
+        )
+        self.signal_requests = Gauge(
+            "watchdog_signal_requests",
+            "Requests behind the latest ratio sample, where known.",
+            ["signal"],
+            registry=r,
+        )
+        self.rule_state = Gauge(
+            "watchdog_rule_state",
+            "1 for the state each rule is in.",
+            ["rule", "state"],
+            registry=r,
+        )
+        self.rule_blind = Gauge(
+            "watchdog_rule_blind",
+            "1 while a rule has had no evidence for blind_after or longer.",
+            ["rule"],
+            registry=r,
+        )
+        self.samples = Counter(
+            "watchdog_samples_total",
+            "Samples taken, by source and kind (value, no_data, error).",
+            ["source", "kind"],
+            registry=r,
+        )
+        self.source_errors = Counter(
+            "watchdog_source_errors_total",
+            "Samples a source could not give (error or no data).",
+            ["source", "kind"],
+            registry=r,
+        )
+        self.source_last_answer = Gauge(
+            "watchdog_source_last_answer_timestamp_seconds",
+            "When a source last answered (with data or a well-formed 'no data').",
+            ["source"],
+            registry=r,
+        )
+        self.sample_duration = Histogram(
+            "watchdog_sample_duration_seconds",
+            "Time to take one round of samples from a source.",
+            ["source"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.evaluation_duration = Histogram(
+            "watchdog_evaluation_duration_seconds",
+            "Time to evaluate the rules for one sample.",
+            buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1),
+            registry=r,
+        )
+        self.reloads = Counter(
+            "watchdog_rules_reloads_total",
+            "Rules reloads by result (success, failure).",
+            ["result"],
+            registry=r,
+        )
+        self.reload_ok = Gauge(
+            "watchdog_rules_last_reload_successful",
+            "1 if the last rules reload worked.",
+            registry=r,
+        )
+        self.reload_time = Gauge(
+            "watchdog_rules_last_reload_success_timestamp_seconds",
+            "When the rules last loaded successfully.",
+            registry=r,
+        )
+        self.rules_loaded = Gauge(
+            "watchdog_rules_loaded",
+            "Rules currently loaded.",
+            registry=r,
+        )
+        self.decisions = Counter(
+            "watchdog_decisions_total",
+            "Decisions taken, by rule and kind.",
+            ["rule", "kind"],
+            registry=r,
+        )
+
+    def set_rule_state(self, rule: str, state: State) -> None:
+        for candidate in State:
+            self.rule_state.labels(rule=rule, state=candidate.value).set(
+                1.0 if candidate is state else 0.0
+            )
+
+    def forget_rule(self, rule: str) -> None:
+        for candidate in State:
+            with contextlib.suppress(KeyError):
+                self.rule_state.remove(rule, candidate.value)
+        with contextlib.suppress(KeyError):
+            self.rule_blind.remove(rule)
