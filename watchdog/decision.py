@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from watchdog.clock import iso
+from watchdog.rules_model import Severity
 from watchdog.units import Unit, format_duration, format_value
 
 
@@ -23,7 +24,7 @@ class Decision:
 
     kind: DecisionKind
     rule: str
-    severity: str
+    severity: Severity
     signal: str
     targets: tuple[str, ...]
     observed: float

@@ -1,0 +1,750 @@
+"""Incidents: what the watchdog does with a decision, safely.
+
+A firing rule opens an incident (or joins the open one for the same targets). The
+severity matrix decides: ``critical`` rolls back at once; ``high`` waits a grace
+period and rolls back only if the breach is still there; ``medium`` notifies and
+escalates if it lasts; ``low`` notifies. Before any rollback:
+
+- deploy correlation: the live deploy must have gone live before the breach began
+  and be younger than ``max_deploy_age``; otherwise a rollback would not help, so
+  notify and escalate instead;
+- guards: one automatic rollback per target per incident (the journal key), a
+  cooldown per target, a global cap per hour;
+- silences: a silenced action is recorded and notified as "would have rolled
+  back", never taken.
+
+After a rollback: purge, verify (below a value / back to the pre-incident baseline
+within a time), then Monitoring, Resolved after a stable period and the all-clear;
+not verified escalates along the ladder. Never a second rollback.
+
+Every step is an event in the store; deadlines live in the incident's data, so a
+restarted watchdog picks the incident up where it was. Time comes from the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import structlog
+
+from watchdog.actions.base import ActionResult, RollbackPlan, TargetState
+from watchdog.clock import Clock, iso
+from watchdog.decision import Decision, DecisionKind
+from watchdog.errors import ActionError, StoreError
+from watchdog.evaluator import RuleState, State
+from watchdog.notify.event import EventKind, IncidentEvent, StatusPhase
+from watchdog.playbook import Playbook, PlaybookOutcome
+from watchdog.rules import RuleSet
+from watchdog.silence import Silences, describe
+from watchdog.store import EventRecord, IncidentRecord, Store
+from watchdog.units import format_duration, format_value
+from watchdog.window import SignalWindow
+
+log = structlog.get_logger("watchdog.incidents")
+
+
+class Phase(StrEnum):
+    GRACE = "grace"  # high: waiting for a quick fix before rolling back
+    WATCHING = "watching"  # notified; watching (notify-only, blocked or silenced rollback)
+    ROLLING_BACK = "rolling_back"
+    VERIFYING = "verifying"
+    MONITORING = "monitoring"  # verified (or recovered); resolves after stable_for
+    ESCALATED = "escalated"  # humans own it; the ladder goes on
+    RESOLVED = "resolved"
+
+
+class EngineView(Protocol):
+    """What the incident manager reads from the engine (never writes)."""
+
+    states: dict[str, RuleState]
+    windows: dict[str, SignalWindow]
+
+
+@dataclass
+class Incident:
+    record: IncidentRecord
+    decision: Decision
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def phase(self) -> Phase:
+        return Phase(self.record.phase)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.record.data
+
+
+def decision_from(data: Mapping[str, Any]) -> Decision:
+    fields = {k: v for k, v in data.items() if not k.endswith("_iso")}
+    fields["kind"] = DecisionKind(fields["kind"])
+    fields["targets"] = tuple(fields["targets"])
+    return Decision(**fields)
+
+
+def rollback_message(decision: Decision) -> str:
+    """The ``workers/message`` annotation: why, in at most 100 bytes."""
+    op = ">" if decision.comparison == "above" else "<"
+    text = (
+        f"rollback-watchdog: {decision.rule} {decision.observed_text} {op} "
+        f"{decision.threshold_text} for {format_duration(decision.window_s)}"
+    )
+    return text.encode()[:100].decode(errors="ignore")
+
+
+class IncidentManager:
+    """Turns decisions into incidents and actions; ``tick`` drives its deadlines."""
+
+    def __init__(
+        self,
+        ruleset: Callable[[], RuleSet],
+        engine: EngineView,
+        playbook: Playbook,
+        store: Store,
+        silences: Silences,
+        clock: Clock,
+        dry_run: bool = False,
+        on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._ruleset = ruleset
+        self.engine = engine
+        self.playbook = playbook
+        self.store = store
+        self.silences = silences
+        self.clock = clock
+        self.dry_run = dry_run
+        self.on_event = on_event
+        self.open: dict[str, Incident] = {}
+        self._lock = asyncio.Lock()
+        self._running: set[asyncio.Task[None]] = set()
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self._ruleset()
+
+    # --- restore -------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Load open incidents and reconcile actions left at 'intent' by a crash."""
+        for record in await self.store.open_incidents():
+            self.open[record.id] = Incident(record, decision_from(record.data["decision"]))
+        for action in await self.store.unfinished_actions():
+            await self._reconcile(action.incident_id, action.kind, action.target, action.intent)
+        for incident in list(self.open.values()):
+            if incident.phase is Phase.ROLLING_BACK:
+                # The process died mid-playbook: finish it (journalled steps are not redone).
+                self._spawn(self._rollback_now(incident, resumed=True))
+        if self.open:
+            log.info("incidents restored", open=sorted(self.open))
+
+    async def _reconcile(
+        self, incident_id: str, kind: str, target: str, intent: dict[str, Any]
+    ) -> None:
+        """An action journalled as intent but never finished: read the remote state."""
+        if kind == "rollback" and target in self.playbook.targets:
+            try:
+                state = (await self.playbook.inspect([target]))[target]
+            except StoreError:
+                return
+            if (
+                isinstance(state, TargetState)
+                and state.live is not None
+                and (state.live.version == intent.get("to"))
+            ):
+                await self.store.journal_outcome(
+                    f"{incident_id}/{kind}/{target}",
+                    "done",
+                    {
+                        "ok": True,
+                        "detail": f"completed before a restart: live is {intent['to']}",
+                        "data": {"reconciled": True},
+                    },
+                    self.clock.now(),
+                )
+                await self._event(
+                    incident_id, "reconciled", {"target": target, "live": intent.get("to")}
+                )
+                log.info(
+                    "reconciled a rollback that finished before the restart",
+                    incident=incident_id,
+                    target=target,
+                )
+            # Otherwise it stays 'intent': the resumed playbook re-runs it, and the
+            # target re-reads what is live before it posts anything.
+
+    # --- decisions -----------------------------------------------------------------
+
+    async def on_decision(self, decision: Decision) -> None:
+        async with self._lock:
+            await self._on_decision(decision)
+
+    async def _on_decision(self, decision: Decision) -> None:
+        if decision.kind is DecisionKind.BLIND:
+            await self._blind(decision)
+            return
+        incident = self._incident_for(decision)
+        if decision.kind is DecisionKind.RESOLVED:
+            if incident is not None and incident.record.rule == decision.rule:
+                await self._rule_resolved(incident, decision)
+            return
+        if incident is None:
+            await self._open(decision)
+            return
+        await self._join(incident, decision)
+
+    def _incident_for(self, decision: Decision) -> Incident | None:
+        for incident in self.open.values():
+            if incident.record.rule == decision.rule:
+                return incident
+            if set(decision.targets) & set(incident.record.targets):
+                return incident
+        return None
+
+    async def _open(self, decision: Decision) -> None:
+        now = self.clock.now()
+        incident_id = f"{iso(now).replace(':', '').replace('-', '')}-{decision.rule}"
+        record = IncidentRecord(
+            id=incident_id,
+            opened_at=now,
+            rule=decision.rule,
+            severity=decision.severity,
+            phase=Phase.WATCHING.value,
+            targets=list(decision.targets),
+            data={"decision": decision.to_dict(), "statuspage": {}},
+        )
+        incident = Incident(record, decision)
+        self.open[incident_id] = incident
+        await self.store.save_incident(record)
+        await self._event(incident_id, "detected", {"decision": decision.to_dict()})
+        policy = self.ruleset.severities[decision.severity]
+        await self._notify(
+            incident,
+            EventKind.OPENED if decision.kind is DecisionKind.ROLLBACK else EventKind.NOTICE,
+            phase="investigating",
+        )
+        if decision.kind is DecisionKind.ROLLBACK:
+            if policy.grace > 0:
+                await self._set_phase(incident, Phase.GRACE, grace_until=now + policy.grace)
+                await self._event(
+                    incident_id,
+                    "grace",
+                    {
+                        "until": iso(now + policy.grace),
+                        "why": f"severity {decision.severity}: wait "
+                        f"{format_duration(policy.grace)} for a quick fix",
+                    },
+                )
+            else:
+                await self._set_phase(incident, Phase.ROLLING_BACK)
+                self._spawn(self._rollback_now(incident))
+        elif policy.escalate_after is not None:
+            await self._set_phase(incident, Phase.WATCHING, escalate_at=now + policy.escalate_after)
+
+    async def _join(self, incident: Incident, decision: Decision) -> None:
+        await self._event(incident.id, "joined", {"decision": decision.to_dict()})
+        phase = incident.phase
+        if decision.kind is not DecisionKind.ROLLBACK:
+            return
+        if phase in (Phase.VERIFYING, Phase.MONITORING) and incident.data.get("rolled_back"):
+            # The rollback did not help: humans, never a second rollback.
+            await self._escalate(incident, f"{decision.rule} fired again after the rollback")
+            return
+        if phase is Phase.WATCHING and not incident.data.get("blocked"):
+            # A notify-only incident became a rollback one (say medium, then critical).
+            incident.record.severity = decision.severity
+            incident.decision = decision
+            incident.data["decision"] = decision.to_dict()
+            await self._set_phase(incident, Phase.ROLLING_BACK)
+            self._spawn(self._rollback_now(incident))
+
+    async def _rule_resolved(self, incident: Incident, decision: Decision) -> None:
+        phase = incident.phase
+        await self._event(incident.id, "rule_resolved", {"why": decision.why})
+        if phase is Phase.GRACE:
+            await self._event(incident.id, "fixed_within_grace", {})
+            await self._close(incident, "fixed within the grace period; no rollback")
+        elif phase is Phase.WATCHING:
+            await self._close(incident, "the rule stopped breaching")
+        elif phase is Phase.ESCALATED:
+            await self._set_phase(
+                incident, Phase.MONITORING, stable_until=self.clock.now() + self._stable_for()
+            )
+
+    async def _blind(self, decision: Decision) -> None:
+        incident = self._incident_for(decision)
+        incident_id = incident.id if incident is not None else f"blind-{decision.rule}"
+        await self._event(incident_id, "blind", {"decision": decision.to_dict()})
+        event = IncidentEvent(
+            kind=EventKind.BLIND,
+            incident_id=incident_id,
+            decision=decision,
+            occurred_at=self.clock.now(),
+            message=decision.why,
+        )
+        names = self._notifier_names(decision.rule)
+        results = await self.playbook.notify(event, names, self._dry(decision))
+        await self._record_results(incident_id, results)
+
+    # --- rollback ------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def drain(self) -> None:
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    def _dry(self, decision: Decision) -> bool:
+        return self.dry_run or decision.dry_run
+
+    async def _rollback_now(self, incident: Incident, resumed: bool = False) -> None:
+        try:
+            await self._rollback(incident, resumed)
+        except StoreError as exc:
+            # Refuse to act unrecorded: no intent was written, so nothing was done.
+            log.error("state store failed; refusing to act", incident=incident.id, error=str(exc))
+            async with self._lock:
+                incident.data["blocked"] = f"state store failed: {exc}"
+                try:
+                    await self._escalate(incident, f"refused to act: state store failed ({exc})")
+                except StoreError:
+                    log.error(
+                        "state store still failing; escalation not recorded", incident=incident.id
+                    )
+
+    async def _rollback(self, incident: Incident, resumed: bool) -> None:
+        decision = incident.decision
+        dry = self._dry(decision)
+        names = [t for t in incident.record.targets if t in self.playbook.targets]
+        now = self.clock.now()
+        healthy = {n: await self.store.healthy_versions(n) for n in names}
+        states = await self.playbook.inspect(names, healthy)
+        plans: list[RollbackPlan] = []
+        blocked: dict[str, str] = {}
+        silenced: dict[str, str] = {}
+        for name in names:
+            state = states[name]
+            reason = await self._blocker(incident, name, state, now, resumed)
+            if reason is not None:
+                blocked[name] = reason
+                continue
+            assert isinstance(state, TargetState)
+            assert state.live
+            assert state.rollback_to
+            silence = self.silences.match(decision.rule, decision.severity, name)
+            plan = RollbackPlan(
+                name, state.live.version, state.rollback_to.version, rollback_message(decision)
+            )
+            if silence is not None:
+                silenced[name] = describe(silence)
+                continue
+            plans.append(plan)
+        for name, why in blocked.items():
+            await self._event(incident.id, "rollback_blocked", {"target": name, "why": why})
+        for name, why in silenced.items():
+            state = states[name]
+            assert isinstance(state, TargetState)
+            assert state.live
+            assert state.rollback_to
+            await self._event(
+                incident.id,
+                "would_rollback",
+                {
+                    "target": name,
+                    "why": why,
+                    "from": state.live.version,
+                    "to": state.rollback_to.version,
+                },
+            )
+        if silenced:
+            await self._notify(
+                incident,
+                EventKind.WOULD_ROLLBACK,
+                message="would have rolled "
+                f"back {', '.join(silenced)} ({'; '.join(set(silenced.values()))})",
+            )
+        if not plans:
+            async with self._lock:
+                if blocked:
+                    incident.data["blocked"] = blocked
+                    await self._escalate(
+                        incident,
+                        "no rollback: " + "; ".join(f"{k}: {v}" for k, v in blocked.items()),
+                    )
+                else:
+                    incident.data["blocked"] = {"silenced": True}
+                    await self._set_phase(incident, Phase.WATCHING)
+            return
+        await self._event(
+            incident.id, "rollback_started", {"plans": [p.__dict__ for p in plans], "dry_run": dry}
+        )
+        notifying = self._notify(
+            incident,
+            EventKind.ROLLING_BACK,
+            phase="identified",
+            rolled_back=[(p.target, p.from_version, p.to_version) for p in plans],
+            dry=dry,
+        )
+        outcome = await self.playbook.execute(
+            incident.id, plans, self.ruleset.after_rollback.purge, dry, notify=notifying
+        )
+        async with self._lock:
+            await self._after_rollback(incident, outcome, dry, blocked)
+
+    async def _blocker(
+        self,
+        incident: Incident,
+        name: str,
+        state: TargetState | ActionError,
+        now: float,
+        resumed: bool,
+    ) -> str | None:
+        """Why this target must not be rolled back now, or None."""
+        if isinstance(state, ActionError):
+            return f"cannot read the target: {state}"
+        if state.live is None:
+            return "nothing is live"
+        if state.rollback_to is None:
+            return f"no version to roll back to ({state.why})"
+        decision = incident.decision
+        correlation = self.ruleset.correlation
+        if correlation.enabled and not resumed:
+            breach = decision.first_breach_at or decision.decided_at
+            if state.live.created_at > breach:
+                return (
+                    f"the breach began ({iso(breach)}) before the live deploy "
+                    f"({iso(state.live.created_at)}): it does not explain the breach"
+                )
+            age = now - state.live.created_at
+            if age > correlation.max_deploy_age:
+                return (
+                    f"no recent deploy explains the breach: the live deploy is "
+                    f"{format_duration(age)} old (max_deploy_age "
+                    f"{format_duration(correlation.max_deploy_age)})"
+                )
+        if resumed:
+            return None
+        guards = self.ruleset.guards
+        recent = await self.store.rollbacks_since(now - guards.cooldown, name)
+        others = [r for r in recent if r.incident_id != incident.id]
+        if others:
+            return (
+                f"cooldown: {name} was rolled back at {iso(others[-1].created_at)} "
+                f"(cooldown {format_duration(guards.cooldown)})"
+            )
+        hour = [
+            r for r in await self.store.rollbacks_since(now - 3600) if r.incident_id != incident.id
+        ]
+        if len(hour) >= guards.max_rollbacks_per_hour:
+            return (
+                f"global cap: {len(hour)} rollbacks in the last hour "
+                f"(max_rollbacks_per_hour {guards.max_rollbacks_per_hour})"
+            )
+        return None
+
+    async def _after_rollback(
+        self, incident: Incident, outcome: PlaybookOutcome, dry: bool, blocked: dict[str, str]
+    ) -> None:
+        await self._record_results(incident.id, outcome.results)
+        failed = [r for r in outcome.results if not r.ok and r.action != "notify"]
+        if dry:
+            await self._event(
+                incident.id,
+                "would_rollback",
+                {"dry_run": True, "results": [r.detail for r in outcome.results]},
+            )
+            await self._notify(
+                incident,
+                EventKind.WOULD_ROLLBACK,
+                message="dry run: nothing was changed",
+                actions=outcome.results,
+            )
+            await self._set_phase(incident, Phase.WATCHING)
+            return
+        if not outcome.any_rolled_back:
+            await self._escalate(
+                incident, "rollback failed: " + "; ".join(f"{r.target}: {r.detail}" for r in failed)
+            )
+            return
+        now = self.clock.now()
+        incident.data["rolled_back"] = [list(r) for r in outcome.rolled_back]
+        incident.data["rolled_back_at"] = now
+        incident.data["baselines"] = self._baselines(incident)
+        await self._event(
+            incident.id,
+            "rollback_finished",
+            {"rolled_back": outcome.rolled_back, "failed": [r.detail for r in failed]},
+        )
+        await self._notify(
+            incident,
+            EventKind.ROLLED_BACK,
+            phase="monitoring",
+            rolled_back=outcome.rolled_back,
+            actions=outcome.results,
+        )
+        if failed or blocked:
+            await self._escalate(
+                incident,
+                "part of the rollback failed: "
+                + "; ".join(
+                    [f"{r.target}: {r.detail}" for r in failed]
+                    + [f"{k}: {v}" for k, v in blocked.items()]
+                ),
+            )
+            return
+        await self._set_phase(incident, Phase.VERIFYING, verify_started=now)
+
+    def _baselines(self, incident: Incident) -> dict[str, float | None]:
+        """Pre-incident values of every baseline check's signal."""
+        breach = incident.decision.first_breach_at or incident.record.opened_at
+        out: dict[str, float | None] = {}
+        for check in self.ruleset.after_rollback.verify:
+            if check.baseline:
+                window = self.engine.windows.get(check.signal)
+                out[check.signal] = window.baseline(breach) if window is not None else None
+        return out
+
+    # --- deadlines -----------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Advance deadlines: grace, verification, stable period, escalation."""
+        async with self._lock:
+            now = self.clock.now()
+            for incident in list(self.open.values()):
+                await self._tick_one(incident, now)
+
+    async def _tick_one(self, incident: Incident, now: float) -> None:
+        phase = incident.phase
+        data = incident.data
+        rule_state = self.engine.states.get(incident.record.rule)
+        firing = rule_state is not None and rule_state.state is State.FIRING
+        if phase is Phase.GRACE and now >= data["grace_until"]:
+            if firing:
+                await self._event(incident.id, "grace_over", {"still_firing": True})
+                await self._set_phase(incident, Phase.ROLLING_BACK)
+                self._spawn(self._rollback_now(incident))
+            else:
+                await self._close(incident, "the breach was gone when the grace period ended")
+        elif phase is Phase.WATCHING and data.get("escalate_at") and now >= data["escalate_at"]:
+            data.pop("escalate_at")
+            if firing:
+                await self._escalate(
+                    incident,
+                    f"still breaching after {format_duration(now - incident.record.opened_at)}",
+                )
+        elif phase is Phase.VERIFYING:
+            await self._verify(incident, now)
+        elif phase is Phase.MONITORING and now >= data.get("stable_until", math.inf):
+            if firing:
+                await self._escalate(incident, "breaching again while monitoring")
+            else:
+                await self._close(incident, "stable after the rollback")
+        if incident.phase is Phase.ESCALATED:
+            await self._ladder(incident, now)
+
+    async def _verify(self, incident: Incident, now: float) -> None:
+        data = incident.data
+        started = data["verify_started"]
+        results: dict[str, str] = data.setdefault("verify", {})
+        for check in self.ruleset.after_rollback.verify:
+            key = check.signal + (":baseline" if check.baseline else ":below")
+            if key in results:
+                continue
+            goal, text = self._goal(check, data.get("baselines", {}))
+            window = self.engine.windows.get(check.signal)
+            samples = window.between(started, now + 1e-9) if window is not None else []
+            met = next(
+                (s for s in samples if s.is_evidence and goal is not None and s.value < goal), None
+            )
+            signal = self.ruleset.signals.get(check.signal)
+            unit = signal.unit if signal is not None else "number"
+            if met is not None:
+                results[key] = (
+                    f"passed: {check.signal} {format_value(met.value, unit)} "
+                    f"{text} after {format_duration(met.at - started)}"
+                )
+            elif now >= started + check.within:
+                latest = next((s for s in reversed(samples) if s.is_evidence), None)
+                seen = format_value(latest.value, unit) if latest else "no evidence"
+                results[key] = (
+                    f"failed: {check.signal} was {seen}, not {text} within "
+                    f"{format_duration(check.within)}"
+                )
+        checks = self.ruleset.after_rollback.verify
+        if len(results) < len(checks):
+            return
+        await self._event(incident.id, "verification", {"results": results})
+        if all(r.startswith("passed") for r in results.values()):
+            await self._notify(
+                incident,
+                EventKind.VERIFIED,
+                phase="monitoring",
+                message="; ".join(results.values()),
+            )
+            await self._set_phase(incident, Phase.MONITORING, stable_until=now + self._stable_for())
+        else:
+            await self._notify(
+                incident,
+                EventKind.NOT_VERIFIED,
+                phase="identified",
+                message="; ".join(results.values()),
+            )
+            await self._escalate(
+                incident,
+                "the rollback did not help: "
+                + "; ".join(r for r in results.values() if r.startswith("failed")),
+            )
+
+    def _goal(self, check: Any, baselines: Mapping[str, float | None]) -> tuple[float | None, str]:
+        if check.below is not None:
+            return check.below.value, f"below {check.below.text}"
+        base = baselines.get(check.signal)
+        if base is None:
+            return None, "back to a baseline (none was recorded before the breach)"
+        goal = base * (1 + check.tolerance)
+        return goal, f"back to baseline ({base:.3g} + {check.tolerance:.0%})"
+
+    def _stable_for(self) -> float:
+        return self.ruleset.after_rollback.stable_for
+
+    async def _escalate(self, incident: Incident, why: str) -> None:
+        if incident.phase is not Phase.ESCALATED:
+            await self._set_phase(
+                incident, Phase.ESCALATED, escalated_at=self.clock.now(), escalation_sent=0
+            )
+        await self._event(incident.id, "escalated", {"why": why})
+        incident.data["escalation_why"] = why
+        await self.store.save_incident(incident.record)
+        await self._ladder(incident, self.clock.now())
+
+    async def _ladder(self, incident: Incident, now: float) -> None:
+        data = incident.data
+        started = data.get("escalated_at", now)
+        for level in self.ruleset.escalation:
+            if level.level <= data.get("escalation_sent", 0) or now < started + level.after:
+                continue
+            data["escalation_sent"] = level.level
+            await self.store.save_incident(incident.record)
+            event = self._incident_event(
+                incident,
+                EventKind.ESCALATED,
+                message=data.get("escalation_why", ""),
+                escalation_level=level.level,
+                escalation_name=level.name or f"level {level.level}",
+            )
+            results = await self.playbook.notify(
+                event, list(level.notify), self._dry(incident.decision)
+            )
+            await self._event(
+                incident.id, "escalation_level", {"level": level.level, "name": level.name}
+            )
+            await self._record_results(incident.id, results)
+
+    async def _close(self, incident: Incident, why: str) -> None:
+        now = self.clock.now()
+        await self._notify(incident, EventKind.RESOLVED, phase="resolved", message=why)
+        incident.record.closed_at = now
+        await self._set_phase(incident, Phase.RESOLVED)
+        await self._event(incident.id, "resolved", {"why": why})
+        self.open.pop(incident.id, None)
+        for name in incident.record.targets:
+            await self._maybe_mark_healthy(name, now)
+
+    async def _maybe_mark_healthy(self, target: str, now: float) -> None:
+        """After a verified rollback, what is live is a version seen healthy."""
+        try:
+            state = (await self.playbook.inspect([target]))[target]
+        except KeyError:
+            return
+        if isinstance(state, TargetState) and state.live is not None:
+            await self.store.mark_healthy(target, state.live.version, now)
+
+    # --- bookkeeping ---------------------------------------------------------------
+
+    async def _set_phase(self, incident: Incident, phase: Phase, **data: Any) -> None:
+        incident.record.phase = phase.value
+        incident.data.update(data)
+        await self.store.save_incident(incident.record)
+        await self._event(incident.id, "phase", {"phase": phase.value})
+
+    async def _event(self, incident_id: str, kind: str, data: dict[str, Any]) -> None:
+        await self.store.add_event(EventRecord(incident_id, self.clock.now(), kind, data))
+        log.info(
+            "incident event",
+            incident=incident_id,
+            event=kind,
+            **{k: v for k, v in data.items() if k in ("why", "phase", "target")},
+        )
+        if self.on_event is not None:
+            self.on_event(incident_id, kind, data)
+
+    async def _record_results(self, incident_id: str, results: list[ActionResult]) -> None:
+        for result in results:
+            await self._event(
+                incident_id,
+                "action",
+                {
+                    "action": result.action,
+                    "target": result.target,
+                    "ok": result.ok,
+                    "would": result.would,
+                    "detail": result.detail,
+                },
+            )
+            incident = self.open.get(incident_id)
+            page_id = result.data.get("statuspage_incident_id")
+            if incident is not None and page_id:
+                incident.data.setdefault("statuspage", {})[result.target] = page_id
+
+    def _notifier_names(self, rule_name: str) -> list[str]:
+        ruleset = self.ruleset
+        try:
+            rule = ruleset.rule(rule_name)
+        except KeyError:
+            return list(ruleset.notify)
+        return list(rule.notify if rule.notify is not None else ruleset.notify)
+
+    def _incident_event(self, incident: Incident, kind: EventKind, **fields: Any) -> IncidentEvent:
+        return IncidentEvent(
+            kind=kind,
+            incident_id=incident.id,
+            decision=incident.decision,
+            occurred_at=self.clock.now(),
+            **fields,
+        )
+
+    async def _notify(
+        self,
+        incident: Incident,
+        kind: EventKind,
+        phase: StatusPhase | None = None,
+        message: str = "",
+        rolled_back: Any = (),
+        actions: Any = (),
+        dry: bool | None = None,
+    ) -> list[ActionResult]:
+        event = self._incident_event(
+            incident,
+            kind,
+            status_phase=phase,
+            message=message,
+            rolled_back=rolled_back,
+            actions=actions,
+        )
+        dry_run = self._dry(incident.decision) if dry is None else dry
+        results = await self.playbook.notify(
+            event, self._notifier_names(incident.record.rule), dry_run
+        )
+        if kind not in (EventKind.ROLLING_BACK,):
+            await self._record_results(incident.id, results)
+        return results
