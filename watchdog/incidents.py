@@ -339,33 +339,21 @@ class IncidentManager:
                 blocked[name] = reason
                 continue
             assert isinstance(state, TargetState)
-            assert state.live
-            assert state.rollback_to
+            assert state.rollback_to is not None
+            live = state.live.version if state.live is not None else "live"
+            plan = RollbackPlan(name, live, state.rollback_to.version, rollback_message(decision))
             silence = self.silences.match(decision.rule, decision.severity, name)
-            plan = RollbackPlan(
-                name, state.live.version, state.rollback_to.version, rollback_message(decision)
-            )
-            if silence is not None:
-                silenced[name] = describe(silence)
+            if silence is None:
+                plans.append(plan)
                 continue
-            plans.append(plan)
-        for name, why in blocked.items():
-            await self._event(incident.id, "rollback_blocked", {"target": name, "why": why})
-        for name, why in silenced.items():
-            state = states[name]
-            assert isinstance(state, TargetState)
-            assert state.live
-            assert state.rollback_to
+            silenced[name] = describe(silence)
             await self._event(
                 incident.id,
                 "would_rollback",
-                {
-                    "target": name,
-                    "why": why,
-                    "from": state.live.version,
-                    "to": state.rollback_to.version,
-                },
+                {"target": name, "why": silenced[name], "from": live, "to": plan.to_version},
             )
+        for name, why in blocked.items():
+            await self._event(incident.id, "rollback_blocked", {"target": name, "why": why})
         if silenced:
             await self._notify(
                 incident,
@@ -412,13 +400,14 @@ class IncidentManager:
         """Why this target must not be rolled back now, or None."""
         if isinstance(state, ActionError):
             return f"cannot read the target: {state}"
-        if state.live is None:
-            return "nothing is live"
         if state.rollback_to is None:
             return f"no version to roll back to ({state.why})"
+        if state.live is None and state.kind != "github-workflow":
+            return "nothing is live"
         decision = incident.decision
         correlation = self.ruleset.correlation
-        if correlation.enabled and not resumed:
+        # A CI-dispatch target cannot see deploys: it cannot be correlated, only guarded.
+        if correlation.enabled and not resumed and state.live is not None:
             breach = decision.first_breach_at or decision.decided_at
             if state.live.created_at > breach:
                 return (
@@ -682,7 +671,7 @@ class IncidentManager:
         log.info(
             "incident event",
             incident=incident_id,
-            event=kind,
+            step=kind,
             **{k: v for k, v in data.items() if k in ("why", "phase", "target")},
         )
         if self.on_event is not None:

@@ -1,0 +1,169 @@
+"""Everything a running watchdog is made of, wired once: store, silences, actions,
+playbook, incident manager and the sampling daemon. The service, the demo and the
+scenario tests build the same ``Runtime``; only the clock and the sources differ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+from watchdog.actions.registry import Actions, build_actions
+from watchdog.clock import Clock
+from watchdog.daemon import Watchdog
+from watchdog.errors import ConfigError, RuleError
+from watchdog.incidents import IncidentManager
+from watchdog.metrics import Metrics
+from watchdog.playbook import Playbook
+from watchdog.rules import RuleSet, load_rules
+from watchdog.settings import Settings
+from watchdog.silence import Silences
+from watchdog.sources.base import SourceDeps
+from watchdog.store import Store, open_store
+
+log = structlog.get_logger("watchdog.runtime")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    http: httpx.AsyncClient
+    store: Store
+    silences: Silences
+    watchdog: Watchdog
+    playbook: Playbook
+    manager: IncidentManager
+    tick_s: float = 1.0
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def build(
+        cls,
+        settings: Settings,
+        clock: Clock,
+        http: httpx.AsyncClient,
+        ruleset: RuleSet | None = None,
+        store: Store | None = None,
+        metrics: Metrics | None = None,
+    ) -> Runtime:
+        """Load rules (unless given), open the store, build actions; ``RuleError`` or
+        ``ConfigError`` when something is wrong, before anything runs."""
+        if ruleset is None:
+            ruleset = await asyncio.to_thread(load_rules, settings.rules_paths)
+        store = store or open_store(settings.state)
+        await store.open()
+        try:
+            silences = Silences(store, clock, settings.silence_file, settings.silenced)
+            await silences.load()
+            actions = build_actions(ruleset, settings, http, clock)
+            deps = SourceDeps(
+                http=http,
+                clock=clock,
+                cloudflare_api_url=settings.cloudflare_api_url,
+                cloudflare_api_token=settings.cloudflare_api_token,
+                cloudflare_account_id=settings.cloudflare_account_id,
+            )
+            watchdog = Watchdog(ruleset, deps, metrics or Metrics(), settings.rules_paths)
+            playbook = _playbook(actions, store, clock)
+            manager = IncidentManager(
+                lambda: watchdog.ruleset,
+                watchdog.engine,
+                playbook,
+                store,
+                silences,
+                clock,
+                dry_run=settings.dry_run,
+            )
+            watchdog.on_decision = manager.on_decision
+        except BaseException:
+            await store.close()
+            raise
+        return cls(settings, clock, http, store, silences, watchdog, playbook, manager)
+
+    async def start(self) -> None:
+        await self.manager.restore()
+        await self.watchdog.start()
+        self._tasks.append(asyncio.create_task(self._tick_loop(), name="incident-ticks"))
+
+    async def _tick_loop(self) -> None:
+        while True:
+            try:
+                await self.manager.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # boundary: the ticker must outlive one bad tick
+                log.exception("incident tick failed")
+            await self.clock.sleep(self.tick_s)
+
+    async def reload(self) -> bool:
+        """Rules and actions together: if either is bad, keep the old ones."""
+        try:
+            ruleset = await asyncio.to_thread(load_rules, self.settings.rules_paths)
+            actions = build_actions(ruleset, self.settings, self.http, self.clock)
+        except (RuleError, ConfigError) as exc:
+            problems = exc.problems if isinstance(exc, RuleError) else [str(exc)]
+            self.watchdog.last_reload_error = "\n".join(problems)
+            self.watchdog.metrics.reloads.labels(result="failure").inc()
+            self.watchdog.metrics.reload_ok.set(0)
+            log.error("reload failed; keeping the last good rules", problems=problems)
+            return False
+        fresh = _playbook(actions, self.store, self.clock)
+        self.playbook.targets = fresh.targets
+        self.playbook.purges = fresh.purges
+        self.playbook.notifiers = fresh.notifiers
+        self.playbook.target_purges = fresh.target_purges
+        self.watchdog.apply_rules(ruleset)
+        self.watchdog.metrics.reloads.labels(result="success").inc()
+        log.info("rules reloaded", rules=len(ruleset.rules))
+        return True
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.watchdog.stop(timeout_s)
+        try:
+            await asyncio.wait_for(self.manager.drain(), timeout=timeout_s)
+        except TimeoutError:
+            log.warning("shutdown: in-flight actions did not finish; the journal has them")
+        await self.store.close()
+
+    def status_extra(self) -> dict[str, Any]:
+        return {
+            "silences": [
+                {
+                    "id": s.id,
+                    "matchers": s.matchers,
+                    "ends_at": s.ends_at,
+                    "created_by": s.created_by,
+                    "comment": s.comment,
+                    "origin": s.origin,
+                }
+                for s in self.silences.active()
+            ],
+            "incidents": [
+                {
+                    "id": i.id,
+                    "rule": i.record.rule,
+                    "severity": i.record.severity,
+                    "phase": i.record.phase,
+                    "targets": i.record.targets,
+                    "opened_at": i.record.opened_at,
+                }
+                for i in self.manager.open.values()
+            ],
+        }
+
+
+def _playbook(actions: Actions, store: Store, clock: Clock) -> Playbook:
+    return Playbook(
+        actions.targets, actions.purges, actions.notifiers, store, clock, actions.target_purges
+    )
