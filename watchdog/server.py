@@ -15,10 +15,11 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import SecretStr
 
-from watchdog import __version__
+from watchdog import __version__, silence_api
 from watchdog.clock import iso
 from watchdog.daemon import Watchdog
 from watchdog.httpserver import Request, Response, Router
+from watchdog.silence import Silences
 from watchdog.units import format_duration, format_value
 
 StatusExtra = Callable[[], dict[str, Any]]
@@ -111,6 +112,7 @@ def build_app(
     token: SecretStr | None,
     reload: Callable[[], Awaitable[bool]] | None = None,
     extra_status: StatusExtra | None = None,
+    silences: Silences | None = None,
 ) -> Router:
     refusals = Counter(
         "watchdog_api_refused_total",
@@ -150,4 +152,6 @@ def build_app(
             body.update(extra_status())
         return Response.json(body)
 
+    if silences is not None:
+        silence_api.install(router, silences)
     return router

@@ -7,8 +7,9 @@ forces the exit); SIGHUP reloads the rules, keeping the old ones if the new are 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -16,14 +17,11 @@ import structlog
 
 from watchdog import __version__
 from watchdog.clock import Clock, SystemClock
-from watchdog.daemon import Watchdog
-from watchdog.errors import RuleError
+from watchdog.errors import ConfigError, RuleError, StoreError
 from watchdog.httpserver import serve
-from watchdog.metrics import Metrics
-from watchdog.rules import load_rules
+from watchdog.runtime import Runtime
 from watchdog.server import build_app
 from watchdog.settings import Settings, listen_address
-from watchdog.sources.base import SourceDeps
 
 log = structlog.get_logger("watchdog.service")
 
@@ -79,37 +77,67 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
     clock = clock or SystemClock()
     init_sentry(settings)
-    try:
-        ruleset = await asyncio.to_thread(load_rules, settings.rules_paths)
-    except RuleError as exc:
-        log.error("rules are invalid; not starting", problems=exc.problems)
-        return 1
     host, port = listen_address(settings.listen)
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     async with httpx.AsyncClient(timeout=10.0, limits=limits, follow_redirects=False) as http:
-        deps = SourceDeps(
-            http=http,
-            clock=clock,
-            cloudflare_api_url=settings.cloudflare_api_url,
-            cloudflare_api_token=settings.cloudflare_api_token,
-            cloudflare_account_id=settings.cloudflare_account_id,
+        try:
+            runtime = await Runtime.build(settings, clock, http)
+        except RuleError as exc:
+            log.error("rules are invalid; not starting", problems=exc.problems)
+            return 1
+        except (ConfigError, StoreError) as exc:
+            log.error("cannot start", error=str(exc))
+            return 1
+        app = build_app(
+            runtime.watchdog,
+            settings.api_token,
+            reload=runtime.reload,
+            extra_status=runtime.status_extra,
+            silences=runtime.silences,
         )
-        watchdog = Watchdog(ruleset, deps, Metrics(), settings.rules_paths)
-        app = build_app(watchdog, settings.api_token)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        reloads: set[asyncio.Task[bool]] = set()
+        background: set[asyncio.Task[Any]] = set()
 
-        def on_hup() -> None:
-            task = loop.create_task(watchdog.reload(), name="reload")
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
+        def spawn(coro: Coroutine[Any, Any, Any], name: str) -> None:
+            task = loop.create_task(coro, name=name)
+            background.add(task)
+            task.add_done_callback(background.discard)
 
-        install_signals(loop, stop, on_hup)
+        duration = runtime.watchdog.ruleset.silence.signal_duration
+        install_signals(
+            loop,
+            stop,
+            lambda: spawn(runtime.reload(), "reload"),
+            {
+                signal.SIGUSR1: lambda: spawn(silence_by_signal(runtime, duration), "silence"),
+                signal.SIGUSR2: lambda: spawn(unsilence_by_signal(runtime), "unsilence"),
+            },
+        )
         async with serve(app, host, port, shutdown_timeout_s=2.0) as server:
-            log.info("listening", url=server.url, dry_run=settings.dry_run)
-            await watchdog.start()
+            log.info(
+                "listening", url=server.url, dry_run=settings.dry_run, silenced=settings.silenced
+            )
+            await runtime.start()
             await stop.wait()
-            await watchdog.stop(settings.shutdown_timeout)
+            await runtime.stop(settings.shutdown_timeout)
     log.info("stopped")
     return 0
+
+
+async def silence_by_signal(runtime: Runtime, duration_s: float) -> None:
+    """SIGUSR1: silence every action for the configured duration (persisted)."""
+    record = await runtime.silences.add(
+        [],
+        duration_s=duration_s,
+        created_by=f"SIGUSR1 (pid {os.getpid()})",
+        comment="silenced by signal",
+        origin="signal",
+    )
+    log.warning("silenced by signal", until=record.ends_at, id=record.id)
+
+
+async def unsilence_by_signal(runtime: Runtime) -> None:
+    """SIGUSR2: lift the silences that signals set (not the API's or the file's)."""
+    count = await runtime.silences.expire_origin("signal")
+    log.warning("signal silences lifted", count=count)

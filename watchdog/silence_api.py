@@ -1,0 +1,107 @@
+"""``/api/v1/silences``: create, list and expire silences over HTTP (amtool's model)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from watchdog.clock import iso
+from watchdog.httpserver import HTTPError, Request, Response, Router
+from watchdog.silence import Matcher, SilenceError, Silences, make_matcher, parse_matcher
+from watchdog.store import SilenceRecord
+from watchdog.units import parse_duration
+
+
+class MatcherIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    op: str = "="
+    value: str
+
+
+class SilenceIn(BaseModel):
+    """A new silence: ``duration`` (like ``2h``) or ``ends_at`` (unix seconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+    matchers: list[str | MatcherIn] = Field(default_factory=list, max_length=20)
+    duration: str | float | None = None
+    starts_at: float | None = None
+    ends_at: float | None = None
+    created_by: str = Field(min_length=1, max_length=200)
+    comment: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+def silence_json(record: SilenceRecord, now: float) -> dict[str, Any]:
+    if (record.expired_at is not None and record.expired_at <= now) or record.ends_at <= now:
+        state = "expired"
+    elif record.starts_at > now:
+        state = "pending"
+    else:
+        state = "active"
+    return {
+        "id": record.id,
+        "matchers": record.matchers,
+        "starts_at": record.starts_at,
+        "ends_at": None if math.isinf(record.ends_at) else record.ends_at,
+        "ends_at_iso": "never" if math.isinf(record.ends_at) else iso(record.ends_at),
+        "created_by": record.created_by,
+        "comment": record.comment,
+        "origin": record.origin,
+        "state": state,
+    }
+
+
+def install(router: Router, silences: Silences) -> None:
+    @router.route("GET", "/api/v1/silences")
+    async def list_silences(request: Request, _: dict[str, str]) -> Response:
+        now = silences.clock.now()
+        expired = request.arg("expired", "false") == "true"
+        records = silences.all() + [s for s in silences.active() if s.origin in ("flag", "file")]
+        shown = [silence_json(r, now) for r in records]
+        if not expired:
+            shown = [s for s in shown if s["state"] != "expired"]
+        return Response.json({"silences": shown})
+
+    @router.route("POST", "/api/v1/silences")
+    async def create(request: Request, _: dict[str, str]) -> Response:
+        try:
+            body = SilenceIn.model_validate(request.json())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise HTTPError(400, f"{where}: {first['msg']}") from None
+        try:
+            matchers: list[Matcher] = [
+                parse_matcher(m) if isinstance(m, str) else make_matcher(m.name, m.op, m.value)
+                for m in body.matchers
+            ]
+            duration = parse_duration(body.duration) if body.duration is not None else None
+            record = await silences.add(
+                matchers,
+                duration_s=duration,
+                ends_at=body.ends_at,
+                starts_at=body.starts_at,
+                created_by=body.created_by,
+                comment=body.comment,
+                origin="api",
+            )
+        except SilenceError as exc:
+            raise HTTPError(400, str(exc)) from None
+        return Response.json(silence_json(record, silences.clock.now()), 201)
+
+    @router.route("DELETE", "/api/v1/silences/{silence_id}")
+    async def expire(_: Request, params: dict[str, str]) -> Response:
+        try:
+            record = await silences.expire(params["silence_id"])
+        except SilenceError as exc:
+            raise HTTPError(404, str(exc)) from None
+        return Response.json(silence_json(record, silences.clock.now()))
