@@ -1,0 +1,367 @@
+"""The ``scrape`` source: read an app's own ``/metrics`` page, no Prometheus server.
+
+Each ``sample`` call fetches the page once (streamed, cut off at ``max_bytes``),
+parses only the families the signals name (``watchdog.expfmt``, in a worker thread
+so a large page never blocks the event loop) and turns counters into rates between
+this scrape and the previous one, the way PromQL's ``increase`` would:
+
+- ``error_ratio``: Δerrors / Δrequests of one counter, errors being the series whose
+  ``status_label`` fully matches ``error_status``; ``requests`` = Δrequests.
+- ``quantile``: bucket increases summed by ``le`` across the matching series, then
+  ``histogram_quantile``; ``requests`` = Δ``_count``.
+- ``gauge``: the value as exposed (exactly one matching series).
+- ``rate``: Δcounter / Δt.
+
+Per series, a counter that went down was reset (a restart): its new value is the
+increase, as in PromQL. A series absent from the previous scrape counts from zero,
+because error series usually appear with the first error (a 503 series that appears
+with value 3 means three new errors, which PromQL would miss). The first scrape of a
+signal only records values. Failures are ``error`` samples whose reason names the
+source, never its URL (a URL may carry credentials).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from watchdog.errors import ParseError, SourceError
+from watchdog.expfmt import ExpSample, parse_families
+from watchdog.histogram import bucket_quantile
+from watchdog.rules import ResolvedSignal
+from watchdog.rules_model import ScrapeSourceSpec, SignalSpec
+from watchdog.samples import Sample
+from watchdog.sources.base import SourceDeps, error_for_all
+from watchdog.units import format_duration
+
+# Ask for the classic text format (no OpenMetrics exemplars, timestamps in ms).
+_ACCEPT = {"accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
+_SHOWN_SERIES = 3
+
+LabelKey = tuple[tuple[str, str], ...]
+SeriesKey = tuple[str, LabelKey]  # (sample name, sorted labels)
+
+FIRST_SCRAPE = "first scrape; a rate needs two"
+NO_REQUESTS = "no requests between scrapes"
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """What one signal saw at its last successful scrape."""
+
+    at: float
+    spec: SignalSpec
+    values: Mapping[SeriesKey, float]
+
+
+class ScrapeSource:
+    """Scrapes ``spec.url`` once per ``sample`` call, whatever the number of signals."""
+
+    def __init__(self, name: str, spec: ScrapeSourceSpec, deps: SourceDeps) -> None:
+        self.name = name
+        self.spec = spec
+        self._deps = deps
+        self._previous: dict[str, _Previous] = {}
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client is shared."""
+
+    async def sample(self, signals: Sequence[ResolvedSignal], now: float) -> dict[str, Sample]:
+        if not signals:
+            return {}
+        try:
+            body = await self._fetch()
+            families = {family_of(signal.spec) for signal in signals}
+            parsed = await asyncio.to_thread(_parse, body, families)
+        except SourceError as exc:
+            return error_for_all(signals, now, f"scrape source {self.name}: {exc}")
+        return {signal.name: self._evaluate(signal, parsed, now) for signal in signals}
+
+    async def _fetch(self) -> bytes:
+        """The page's bytes; ``SourceError`` saying why not."""
+        spec = self.spec
+        try:
+            # httpx's timeout bounds each read; this bounds a page that trickles in.
+            async with asyncio.timeout(spec.timeout):
+                return await self._read(spec)
+        except (TimeoutError, httpx.TimeoutException):
+            raise SourceError(f"timed out after {format_duration(spec.timeout)}") from None
+        except httpx.HTTPError as exc:
+            raise SourceError(_transport_reason(exc, spec.url)) from None
+
+    async def _read(self, spec: ScrapeSourceSpec) -> bytes:
+        request = self._deps.http.stream("GET", spec.url, headers=_ACCEPT, timeout=spec.timeout)
+        async with request as response:
+            if response.status_code != 200:
+                reason = response.reason_phrase
+                raise SourceError(f"HTTP {response.status_code}" + (f" {reason}" if reason else ""))
+            too_big = f"response over {spec.max_bytes} bytes"
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > spec.max_bytes:
+                raise SourceError(too_big)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > spec.max_bytes:
+                    raise SourceError(too_big)
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    # --- per signal ----------------------------------------------------------------
+
+    def _evaluate(
+        self, signal: ResolvedSignal, parsed: Mapping[str, list[ExpSample]], now: float
+    ) -> Sample:
+        spec = signal.spec
+        if spec.kind is None or spec.metric is None:
+            return Sample.error(now, f"signal {signal.name}: a scrape signal needs kind and metric")
+        samples = parsed.get(family_of(spec), [])
+        if spec.kind == "gauge":
+            return _gauge(spec, samples, now)
+        if spec.kind == "quantile":
+            current = _histogram_series(spec, samples)
+        else:
+            current = _counter_series(spec, samples)
+        if isinstance(current, Sample):
+            return dataclasses.replace(current, at=now)
+
+        previous = self._previous.get(signal.name)
+        self._previous[signal.name] = _Previous(now, spec, current)
+        if previous is None or previous.spec != spec:
+            return Sample.no_data(now, FIRST_SCRAPE)
+        increase = _increase(previous.values, current)
+        if spec.kind == "error_ratio":
+            return _error_ratio(spec, increase, now)
+        if spec.kind == "quantile":
+            return _quantile(spec, increase, now)
+        elapsed = now - previous.at
+        if elapsed <= 0:
+            return Sample.no_data(now, "no time passed between scrapes")
+        return Sample.of(now, sum(increase.values()) / elapsed)
+
+
+def family_of(spec: SignalSpec) -> str:
+    """The family name to ask the parser for."""
+    metric = spec.metric or ""
+    if spec.kind == "quantile":
+        return metric.removesuffix("_bucket")
+    return metric
+
+
+def _parse(body: bytes, families: set[str]) -> dict[str, list[ExpSample]]:
+    """Runs in a worker thread: decode and parse only the wanted families."""
+    try:
+        text = body.decode("utf-8-sig")  # a BOM would hide the first line
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"body is not UTF-8 (byte {exc.start})") from None
+    return parse_families(text, families)
+
+
+# --- reading the series a signal needs -------------------------------------------------
+#
+# These return the current values by series, or a (timeless) Sample that says why
+# there are none; the caller stamps it with ``now``.
+
+
+def _counter_names(metric: str) -> tuple[str, str]:
+    if metric.endswith("_total"):
+        return (metric, metric.removesuffix("_total"))
+    return (metric, metric + "_total")
+
+
+def _counter_series(spec: SignalSpec, samples: list[ExpSample]) -> dict[SeriesKey, float] | Sample:
+    metric = spec.metric or ""
+    names = _counter_names(metric)
+    exposed = [s for s in samples if s.name in names]
+    if not exposed:
+        return _no_data(f"metric {metric} not exposed")
+    matching = [s for s in exposed if _matches(s.labels, spec.labels)]
+    if not matching:
+        return _no_data(f"no series of {metric} matches {_show(spec.labels)}")
+    if spec.kind == "error_ratio" and not any(spec.status_label in s.labels for s in matching):
+        return _error(
+            f"no series of {metric} has the label {spec.status_label!r} (set status_label)"
+        )
+    return _values(matching)
+
+
+def _histogram_series(
+    spec: SignalSpec, samples: list[ExpSample]
+) -> dict[SeriesKey, float] | Sample:
+    base = family_of(spec)
+    bucket_name = base + "_bucket"
+    filters = {k: v for k, v in spec.labels.items() if k != "le"}
+    exposed = [s for s in samples if s.name == bucket_name]
+    if not exposed:
+        return _no_data(f"metric {base} not exposed")
+    buckets = [s for s in exposed if _matches(s.labels, filters)]
+    if not buckets:
+        return _no_data(f"no series of {base} matches {_show(filters)}")
+    groups: dict[LabelKey, bool] = {}  # series (labels without le) -> has a +Inf bucket
+    for sample in buckets:
+        le = sample.labels.get("le")
+        if le is None:
+            return _error(f"{bucket_name}{_show(sample.labels)} has no 'le' label")
+        bound = _le(le)
+        if bound is None:
+            return _error(f"{bucket_name}{_show(sample.labels)}: le={le!r} is not a number")
+        group = _key(sample.labels, ignore=("le",))
+        groups[group] = groups.get(group, False) or bound == math.inf
+    missing = [group for group, has_inf in groups.items() if not has_inf]
+    if missing:
+        return _error(f'histogram {base} has no le="+Inf" bucket for {_show(dict(missing[0]))}')
+    counts = [s for s in samples if s.name == base + "_count" and _matches(s.labels, filters)]
+    return _values([*buckets, *counts])
+
+
+def _values(samples: Iterable[ExpSample]) -> dict[SeriesKey, float] | Sample:
+    values: dict[SeriesKey, float] = {}
+    for sample in samples:
+        if not math.isfinite(sample.value):
+            return _error(f"{sample.name}{_show(sample.labels)} is {sample.value}, not a count")
+        values[(sample.name, _key(sample.labels))] = sample.value
+    return values
+
+
+def _increase(
+    previous: Mapping[SeriesKey, float], current: Mapping[SeriesKey, float]
+) -> dict[SeriesKey, float]:
+    """Per series: the rise since the previous scrape; after a reset (the value went
+    down) or for a new series, the whole current value."""
+    increase: dict[SeriesKey, float] = {}
+    for key, value in current.items():
+        before = previous.get(key)
+        increase[key] = value if before is None or value < before else value - before
+    return increase
+
+
+# --- the kinds -------------------------------------------------------------------------
+
+
+def _error_ratio(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: float) -> Sample:
+    status = re.compile(spec.error_status)
+    total = errors = 0.0
+    for (_, labels), delta in increase.items():
+        total += delta
+        code = dict(labels).get(spec.status_label)
+        if code is not None and status.fullmatch(code):
+            errors += delta
+    if total == 0:
+        return Sample.no_data(now, NO_REQUESTS)
+    return Sample.of(now, errors / total, requests=total)
+
+
+def _quantile(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: float) -> Sample:
+    base = family_of(spec)
+    bucket_name, count_name = base + "_bucket", base + "_count"
+    by_le: dict[float, float] = {}
+    requests = 0.0
+    has_count = False
+    for (name, labels), delta in increase.items():
+        if name == bucket_name:
+            bound = _le(dict(labels)["le"])
+            assert bound is not None  # checked in _histogram_series
+            by_le[bound] = by_le.get(bound, 0.0) + delta
+        elif name == count_name:
+            requests += delta
+            has_count = True
+    observed = by_le.get(math.inf, 0.0)
+    if observed == 0:
+        return Sample.no_data(now, NO_REQUESTS)
+    value = bucket_quantile(spec.quantile, list(by_le.items()))
+    if math.isnan(value):
+        return Sample.error(now, f"histogram {base} has no finite bucket besides +Inf")
+    return Sample.of(now, value, requests=requests if has_count else observed)
+
+
+def _gauge(spec: SignalSpec, samples: list[ExpSample], now: float) -> Sample:
+    metric = spec.metric or ""
+    exposed = [s for s in samples if s.name == metric]
+    if not exposed:
+        return Sample.no_data(now, f"metric {metric} not exposed")
+    matching = [s for s in exposed if _matches(s.labels, spec.labels)]
+    if not matching:
+        return Sample.no_data(now, f"no series of {metric} matches {_show(spec.labels)}")
+    if len(matching) > 1:
+        shown = ", ".join(_show(s.labels) for s in matching[:_SHOWN_SERIES])
+        more = f" and {len(matching) - _SHOWN_SERIES} more" if len(matching) > _SHOWN_SERIES else ""
+        return Sample.error(
+            now, f"{len(matching)} series of {metric} match; narrow 'labels' to one: {shown}{more}"
+        )
+    return Sample.of(now, matching[0].value)
+
+
+# --- small helpers ---------------------------------------------------------------------
+
+
+def _matches(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
+    # As in PromQL, label="" also matches a series without that label.
+    return all(labels.get(name, "") == value for name, value in wanted.items())
+
+
+def _key(labels: Mapping[str, str], ignore: tuple[str, ...] = ()) -> LabelKey:
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in ignore))
+
+
+def _le(text: str) -> float | None:
+    try:
+        bound = float(text)
+    except ValueError:
+        return None
+    return None if math.isnan(bound) else bound
+
+
+def _show(labels: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def _no_data(reason: str) -> Sample:
+    return Sample.no_data(0.0, reason)
+
+
+def _error(reason: str) -> Sample:
+    return Sample.error(0.0, reason)
+
+
+def _transport_reason(exc: httpx.HTTPError, url: str) -> str:
+    """One line for a request that got no usable response. The library's message is
+    kept (it says what failed) with the URL and any credentials in it removed."""
+    detail = _redact(str(exc).strip(), url)[:160]
+    if isinstance(exc, httpx.ConnectError):
+        if _refused(exc) or "refused" in detail.lower():
+            return "connection refused"
+        return f"cannot connect ({detail})" if detail else "cannot connect"
+    name = type(exc).__name__
+    return f"request failed ({name}: {detail})" if detail else f"request failed ({name})"
+
+
+def _refused(exc: BaseException) -> bool:
+    """httpx says "All connection attempts failed"; the OS error is in the chain."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _redact(text: str, url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        secrets = [url, parts.query, parts.password or "", parts.username or ""]
+    except ValueError:
+        secrets = [url]
+    # Longest first, so the whole URL goes before any piece of it.
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return text
