@@ -23,7 +23,8 @@ async def test_critical_breach_rolls_back_once_verifies_and_closes(tmp_path: Pat
         await w.feed("error_rate", [0.001] * 30, also=healthy)
         incidents = await w.runtime.store.recent_incidents()
         assert len(incidents) == 1
-        assert incidents[0].closed_at is not None and incidents[0].phase == "resolved"
+        assert incidents[0].closed_at is not None
+        assert incidents[0].phase == "resolved"
         kinds = [e.kind for e in await w.events()]
         for expected in (
             "detected",
@@ -33,12 +34,14 @@ async def test_critical_breach_rolls_back_once_verifies_and_closes(tmp_path: Pat
             "resolved",
         ):
             assert expected in kinds
-        assert w.worker_rollbacks() == 1 and w.pages_rollbacks() == 1
+        assert w.worker_rollbacks() == 1
+        assert w.pages_rollbacks() == 1
         texts = " ".join(w.slack_texts())
         assert "error-rate" in texts
         (page_incident,) = w.receivers.statuspage.incidents.values()
         # Statuspage lists updates newest first.
         statuses = [u["status"] for u in reversed(page_incident["incident_updates"])]
-        assert statuses[0] == "investigating" and statuses[-1] == "resolved"
+        assert statuses[0] == "investigating"
+        assert statuses[-1] == "resolved"
         assert "monitoring" in statuses
         assert w.receivers.statuspage.components["comp1"] == "operational"
