@@ -61,6 +61,8 @@ class Decision:
         data["kind"] = self.kind.value
         data["targets"] = list(self.targets)
         data["decided_at_iso"] = iso(self.decided_at)
+        data["observed_text"] = self.observed_text
+        data["threshold_text"] = self.threshold_text
         if self.first_breach_at is not None:
             data["first_breach_at_iso"] = iso(self.first_breach_at)
         return data

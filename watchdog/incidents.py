@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -39,6 +40,7 @@ from watchdog.errors import ActionError, StoreError
 from watchdog.evaluator import RuleState, State
 from watchdog.notify.event import EventKind, IncidentEvent, StatusPhase
 from watchdog.playbook import Playbook, PlaybookOutcome
+from watchdog.postmortem import write_draft
 from watchdog.rules import RuleSet
 from watchdog.silence import Silences, describe
 from watchdog.store import EventRecord, IncidentRecord, Store
@@ -84,7 +86,7 @@ class Incident:
 
 
 def decision_from(data: Mapping[str, Any]) -> Decision:
-    fields = {k: v for k, v in data.items() if not k.endswith("_iso")}
+    fields = {k: v for k, v in data.items() if not k.endswith(("_iso", "_text"))}
     fields["kind"] = DecisionKind(fields["kind"])
     fields["targets"] = tuple(fields["targets"])
     return Decision(**fields)
@@ -113,6 +115,7 @@ class IncidentManager:
         clock: Clock,
         dry_run: bool = False,
         on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
+        postmortem_dir: Path | None = None,
     ) -> None:
         self._ruleset = ruleset
         self.engine = engine
@@ -122,6 +125,7 @@ class IncidentManager:
         self.clock = clock
         self.dry_run = dry_run
         self.on_event = on_event
+        self.postmortem_dir = postmortem_dir
         self.open: dict[str, Incident] = {}
         self._lock = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()
@@ -646,6 +650,9 @@ class IncidentManager:
         await self._set_phase(incident, Phase.RESOLVED)
         await self._event(incident.id, "resolved", {"why": why})
         self.open.pop(incident.id, None)
+        if self.postmortem_dir is not None:
+            path = await write_draft(self.store, incident.id, self.postmortem_dir)
+            log.info("post-mortem draft written", incident=incident.id, path=str(path))
         for name in incident.record.targets:
             await self._maybe_mark_healthy(name, now)
 

@@ -78,6 +78,7 @@ class Runtime:
                 silences,
                 clock,
                 dry_run=settings.dry_run,
+                postmortem_dir=settings.postmortem_dir,
             )
             watchdog.on_decision = manager.on_decision
         except BaseException:

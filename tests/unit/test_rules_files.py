@@ -49,7 +49,8 @@ def test_shipped_rules_load() -> None:
     assert ruleset.severities["high"].grace == 600.0
     assert ruleset.severities["medium"].escalate_after == 1800.0
     verify = ruleset.after_rollback.verify
-    assert verify[0].below is not None and verify[0].below.value == pytest.approx(0.005)
+    assert verify[0].below is not None
+    assert verify[0].below.value == pytest.approx(0.005)
     assert (verify[0].within, verify[1].baseline, verify[1].within) == (120.0, True, 300.0)
     assert [level.level for level in ruleset.escalation] == [1, 2, 3]
 
@@ -58,7 +59,8 @@ def test_check_rules_cli_summarises_each_file(capsys: pytest.CaptureFixture[str]
     """check rules exits 0 with one SUCCESS line per file, like promtool."""
     assert main(["check", "rules", str(ROOT / "rules")]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out and all(": SUCCESS: " in line for line in out)
+    assert out
+    assert all(": SUCCESS: " in line for line in out)
 
 
 def test_check_rules_cli_lists_every_problem(
