@@ -1,0 +1,276 @@
+"""Roll back a Cloudflare Worker the way ``wrangler rollback`` does (apis.md §2.2):
+read the deployments, pick the most recent earlier deployment that had exactly one
+version at 100 %, and create a new deployment of that version at 100 %.
+
+Differences from wrangler, on purpose: never pick a version that is live in the
+deployment being rolled away from; prefer a version the watchdog saw healthy; skip
+versions too old to deploy; and re-read before writing, so a retried or replayed
+rollback never creates a second deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from watchdog.actions.base import ActionResult, Deploy, RollbackPlan, TargetState
+from watchdog.actions.cloudflare_api import (
+    SECRETS_CHANGED_CODE,
+    CloudflareClient,
+    changed_secrets,
+    parse_time,
+    seg,
+    truncate_utf8,
+)
+from watchdog.clock import iso
+from watchdog.errors import ConfigError, PermanentActionError
+from watchdog.rules_model import WorkerTargetSpec
+
+KIND = "cloudflare-worker"
+
+
+@dataclass(frozen=True)
+class WorkerDeployment:
+    """One deployment as the API lists it (only the fields the choice needs)."""
+
+    id: str
+    created_at: float
+    versions: tuple[tuple[str, float], ...]
+    message: str = ""
+    triggered_by: str = ""
+    author: str = ""
+
+    @property
+    def sole_version(self) -> str | None:
+        """The version when exactly one serves 100 % of traffic, else None."""
+        if len(self.versions) == 1 and self.versions[0][1] == 100:
+            return self.versions[0][0]
+        return None
+
+    @property
+    def version_ids(self) -> set[str]:
+        return {v for v, _ in self.versions}
+
+    def split_text(self) -> str:
+        return " / ".join(f"{v} {p:g}%" for v, p in self.versions)
+
+
+def parse_deployment(raw: Any, where: str) -> WorkerDeployment:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise PermanentActionError(f"{where}: a deployment without an id")
+    versions = raw.get("versions")
+    if not isinstance(versions, list) or not versions:
+        raise PermanentActionError(f"{where}: deployment {raw['id']} has no versions")
+    parsed: list[tuple[str, float]] = []
+    for item in versions:
+        if not isinstance(item, dict) or not isinstance(item.get("version_id"), str):
+            raise PermanentActionError(f"{where}: deployment {raw['id']}: a version without id")
+        pct = item.get("percentage")
+        if isinstance(pct, bool) or not isinstance(pct, int | float):
+            raise PermanentActionError(f"{where}: deployment {raw['id']}: bad percentage")
+        parsed.append((item["version_id"], float(pct)))
+    annotations = raw.get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = {}
+    return WorkerDeployment(
+        id=raw["id"],
+        created_at=parse_time(raw.get("created_on"), f"{where}: deployment {raw['id']}"),
+        versions=tuple(parsed),
+        message=str(annotations.get("workers/message", "")),
+        triggered_by=str(annotations.get("workers/triggered_by", "")),
+        author=str(raw.get("author_email") or ""),
+    )
+
+
+def _bad_versions(live: WorkerDeployment, stable: Sequence[WorkerDeployment]) -> set[str]:
+    """The live versions a rollback moves away from. For a gradual deployment that
+    still carries the version that was at 100 % before it, that one is not bad."""
+    bad = live.version_ids
+    if len(live.versions) > 1 and stable and stable[0].sole_version in bad:
+        bad = bad - {stable[0].sole_version or ""}
+    return bad
+
+
+def choose_rollback(
+    deployments: Sequence[WorkerDeployment],
+    healthy: Collection[str] = (),
+    deployable: Collection[str] | None = None,
+) -> tuple[WorkerDeployment | None, str]:
+    """The deployment whose sole version to roll back to, and why. ``deployments`` is
+    newest first; ``deployable`` (if known) holds the versions a deployment may use."""
+    if not deployments:
+        return None, "the Worker has no deployments"
+    live, older = deployments[0], deployments[1:]
+    stable = [d for d in older if d.sole_version is not None]
+    bad = _bad_versions(live, stable)
+    candidates = [d for d in stable if d.sole_version not in bad]
+    too_old = {
+        d.id for d in candidates if deployable is not None and d.sole_version not in deployable
+    }
+    candidates = [d for d in candidates if d.id not in too_old]
+    if not candidates:
+        why = (
+            "no earlier deployment has a single version at 100% other than "
+            f"the live version(s) {', '.join(sorted(bad))}"
+        )
+        if too_old:
+            why += f" ({len(too_old)} candidate(s) are older than the 100 most recent versions)"
+        return None, why
+    gradual = (
+        f"live is a gradual deployment ({live.split_text()}); " if len(live.versions) > 1 else ""
+    )
+    for d in candidates:
+        if d.sole_version in healthy:
+            return d, (
+                f"{gradual}version {d.sole_version} served 100% in deployment {d.id} "
+                f"({iso(d.created_at)}) and was seen healthy"
+            )
+    note = "; none of the candidates was seen healthy" if healthy else ""
+    return candidates[0], (
+        f"{gradual}version {candidates[0].sole_version} served 100% in the most recent earlier "
+        f"deployment {candidates[0].id} ({iso(candidates[0].created_at)}), as wrangler "
+        f"rollback chooses{note}"
+    )
+
+
+def _deploy(dep: WorkerDeployment, version: str) -> Deploy:
+    text = dep.message or (f"({dep.triggered_by})" if dep.triggered_by else "")
+    if len(dep.versions) > 1:
+        text = f"gradual: {dep.split_text()}" + (f"; {text}" if text else "")
+    return Deploy(dep.id, version, dep.created_at, text, dep.author)
+
+
+class WorkerTarget:
+    """A Worker script; ``rollback`` creates a deployment of one version at 100 %."""
+
+    kind = KIND
+
+    def __init__(
+        self,
+        name: str,
+        spec: WorkerTargetSpec,
+        account_id: str | None,
+        client: CloudflareClient,
+    ) -> None:
+        account = spec.account or account_id
+        if not account:
+            raise ConfigError(
+                f"target {name}: no Cloudflare account id (set 'account' in the rules file "
+                "or CLOUDFLARE_ACCOUNT_ID)"
+            )
+        self.name = name
+        self.spec = spec
+        self.account_id = account
+        self.client = client
+        self._base = f"/accounts/{seg(account)}/workers/scripts/{seg(spec.script)}"
+
+    async def deployments(self, retry: bool = True) -> list[WorkerDeployment]:
+        """All deployments, newest first (sorted here; the API's order is not relied on)."""
+        path = f"{self._base}/deployments"
+        answer = await self.client.get(path, retry=retry)
+        raw = answer.result.get("deployments") if isinstance(answer.result, dict) else None
+        if not isinstance(raw, list):
+            raise PermanentActionError(f"Cloudflare API GET {path}: no deployments list")
+        parsed = [parse_deployment(item, f"Cloudflare API GET {path}") for item in raw]
+        return sorted(parsed, key=lambda d: d.created_at, reverse=True)
+
+    async def deployable_versions(self) -> set[str]:
+        """The versions a deployment may use (the 100 most recent)."""
+        path = f"{self._base}/versions"
+        answer = await self.client.get(path, params={"deployable": "true"})
+        items = answer.result.get("items") if isinstance(answer.result, dict) else None
+        if not isinstance(items, list):
+            raise PermanentActionError(f"Cloudflare API GET {path}: no items list")
+        return {i["id"] for i in items if isinstance(i, dict) and isinstance(i.get("id"), str)}
+
+    async def state(self, healthy: Collection[str] = ()) -> TargetState:
+        deployments = await self.deployments()
+        if not deployments:
+            return TargetState(self.name, KIND, None, None, "the Worker has no deployments")
+        live = deployments[0]
+        deployable = await self.deployable_versions() if len(deployments) > 1 else None
+        choice, why = choose_rollback(deployments, healthy, deployable)
+        stable = [d for d in deployments[1:] if d.sole_version is not None]
+        live_version = live.sole_version or ",".join(sorted(_bad_versions(live, stable)))
+        target = _deploy(choice, choice.sole_version or "") if choice else None
+        return TargetState(self.name, KIND, _deploy(live, live_version), target, why)
+
+    async def rollback(self, plan: RollbackPlan, dry_run: bool = False) -> ActionResult:
+        """Deploy ``plan.to_version`` at 100 %. Each attempt re-reads the live deployment
+        first, so a retry after a timeout or 5xx on the write never deploys twice."""
+        async for attempt in self.client.retrying(f"roll back worker {self.spec.script}"):
+            with attempt:
+                return await self._attempt(plan, dry_run)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _attempt(self, plan: RollbackPlan, dry_run: bool) -> ActionResult:
+        script, to = self.spec.script, plan.to_version
+        deployments = await self.deployments(retry=False)
+        live = deployments[0] if deployments else None
+        if live is not None and live.sole_version == to:
+            return ActionResult(
+                "rollback",
+                self.name,
+                True,
+                f"already rolled back: version {to} serves 100% of {script} "
+                f"(deployment {live.id}); nothing sent",
+                would=dry_run,
+                data={"deployment_id": live.id, "version": to, "already": True},
+            )
+        path = f"{self._base}/deployments"
+        body = {
+            "strategy": "percentage",
+            "versions": [{"version_id": to, "percentage": 100}],
+            "annotations": {"workers/message": truncate_utf8(plan.reason)},
+        }
+        if dry_run:
+            sent = await self.client.post(path, body, dry_run=True)
+            return ActionResult(
+                "rollback",
+                self.name,
+                True,
+                f"would deploy version {to} of {script} at 100%",
+                would=True,
+                request=sent.request,
+            )
+        forced = False
+        try:
+            answer = await self.client.post(path, body, retry=False)
+        except PermanentActionError as exc:
+            if exc.code != SECRETS_CHANGED_CODE:
+                raise PermanentActionError(
+                    f"worker {script}: rollback to version {to} refused: {exc}", exc.code
+                ) from None
+            names = changed_secrets(str(exc))
+            which = f" ({', '.join(names)})" if names else ""
+            if self.spec.on_secret_changed == "refuse":  # noqa: S105 (a policy, not a secret)
+                raise PermanentActionError(
+                    f"worker {script}: rollback to version {to} refused by Cloudflare "
+                    f"(code 10220): secrets changed since that version was live{which}. "
+                    "on_secret_changed is 'refuse': escalation needed, a human must decide "
+                    "whether the old version works with today's secrets",
+                    SECRETS_CHANGED_CODE,
+                ) from None
+            answer = await self.client.post(path, body, params={"force": "true"}, retry=False)
+            forced = True
+        created = parse_deployment(answer.result, f"Cloudflare API POST {path}")
+        if created.sole_version != to:
+            raise PermanentActionError(
+                f"worker {script}: asked for version {to} at 100% but deployment "
+                f"{created.id} serves {created.split_text()}"
+            )
+        force_note = " with ?force=true (secrets had changed)" if forced else ""
+        return ActionResult(
+            "rollback",
+            self.name,
+            True,
+            f"deployed version {to} of {script} at 100% (deployment {created.id}){force_note}",
+            request=answer.request,
+            data={
+                "deployment_id": created.id,
+                "version": to,
+                "from": live.split_text() if live else "",
+                "forced": forced,
+            },
+        )
