@@ -42,8 +42,7 @@ def fake(sleeps: SleepRecorder) -> FakeCloudflare:
 async def client_for(fake: FakeCloudflare) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client for the fake, with its token."""
     async with httpx.AsyncClient(
-        # Router types scope as dict, httpx as MutableMapping: same thing at run time.
-        transport=httpx.ASGITransport(app=fake.router),  # type: ignore[arg-type]
+        transport=httpx.ASGITransport(app=fake.router),
         base_url="http://cloudflare.test/client/v4",
         headers={"Authorization": f"Bearer {fake.token}"},
     ) as client:
