@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add their own commands (each has ``register(commands)``), so this file
 # stays the dispatcher.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("watchdog.cli_ops",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

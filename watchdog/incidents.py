@@ -94,6 +94,9 @@ def decision_from(data: Mapping[str, Any]) -> Decision:
 
 def rollback_message(decision: Decision) -> str:
     """The ``workers/message`` annotation: why, in at most 100 bytes."""
+    if decision.extra.get("manual"):
+        text = f"rollback-watchdog manual: {decision.extra.get('reason', '')}"
+        return text.encode()[:100].decode(errors="ignore")
     op = ">" if decision.comparison == "above" else "<"
     text = (
         f"rollback-watchdog: {decision.rule} {decision.observed_text} {op} "
@@ -212,7 +215,7 @@ class IncidentManager:
                 return incident
         return None
 
-    async def _open(self, decision: Decision) -> None:
+    async def _new_incident(self, decision: Decision, phase: Phase) -> Incident:
         now = self.clock.now()
         incident_id = f"{iso(now).replace(':', '').replace('-', '')}-{decision.rule}"
         record = IncidentRecord(
@@ -220,7 +223,7 @@ class IncidentManager:
             opened_at=now,
             rule=decision.rule,
             severity=decision.severity,
-            phase=Phase.WATCHING.value,
+            phase=phase.value,
             targets=list(decision.targets),
             data={"decision": decision.to_dict(), "statuspage": {}},
         )
@@ -228,6 +231,12 @@ class IncidentManager:
         self.open[incident_id] = incident
         await self.store.save_incident(record)
         await self._event(incident_id, "detected", {"decision": decision.to_dict()})
+        return incident
+
+    async def _open(self, decision: Decision) -> None:
+        now = self.clock.now()
+        incident = await self._new_incident(decision, Phase.WATCHING)
+        incident_id = incident.id
         policy = self.ruleset.severities[decision.severity]
         await self._notify(
             incident,
@@ -296,6 +305,42 @@ class IncidentManager:
         names = self._notifier_names(decision.rule)
         results = await self.playbook.notify(event, names, self._dry(decision))
         await self._record_results(incident_id, results)
+
+    async def manual_rollback(self, targets: list[str], reason: str, author: str) -> Incident:
+        """The runbook's manual rollback through the same path as an automatic one:
+        an incident, the journal, the playbook, purges and notifications. A person
+        decided, so deploy correlation and cooldowns do not apply; the journal's
+        one-rollback-per-target-per-incident does."""
+        now = self.clock.now()
+        decision = Decision(
+            kind=DecisionKind.ROLLBACK,
+            rule="manual",
+            severity="critical",
+            signal="manual",
+            targets=tuple(targets),
+            observed=math.nan,
+            threshold=math.nan,
+            comparison="above",
+            unit="number",
+            window_s=0.0,
+            sample_count=0,
+            first_breach_at=now,
+            decided_at=now,
+            why=f"manual rollback by {author}: {reason}",
+            extra={"manual": True, "reason": reason, "author": author},
+        )
+        async with self._lock:
+            incident = await self._new_incident(decision, Phase.ROLLING_BACK)
+            await self._notify(
+                incident, EventKind.OPENED, phase="investigating", message=decision.why
+            )
+        await self._rollback(incident, resumed=False)
+        return incident
+
+    async def close(self, incident: Incident, why: str) -> None:
+        async with self._lock:
+            if incident.id in self.open:
+                await self._close(incident, why)
 
     # --- rollback ------------------------------------------------------------------
 
@@ -409,6 +454,8 @@ class IncidentManager:
         if state.live is None and state.kind != "github-workflow":
             return "nothing is live"
         decision = incident.decision
+        if decision.extra.get("manual"):
+            return None
         correlation = self.ruleset.correlation
         # A CI-dispatch target cannot see deploys: it cannot be correlated, only guarded.
         if correlation.enabled and not resumed and state.live is not None:

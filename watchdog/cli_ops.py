@@ -1,0 +1,347 @@
+"""Operator commands: ``targets``, ``rollback``, ``silence add|query|expire``, ``status``,
+``postmortem``. Silences and status talk to a running watchdog's API (like amtool);
+``targets``, ``rollback`` and ``postmortem`` work without one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from watchdog.clock import SystemClock, iso
+from watchdog.errors import WatchdogError
+from watchdog.settings import Settings, load_settings
+from watchdog.units import format_duration, parse_duration
+
+Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def register(commands: Commands) -> None:
+    targets = commands.add_parser(
+        "targets", help="what is live on each target and what a rollback would go to, and why"
+    )
+    targets.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
+    targets.set_defaults(func=cmd_targets)
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="the runbook's manual rollback, through the same code path as the automatic one",
+    )
+    rollback.add_argument("targets", nargs="+", metavar="TARGET")
+    rollback.add_argument(
+        "--reason",
+        required=True,
+        help="why (goes into the deployment annotation, notifications and the post-mortem)",
+    )
+    rollback.add_argument("--author", default=None, help="who (default: $USER)")
+    rollback.add_argument("--dry-run", action="store_true", help="every GET, no mutating call")
+    rollback.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
+    rollback.set_defaults(func=cmd_rollback)
+
+    silence = commands.add_parser("silence", help="silence actions on a running watchdog")
+    verbs = silence.add_subparsers(dest="verb", metavar="VERB", required=True)
+    add = verbs.add_parser(
+        "add",
+        help="add a silence: MATCHER... like rule=error-rate "
+        "target=~worker|frontend severity!=low (none: everything)",
+    )
+    add.add_argument("matchers", nargs="*", metavar="MATCHER")
+    add.add_argument("--duration", default="1h", help="how long (default 1h)")
+    add.add_argument("--comment", required=True, help="why (required, as in amtool)")
+    add.add_argument("--author", default=None, help="who (default: $USER)")
+    add.set_defaults(func=cmd_silence_add)
+    query = verbs.add_parser("query", help="list silences")
+    query.add_argument("--expired", action="store_true", help="include expired ones")
+    query.add_argument("-q", "--quiet", action="store_true", help="print ids only")
+    query.add_argument("-o", "--output", choices=("simple", "json"), default="simple")
+    query.set_defaults(func=cmd_silence_query)
+    expire = verbs.add_parser("expire", help="expire silences by id")
+    expire.add_argument("ids", nargs="+", metavar="ID")
+    expire.set_defaults(func=cmd_silence_expire)
+    for sub in (add, query, expire):
+        _api_args(sub)
+
+    status = commands.add_parser(
+        "status",
+        help="rules, values against thresholds, states, silences, open incidents, last decisions",
+    )
+    status.add_argument("-o", "--output", choices=("simple", "json"), default="simple")
+    _api_args(status)
+    status.set_defaults(func=cmd_status)
+
+    postmortem = commands.add_parser(
+        "postmortem", help="render an incident's post-mortem draft (Markdown) from the journal"
+    )
+    postmortem.add_argument("incident", help="incident id (a unique prefix is enough)")
+    postmortem.add_argument("--out", help="write to this file instead of stdout")
+    postmortem.set_defaults(func=cmd_postmortem)
+
+
+def _api_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", default=None, help="watchdog base URL (default from WATCHDOG_LISTEN)"
+    )
+    parser.add_argument("--token", default=None, help="bearer token (default WATCHDOG_API_TOKEN)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "rules", None):
+        overrides["rules"] = args.rules
+    if getattr(args, "dry_run", False):
+        overrides["dry_run"] = True
+    return load_settings(None, **overrides)
+
+
+# --- targets and rollback --------------------------------------------------------------
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    return asyncio.run(_targets(_settings(args)))
+
+
+async def _targets(settings: Settings) -> int:
+    from watchdog.actions.base import TargetState
+    from watchdog.runtime import Runtime
+
+    clock = SystemClock()
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        runtime = await Runtime.build(settings, clock, http)
+        try:
+            names = list(runtime.playbook.targets)
+            healthy = {n: await runtime.store.healthy_versions(n) for n in names}
+            states = await runtime.playbook.inspect(names, healthy)
+        finally:
+            await runtime.store.close()
+    failed = 0
+    now = clock.now()
+    for name, state in states.items():
+        if not isinstance(state, TargetState):
+            print(f"{name}: ERROR {state}")
+            failed += 1
+            continue
+        print(f"{name} ({state.kind})")
+        if state.live is not None:
+            age = format_duration(max(0.0, now - state.live.created_at))
+            print(
+                f"  live:        {state.live.version}  deployed {iso(state.live.created_at)} "
+                f"({age} ago)  {state.live.description}".rstrip()
+            )
+        else:
+            print("  live:        unknown")
+        if state.rollback_to is not None:
+            seen = " (seen healthy)" if state.rollback_to.version in healthy.get(name, ()) else ""
+            print(
+                f"  rollback to: {state.rollback_to.version}{seen}  "
+                f"{state.rollback_to.description}".rstrip()
+            )
+        else:
+            print("  rollback to: none")
+        print(f"  why:         {state.why}")
+    return 1 if failed else 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    author = args.author or os.environ.get("USER") or getpass.getuser()
+    return asyncio.run(_rollback(_settings(args), args.targets, args.reason, author))
+
+
+async def _rollback(settings: Settings, targets: list[str], reason: str, author: str) -> int:
+    from watchdog.runtime import Runtime
+
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        runtime = await Runtime.build(settings, SystemClock(), http)
+        try:
+            unknown = [t for t in targets if t not in runtime.playbook.targets]
+            if unknown:
+                known = ", ".join(sorted(runtime.playbook.targets)) or "none"
+                print(
+                    f"error: unknown target(s) {', '.join(unknown)} (expected one of: {known})",
+                    file=sys.stderr,
+                )
+                return 2
+            incident = await runtime.manager.manual_rollback(targets, reason, author)
+            await runtime.manager.drain()
+            events = await runtime.store.events(incident.id)
+            ok = any(e.kind == "rollback_finished" for e in events)
+            would = any(e.kind == "would_rollback" for e in events)
+            for event in events:
+                if event.kind == "action":
+                    data = event.data
+                    mark = "🟡" if data.get("would") else ("✅" if data.get("ok") else "❌")
+                    print(f"{mark} {data['action']} {data['target']}: {data['detail']}")
+                elif event.kind in ("rollback_blocked", "escalated"):
+                    print(f"❌ {event.kind}: {event.data.get('why', '')}")
+            await runtime.manager.close(
+                incident,
+                "manual rollback finished; verification is the operator's"
+                if ok
+                else "manual rollback did not go through",
+            )
+            print(f"incident {incident.id}")
+        finally:
+            await runtime.store.close()
+    return 0 if ok or would else 1
+
+
+# --- silences and status (through the API) ---------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> httpx.Client:
+    token = args.token or os.environ.get("WATCHDOG_API_TOKEN")
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=args.url, headers=headers, timeout=10.0)
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    try:
+        with _client(args) as client:
+            response = client.request(method, path, json=body)
+    except httpx.HTTPError as exc:
+        raise WatchdogError(
+            f"cannot reach the watchdog at {args.url}: {type(exc).__name__}"
+        ) from None
+    try:
+        data = response.json()
+    except json.JSONDecodeError:
+        data = {"error": response.text.strip()}
+    if response.status_code >= 400:
+        raise WatchdogError(f"HTTP {response.status_code}: {data.get('error', data)}")
+    return data
+
+
+def cmd_silence_add(args: argparse.Namespace) -> int:
+    parse_duration(args.duration)
+    author = args.author or os.environ.get("USER") or getpass.getuser()
+    created = _call(
+        args,
+        "POST",
+        "/api/v1/silences",
+        {
+            "matchers": args.matchers,
+            "duration": args.duration,
+            "created_by": author,
+            "comment": args.comment,
+        },
+    )
+    print(created["id"])
+    return 0
+
+
+def cmd_silence_query(args: argparse.Namespace) -> int:
+    query = "?expired=true" if args.expired else ""
+    silences = _call(args, "GET", f"/api/v1/silences{query}")["silences"]
+    if args.output == "json":
+        print(json.dumps(silences, indent=2))
+        return 0
+    for s in silences:
+        if args.quiet:
+            print(s["id"])
+            continue
+        matchers = " ".join(f"{m['name']}{m['op']}{m['value']}" for m in s["matchers"]) or "(all)"
+        print(
+            f"{s['id']}  {s['state']:8} until {s['ends_at_iso']}  {matchers}  "
+            f"by {s['created_by']}: {s['comment']}"
+        )
+    return 0
+
+
+def cmd_silence_expire(args: argparse.Namespace) -> int:
+    for silence_id in args.ids:
+        _call(args, "DELETE", f"/api/v1/silences/{silence_id}")
+        print(f"expired {silence_id}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _call(args, "GET", "/api/v1/status")
+    if args.output == "json":
+        print(json.dumps(status, indent=2))
+        return 0
+    print(
+        f"rollback-watchdog {status['version']}: {'ready' if status['ready'] else 'NOT READY'}"
+        f" ({status['ready_reason']})"
+    )
+    print()
+    print(f"{'RULE':24} {'STATE':9} {'VALUE':>10}   {'THRESHOLD':12} {'FOR':6} SEVERITY")
+    for rule in status["rules"]:
+        op = ">" if rule["comparison"] == "above" else "<"
+        print(
+            f"{rule['rule']:24} {rule['state']:9} {rule['value_text']:>10}   "
+            f"{op} {rule['threshold_text']:10} {rule['for']:6} {rule['severity']}"
+            + (f"  ({rule['blind_reason']})" if rule.get("blind_reason") else "")
+        )
+    _section(
+        "silences",
+        status.get("silences", []),
+        lambda s: (
+            f"{s['id'][:8]} by {s['created_by']}: {s['comment']} "
+            f"({' '.join(m['name'] + m['op'] + m['value'] for m in s['matchers']) or 'all'})"
+        ),
+    )
+    _section(
+        "open incidents",
+        status.get("incidents", []),
+        lambda i: (
+            f"{i['id']}  {i['phase']}  {i['severity']}  targets: {', '.join(i['targets']) or '-'}"
+        ),
+    )
+    _section(
+        "last decisions",
+        status.get("decisions", [])[-10:],
+        lambda d: f"{d['decided_at_iso']}  {d['kind']:8} {d['rule']}: {d['why']}",
+    )
+    return 0
+
+
+def _section(title: str, items: Sequence[dict[str, Any]], line: Any) -> None:
+    print()
+    print(f"{title}: {len(items) or 'none'}")
+    for item in items:
+        print(f"  {line(item)}")
+
+
+# --- post-mortem -----------------------------------------------------------------------
+
+
+def cmd_postmortem(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    return asyncio.run(_postmortem(settings, args.incident, args.out))
+
+
+async def _postmortem(settings: Settings, incident_id: str, out: str | None) -> int:
+    from watchdog.postmortem import render_incident
+    from watchdog.store import open_store
+
+    store = open_store(settings.state)
+    await store.open()
+    try:
+        text = await render_incident(store, incident_id)
+        if text is None:
+            recent = await store.recent_incidents(5)
+            hint = ", ".join(i.id for i in recent) or "none recorded"
+            print(
+                f"error: no single incident matches {incident_id!r} (recent: {hint})",
+                file=sys.stderr,
+            )
+            return 1
+    finally:
+        await store.close()
+    if out:
+        await asyncio.to_thread(_write, out, text)
+        print(f"wrote {out}")
+    else:
+        print(text)
+    return 0
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
