@@ -1,0 +1,309 @@
+"""The ``prometheus`` source: PromQL instant queries over the HTTP API, and the
+range-query reader the backtest uses.
+
+Each signal is one instant query (``GET /api/v1/query``, ``time`` = the sampling
+moment) of ``signal.spec.query``, plus ``signal.spec.requests_query`` when set (its
+value is the traffic behind the ratio). All signals of one call run concurrently,
+each bounded by the source's ``timeout``. What a query can come back as, and what it
+becomes (see apis.md §10.1):
+
+- one finite value (vector of one series, or a scalar) → a value sample;
+- an empty vector → ``no_data: no series``; NaN (``0/0``, an idle histogram) →
+  ``no_data: NaN``; both are missing evidence, never a breach;
+- ±Inf → an error sample: it comes from a broken ratio, not from production;
+- several series → an error unless the signal says how to reduce them
+  (``reduce: max|min|sum|avg``, NaN handled as PromQL's aggregations do);
+- the error envelope, a non-JSON body (a proxy's HTML), another HTTP error, a
+  refused connection or a timeout → an error sample that says which.
+
+When ``requests_query`` is set, the signal is a value only if both queries gave
+one: a ratio whose traffic is unknown cannot be held against ``min_requests``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import structlog
+
+from watchdog.errors import BacktestError, ParseError, SourceError, WatchdogError
+from watchdog.rules import ResolvedSignal
+from watchdog.rules_model import PrometheusSourceSpec, Reduce
+from watchdog.samples import Sample, SampleKind
+from watchdog.sources import _transport
+from watchdog.sources.base import SourceDeps
+
+log = structlog.get_logger("watchdog.sources.prometheus")
+
+# The server refuses a range query over 11,000 points per series
+# ("exceeded maximum resolution of 11,000 points per timeseries").
+MAX_POINTS = 11_000
+
+
+class PrometheusSource:
+    """Samples signals whose ``query`` is PromQL, from one Prometheus server."""
+
+    def __init__(self, name: str, spec: PrometheusSourceSpec, deps: SourceDeps) -> None:
+        self.name = name
+        self.spec = spec
+        self._http = deps.http
+        self._query_url = spec.url.rstrip("/") + "/api/v1/query"
+
+    async def sample(self, signals: Sequence[ResolvedSignal], now: float) -> dict[str, Sample]:
+        samples = await asyncio.gather(*(self._signal(signal, now) for signal in signals))
+        return {signal.name: sample for signal, sample in zip(signals, samples, strict=True)}
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client is shared."""
+
+    async def _signal(self, signal: ResolvedSignal, now: float) -> Sample:
+        query = signal.spec.query
+        if query is None:  # the rules loader requires it; guard against hand-built signals
+            return Sample.error(now, "signal has no 'query' for a prometheus source")
+        reduce = signal.spec.reduce
+        try:
+            async with asyncio.timeout(self.spec.timeout):
+                if signal.spec.requests_query is None:
+                    return await self._instant(signal.name, query, reduce, now)
+                value, requests = await asyncio.gather(
+                    self._instant(signal.name, query, reduce, now),
+                    self._instant(signal.name, signal.spec.requests_query, reduce, now),
+                )
+        except TimeoutError:
+            return Sample.error(now, _transport.timed_out(self.spec.timeout))
+        return _with_requests(value, requests)
+
+    async def _instant(self, signal: str, query: str, reduce: Reduce | None, now: float) -> Sample:
+        params = {"query": query, "time": f"{now:.3f}", "timeout": f"{self.spec.timeout:g}"}
+        try:
+            response = await self._http.get(
+                self._query_url, params=params, timeout=self.spec.timeout
+            )
+        except httpx.TransportError as exc:
+            return Sample.error(
+                now, _transport.transport_failure(exc, self.spec.timeout, self._query_url)
+            )
+        try:
+            body = _decode(response, ParseError)
+            _log_warnings(body, source=self.name, signal=signal)
+            return parse_instant(body, reduce, now)
+        except SourceError as exc:
+            return Sample.error(now, str(exc))
+
+
+def _with_requests(value: Sample, requests: Sample) -> Sample:
+    """Join a signal's value with its ``requests_query`` result."""
+    if value.kind is not SampleKind.VALUE:
+        if requests.kind is SampleKind.VALUE:  # keep the traffic: "NaN at 0 requests" says why
+            return Sample(value.at, value.kind, value.value, requests.value, value.reason)
+        return value
+    if requests.kind is not SampleKind.VALUE:
+        return Sample(value.at, requests.kind, reason=f"requests_query: {requests.reason}")
+    return Sample.of(value.at, value.value, requests.value)
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+def _decode(response: httpx.Response, error: type[WatchdogError]) -> object:
+    """The JSON body. Prometheus answers its error envelope with 4xx/5xx, so JSON is
+    read whatever the status; a non-JSON body is reported with its status."""
+    try:
+        body: object = json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        if response.is_success:
+            raise error(f"response is not JSON: {_transport.excerpt(response)}") from None
+        raise error(_transport.http_failure(response)) from None
+    if not response.is_success and (not isinstance(body, dict) or "status" not in body):
+        raise error(_transport.http_failure(response))
+    return body
+
+
+def _data(body: object, error: type[WatchdogError]) -> Mapping[str, Any]:
+    """``data`` of a success envelope (a bare ``data`` object is accepted too)."""
+    if not isinstance(body, dict):
+        raise error(f"expected a JSON object, got {type(body).__name__}")
+    if "resultType" in body:
+        return body
+    status = body.get("status")
+    if status == "error":
+        kind = body.get("errorType") or "error"
+        raise error(f"Prometheus error ({kind}): {body.get('error') or 'no message'}")
+    if status != "success":
+        raise error(f"not a Prometheus API response (status {status!r})")
+    data = body.get("data")
+    if not isinstance(data, dict) or "resultType" not in data:
+        raise error("Prometheus response has no data.resultType")
+    return data
+
+
+def _point(raw: object, error: type[WatchdogError], where: str) -> tuple[float, float]:
+    """``[1435781451.781, "1"]`` → (ts, value); values are strings so NaN/±Inf survive."""
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise error(f'{where}: expected [timestamp, "value"], got {raw!r:.80}')
+    ts, text = raw
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not isinstance(text, str):
+        raise error(f'{where}: expected [timestamp, "value"], got {raw!r:.80}')
+    try:
+        return float(ts), float(text)
+    except ValueError:
+        raise error(f"{where}: value {text!r:.40} is not a number") from None
+
+
+def _series_value(series: object, index: int) -> float:
+    if not isinstance(series, dict):
+        raise ParseError(f"series {index} is not an object")
+    if "value" not in series:
+        if "histogram" in series:
+            raise ParseError(
+                "the query returns a native histogram; wrap it in histogram_quantile(...)"
+            )
+        raise ParseError(f"series {index} has no value")
+    return _point(series["value"], ParseError, f"series {index}")[1]
+
+
+def _reduce(values: list[float], how: Reduce) -> float:
+    """As PromQL aggregates: max/min skip NaN unless all are NaN; sum/avg propagate it."""
+    if how in ("max", "min"):
+        finite = [v for v in values if not math.isnan(v)]
+        if not finite:
+            return math.nan
+        return max(finite) if how == "max" else min(finite)
+    total = math.fsum(values)
+    return total if how == "sum" else total / len(values)
+
+
+def parse_instant(body: object, reduce: Reduce | None, at: float) -> Sample:
+    """An instant query's JSON → one sample. Raises ``SourceError`` for an error
+    envelope and ``ParseError`` for a payload that is not what the API returns."""
+    data = _data(body, ParseError)
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "scalar":
+        value = _point(result, ParseError, "scalar")[1]
+    elif kind == "vector":
+        if not isinstance(result, list):
+            raise ParseError("vector result is not a list")
+        if not result:
+            return Sample.no_data(at, "no series")
+        values = [_series_value(series, index) for index, series in enumerate(result)]
+        if len(values) > 1 and reduce is None:
+            return Sample.error(at, f"{len(values)} series (set reduce: max|min|sum|avg)")
+        value = _reduce(values, reduce) if reduce is not None else values[0]
+    elif kind == "matrix":
+        return Sample.error(at, "the query returns a range vector (matrix); give an instant one")
+    else:
+        return Sample.error(at, f"the query returns a {kind!r}, not a number")
+    if math.isnan(value):
+        return Sample.no_data(at, "NaN")
+    if math.isinf(value):
+        sign = "+Inf" if value > 0 else "-Inf"
+        return Sample.error(at, f"value is {sign}, not a usable number (a division by zero?)")
+    return Sample.of(at, value)
+
+
+def _log_warnings(body: object, **context: str) -> None:
+    if isinstance(body, dict):
+        for key in ("warnings", "infos"):
+            notes = body.get(key)
+            if notes:
+                log.debug("prometheus annotations", kind=key, notes=notes, **context)
+
+
+def _labels(series: object) -> str:
+    metric = series.get("metric") if isinstance(series, dict) else None
+    if not isinstance(metric, dict) or not metric:
+        return "{}"
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(metric.items())) + "}"
+
+
+def parse_matrix(body: object) -> list[tuple[float, float]]:
+    """A range query's JSON (the envelope, or its ``data``) → ``[(ts, value), ...]``.
+
+    Zero series is an empty list. NaN and ±Inf values are kept: they are data.
+    Raises ``BacktestError`` for an error envelope, a result that is not a matrix,
+    several series, or timestamps that are not strictly increasing."""
+    data = _data(body, BacktestError)
+    kind, result = data.get("resultType"), data.get("result")
+    if kind != "matrix":
+        raise BacktestError(f"not a matrix: resultType is {kind!r} (expected 'matrix')")
+    if not isinstance(result, list):
+        raise BacktestError("not a matrix: result is not a list")
+    if not result:
+        return []
+    if len(result) > 1:
+        shown = ", ".join(_labels(series) for series in result[:3])
+        more = ", ..." if len(result) > 3 else ""
+        raise BacktestError(
+            f"several series ({len(result)}: {shown}{more}); "
+            "aggregate the query to one series, e.g. sum(...) or max(...)"
+        )
+    series = result[0]
+    if not isinstance(series, dict):
+        raise BacktestError("not a matrix: the series is not an object")
+    raw = series.get("values")
+    if raw is None and "histograms" in series:
+        raise BacktestError("the query returns native histograms; wrap it in histogram_quantile")
+    if not isinstance(raw, list):
+        raise BacktestError("not a matrix: the series has no 'values' list")
+    points = [_point(item, BacktestError, f"point {i}") for i, item in enumerate(raw)]
+    _check_order(points)
+    return points
+
+
+def _check_order(points: Sequence[tuple[float, float]]) -> None:
+    for i in range(1, len(points)):
+        before, ts = points[i - 1][0], points[i][0]
+        if ts == before:
+            raise BacktestError(f"duplicate timestamp {ts} at point {i}")
+        if ts < before:
+            raise BacktestError(f"timestamps not sorted: {ts} after {before} at point {i}")
+
+
+# --- range queries (backtest) -----------------------------------------------------------
+
+
+async def query_range(
+    http: httpx.AsyncClient,
+    base_url: str,
+    query: str,
+    start: float,
+    end: float,
+    step: float,
+    timeout: float,  # noqa: ASYNC109 (per request, and sent to Prometheus as its own timeout)
+) -> list[tuple[float, float]]:
+    """``query`` evaluated every ``step`` seconds from ``start`` to ``end`` (inclusive).
+
+    Longer ranges are split into requests of at most ``MAX_POINTS`` points, each on
+    the grid ``start + k*step`` so chunks neither overlap nor leave gaps. Raises
+    ``BacktestError`` naming what failed (connection, HTTP, envelope, shape)."""
+    if not step > 0:
+        raise BacktestError(f"step must be > 0 seconds, got {step!r}")
+    if end < start:
+        raise BacktestError(f"end ({end}) is before start ({start})")
+    url = base_url.rstrip("/") + "/api/v1/query_range"
+    last_step = math.floor((end - start) / step + 1e-9)
+    points: list[tuple[float, float]] = []
+    first = 0
+    while first <= last_step:
+        last = min(first + MAX_POINTS - 1, last_step)
+        params = {
+            "query": query,
+            "start": f"{start + first * step:.3f}",
+            "end": f"{start + last * step:.3f}",
+            "step": f"{step:.3f}",
+            "timeout": f"{timeout:g}",
+        }
+        try:
+            response = await http.get(url, params=params, timeout=timeout)
+        except httpx.TransportError as exc:
+            reason = _transport.transport_failure(exc, timeout, url)
+            raise BacktestError(f"Prometheus range query failed: {reason}") from None
+        points.extend(parse_matrix(_decode(response, BacktestError)))
+        first = last + 1
+    _check_order(points)
+    return points

@@ -1,0 +1,69 @@
+"""Source types by the rules file's ``type:`` key: one dict, one builder."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TypeVar
+
+from watchdog.errors import RuleError
+from watchdog.rules_model import (
+    CloudflareSourceSpec,
+    ProbeSourceSpec,
+    PrometheusSourceSpec,
+    ScrapeSourceSpec,
+    SourceSpec,
+)
+from watchdog.sources.base import Source, SourceDeps
+
+SourceFactory = Callable[[str, SourceSpec, SourceDeps], Source]
+_Spec = TypeVar("_Spec")
+
+
+def _expect(name: str, spec: SourceSpec, kind: type[_Spec]) -> _Spec:
+    if not isinstance(spec, kind):
+        raise RuleError([f"sources.{name}: expected a {kind.__name__}, got type {spec.type!r}"])
+    return spec
+
+
+def _prometheus(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
+    from watchdog.sources.prometheus import PrometheusSource
+
+    return PrometheusSource(name, _expect(name, spec, PrometheusSourceSpec), deps)
+
+
+def _scrape(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
+    # Imported by name when first used, so this registry loads (and type-checks)
+    # whether or not the scrape module is present.
+    module = importlib.import_module("watchdog.sources.scrape")
+    source: Source = module.ScrapeSource(name, _expect(name, spec, ScrapeSourceSpec), deps)
+    return source
+
+
+def _probe(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
+    from watchdog.sources.probe import ProbeSource
+
+    return ProbeSource(name, _expect(name, spec, ProbeSourceSpec), deps)
+
+
+def _cloudflare(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
+    from watchdog.sources.cloudflare import CloudflareSource
+
+    return CloudflareSource(name, _expect(name, spec, CloudflareSourceSpec), deps)
+
+
+SOURCE_TYPES: dict[str, SourceFactory] = {
+    "prometheus": _prometheus,
+    "scrape": _scrape,
+    "probe": _probe,
+    "cloudflare": _cloudflare,
+}
+
+
+def build_source(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
+    """The source for ``sources.<name>``. Raises ``RuleError`` for an unknown type."""
+    factory = SOURCE_TYPES.get(spec.type)
+    if factory is None:
+        known = ", ".join(SOURCE_TYPES)
+        raise RuleError([f"sources.{name}.type: unknown {spec.type!r} (expected one of: {known})"])
+    return factory(name, spec, deps)
