@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -137,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "url", "unset") is None:
         args.url = _default_url()
     func: Command = args.func
+    if args.command != "run":
+        # Commands print their own results; logs go to stderr and only when they matter.
+        from watchdog import logs
+
+        logs.configure("console", os.environ.get("WATCHDOG_LOG_LEVEL", "warning"), cache=False)
     try:
         return func(args)
     except ConfigError as exc:

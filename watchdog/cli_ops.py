@@ -20,10 +20,8 @@ from watchdog.errors import WatchdogError
 from watchdog.settings import Settings, load_settings
 from watchdog.units import format_duration, parse_duration
 
-Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
-
-def register(commands: Commands) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     targets = commands.add_parser(
         "targets", help="what is live on each target and what a rollback would go to, and why"
     )

@@ -62,7 +62,13 @@ def render(incident: IncidentRecord, events: list[EventRecord], actions: list[Ac
     decision = incident.data.get("decision", {})
     end = incident.closed_at or (events[-1].at if events else incident.opened_at)
     start = decision.get("first_breach_at") or incident.opened_at
-    title = f"{incident.rule} breached ({decision.get('signal', '?')})"
+    extra = decision.get("extra") or {}
+    manual = bool(extra.get("manual"))
+    title = (
+        f"manual rollback by {extra.get('author', '?')}"
+        if manual
+        else f"{incident.rule} breached ({decision.get('signal', '?')})"
+    )
     lines = [
         f"# Post-Mortem: {_when(incident.opened_at)[:10]} {title}",
         "",
@@ -70,17 +76,21 @@ def render(incident: IncidentRecord, events: list[EventRecord], actions: list[Ac
         f"- **Date**: {_when(start)}",
         f"- **Duration**: {format_duration(end - start)}"
         + ("" if incident.closed_at else " (still open)"),
-        f"- **Impact**: {decision.get('signal', '?')} reached "
-        f"{_value(decision)} against a threshold of {_threshold(decision)} "
-        f"({decision.get('sample_count', '?')} samples over "
-        f"{format_duration(float(decision.get('window_s', 0)))}); severity "
-        f"{incident.severity}. {TO_FILL}",
+        (
+            f"- **Impact**: rolled back by hand: {extra.get('reason', '')}. {TO_FILL}"
+            if manual
+            else f"- **Impact**: {decision.get('signal', '?')} reached "
+            f"{_value(decision)} against a threshold of {_threshold(decision)} "
+            f"({decision.get('sample_count', '?')} samples over "
+            f"{format_duration(float(decision.get('window_s', 0)))}); severity "
+            f"{incident.severity}. {TO_FILL}"
+        ),
         f"- **Root Cause**: {TO_FILL}",
         f"- **Incident**: `{incident.id}` (final phase: {incident.phase})",
         "",
         "## Timeline",
     ]
-    if decision.get("first_breach_at"):
+    if decision.get("first_breach_at") and not manual:
         lines.append(f"- {_hhmm(decision['first_breach_at'])} - First breaching sample")
     labels = dict(_TIMELINE)
     for event in events:
