@@ -554,23 +554,22 @@ def _resolve_signal(
 
 
 def check_files(paths: Iterable[str | Path]) -> tuple[list[str], list[str]]:
-    """For ``check rules``: (summary lines, problems), every file checked on its own
-    and then all together for cross-file duplicates and references."""
-    files = rule_files(paths)
+    """For ``check rules``: (summary lines, problems). Each argument is one rule set,
+    checked on its own: a file, or a directory whose files merge."""
     summaries: list[str] = []
     problems: list[str] = []
-    parsed: list[_Parsed] = []
-    for path in files:
-        result, found = parse_file(path)
-        if found:
+    for argument in paths:
+        parsed: list[_Parsed] = []
+        for path in rule_files([argument]):
+            result, found = parse_file(path)
             problems.extend(found)
+            if result is not None:
+                parsed.append(result)
+        if not parsed:
             continue
-        assert result is not None
-        parsed.append(result)
-    if parsed:
         ruleset, found = _merge(parsed)
         problems.extend(found)
         for file in ruleset.files:
-            if not any(p.startswith(f"{file}:") for p in problems):
+            if not any(p.startswith(f"{file}:") for p in found):
                 summaries.append(f"{file}: SUCCESS: {ruleset.summaries[file]}")
     return summaries, problems
