@@ -89,6 +89,15 @@ def _default_url() -> str:
     return f"http://{host}:{port}"
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from watchdog import logs
+    from watchdog.demo import run_demo
+
+    # The demo speaks through its live view; the daemon's own logs only when they matter.
+    logs.configure("console", os.environ.get("WATCHDOG_LOG_LEVEL", "error"), cache=False)
+    return asyncio.run(run_demo(args.scenario, virtual_time=args.virtual_time))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollback-watchdog",
@@ -122,6 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--timeout", type=float, default=3.0)
         sub.set_defaults(func=cmd_check_healthy, endpoint=endpoint)
 
+    demo = commands.add_parser(
+        "demo",
+        help="the whole story on loopback: a bad deploy, "
+        "detected, rolled back, verified (nothing to set up)",
+    )
+    demo.add_argument(
+        "--scenario",
+        default="bad-deploy",
+        choices=("bad-deploy", "slow-p95", "outage-without-deploy", "flapping", "silenced"),
+    )
+    demo.add_argument(
+        "--virtual-time",
+        action="store_true",
+        help="run on a self-driving virtual clock (minutes in seconds)",
+    )
+    demo.set_defaults(func=cmd_demo)
+
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(commands)
     return parser
@@ -138,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "url", "unset") is None:
         args.url = _default_url()
     func: Command = args.func
-    if args.command != "run":
+    if args.command not in ("run", "demo"):
         # Commands print their own results; logs go to stderr and only when they matter.
         from watchdog import logs
 
