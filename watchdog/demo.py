@@ -34,8 +34,17 @@ from watchdog.runtime import Runtime
 from watchdog.server import build_app
 from watchdog.settings import load_settings
 
-RULES = Path(__file__).resolve().parent.parent / "rules" / "demo.yaml"
-TOKEN = "demo-cloudflare-token"
+# rules/demo.yaml: in a wheel it is packaged as watchdog/_rules/ (see pyproject.toml).
+_HERE = Path(__file__).resolve().parent
+RULES = next(
+    (
+        p
+        for p in (_HERE / "_rules" / "demo.yaml", _HERE.parent / "rules" / "demo.yaml")
+        if p.exists()
+    ),
+    _HERE.parent / "rules" / "demo.yaml",
+)
+TOKEN = "demo-cloudflare-token"  # noqa: S105 (the local fake's own token)
 ACCOUNT = "demo-account"
 WORKER = "/accounts/{account}/workers/scripts/{script}/deployments"
 PAGES_ROLLBACK = "/accounts/{account}/pages/projects/{project}/deployments/{id}/rollback"
@@ -197,6 +206,28 @@ def _judge_no_rollback(reason: str) -> Callable[[Demo], tuple[bool, str]]:
     return judge
 
 
+def _judge_never_fired(rule: str) -> Callable[[Demo], tuple[bool, str]]:
+    def judge(demo: Demo) -> tuple[bool, str]:
+        rollbacks = demo.worker_rollbacks() + demo.pages_rollbacks()
+        fired = any(
+            text.startswith(f"rule: {rule}") and text.endswith("firing")
+            for _, text in demo.timeline.entries
+        )
+        pending = sum(
+            1
+            for _, text in demo.timeline.entries
+            if text.startswith(f"rule: {rule}") and text.endswith("pending")
+        )
+        incidents = len(demo.events("incident: detected"))
+        ok = rollbacks == 0 and not fired and incidents == 0 and pending > 0
+        return ok, (
+            f"rollbacks {rollbacks} (expected 0); {rule} went pending {pending} times "
+            f"and fired {'yes' if fired else 'never'}; incidents {incidents}"
+        )
+
+    return judge
+
+
 def _settled_after(kind: str, seconds: float) -> Callable[[Demo], bool]:
     def done(demo: Demo) -> bool:
         times = demo.events(kind)
@@ -246,7 +277,7 @@ SCENARIOS: dict[str, Scenario] = {
             "no rollback: the breach never holds for the rule's 10s",
             _flapping,
             _quiet_for(45.0),
-            _judge_no_rollback("flapping"),
+            _judge_never_fired("error-rate"),
         ),
         Scenario(
             "silenced",
@@ -461,9 +492,9 @@ async def _summary(demo: Demo, scenario: Scenario, finished: bool, work: Path) -
     start = marks[0][1]
     print()
     print("timings (seconds after the bad deploy):")
-    for label, at in marks:
-        if at is not None and start is not None:
-            print(f"  {label:22} +{at - start:6.1f}s")
+    for label, mark in marks:
+        if mark is not None and start is not None:
+            print(f"  {label:22} +{mark - start:6.1f}s")
     drafts = sorted((work / "postmortems").glob("*.md"))
     if drafts:
         print()
