@@ -26,7 +26,7 @@ from watchdog.store import EventRecord
 T0 = 1_790_000_000.0
 TOKEN = "cf-test-token-5ec7e7"
 SLACK_TOKEN = "slack-secret-path-1d2e3f"
-PD_KEY = "pd-routing-key-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+PD_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # 32 characters, as PagerDuty requires
 SP_KEY = "statuspage-key-77aa"
 
 RULES = """
@@ -120,6 +120,14 @@ class World:
                 self.runtime.watchdog.observe(other, Sample.of(at, constant, requests), "prom")
             await self.settle()
 
+    async def restart(self) -> None:
+        """An in-process restart: stop this Runtime, build a new one on the same
+        settings and state file, and restore (open incidents, unfinished actions)."""
+        old = self.runtime
+        await old.stop()
+        self.runtime = await Runtime.build(old.settings, self.clock, old.http)
+        await self.runtime.manager.restore()
+
     def worker_live(self) -> list[tuple[str, float]]:
         return self.cloudflare.live_versions("api")
 
@@ -194,11 +202,12 @@ async def world(
             runtime = await Runtime.build(settings, clock, http)
             await runtime.manager.restore()
             await runtime.silences.load()
+            w = World(clock, cf, receivers, runtime, tmp, versions, pages)
             try:
-                yield World(clock, cf, receivers, runtime, tmp, versions, pages)
+                yield w
             finally:
-                await runtime.manager.drain()
-                await runtime.store.close()
+                await w.runtime.manager.drain()  # the current one, after a restart
+                await w.runtime.store.close()
 
 
 def first(items: list[Any]) -> Any:

@@ -191,7 +191,12 @@ class IncidentManager:
 
     async def on_decision(self, decision: Decision) -> None:
         async with self._lock:
-            await self._on_decision(decision)
+            try:
+                await self._on_decision(decision)
+            except StoreError as exc:
+                # Nothing unrecorded is done (no intent row, no action), but people
+                # must hear that the watchdog is not acting.
+                await self._refused(decision, None, f"refused to act: state store failed ({exc})")
 
     async def _on_decision(self, decision: Decision) -> None:
         if decision.kind is DecisionKind.BLIND:
@@ -200,7 +205,7 @@ class IncidentManager:
         incident = self._incident_for(decision)
         if decision.kind is DecisionKind.RESOLVED:
             if incident is not None and incident.record.rule == decision.rule:
-                await self._rule_resolved(incident, decision)
+                await self._rule_resolved(incident, decision.why)
             return
         if incident is None:
             await self._open(decision)
@@ -228,8 +233,11 @@ class IncidentManager:
             data={"decision": decision.to_dict(), "statuspage": {}},
         )
         incident = Incident(record, decision)
-        self.open[incident_id] = incident
+        # Pre-incident baselines now, while the samples before the breach are in the
+        # window (a restart before the rollback would lose them).
+        record.data["baselines"] = self._baselines(incident)
         await self.store.save_incident(record)
+        self.open[incident_id] = incident  # only an incident the store holds
         await self._event(incident_id, "detected", {"decision": decision.to_dict()})
         return incident
 
@@ -278,9 +286,9 @@ class IncidentManager:
             await self._set_phase(incident, Phase.ROLLING_BACK)
             self._spawn(self._rollback_now(incident))
 
-    async def _rule_resolved(self, incident: Incident, decision: Decision) -> None:
+    async def _rule_resolved(self, incident: Incident, why: str) -> None:
         phase = incident.phase
-        await self._event(incident.id, "rule_resolved", {"why": decision.why})
+        await self._event(incident.id, "rule_resolved", {"why": why})
         if phase is Phase.GRACE:
             await self._event(incident.id, "fixed_within_grace", {})
             await self._close(incident, "fixed within the grace period; no rollback")
@@ -364,38 +372,85 @@ class IncidentManager:
             log.error("state store failed; refusing to act", incident=incident.id, error=str(exc))
             async with self._lock:
                 incident.data["blocked"] = f"state store failed: {exc}"
+                why = f"refused to act: state store failed ({exc})"
                 try:
-                    await self._escalate(incident, f"refused to act: state store failed ({exc})")
+                    await self._escalate(incident, why)
                 except StoreError:
-                    log.error(
-                        "state store still failing; escalation not recorded", incident=incident.id
-                    )
+                    await self._refused(incident.decision, incident, why)
+
+    async def _refused(self, decision: Decision, incident: Incident | None, why: str) -> None:
+        """The store failed: tell people straight away, writing nothing. A rollback
+        decision pages the first escalation level too: a human must take over."""
+        log.error("state store failed; not acting", rule=decision.rule, why=why)
+        if decision.kind is DecisionKind.RESOLVED:
+            return
+        names = self._notifier_names(decision.rule)
+        fields: dict[str, Any] = {"message": why}
+        if decision.kind is DecisionKind.BLIND:
+            kind, fields["message"] = EventKind.BLIND, f"{decision.why}; {why}"
+        elif decision.kind is DecisionKind.ROLLBACK and self.ruleset.escalation:
+            first = min(self.ruleset.escalation, key=lambda level: level.level)
+            names += [name for name in first.notify if name not in names]
+            kind = EventKind.ESCALATED
+            fields["escalation_level"] = first.level
+            fields["escalation_name"] = first.name or f"level {first.level}"
+        else:
+            kind = EventKind.NOTICE
+        event = IncidentEvent(
+            kind=kind,
+            incident_id=incident.id if incident is not None else f"unrecorded-{decision.rule}",
+            decision=decision,
+            occurred_at=self.clock.now(),
+            **fields,
+        )
+        await self.playbook.notify(event, names, self._dry(decision))
 
     async def _rollback(self, incident: Incident, resumed: bool) -> None:
         decision = incident.decision
         dry = self._dry(decision)
         names = [t for t in incident.record.targets if t in self.playbook.targets]
         now = self.clock.now()
-        healthy = {n: await self.store.healthy_versions(n) for n in names}
-        states = await self.playbook.inspect(names, healthy)
+        # Resumed after a restart: a target with a journal row keeps the plan that was
+        # journalled; what is live now may already be the rollback, and a fresh choice
+        # from there would point the other way.
+        kind = "would-rollback" if dry else "rollback"
+        journalled = {
+            a.target: a
+            for a in (await self.store.actions(incident.id) if resumed else [])
+            if a.kind == kind
+        }
+        fresh = [n for n in names if n not in journalled]
+        healthy = {n: await self.store.healthy_versions(n) for n in fresh}
+        states = await self.playbook.inspect(fresh, healthy)
         plans: list[RollbackPlan] = []
         blocked: dict[str, str] = {}
         silenced: dict[str, str] = {}
+        held: list[RollbackPlan] = []
         for name in names:
-            state = states[name]
-            reason = await self._blocker(incident, name, state, now, resumed)
-            if reason is not None:
-                blocked[name] = reason
-                continue
-            assert isinstance(state, TargetState)
-            assert state.rollback_to is not None
-            live = state.live.version if state.live is not None else "live"
-            plan = RollbackPlan(name, live, state.rollback_to.version, rollback_message(decision))
+            row = journalled.get(name)
+            if row is not None:
+                live = str(row.intent.get("from", ""))
+                plan = RollbackPlan(
+                    name, live, str(row.intent.get("to", "")), str(row.intent.get("reason", ""))
+                )
+            else:
+                state = states[name]
+                reason = await self._blocker(incident, name, state, now, resumed)
+                if reason is not None:
+                    blocked[name] = reason
+                    continue
+                assert isinstance(state, TargetState)
+                assert state.rollback_to is not None
+                live = state.live.version if state.live is not None else "live"
+                plan = RollbackPlan(
+                    name, live, state.rollback_to.version, rollback_message(decision)
+                )
             silence = self.silences.match(decision.rule, decision.severity, name)
             if silence is None:
                 plans.append(plan)
                 continue
             silenced[name] = describe(silence)
+            held.append(plan)
             await self._event(
                 incident.id,
                 "would_rollback",
@@ -404,11 +459,13 @@ class IncidentManager:
         for name, why in blocked.items():
             await self._event(incident.id, "rollback_blocked", {"target": name, "why": why})
         if silenced:
+            # The headline reads "Would have rolled back worker: v3 → v2 (silenced by
+            # AUTHOR until TIME: COMMENT)".
             await self._notify(
                 incident,
                 EventKind.WOULD_ROLLBACK,
-                message="would have rolled "
-                f"back {', '.join(silenced)} ({'; '.join(set(silenced.values()))})",
+                message="; ".join(dict.fromkeys(silenced.values())),
+                rolled_back=[(p.target, p.from_version, p.to_version) for p in held],
             )
         if not plans:
             async with self._lock:
@@ -519,7 +576,11 @@ class IncidentManager:
         now = self.clock.now()
         incident.data["rolled_back"] = [list(r) for r in outcome.rolled_back]
         incident.data["rolled_back_at"] = now
-        incident.data["baselines"] = self._baselines(incident)
+        kept = incident.data.get("baselines") or {}
+        incident.data["baselines"] = {
+            signal: kept.get(signal) if kept.get(signal) is not None else value
+            for signal, value in self._baselines(incident).items()
+        }
         await self._event(
             incident.id,
             "rollback_finished",
@@ -567,30 +628,59 @@ class IncidentManager:
         phase = incident.phase
         data = incident.data
         rule_state = self.engine.states.get(incident.record.rule)
-        firing = rule_state is not None and rule_state.state is State.FIRING
-        if phase is Phase.GRACE and now >= data["grace_until"]:
+        state = rule_state.state if rule_state is not None else State.INACTIVE
+        firing = state is State.FIRING
+        # Pending (breaching, not yet for long enough) or blind (no evidence): not a
+        # reason to act, and not a reason to call it over either. Wait.
+        unsure = state in (State.PENDING, State.BLIND)
+        # Healthy evidence seen: the breach is over even when no 'resolved' decision
+        # will come (the engine restarted, or went blind, since the rule fired).
+        healthy = (
+            rule_state is not None
+            and state is State.INACTIVE
+            and rule_state.at is not None
+            and rule_state.at > incident.record.opened_at
+        )
+        if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and healthy:
+            await self._rule_resolved(incident, "the rule is no longer breaching")
+        elif phase is Phase.GRACE and now >= data["grace_until"]:
             if firing:
                 await self._event(incident.id, "grace_over", {"still_firing": True})
                 await self._set_phase(incident, Phase.ROLLING_BACK)
                 self._spawn(self._rollback_now(incident))
-            else:
+            elif not unsure:
                 await self._close(incident, "the breach was gone when the grace period ended")
         elif phase is Phase.WATCHING and data.get("escalate_at") and now >= data["escalate_at"]:
-            data.pop("escalate_at")
             if firing:
+                data.pop("escalate_at")
                 await self._escalate(
                     incident,
                     f"still breaching after {format_duration(now - incident.record.opened_at)}",
                 )
+        elif phase is Phase.WATCHING and firing and self._silence_lifted(incident):
+            await self._event(incident.id, "silence_ended", {})
+            incident.data.pop("blocked")
+            await self._set_phase(incident, Phase.ROLLING_BACK)
+            self._spawn(self._rollback_now(incident))
         elif phase is Phase.VERIFYING:
             await self._verify(incident, now)
         elif phase is Phase.MONITORING and now >= data.get("stable_until", math.inf):
             if firing:
                 await self._escalate(incident, "breaching again while monitoring")
-            else:
+            elif not unsure:
                 await self._close(incident, "stable after the rollback")
         if incident.phase is Phase.ESCALATED:
             await self._ladder(incident, now)
+
+    def _silence_lifted(self, incident: Incident) -> bool:
+        """A rollback held only by silences, none of which holds any more."""
+        if incident.data.get("blocked") != {"silenced": True}:
+            return False
+        decision = incident.decision
+        return all(
+            self.silences.match(decision.rule, decision.severity, target) is None
+            for target in incident.record.targets
+        )
 
     async def _verify(self, incident: Incident, now: float) -> None:
         data = incident.data
