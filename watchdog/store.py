@@ -154,6 +154,7 @@ class SQLiteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -166,6 +167,8 @@ class SQLiteStore:
                 except sqlite3.Error as exc:
                     raise StoreError(f"state store {self.path}: {exc}") from exc
 
+        if self._closed:  # its worker thread is gone: say so as a StoreError
+            raise StoreError(f"state store {self.path} is closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def open(self) -> None:
@@ -174,17 +177,29 @@ class SQLiteStore:
                 if self.path != ":memory:":
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, check_same_thread=False)
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreError(f"cannot open state store {self.path}: {exc}") from exc
+            try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")  # an intent must survive power loss
                 conn.execute("PRAGMA busy_timeout=5000")
                 _migrate(conn)
             except (sqlite3.Error, OSError) as exc:
+                conn.close()
                 raise StoreError(f"cannot open state store {self.path}: {exc}") from exc
+            except StoreError:
+                conn.close()
+                raise
             self._conn = conn
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
 
     async def close(self) -> None:
+        """Close the connection and the worker thread; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+
         def shut() -> None:
             with self._lock:
                 if self._conn is not None:

@@ -1,0 +1,340 @@
+"""The ``Store`` protocol, held to one contract by every implementation.
+
+The ``backend`` fixture is parametrized over the implementations: today SQLite;
+PostgreSQL joins the same parametrization (a ``Backend`` for it) and must pass the
+same tests unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from watchdog.errors import StoreError
+from watchdog.store import (
+    MIGRATIONS,
+    ActionRecord,
+    EventRecord,
+    IncidentRecord,
+    SilenceRecord,
+    SQLiteStore,
+    Store,
+)
+
+T0 = 1_790_000_000.0
+
+
+@dataclass
+class Backend:
+    """One implementation: how to build a store on the same location again, and how
+    to read and force its schema version (migrations)."""
+
+    name: str
+    make: Callable[[], Store]
+    latest: int
+    schema_version: Callable[[], Awaitable[int]]
+    set_schema_version: Callable[[int], Awaitable[None]]
+
+
+def sqlite_backend(tmp_path: Path) -> Backend:
+    path = tmp_path / "state" / "watchdog.db"
+
+    async def version() -> int:
+        with sqlite3.connect(path) as conn:
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        conn.close()
+        return int(row[0])
+
+    async def force(value: int) -> None:
+        with sqlite3.connect(path) as conn:
+            conn.execute("INSERT INTO schema_version VALUES (?)", (value,))
+        conn.close()
+
+    return Backend("sqlite", lambda: SQLiteStore(path), len(MIGRATIONS), version, force)
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": sqlite_backend}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    factory: Callable[[Path], Backend] = BACKENDS[request.param]
+    return factory(tmp_path)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    opened = backend.make()
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def reopened(backend: Backend) -> Store:
+    fresh = backend.make()
+    await fresh.open()
+    return fresh
+
+
+def incident(
+    incident_id: str = "20260928T120000Z-error-rate", opened_at: float = T0, **data: object
+) -> IncidentRecord:
+    return IncidentRecord(
+        id=incident_id,
+        opened_at=opened_at,
+        rule="error-rate",
+        severity="critical",
+        phase="watching",
+        targets=["worker", "frontend"],
+        data={"decision": {"rule": "error-rate"}, **data},
+    )
+
+
+def intent(
+    key_target: str = "worker",
+    kind: str = "rollback",
+    incident_id: str = "inc1",
+    at: float = T0,
+    to: str = "v2",
+) -> ActionRecord:
+    return ActionRecord(
+        key=f"{incident_id}/{kind}/{key_target}",
+        incident_id=incident_id,
+        kind=kind,
+        target=key_target,
+        intent={"from": "v3", "to": to, "reason": "error-rate 8% > 5%"},
+        state="intent",
+        created_at=at,
+    )
+
+
+def silence(
+    silence_id: str, ends_at: float, expired_at: float | None = None, origin: str = "api"
+) -> SilenceRecord:
+    return SilenceRecord(
+        id=silence_id,
+        matchers=[{"name": "rule", "op": "=~", "value": "error-.*"}],
+        starts_at=T0,
+        ends_at=ends_at,
+        created_by="alice",
+        comment="deploying by hand",
+        origin=origin,
+        expired_at=expired_at,
+    )
+
+
+# --- migrations -------------------------------------------------------------------------
+
+
+async def test_migrations_bring_a_new_store_to_the_latest_schema(backend: Backend) -> None:
+    """A new location is migrated to the latest schema version; opening it again
+    neither re-runs nor repeats a migration, and keeps the data."""
+    first = await reopened(backend)
+    await first.save_incident(incident())
+    await first.close()
+    assert await backend.schema_version() == backend.latest
+    second = await reopened(backend)
+    try:
+        assert await backend.schema_version() == backend.latest
+        assert [i.id for i in await second.open_incidents()] == [incident().id]
+    finally:
+        await second.close()
+
+
+async def test_a_schema_newer_than_this_watchdog_refuses_to_open(backend: Backend) -> None:
+    """State written by a newer watchdog is not touched by an older one: open fails
+    with a StoreError that says to upgrade."""
+    first = await reopened(backend)
+    await first.close()
+    await backend.set_schema_version(backend.latest + 1)
+    newer = backend.make()
+    with pytest.raises(StoreError, match=r"newer than this watchdog knows .*upgrade"):
+        await newer.open()
+    await newer.close()
+
+
+async def test_a_closed_store_raises_store_error(backend: Backend) -> None:
+    """After close, a call is a StoreError (never a crash of another kind)."""
+    closed = await reopened(backend)
+    await closed.close()
+    with pytest.raises(StoreError):
+        await closed.open_incidents()
+
+
+# --- incidents and events ---------------------------------------------------------------
+
+
+async def test_incidents_round_trip_and_update(store: Store) -> None:
+    """Every field comes back; saving again updates phase, data and closed_at;
+    a closed incident is no longer open."""
+    record = incident(baselines={"p95": 0.4}, grace_until=T0 + 600)
+    await store.save_incident(record)
+    assert await store.get_incident(record.id) == record
+    assert await store.open_incidents() == [record]
+    record.phase = "resolved"
+    record.closed_at = T0 + 900
+    record.data["verify"] = {"error_rate:below": "passed"}
+    await store.save_incident(record)
+    assert await store.get_incident(record.id) == record
+    assert await store.open_incidents() == []
+    assert await store.recent_incidents() == [record]
+
+
+async def test_incidents_by_prefix_and_recent_order(store: Store) -> None:
+    """get_incident takes a unique id prefix (None when ambiguous or unknown);
+    recent_incidents is newest first and limited; open_incidents oldest first."""
+    for n in range(5):
+        await store.save_incident(incident(f"2026092{n}T120000Z-error-rate", T0 + n))
+    assert (await store.get_incident("20260923")) == incident("20260923T120000Z-error-rate", T0 + 3)
+    assert await store.get_incident("2026092") is None
+    assert await store.get_incident("nope") is None
+    recent = await store.recent_incidents(limit=2)
+    assert [r.opened_at for r in recent] == [T0 + 4, T0 + 3]
+    assert [r.opened_at for r in await store.open_incidents()] == [T0 + n for n in range(5)]
+
+
+async def test_events_round_trip_in_order(store: Store) -> None:
+    """Events come back in insertion order with increasing ids and their data;
+    only the asked incident's."""
+    await store.add_event(EventRecord("inc1", T0, "detected", {"decision": {"observed": 0.08}}))
+    await store.add_event(EventRecord("inc2", T0 + 1, "detected", {}))
+    await store.add_event(EventRecord("inc1", T0 + 2, "phase", {"phase": "rolling_back"}))
+    events = await store.events("inc1")
+    assert [(e.kind, e.at, e.data) for e in events] == [
+        ("detected", T0, {"decision": {"observed": 0.08}}),
+        ("phase", T0 + 2, {"phase": "rolling_back"}),
+    ]
+    assert events[0].id < events[1].id
+    assert all(e.incident_id == "inc1" for e in events)
+    assert await store.events("none") == []
+
+
+# --- the journal ------------------------------------------------------------------------
+
+
+async def test_journal_intent_is_idempotent(store: Store) -> None:
+    """The first intent for a key is the row; a replay (even with another plan) gets
+    that row back and writes nothing."""
+    first = await store.journal_intent(intent(to="v2"))
+    assert first.state == "intent"
+    again = await store.journal_intent(intent(to="v1", at=T0 + 60))
+    assert again.intent["to"] == "v2"
+    assert again.created_at == T0
+    assert len(await store.actions("inc1")) == 1
+
+
+async def test_concurrent_intents_for_one_key_yield_one_row(store: Store) -> None:
+    """Two writers racing on the same key: one row, both see the same intent."""
+    rows = await asyncio.gather(*(store.journal_intent(intent(to=f"v{n}")) for n in range(8)))
+    assert len({r.intent["to"] for r in rows}) == 1
+    assert len(await store.actions("inc1")) == 1
+
+
+async def test_outcomes_finish_an_intent(store: Store) -> None:
+    """An outcome sets the state, the outcome and finished_at; a replay of the
+    intent then returns the finished row (so the action is not redone)."""
+    await store.journal_intent(intent())
+    outcome = {"ok": True, "detail": "deployed v2", "data": {"deployment_id": "d9"}}
+    await store.journal_outcome("inc1/rollback/worker", "done", outcome, T0 + 5)
+    (row,) = await store.actions("inc1")
+    assert (row.state, row.outcome, row.finished_at) == ("done", outcome, T0 + 5)
+    replay = await store.journal_intent(intent())
+    assert replay.state == "done"
+    assert replay.outcome == outcome
+
+
+async def test_an_outcome_without_an_intent_is_refused(store: Store) -> None:
+    """Writing an outcome for a key that has no intent is a StoreError, never a
+    silent no-op (an outcome must follow its intent)."""
+    with pytest.raises(StoreError, match="no intent"):
+        await store.journal_outcome("inc1/rollback/worker", "done", {}, T0)
+
+
+async def test_unfinished_actions_are_the_intents(store: Store) -> None:
+    """Only rows still at 'intent', oldest first: what a restart must reconcile."""
+    await store.journal_intent(intent("frontend", at=T0 + 2))
+    await store.journal_intent(intent("worker", at=T0 + 1))
+    await store.journal_intent(intent("zone", kind="purge", at=T0 + 3))
+    await store.journal_outcome("inc1/purge/zone", "failed", {"ok": False}, T0 + 4)
+    unfinished = await store.unfinished_actions()
+    assert [a.key for a in unfinished] == ["inc1/rollback/worker", "inc1/rollback/frontend"]
+
+
+async def test_rollbacks_since_counts_done_and_intent_rollbacks(store: Store) -> None:
+    """The guards' view: rollbacks (done or still intent, not failed, not other
+    kinds) since a time, for one target or all."""
+    await store.journal_intent(intent("worker", incident_id="a", at=T0))
+    await store.journal_outcome("a/rollback/worker", "done", {"ok": True}, T0 + 1)
+    await store.journal_intent(intent("frontend", incident_id="b", at=T0 + 100))
+    await store.journal_intent(intent("worker", incident_id="c", at=T0 + 200))
+    await store.journal_outcome("c/rollback/worker", "failed", {"ok": False}, T0 + 201)
+    await store.journal_intent(intent("worker", kind="would-rollback", incident_id="d", at=T0))
+    await store.journal_intent(intent("zone", kind="purge", incident_id="a", at=T0))
+    assert [a.key for a in await store.rollbacks_since(T0)] == [
+        "a/rollback/worker",
+        "b/rollback/frontend",
+    ]
+    assert [a.key for a in await store.rollbacks_since(T0, "worker")] == ["a/rollback/worker"]
+    assert [a.key for a in await store.rollbacks_since(T0 + 50)] == ["b/rollback/frontend"]
+
+
+# --- silences and healthy versions --------------------------------------------------------
+
+
+async def test_silences_round_trip_and_expire(store: Store) -> None:
+    """Silences come back whole; by default only those not ended and not expired
+    at ``now``; expiring is saving again with expired_at."""
+    active = silence("s1", T0 + 3600)
+    ended = silence("s2", T0 + 60, origin="signal")
+    await store.save_silence(active)
+    await store.save_silence(ended)
+    assert await store.silences(now=T0 + 120) == [active]
+    assert sorted(s.id for s in await store.silences(include_expired=True)) == ["s1", "s2"]
+    active.expired_at = T0 + 200
+    await store.save_silence(active)
+    assert await store.silences(now=T0 + 300) == []
+    (back,) = [s for s in await store.silences(include_expired=True) if s.id == "s1"]
+    assert back == active
+    assert back.matchers == [{"name": "rule", "op": "=~", "value": "error-.*"}]
+
+
+async def test_healthy_versions_newest_first(store: Store) -> None:
+    """Versions seen healthy, per target, most recently seen first; seeing one again
+    moves it to the front."""
+    await store.mark_healthy("worker", "v1", T0)
+    await store.mark_healthy("worker", "v2", T0 + 10)
+    await store.mark_healthy("frontend", "p1", T0 + 20)
+    assert await store.healthy_versions("worker") == ["v2", "v1"]
+    await store.mark_healthy("worker", "v1", T0 + 30)
+    assert await store.healthy_versions("worker") == ["v1", "v2"]
+    assert await store.healthy_versions("frontend") == ["p1"]
+    assert await store.healthy_versions("nothing") == []
+
+
+async def test_everything_survives_a_reopen(backend: Backend) -> None:
+    """Incidents, events, the journal, silences and healthy versions are all there
+    after the store is closed and opened again (a restart)."""
+    first = await reopened(backend)
+    await first.save_incident(incident())
+    await first.add_event(EventRecord(incident().id, T0, "detected", {"x": 1}))
+    await first.journal_intent(intent())
+    await first.save_silence(silence("s1", math.floor(T0 + 3600)))
+    await first.mark_healthy("worker", "v2", T0)
+    await first.close()
+    second = await reopened(backend)
+    try:
+        assert [i.id for i in await second.open_incidents()] == [incident().id]
+        assert [e.data for e in await second.events(incident().id)] == [{"x": 1}]
+        assert [a.key for a in await second.unfinished_actions()] == ["inc1/rollback/worker"]
+        assert [s.id for s in await second.silences(now=T0)] == ["s1"]
+        assert await second.healthy_versions("worker") == ["v2"]
+    finally:
+        await second.close()
