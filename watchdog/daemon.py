@@ -186,17 +186,20 @@ class Watchdog:
     async def _loop(self, group: _Group) -> None:
         next_at = self.clock.now()
         while True:
-            await self.sample_once(group)
+            await self.sample_once(group, at=next_at)
             next_at += group.interval
             now = self.clock.now()
             if next_at <= now:  # fell behind (slow source, clock jump): skip, don't burst
                 next_at = now + group.interval
             await self.clock.sleep(next_at - now)
 
-    async def sample_once(self, group: _Group) -> None:
+    async def sample_once(self, group: _Group, at: float | None = None) -> None:
+        """One round of samples. ``at`` is the scheduled time, used as the samples'
+        timestamp so that ``for:`` counts whole intervals whatever the loop's jitter
+        (as Prometheus stamps evaluations with their scheduled time)."""
         spec, source = self._sources[group.source_name]
         started = time.perf_counter()
-        now = self.clock.now()
+        now = self.clock.now() if at is None else at
         try:
             # The source enforces its own timeout; this is the backstop for a hung one.
             async with asyncio.timeout(spec.timeout + 1.0):
