@@ -23,7 +23,7 @@ from watchdog.rules import ResolvedSignal, RuleSet, load_rules
 from watchdog.rules_model import SourceSpec
 from watchdog.samples import Sample, SampleKind
 from watchdog.sources.base import Source, SourceDeps
-from watchdog.sources.registry import build_source
+from watchdog.sources.registry import SourceFactory, build_source
 
 log = structlog.get_logger("watchdog.daemon")
 
@@ -51,6 +51,7 @@ class Watchdog:
         rules_paths: Sequence[str] = (),
         on_decision: DecisionHandler | None = None,
         keep_decisions: int = 500,
+        source_factory: SourceFactory = build_source,
     ) -> None:
         self.clock: Clock = deps.clock
         self.deps = deps
@@ -59,6 +60,7 @@ class Watchdog:
         self.engine = Engine(ruleset)
         self.decisions: deque[Decision] = deque(maxlen=keep_decisions)
         self.on_decision = on_decision
+        self.source_factory = source_factory
         self.observers: list[ObservationHook] = []
         self.last_reload_error: str | None = None
         self.started_at = self.clock.now()
@@ -149,7 +151,7 @@ class Watchdog:
                 task.add_done_callback(self._handlers.discard)
         for name, spec in wanted.items():
             if name not in self._sources:
-                self._sources[name] = (spec, build_source(name, spec, self.deps))
+                self._sources[name] = (spec, self.source_factory(name, spec, self.deps))
 
     def _groups(self) -> list[_Group]:
         groups: dict[tuple[str, float], _Group] = {}
