@@ -64,12 +64,14 @@ _PRE_KINDS = frozenset({"status", "rate_limit", "refuse", "waf", "success_false"
 @dataclass(frozen=True)
 class Call:
     """One request as received. ``path`` is relative to ``/client/v4``; ``query`` keeps
-    the first value of each parameter; ``json`` is the parsed body or None."""
+    the first value of each parameter; ``json`` is the parsed body or None; ``at`` is
+    the fake's clock when the request arrived (the detection benchmark times on it)."""
 
     method: str
     path: str
     query: dict[str, str]
     json: Any
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -516,7 +518,9 @@ class FakeCloudflare:
         path = request.path
         rel = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else path
         query = {k: v[0] for k, v in request.query.items() if v}
-        self.calls.append(Call(request.method, rel, query, _body_json(request.body)))
+        self.calls.append(
+            Call(request.method, rel, query, _body_json(request.body), self.clock.now())
+        )
         for latency in self._latencies:
             if latency.method in ("*", request.method) and latency.regex.match(rel):
                 await self._sleep(latency.seconds)
