@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add their own commands (each has ``register(commands)``), so this file
 # stays the dispatcher.
-COMMAND_MODULES: tuple[str, ...] = ("watchdog.cli_ops",)
+COMMAND_MODULES: tuple[str, ...] = ("watchdog.cli_ops", "watchdog.cli_tune")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,8 @@ class Engine:
         self.windows: dict[str, SignalWindow] = {}
         self.ruleset = ruleset
         self._by_signal: Mapping[str, list[RuleSpec]] = {}
+        # Per signal, each rule with its blind_after: resolved once, not per sample.
+        self._plan: dict[str, tuple[tuple[RuleSpec, float], ...]] = {}
         self.replace_rules(ruleset)
 
     def replace_rules(self, ruleset: RuleSet) -> None:
@@ -58,6 +60,10 @@ class Engine:
         self.ruleset = ruleset
         self.states = states
         self._by_signal = dict(by_signal)
+        self._plan = {
+            name: tuple((rule, ruleset.blind_after(rule)) for rule in rules)
+            for name, rules in by_signal.items()
+        }
 
     def rules_for(self, signal: str) -> list[RuleSpec]:
         return self._by_signal.get(signal, [])
@@ -65,12 +71,20 @@ class Engine:
     def observe(self, signal_name: str, sample: Sample) -> Observation:
         """Feed one sample of one signal through every rule that watches it."""
         signal: ResolvedSignal = self.ruleset.signals[signal_name]
-        self.windows.setdefault(signal_name, SignalWindow(self.window_span_s)).add(sample)
+        window = self.windows.get(signal_name)
+        if window is None:
+            window = self.windows[signal_name] = SignalWindow(self.window_span_s)
+        window.add(sample)
         observation = Observation(signal_name, sample)
-        for rule in self._by_signal.get(signal_name, ()):
-            prev = self.states[rule.name]
-            new = step(rule, prev, sample, self.ruleset.blind_after(rule))
-            self.states[rule.name] = new
+        states = self.states
+        for rule, blind_after in self._plan.get(signal_name, ()):
+            prev = states[rule.name]
+            new = step(rule, prev, sample, blind_after)
+            states[rule.name] = new
+            # Hot path: only a new state or a new blind_long can be a transition or a
+            # decision (see ``decide``); most samples change neither.
+            if new.state is prev.state and new.blind_long == prev.blind_long:
+                continue
             moved = transition(rule, prev, new)
             if moved is not None:
                 observation.transitions.append(moved)

@@ -20,8 +20,8 @@ Semantics (documented in the README, "Rule semantics"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from watchdog.rules_model import RuleSpec
 from watchdog.samples import Sample, SampleKind
@@ -34,9 +34,12 @@ class State(StrEnum):
     BLIND = "blind"
 
 
-@dataclass(frozen=True, slots=True)
-class RuleState:
-    """Everything the evaluator remembers about one rule between samples."""
+class RuleState(NamedTuple):
+    """Everything the evaluator remembers about one rule between samples.
+
+    Immutable. A NamedTuple rather than a frozen dataclass: ``step`` builds one per
+    rule per sample, and a tuple is built about three times faster (the backtest
+    folds millions of samples through here)."""
 
     state: State = State.INACTIVE
     active_since: float | None = None  # first breach of the current run (Prometheus activeAt)
@@ -59,31 +62,53 @@ class RuleState:
 INITIAL = RuleState()
 
 
+_VALUE = SampleKind.VALUE
+_INACTIVE, _FIRING = State.INACTIVE, State.FIRING
+_tuple_new = tuple.__new__
+
+
+def _quiet(
+    value: float, requests: float | None, at: float, window: tuple[tuple[float, bool], ...] = ()
+) -> RuleState:
+    """``RuleState(value=value, requests=requests, at=at, window=window)`` without the
+    keyword machinery: most samples of most rules end here (a unit test pins the two
+    spellings to each other)."""
+    fields = (_INACTIVE, None, None, None, 0, value, requests, at, None, "", False, window)
+    return _tuple_new(RuleState, fields)
+
+
 def breached(rule: RuleSpec, value: float) -> bool:
     """Strict comparison against the rule's threshold."""
-    threshold = rule.threshold.value
-    return value > threshold if rule.above is not None else value < threshold
+    above = rule.above
+    if above is not None:
+        return value > above.value
+    return value < rule.threshold.value
 
 
 def blind_reason(rule: RuleSpec, sample: Sample) -> str | None:
     """Why ``sample`` is not evidence for ``rule``, or None when it is."""
-    if sample.kind is not SampleKind.VALUE:
+    if sample.kind is not _VALUE:
         return f"{sample.kind.value}: {sample.reason}"
     if math.isnan(sample.value):
         return "value is NaN"
-    if (
-        rule.min_requests > 0
-        and sample.requests is not None
-        and not sample.requests >= rule.min_requests
-    ):
-        return f"traffic {sample.requests:g} below min_requests {rule.min_requests:g}"
+    min_requests = rule.min_requests
+    if min_requests > 0:
+        requests = sample.requests
+        if requests is not None and not requests >= min_requests:
+            return f"traffic {requests:g} below min_requests {min_requests:g}"
     return None
 
 
 def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
     """The rule's state after ``sample``. Pure: same inputs, same output."""
     at = sample.at
-    reason = blind_reason(rule, sample)
+    value = sample.value
+    # Hot path: a plain value (not NaN) for a rule without min_requests is evidence;
+    # blind_reason() says the same, only slower.
+    if sample.kind is _VALUE and value == value and not rule.min_requests:
+        reason = None
+    else:
+        reason = blind_reason(rule, sample)
     if reason is not None:
         blind_since = prev.blind_since if prev.blind_since is not None else at
         return RuleState(
@@ -99,9 +124,11 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
             fired_at=None,
             window=prev.window,
         )
-    is_breach = breached(rule, sample.value)
+    is_breach = breached(rule, value)
     if rule.mode == "share":
         return _step_share(rule, prev, sample, is_breach)
+    if not is_breach and prev.state is not _FIRING:
+        return _quiet(value, sample.requests, at)  # what _step_consecutive returns here
     return _step_consecutive(rule, prev, sample, is_breach)
 
 
@@ -134,7 +161,7 @@ def _step_consecutive(
             requests=sample.requests,
             at=at,
         )
-    return RuleState(value=sample.value, requests=sample.requests, at=at)
+    return _quiet(sample.value, sample.requests, at)
 
 
 def _kept_firing(rule: RuleSpec, prev: RuleState, at: float) -> bool:
@@ -165,7 +192,7 @@ def _step_share(rule: RuleSpec, prev: RuleState, sample: Sample, is_breach: bool
                 at=at,
                 window=window,
             )
-        return RuleState(value=sample.value, requests=sample.requests, at=at, window=window)
+        return _quiet(sample.value, sample.requests, at, window)
     assert rule.share is not None  # guaranteed by RuleSpec validation
     active_since = prev.active_since if prev.active_since is not None else at
     enough = breaches / len(window) >= rule.share
