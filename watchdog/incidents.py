@@ -361,6 +361,16 @@ class IncidentManager:
         while self._running:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
+    async def stand_down(self) -> None:
+        """Another replica leads now: stop the actions in flight (their intents are in
+        the journal; the new leader reconciles them) and forget the open incidents
+        (the store has them; ``restore`` reads them back on re-election)."""
+        tasks = list(self._running)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.open.clear()
+
     def _dry(self, decision: Decision) -> bool:
         return self.dry_run or decision.dry_run
 

@@ -104,6 +104,11 @@ class Metrics:
             ["rule", "kind"],
             registry=r,
         )
+        self.leader = Gauge(
+            "watchdog_leader",
+            "1 while this replica leads (acts on decisions); 0 while it follows (samples only).",
+            registry=r,
+        )
 
     def set_rule_state(self, rule: str, state: State) -> None:
         for candidate in State:

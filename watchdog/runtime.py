@@ -16,7 +16,9 @@ from watchdog.actions.registry import Actions, build_actions
 from watchdog.clock import Clock
 from watchdog.daemon import Watchdog
 from watchdog.errors import ConfigError, RuleError
+from watchdog.ha import LeaderGate
 from watchdog.incidents import IncidentManager
+from watchdog.leader import leadership_for
 from watchdog.metrics import Metrics
 from watchdog.playbook import Playbook
 from watchdog.rules import RuleSet, load_rules
@@ -38,6 +40,7 @@ class Runtime:
     watchdog: Watchdog
     playbook: Playbook
     manager: IncidentManager
+    gate: LeaderGate  # replicas on PostgreSQL: only the leader's manager acts
     tick_s: float = 1.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -80,21 +83,25 @@ class Runtime:
                 dry_run=settings.dry_run,
                 postmortem_dir=settings.postmortem_dir,
             )
-            watchdog.on_decision = manager.on_decision
+            leadership = leadership_for(
+                settings.state, clock, settings.leader_name, settings.leader_retry
+            )
+            gate = LeaderGate(leadership, manager, watchdog)
+            watchdog.on_decision = gate.on_decision
         except BaseException:
             await store.close()
             raise
-        return cls(settings, clock, http, store, silences, watchdog, playbook, manager)
+        return cls(settings, clock, http, store, silences, watchdog, playbook, manager, gate)
 
     async def start(self) -> None:
-        await self.manager.restore()
+        await self.gate.leadership.start()  # elected: restore, then act (SQLite: at once)
         await self.watchdog.start()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="incident-ticks"))
 
     async def _tick_loop(self) -> None:
         while True:
             try:
-                await self.manager.tick()
+                await self.gate.tick()
             except asyncio.CancelledError:
                 raise
             except Exception:  # boundary: the ticker must outlive one bad tick
@@ -135,10 +142,12 @@ class Runtime:
             await asyncio.wait_for(self.manager.drain(), timeout=timeout_s)
         except TimeoutError:
             log.warning("shutdown: in-flight actions did not finish; the journal has them")
+        await self.gate.stop()
         await self.store.close()
 
     def status_extra(self) -> dict[str, Any]:
         return {
+            "leadership": self.gate.describe(),
             "silences": [
                 {
                     "id": s.id,

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     environment: str = "production"
     shutdown_timeout: float = Field(default=10.0, gt=0)
     postmortem_dir: Path | None = None
+    # Replicas on a PostgreSQL state elect a leader under this name, retrying every
+    # leader_retry seconds (the bound on a takeover after the leader dies).
+    leader_name: str = Field(default="rollback-watchdog", min_length=1)
+    leader_retry: float = Field(default=5.0, gt=0)
     api_token: SecretStr | None = None
     cloudflare_api_url: str = DEFAULT_CLOUDFLARE_API_URL
     cloudflare_api_token: SecretStr | None = Field(

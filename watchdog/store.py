@@ -448,9 +448,28 @@ def _silence(row: Sequence[Any]) -> SilenceRecord:
     )
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(location: str) -> bool:
+    return location.startswith(POSTGRES_SCHEMES)
+
+
 def open_store(location: str) -> Store:
-    """``WATCHDOG_STATE``: a SQLite file path."""
+    """``WATCHDOG_STATE``: a SQLite file path, or a ``postgresql://`` URL (replicas)."""
+    if is_postgres(location):
+        try:
+            from watchdog.store_postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigError(
+                "WATCHDOG_STATE is a PostgreSQL URL but psycopg is not installed "
+                "(pip install 'rollback-watchdog[postgres]')"
+            ) from exc
+        return PostgresStore(location)
     if "://" in location:
         scheme = location.split("://", 1)[0]
-        raise ConfigError(f"WATCHDOG_STATE: unsupported scheme {scheme!r} (expected a file path)")
+        raise ConfigError(
+            f"WATCHDOG_STATE: unsupported scheme {scheme!r} "
+            "(expected a file path or a postgresql:// URL)"
+        )
     return SQLiteStore(location)

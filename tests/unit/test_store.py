@@ -1,8 +1,8 @@
 """The ``Store`` protocol, held to one contract by every implementation.
 
-The ``backend`` fixture is parametrized over the implementations: today SQLite;
-PostgreSQL joins the same parametrization (a ``Backend`` for it) and must pass the
-same tests unchanged.
+The ``backend`` fixture is parametrized over the implementations: SQLite, and
+PostgreSQL (a fresh database in the session's loopback cluster, see
+tests/integration/postgres_fixture.py), which passes the same tests unchanged.
 """
 
 from __future__ import annotations
@@ -62,8 +62,30 @@ def sqlite_backend(tmp_path: Path) -> Backend:
 BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": sqlite_backend}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+def postgres_backend(url: str) -> Backend:
+    """A fresh database in the test PostgreSQL (tests/integration/postgres_fixture.py)."""
+    import psycopg
+
+    from watchdog.store_postgres import MIGRATIONS as PG_MIGRATIONS
+    from watchdog.store_postgres import PostgresStore
+
+    async def version() -> int:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            row = await (await conn.execute("SELECT MAX(version) FROM schema_version")).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def force(value: int) -> None:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute("INSERT INTO schema_version VALUES (%s)", (value,))
+
+    return Backend("postgresql", lambda: PostgresStore(url), len(PG_MIGRATIONS), version, force)
+
+
+@pytest.fixture(params=[*sorted(BACKENDS), "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "postgresql":  # needs the session's PostgreSQL cluster
+        return postgres_backend(request.getfixturevalue("postgres_url"))
     factory: Callable[[Path], Backend] = BACKENDS[request.param]
     return factory(tmp_path)
 
