@@ -49,6 +49,9 @@ from watchdog.window import SignalWindow
 
 log = structlog.get_logger("watchdog.incidents")
 
+# A rule in one of these states keeps its incident open: breaching, or unknown.
+_NOT_OVER = (State.FIRING, State.PENDING, State.BLIND)
+
 
 class Phase(StrEnum):
     GRACE = "grace"  # high: waiting for a quick fix before rolling back
@@ -204,7 +207,12 @@ class IncidentManager:
             return
         incident = self._incident_for(decision)
         if decision.kind is DecisionKind.RESOLVED:
-            if incident is not None and incident.record.rule == decision.rule:
+            # Over only when every rule in the incident is (one that joined may not be).
+            if (
+                incident is not None
+                and decision.rule in self._rules_of(incident)
+                and not any(s.state in _NOT_OVER for s in self._states_of(incident))
+            ):
                 await self._rule_resolved(incident, decision.why)
             return
         if incident is None:
@@ -269,10 +277,35 @@ class IncidentManager:
         elif policy.escalate_after is not None:
             await self._set_phase(incident, Phase.WATCHING, escalate_at=now + policy.escalate_after)
 
+    def _rules_of(self, incident: Incident) -> list[str]:
+        """The rule that opened the incident and those that joined it."""
+        return [incident.record.rule, *incident.data.get("joined_rules", [])]
+
+    def _states_of(self, incident: Incident) -> list[RuleState]:
+        states = (self.engine.states.get(rule) for rule in self._rules_of(incident))
+        return [state for state in states if state is not None]
+
     async def _join(self, incident: Incident, decision: Decision) -> None:
         await self._event(incident.id, "joined", {"decision": decision.to_dict()})
+        if decision.rule not in self._rules_of(incident):
+            incident.data.setdefault("joined_rules", []).append(decision.rule)
+            await self.store.save_incident(incident.record)
         phase = incident.phase
         if decision.kind is not DecisionKind.ROLLBACK:
+            return
+        policy = self.ruleset.severities[decision.severity]
+        if phase is Phase.GRACE and self.clock.now() + policy.grace < incident.data["grace_until"]:
+            # A more urgent rule (say critical during a high one's grace) does not wait
+            # for the grace of the less urgent one.
+            self._adopt(incident, decision)
+            if policy.grace <= 0:
+                await self._event(incident.id, "grace_over", {"why": f"{decision.rule} fired"})
+                await self._set_phase(incident, Phase.ROLLING_BACK)
+                self._spawn(self._rollback_now(incident))
+            else:
+                await self._set_phase(
+                    incident, Phase.GRACE, grace_until=self.clock.now() + policy.grace
+                )
             return
         if phase in (Phase.VERIFYING, Phase.MONITORING) and incident.data.get("rolled_back"):
             # The rollback did not help: humans, never a second rollback.
@@ -280,11 +313,16 @@ class IncidentManager:
             return
         if phase is Phase.WATCHING and not incident.data.get("blocked"):
             # A notify-only incident became a rollback one (say medium, then critical).
-            incident.record.severity = decision.severity
-            incident.decision = decision
-            incident.data["decision"] = decision.to_dict()
+            self._adopt(incident, decision)
             await self._set_phase(incident, Phase.ROLLING_BACK)
             self._spawn(self._rollback_now(incident))
+
+    @staticmethod
+    def _adopt(incident: Incident, decision: Decision) -> None:
+        """The joining decision now drives the incident (severity, correlation, why)."""
+        incident.record.severity = decision.severity
+        incident.decision = decision
+        incident.data["decision"] = decision.to_dict()
 
     async def _rule_resolved(self, incident: Incident, why: str) -> None:
         phase = incident.phase
@@ -637,19 +675,17 @@ class IncidentManager:
     async def _tick_one(self, incident: Incident, now: float) -> None:
         phase = incident.phase
         data = incident.data
-        rule_state = self.engine.states.get(incident.record.rule)
-        state = rule_state.state if rule_state is not None else State.INACTIVE
-        firing = state is State.FIRING
+        states = self._states_of(incident)
+        firing = any(s.state is State.FIRING for s in states)
         # Pending (breaching, not yet for long enough) or blind (no evidence): not a
         # reason to act, and not a reason to call it over either. Wait.
-        unsure = state in (State.PENDING, State.BLIND)
-        # Healthy evidence seen: the breach is over even when no 'resolved' decision
-        # will come (the engine restarted, or went blind, since the rule fired).
-        healthy = (
-            rule_state is not None
-            and state is State.INACTIVE
-            and rule_state.at is not None
-            and rule_state.at > incident.record.opened_at
+        unsure = any(s.state in _NOT_OVER for s in states)
+        # Healthy evidence from every rule of the incident: the breach is over even
+        # when no 'resolved' decision will come (the engine restarted, or went blind,
+        # since the rule fired).
+        healthy = bool(states) and all(
+            s.state is State.INACTIVE and s.at is not None and s.at > incident.record.opened_at
+            for s in states
         )
         if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and healthy:
             await self._rule_resolved(incident, "the rule is no longer breaching")

@@ -121,3 +121,50 @@ async def test_rollback_that_does_not_help_escalates_and_never_rolls_back_again(
         assert len(await w.runtime.store.recent_incidents()) == 1
         (incident,) = w.runtime.manager.open.values()
         assert incident.phase == "escalated"
+
+
+TWO_RULES = """
+- {name: checkout-errors, signal: error_rate, above: 5%, for: 5m, severity: high,
+   min_requests: 100, rollback: [worker]}
+- {name: slow-p95, signal: p95, above: 5s, for: 5m, severity: critical, rollback: [worker]}
+"""
+
+
+async def test_second_rule_on_the_same_target_joins_the_incident(tmp_path: Path) -> None:
+    """error-rate (critical) rolls back worker and frontend; slow-p95 (critical, on
+    the worker) fires while verifying: it joins the open incident and escalates;
+    the worker is not rolled back a second time."""
+    async with world(tmp_path) as w:
+        await calm(w)
+        await breach(w)
+        assert w.worker_rollbacks() == 1
+        await w.feed("p95", [7.0] * 21, also={"error_rate": 0.001})
+        assert w.worker_rollbacks() == 1
+        assert w.pages_rollbacks() == 1
+        assert len(await w.runtime.store.recent_incidents()) == 1
+        joined = await w.events("joined")
+        assert [e.data["decision"]["rule"] for e in joined] == ["slow-p95"]
+        (incident,) = w.runtime.manager.open.values()
+        assert incident.phase == "escalated"
+
+
+async def test_critical_rule_joining_a_high_incident_in_grace_rolls_back_at_once(
+    tmp_path: Path,
+) -> None:
+    """A high incident waits out its grace; a critical rule on the same target fires
+    meanwhile: critical means at once, so the rollback does not wait, and the high
+    rule recovering does not close the incident while the critical one breaches."""
+    async with world(tmp_path, TWO_RULES) as w:
+        await calm(w)
+        await breach(w)
+        (incident,) = w.runtime.manager.open.values()
+        assert incident.phase == "grace"
+        grace_until = incident.data["grace_until"]
+        await w.feed("p95", [7.0] * 21, also={"error_rate": BAD})
+        assert w.now < grace_until
+        assert w.worker_rollbacks() == 1
+        assert len(await w.runtime.store.recent_incidents()) == 1
+        assert incident.record.severity == "critical"
+        # The high rule recovers; the critical one still breaches: not closed.
+        await w.feed("p95", [7.0] * 4, also={"error_rate": 0.001})
+        assert incident.id in w.runtime.manager.open
