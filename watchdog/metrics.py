@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import platform
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from watchdog import __version__
+from watchdog.actions.base import ActionResult
 from watchdog.evaluator import State
+from watchdog.rules_model import RuleSpec
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -109,6 +112,38 @@ class Metrics:
             "1 while this replica leads (acts on decisions); 0 while it follows (samples only).",
             registry=r,
         )
+        self.rule_threshold = Gauge(
+            "watchdog_rule_threshold",
+            "Each rule's threshold in its signal's unit, to graph against watchdog_signal_value.",
+            ["rule", "signal", "comparison"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "watchdog_actions_total",
+            "Actions carried out (rollback, purge, notify), by outcome: success, failure, "
+            "dry_run, replayed (already in the journal), skipped.",
+            ["action", "outcome"],
+            registry=r,
+        )
+        # Present at 0 from the start, so increase() sees the first failure.
+        for action in ("rollback", "purge", "notify"):
+            for outcome in ("success", "failure"):
+                self.actions.labels(action=action, outcome=outcome)
+
+    def set_thresholds(self, rules: Iterable[RuleSpec]) -> None:
+        """Replace every ``watchdog_rule_threshold`` series with the given rules' (after a
+        reload a rule may have changed signal or comparison, so start from empty)."""
+        self.rule_threshold.clear()
+        for rule in rules:
+            self.rule_threshold.labels(
+                rule=rule.name, signal=rule.signal, comparison=rule.comparison
+            ).set(rule.threshold.value)
+
+    def count_action(self, result: ActionResult) -> None:
+        """Count one action's outcome in ``watchdog_actions_total``."""
+        self.actions.labels(
+            action=result.action.removeprefix("would-"), outcome=action_outcome(result)
+        ).inc()
 
     def set_rule_state(self, rule: str, state: State) -> None:
         for candidate in State:
@@ -122,3 +157,14 @@ class Metrics:
                 self.rule_state.remove(rule, candidate.value)
         with contextlib.suppress(KeyError):
             self.rule_blind.remove(rule)
+
+
+def action_outcome(result: ActionResult) -> str:
+    """success, failure, dry_run, replayed or skipped: the ``outcome`` label."""
+    if result.would:
+        return "dry_run"
+    if result.data.get("replayed"):
+        return "replayed"
+    if result.data.get("skipped"):
+        return "skipped"
+    return "success" if result.ok else "failure"
