@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
 # A real PostgreSQL on loopback: the store suite runs on it beside SQLite, and the
 # leader election and HA tests need it.
 from tests.integration.postgres_fixture import postgres_cluster, postgres_url
 
 __all__ = ["postgres_cluster", "postgres_url"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Each test starts and ends with structlog's defaults: a test that configures
+    logging (the CLI does) must not leave later tests writing to its closed stream."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()

@@ -18,6 +18,7 @@ import structlog
 from watchdog.actions.base import ActionResult, Purge, RollbackPlan, Target, TargetState
 from watchdog.clock import Clock
 from watchdog.errors import ActionError, StoreError
+from watchdog.metrics import Metrics
 from watchdog.notify.base import Notifier
 from watchdog.notify.event import IncidentEvent
 from watchdog.store import ActionRecord, Store
@@ -50,7 +51,9 @@ class Playbook:
         store: Store,
         clock: Clock,
         target_purges: Mapping[str, Sequence[str]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.targets = targets
         self.purges = purges
         self.notifiers = notifiers
@@ -101,12 +104,14 @@ class Playbook:
         )
         if record.state != "intent":
             detail = record.outcome.get("detail", record.state)
-            return ActionResult(
-                kind,
-                target,
-                ok=record.state == "done",
-                detail=f"already {record.state} (journal): {detail}",
-                data={"replayed": True, **record.outcome.get("data", {})},
+            return self._counted(
+                ActionResult(
+                    kind,
+                    target,
+                    ok=record.state == "done",
+                    detail=f"already {record.state} (journal): {detail}",
+                    data={"replayed": True, **record.outcome.get("data", {})},
+                )
             )
         try:
             result = await run()
@@ -128,6 +133,11 @@ class Playbook:
                 "could not journal an outcome; it stays 'intent' and will be reconciled on restart",
                 key=key,
             )
+        return self._counted(result)
+
+    def _counted(self, result: ActionResult) -> ActionResult:
+        if self.metrics is not None:
+            self.metrics.count_action(result)
         return result
 
     # --- acting --------------------------------------------------------------------
@@ -196,4 +206,5 @@ class Playbook:
     ) -> list[ActionResult]:
         """Send ``event`` to every named notifier concurrently; failures are results."""
         chosen = [self.notifiers[name] for name in names if name in self.notifiers]
-        return list(await asyncio.gather(*(n.send(event, dry_run) for n in chosen)))
+        results = await asyncio.gather(*(n.send(event, dry_run) for n in chosen))
+        return [self._counted(result) for result in results]

@@ -22,6 +22,7 @@ from watchdog.leader import leadership_for
 from watchdog.metrics import Metrics
 from watchdog.playbook import Playbook
 from watchdog.rules import RuleSet, load_rules
+from watchdog.rules_watch import watch_rules
 from watchdog.settings import Settings
 from watchdog.silence import Silences
 from watchdog.sources.base import SourceDeps
@@ -42,6 +43,7 @@ class Runtime:
     manager: IncidentManager
     gate: LeaderGate  # replicas on PostgreSQL: only the leader's manager acts
     tick_s: float = 1.0
+    watch_rules_files: bool = False  # poll the rules files (ConfigMap swaps) and reload
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -56,6 +58,7 @@ class Runtime:
     ) -> Runtime:
         """Load rules (unless given), open the store, build actions; ``RuleError`` or
         ``ConfigError`` when something is wrong, before anything runs."""
+        from_files = ruleset is None
         if ruleset is None:
             ruleset = await asyncio.to_thread(load_rules, settings.rules_paths)
         store = store or open_store(settings.state)
@@ -72,7 +75,7 @@ class Runtime:
                 cloudflare_account_id=settings.cloudflare_account_id,
             )
             watchdog = Watchdog(ruleset, deps, metrics or Metrics(), settings.rules_paths)
-            playbook = _playbook(actions, store, clock)
+            playbook = _playbook(actions, store, clock, watchdog.metrics)
             manager = IncidentManager(
                 lambda: watchdog.ruleset,
                 watchdog.engine,
@@ -91,12 +94,23 @@ class Runtime:
         except BaseException:
             await store.close()
             raise
-        return cls(settings, clock, http, store, silences, watchdog, playbook, manager, gate)
+        runtime = cls(settings, clock, http, store, silences, watchdog, playbook, manager, gate)
+        # A rule set handed in (tests, backtest) must not be replaced by WATCHDOG_RULES.
+        runtime.watch_rules_files = from_files and settings.rules_watch_interval > 0
+        return runtime
 
     async def start(self) -> None:
         await self.gate.leadership.start()  # elected: restore, then act (SQLite: at once)
         await self.watchdog.start()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="incident-ticks"))
+        if self.watch_rules_files:
+            watcher = watch_rules(
+                self.settings.rules_paths,
+                self.clock,
+                self.reload,
+                interval_s=self.settings.rules_watch_interval,
+            )
+            self._tasks.append(asyncio.create_task(watcher, name="rules-watch"))
 
     async def _tick_loop(self) -> None:
         while True:
@@ -120,7 +134,7 @@ class Runtime:
             self.watchdog.metrics.reload_ok.set(0)
             log.error("reload failed; keeping the last good rules", problems=problems)
             return False
-        fresh = _playbook(actions, self.store, self.clock)
+        fresh = _playbook(actions, self.store, self.clock, self.watchdog.metrics)
         self.playbook.targets = fresh.targets
         self.playbook.purges = fresh.purges
         self.playbook.notifiers = fresh.notifiers
@@ -173,7 +187,13 @@ class Runtime:
         }
 
 
-def _playbook(actions: Actions, store: Store, clock: Clock) -> Playbook:
+def _playbook(actions: Actions, store: Store, clock: Clock, metrics: Metrics) -> Playbook:
     return Playbook(
-        actions.targets, actions.purges, actions.notifiers, store, clock, actions.target_purges
+        actions.targets,
+        actions.purges,
+        actions.notifiers,
+        store,
+        clock,
+        actions.target_purges,
+        metrics=metrics,
     )

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     environment: str = "production"
     shutdown_timeout: float = Field(default=10.0, gt=0)
     postmortem_dir: Path | None = None
+    # Poll the rules files this often and reload on change (a Kubernetes ConfigMap
+    # update swaps a symlink; no SIGHUP arrives). 0 turns it off.
+    rules_watch_interval: float = Field(default=10.0, ge=0)
     # Replicas on a PostgreSQL state elect a leader under this name, retrying every
     # leader_retry seconds (the bound on a takeover after the leader dies).
     leader_name: str = Field(default="rollback-watchdog", min_length=1)
