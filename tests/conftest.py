@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +19,9 @@ __all__ = ["postgres_cluster", "postgres_url"]
 def _fresh_logging() -> Iterator[None]:
     """Each test starts and ends with structlog's defaults: a test that configures
     logging (the CLI does) must not leave later tests writing to its closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
