@@ -7,12 +7,15 @@ on stderr), 2 usage.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import structlog
 
 from watchdog import logs
 from watchdog.actions.base import Deploy
@@ -25,6 +28,7 @@ from watchdog.backtest import (
     render_json,
     render_text,
     run_backtest,
+    run_sync,
     write_recordings,
 )
 from watchdog.errors import BacktestError, RuleError, WatchdogError
@@ -109,9 +113,21 @@ def _prometheus_args(parser: argparse.ArgumentParser, group: Any) -> None:
     parser.add_argument("--step", default="15s", help="query_range step (default 15s)")
 
 
-def _quiet() -> None:
-    # The incident manager logs every step at info; the timeline already says it.
-    logs.configure("console", "error")
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Errors only while a command runs: the incident manager logs every step at info,
+    and the timeline already says it. The previous set-up comes back afterwards (and
+    nothing is cached), so a caller that runs commands in-process keeps its logging."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure("console", "error", cache=False)
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+        root.handlers = handlers
+        root.setLevel(level)
 
 
 def _fail(message: str) -> int:
@@ -150,7 +166,11 @@ async def _fetch(
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    _quiet()
+    with _quiet():
+        return _backtest(args)
+
+
+def _backtest(args: argparse.Namespace) -> int:
     try:
         ruleset = _load(args.rules)
         silences = [_matchers(items) for items in args.silence]
@@ -163,7 +183,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             if args.deployments is None and default.exists():
                 deployments = load_deployments(default)
         else:
-            recordings, notes, start, end = asyncio.run(_fetch(ruleset, args))
+            recordings, notes, start, end = run_sync(_fetch(ruleset, args))
         if args.deployments is not None:
             deployments = load_deployments(Path(args.deployments))
         for note in notes:
@@ -200,10 +220,14 @@ def _matchers(items: list[str]) -> list[Matcher]:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    _quiet()
+    with _quiet():
+        return _record(args)
+
+
+def _record(args: argparse.Namespace) -> int:
     try:
         ruleset = _load(args.rules)
-        recordings, notes, _, _ = asyncio.run(_fetch(ruleset, args))
+        recordings, notes, _, _ = run_sync(_fetch(ruleset, args))
         written = write_recordings(Path(args.out), recordings)
     except RuleError as exc:
         return _fail("the rules are not valid:\n  " + "\n  ".join(exc.problems))
@@ -221,8 +245,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_test_rules(args: argparse.Namespace) -> int:
     from watchdog.ruletest import run_rule_tests
 
-    _quiet()
-    code, lines = run_rule_tests(args.files, args.run)
+    with _quiet():
+        code, lines = run_rule_tests(args.files, args.run)
     for line in lines:
         print(line)
     return code

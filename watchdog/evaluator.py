@@ -103,9 +103,17 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
     """The rule's state after ``sample``. Pure: same inputs, same output."""
     at = sample.at
     value = sample.value
-    # Hot path: a plain value (not NaN) for a rule without min_requests is evidence;
-    # blind_reason() says the same, only slower.
+    # Hot path: a plain value (not NaN) for a rule without min_requests is evidence
+    # (blind_reason() says the same, only slower); most such samples do not breach a
+    # rule that is not firing, and build the quiet state inline (_quiet, breached()).
     if sample.kind is _VALUE and value == value and not rule.min_requests:
+        above = rule.above
+        is_breach = value > above.value if above is not None else value < rule.threshold.value
+        if not is_breach and prev.state is not _FIRING and rule.mode != "share":
+            return _tuple_new(
+                RuleState,
+                (_INACTIVE, None, None, None, 0, value, sample.requests, at, None, "", False, ()),
+            )
         reason = None
     else:
         reason = blind_reason(rule, sample)
