@@ -8,6 +8,10 @@ store, then catches up on what it saw while following: a breach that began while
 old leader was dying, which no incident covers yet, is acted on now (the engine
 decides once per transition, so it would not decide again). On losing the lead it
 stops acting at once.
+
+Silences live in the shared store, and any replica's API may add one: with an
+election, each tick (and each decision the leader acts on) reads them again, so a
+silence set through a follower holds on the leader within a tick.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import structlog
 
 from watchdog.daemon import Watchdog
 from watchdog.decision import Decision, DecisionKind
+from watchdog.errors import StoreError
 from watchdog.evaluator import State
 from watchdog.incidents import IncidentManager
-from watchdog.leader import Leadership
+from watchdog.leader import AlwaysLeader, Leadership
 
 log = structlog.get_logger("watchdog.ha")
 
@@ -41,6 +46,8 @@ class LeaderGate:
         self.watchdog = watchdog
         # A single replica (SQLite) acts from the start, as before there were replicas.
         self.acting = leadership.is_leader
+        # Replicas share the store; a lone process is the only writer of its silences.
+        self.shared = not isinstance(leadership, AlwaysLeader)
         self._tasks: set[asyncio.Task[None]] = set()
         leadership.on_elected = self.elected
         leadership.on_deposed = self.deposed
@@ -56,11 +63,21 @@ class LeaderGate:
                 kind=decision.kind.value,
             )
             return
+        await self._refresh_silences()
         await self._act(self.manager.on_decision(decision))
 
     async def tick(self) -> None:
+        await self._refresh_silences()
         if self.acting:
             await self._act(self.manager.tick())
+
+    async def _refresh_silences(self) -> None:
+        if not self.shared:
+            return
+        try:
+            await self.manager.silences.load()
+        except StoreError as exc:
+            log.warning("could not re-read silences; using the last known", error=str(exc))
 
     async def _act(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` where ``deposed`` can cancel it, without cancelling the caller."""

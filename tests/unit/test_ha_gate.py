@@ -15,6 +15,7 @@ from tests.world import World, world
 from watchdog.ha import LeaderGate
 from watchdog.leader import Callback
 from watchdog.samples import Sample
+from watchdog.silence import Silences
 
 HEALTHY = {"p95": 0.4}
 POLLS = 500  # x 0.01 s of real time: loopback HTTP in flight
@@ -163,6 +164,25 @@ async def test_deposed_mid_rollback_stops_at_once_and_the_next_leader_reconciles
         (record,) = await w.runtime.store.recent_incidents()
         assert record.phase == "resolved"
         assert (w.worker_rollbacks(), w.pages_rollbacks()) == (1, 1)
+
+
+async def test_a_silence_set_through_another_replica_holds_on_the_leader(
+    tmp_path: Path,
+) -> None:
+    """Replicas share the store, and any of them may take a silence through its API:
+    the leader reads the silences again before it acts, so it does not roll back."""
+    async with world(tmp_path) as w:
+        switch = follower(w)
+        await switch.elect()
+        other_replica = Silences(w.runtime.store, w.clock)
+        await other_replica.add([], duration_s=3600, created_by="bob", comment="by hand")
+        assert w.runtime.silences.active() == []  # the leader has not seen it yet
+        await w.feed("error_rate", [0.01] * 20, also=HEALTHY)
+        await w.feed("error_rate", [0.08] * 21, also=HEALTHY)
+        assert (w.worker_rollbacks(), w.pages_rollbacks()) == (0, 0)
+        would = await w.events("would_rollback")
+        assert would
+        assert "silenced by bob" in str(would[0].data["why"])
 
 
 @pytest.mark.parametrize("acting", [True, False])
