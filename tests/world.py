@@ -1,27 +1,40 @@
 """A whole production world on loopback for scenario tests: the local Cloudflare API
 with a Worker and a Pages project and their deploy history, the notification
 receivers, and a watchdog ``Runtime`` on a virtual clock. Samples are fed straight
-into the engine (generated series), so hours of virtual time take milliseconds."""
+into the engine (generated series), so hours of virtual time take milliseconds.
+
+The clock is an ``AutoClock`` that runs only while ``settle()`` waits for the
+actions: a retry's back-off or ``Retry-After`` then passes in virtual time (the
+clock jumps to the earliest waiting deadline, never while a request or a state
+store call is in flight), and between feeds time stands still.
+A fault that stalls the local Cloudflare API (``stall_after_apply``, ``delay``)
+waits in real time until the client's timeout (``http_timeout_s``) or the end of
+the world, whichever comes first."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sqlite3
 import textwrap
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from watchdog.clock import FakeClock
+from watchdog.clock import AutoClock
+from watchdog.demo import BusyTransport
 from watchdog.fakes.cloudflare import FakeCloudflare
 from watchdog.fakes.receivers import Receivers
 from watchdog.httpserver import serve
 from watchdog.runtime import Runtime
 from watchdog.samples import Sample
 from watchdog.settings import load_settings
-from watchdog.store import EventRecord
+from watchdog.store import EventRecord, SQLiteStore
+
+R = TypeVar("R")
 
 T0 = 1_790_000_000.0
 TOKEN = "cf-test-token-5ec7e7"
@@ -75,9 +88,22 @@ DEFAULT_RULES = """
 """
 
 
+class BusyStore(SQLiteStore):
+    """The SQLite store holding virtual time still while it works (a commit's fsync
+    takes real milliseconds, in which no virtual second may pass)."""
+
+    def __init__(self, path: str | Path, clock: AutoClock) -> None:
+        super().__init__(path)
+        self._clock = clock
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        with self._clock.busy():
+            return await super()._run(fn)
+
+
 @dataclass
 class World:
-    clock: FakeClock
+    clock: AutoClock
     cloudflare: FakeCloudflare
     receivers: Receivers
     runtime: Runtime
@@ -90,13 +116,20 @@ class World:
         return self.clock.now()
 
     async def settle(self) -> None:
-        """Let decision handlers and the actions they started finish (real loopback I/O)."""
-        for _ in range(3):
+        """Let decision handlers and the actions they started finish (real loopback I/O),
+        virtual time running for any retry waits among them."""
+        clock = asyncio.create_task(self.clock.run(), name="world-clock")
+        try:
+            for _ in range(3):
+                await self.runtime.watchdog.drain()
+                await self.runtime.manager.drain()
+                await self.runtime.manager.tick()
             await self.runtime.watchdog.drain()
             await self.runtime.manager.drain()
-            await self.runtime.manager.tick()
-        await self.runtime.watchdog.drain()
-        await self.runtime.manager.drain()
+        finally:
+            clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await clock
 
     async def feed(
         self,
@@ -125,7 +158,8 @@ class World:
         settings and state file, and restore (open incidents, unfinished actions)."""
         old = self.runtime
         await old.stop()
-        self.runtime = await Runtime.build(old.settings, self.clock, old.http)
+        store = BusyStore(old.settings.state, self.clock)
+        self.runtime = await Runtime.build(old.settings, self.clock, old.http, store=store)
         await self.runtime.manager.restore()
 
     def worker_live(self) -> list[tuple[str, float]]:
@@ -170,9 +204,17 @@ async def world(
     rules: str = DEFAULT_RULES,
     env: dict[str, str] | None = None,
     history: bool = True,
+    http_timeout_s: float = 5.0,
 ) -> AsyncIterator[World]:
-    clock = FakeClock(T0)
-    cf = FakeCloudflare(token=TOKEN, account_id="acct", clock=clock)
+    clock = AutoClock(T0)
+    released = asyncio.Event()
+
+    async def stall(seconds: float) -> None:
+        """The local API's injected waits, cut short when the world ends."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(released.wait(), seconds)
+
+    cf = FakeCloudflare(token=TOKEN, account_id="acct", clock=clock, sleep=stall)
     versions, pages = seed_history(cf, T0) if history else ({}, {})
     receivers = Receivers(statuspage_api_key=SP_KEY, now=clock.now)
     receivers.statuspage.add_component("comp1")
@@ -198,15 +240,18 @@ async def world(
             **(env or {}),
         }
         settings = load_settings(environ)
-        async with httpx.AsyncClient(timeout=5.0) as http:
-            runtime = await Runtime.build(settings, clock, http)
+        transport = BusyTransport(clock)  # virtual time waits for loopback I/O
+        async with httpx.AsyncClient(timeout=http_timeout_s, transport=transport) as http:
+            store = BusyStore(settings.state, clock)
+            runtime = await Runtime.build(settings, clock, http, store=store)
             await runtime.manager.restore()
             await runtime.silences.load()
             w = World(clock, cf, receivers, runtime, tmp, versions, pages)
             try:
                 yield w
             finally:
-                await w.runtime.manager.drain()  # the current one, after a restart
+                released.set()
+                await w.settle()  # the current runtime's, after a restart
                 await w.runtime.store.close()
 
 

@@ -45,33 +45,42 @@ class FakeClock:
 
     ``sleep`` parks the caller until virtual time reaches its deadline, so a test
     can run hours of daemon loop in milliseconds with ``await clock.advance(3600)``.
+    As with the real clocks, sleeps run on monotonic time and ``set`` moves only the
+    wall clock (an NTP step, a resumed VM): a jump wakes no sleeper and delays none.
     """
 
     def __init__(self, start: float = 1_790_000_000.0) -> None:
         self._now = start
-        self._start = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._mono = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []  # monotonic
         self._seq = 0
 
     def now(self) -> float:
         return self._now
 
     def monotonic(self) -> float:
-        return self._now - self._start
+        return self._mono
 
     def set(self, when: float) -> None:
-        """Jump (forwards or backwards) without waking sleepers: a clock jump."""
+        """Jump the wall clock (forwards or backwards); monotonic time and sleepers
+        are not affected."""
         self._now = when
+
+    def _tick(self, seconds: float) -> None:
+        """Let ``seconds`` pass on both clocks."""
+        if seconds > 0:
+            self._mono += seconds
+            self._now += seconds
 
     async def sleep(self, seconds: float) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._seq += 1
-        heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), self._seq, fut))
+        heapq.heappush(self._sleepers, (self._mono + max(0.0, seconds), self._seq, fut))
         await fut
 
     async def advance(self, seconds: float, step: float | None = None) -> None:
         """Move time forward, waking each sleeper at its deadline in order."""
-        target = self._now + seconds
+        target = self._mono + seconds
         while True:
             await _settle()
             while self._sleepers and self._sleepers[0][2].done():
@@ -79,11 +88,11 @@ class FakeClock:
             if not self._sleepers or self._sleepers[0][0] > target:
                 break
             deadline, _, fut = heapq.heappop(self._sleepers)
-            self._now = max(self._now, deadline)
+            self._tick(deadline - self._mono)
             fut.set_result(None)
             if step is not None:
                 await asyncio.sleep(0)
-        self._now = target
+        self._tick(target - self._mono)
         await _settle()
 
 
@@ -129,7 +138,7 @@ class AutoClock(FakeClock):
             if not self._sleepers:
                 continue
             deadline = self._sleepers[0][0]
-            self._now = max(self._now, deadline)
+            self._tick(deadline - self._mono)
             while self._sleepers and self._sleepers[0][0] <= deadline:
                 _, _, fut = heapq.heappop(self._sleepers)
                 if not fut.done():

@@ -186,14 +186,40 @@ class Watchdog:
         self._start_loops()
 
     async def _loop(self, group: _Group) -> None:
-        next_at = self.clock.now()
+        """Sample every ``interval``. Waits run on the monotonic clock and samples are
+        stamped with their scheduled wall-clock time; when the wall clock jumps (an NTP
+        step, a resumed VM) the stamps follow it, sampling never stalls, and a breach
+        must build up again from fresh evidence (the time across the jump was not seen)."""
+        interval = group.interval
+        tolerance = min(1.0, interval / 2)
+        due = self.clock.monotonic()
+        offset = self.clock.now() - due  # wall clock minus monotonic clock
         while True:
-            await self.sample_once(group, at=next_at)
-            next_at += group.interval
-            now = self.clock.now()
-            if next_at <= now:  # fell behind (slow source, clock jump): skip, don't burst
-                next_at = now + group.interval
-            await self.clock.sleep(next_at - now)
+            jump = (self.clock.now() - self.clock.monotonic()) - offset
+            if abs(jump) > tolerance:  # the wall clock moved against the monotonic one
+                offset += jump
+                if abs(jump) >= interval:
+                    self._clock_jumped(group, jump)
+            await self.sample_once(group, at=due + offset)
+            due += interval
+            mono = self.clock.monotonic()
+            if due <= mono:  # fell behind (a slow source): skip, don't burst
+                due = mono + interval
+            await self.clock.sleep(due - mono)
+
+    def _clock_jumped(self, group: _Group, drift: float) -> None:
+        """Missing evidence across a wall-clock jump, as a hole in a recording is in a
+        backtest: one no-data sample per signal, so no breach run spans the jump."""
+        direction = "forwards" if drift > 0 else "backwards"
+        log.warning(
+            "wall clock jumped; evidence starts again",
+            source=group.source_name,
+            direction=direction,
+            seconds=round(abs(drift), 3),
+        )
+        reason = f"the wall clock jumped {direction} by {abs(drift):.0f}s"
+        for signal in group.signals:
+            self.observe(signal.name, Sample.no_data(self.clock.now(), reason), group.source_name)
 
     async def sample_once(self, group: _Group, at: float | None = None) -> None:
         """One round of samples. ``at`` is the scheduled time, used as the samples'
@@ -213,6 +239,10 @@ class Watchdog:
                 )
                 for s in group.signals
             }
+        except Exception as exc:  # boundary: a source bug must not end sampling for good
+            log.exception("source failed unexpectedly", source=group.source_name)
+            reason = f"source {group.source_name} failed: {type(exc).__name__}"
+            samples = {s.name: Sample.error(now, reason) for s in group.signals}
         self.metrics.sample_duration.labels(source=group.source_name).observe(
             time.perf_counter() - started
         )

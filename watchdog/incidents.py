@@ -254,12 +254,18 @@ class IncidentManager:
         incident = await self._new_incident(decision, Phase.WATCHING)
         incident_id = incident.id
         policy = self.ruleset.severities[decision.severity]
+        rollback = decision.kind is DecisionKind.ROLLBACK
+        if rollback and policy.grace <= 0:
+            # At once: a notification being retried (Slack down, a rate-limited status
+            # page) must not hold the rollback up; it is sent alongside.
+            await self._set_phase(incident, Phase.ROLLING_BACK)
+            self._spawn(self._rollback_now(incident))
         await self._notify(
             incident,
-            EventKind.OPENED if decision.kind is DecisionKind.ROLLBACK else EventKind.NOTICE,
+            EventKind.OPENED if rollback else EventKind.NOTICE,
             phase="investigating",
         )
-        if decision.kind is DecisionKind.ROLLBACK:
+        if rollback:
             if policy.grace > 0:
                 await self._set_phase(incident, Phase.GRACE, grace_until=now + policy.grace)
                 await self._event(
@@ -271,9 +277,6 @@ class IncidentManager:
                         f"{format_duration(policy.grace)} for a quick fix",
                     },
                 )
-            else:
-                await self._set_phase(incident, Phase.ROLLING_BACK)
-                self._spawn(self._rollback_now(incident))
         elif policy.escalate_after is not None:
             await self._set_phase(incident, Phase.WATCHING, escalate_at=now + policy.escalate_after)
 

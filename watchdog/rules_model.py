@@ -52,6 +52,7 @@ class PrometheusSourceSpec(Model):
     url: str
     timeout: Duration = 5.0
     interval: Duration | None = None
+    max_bytes: int = Field(default=20_000_000, gt=0)  # an answer is one number; cap it
 
 
 class ScrapeSourceSpec(Model):

@@ -14,7 +14,10 @@ becomes (see apis.md §10.1):
 - several series → an error unless the signal says how to reduce them
   (``reduce: max|min|sum|avg``, NaN handled as PromQL's aggregations do);
 - the error envelope, a non-JSON body (a proxy's HTML), another HTTP error, a
-  refused connection or a timeout → an error sample that says which.
+  refused connection or a timeout → an error sample that says which;
+- an answer stamped away from the query's ``time`` (Prometheus always echoes it: a
+  cache or a replay in between) → an error sample: stale evidence is no evidence;
+- an answer over the source's ``max_bytes`` → an error sample, read no further.
 
 When ``requests_query`` is set, the signal is a value only if both queries gave
 one: a ratio whose traffic is unknown cannot be held against ``min_requests``.
@@ -31,18 +34,24 @@ from typing import Any
 import httpx
 import structlog
 
+from watchdog.clock import iso
 from watchdog.errors import BacktestError, ParseError, SourceError, WatchdogError
 from watchdog.rules import ResolvedSignal
 from watchdog.rules_model import PrometheusSourceSpec, Reduce
 from watchdog.samples import Sample, SampleKind
 from watchdog.sources import _transport
 from watchdog.sources.base import SourceDeps
+from watchdog.units import format_duration
 
 log = structlog.get_logger("watchdog.sources.prometheus")
 
 # The server refuses a range query over 11,000 points per series
 # ("exceeded maximum resolution of 11,000 points per timeseries").
 MAX_POINTS = 11_000
+# An instant query's points carry the query's ``time`` (to the millisecond).
+STALE_AFTER_S = 1.0
+# Hop-by-hop framing of the streamed answer: not true of the bytes we keep.
+_FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 class PrometheusSource:
@@ -81,19 +90,48 @@ class PrometheusSource:
     async def _instant(self, signal: str, query: str, reduce: Reduce | None, now: float) -> Sample:
         params = {"query": query, "time": f"{now:.3f}", "timeout": f"{self.spec.timeout:g}"}
         try:
-            response = await self._http.get(
-                self._query_url, params=params, timeout=self.spec.timeout
-            )
+            response = await self._get(params)
         except httpx.TransportError as exc:
             return Sample.error(
                 now, _transport.transport_failure(exc, self.spec.timeout, self._query_url)
             )
+        except SourceError as exc:
+            return Sample.error(now, str(exc))
         try:
             body = _decode(response, ParseError)
             _log_warnings(body, source=self.name, signal=signal)
             return parse_instant(body, reduce, now)
         except SourceError as exc:
             return Sample.error(now, str(exc))
+
+    async def _get(self, params: Mapping[str, str]) -> httpx.Response:
+        """The answer, read up to ``max_bytes`` (a runaway query or a proxy must not
+        fill memory); ``SourceError`` past that, without reading the rest."""
+        limit = self.spec.max_bytes
+        too_big = SourceError(f"response over {limit} bytes")
+        request = self._http.stream(
+            "GET", self._query_url, params=params, timeout=self.spec.timeout
+        )
+        async with request as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise too_big
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise too_big
+                chunks.append(chunk)
+        headers = [
+            (k, v) for k, v in response.headers.multi_items() if k.lower() not in _FRAMING_HEADERS
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=response.request,
+        )
 
 
 def _with_requests(value: Sample, requests: Sample) -> Sample:
@@ -115,7 +153,7 @@ def _decode(response: httpx.Response, error: type[WatchdogError]) -> object:
     read whatever the status; a non-JSON body is reported with its status."""
     try:
         body: object = json.loads(response.content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON or UTF-8, a 5000-digit number, deep nesting
         if response.is_success:
             raise error(f"response is not JSON: {_transport.excerpt(response)}") from None
         raise error(_transport.http_failure(response)) from None
@@ -153,9 +191,25 @@ def _point(raw: object, error: type[WatchdogError], where: str) -> tuple[float, 
         return float(ts), float(text)
     except ValueError:
         raise error(f"{where}: value {text!r:.40} is not a number") from None
+    except OverflowError:
+        raise error(f"{where}: timestamp {ts!r:.40} is out of range") from None
 
 
-def _series_value(series: object, index: int) -> float:
+def _fresh(point: tuple[float, float], at: float, where: str) -> float:
+    """The point's value, if it is stamped at the query time ``at``."""
+    ts, value = point
+    if abs(ts - at) <= STALE_AFTER_S:
+        return value
+    if not (math.isfinite(ts) and abs(ts) < 1e11):
+        raise ParseError(f"{where}: timestamp {ts!r} is not a time")
+    side = "before" if ts < at else "after"
+    raise ParseError(
+        f"{where}: stale answer stamped {iso(ts)}, {format_duration(abs(at - ts))} {side} "
+        "the query time (a cache or a replay in between?)"
+    )
+
+
+def _series_point(series: object, index: int) -> tuple[float, float]:
     if not isinstance(series, dict):
         raise ParseError(f"series {index} is not an object")
     if "value" not in series:
@@ -164,7 +218,7 @@ def _series_value(series: object, index: int) -> float:
                 "the query returns a native histogram; wrap it in histogram_quantile(...)"
             )
         raise ParseError(f"series {index} has no value")
-    return _point(series["value"], ParseError, f"series {index}")[1]
+    return _point(series["value"], ParseError, f"series {index}")
 
 
 def _reduce(values: list[float], how: Reduce) -> float:
@@ -184,13 +238,16 @@ def parse_instant(body: object, reduce: Reduce | None, at: float) -> Sample:
     data = _data(body, ParseError)
     kind, result = data.get("resultType"), data.get("result")
     if kind == "scalar":
-        value = _point(result, ParseError, "scalar")[1]
+        value = _fresh(_point(result, ParseError, "scalar"), at, "scalar")
     elif kind == "vector":
         if not isinstance(result, list):
             raise ParseError("vector result is not a list")
         if not result:
             return Sample.no_data(at, "no series")
-        values = [_series_value(series, index) for index, series in enumerate(result)]
+        values = [
+            _fresh(_series_point(series, index), at, f"series {index}")
+            for index, series in enumerate(result)
+        ]
         if len(values) > 1 and reduce is None:
             return Sample.error(at, f"{len(values)} series (set reduce: max|min|sum|avg)")
         value = _reduce(values, reduce) if reduce is not None else values[0]
