@@ -134,7 +134,8 @@ class Stack:
 
     async def resolved(self) -> None:
         async def done() -> bool:
-            return await self.phase() == "resolved"
+            # The phase is saved just before the closing event is written.
+            return await self.phase() == "resolved" and "resolved" in await self.event_kinds()
 
         await self.until(done, "the incident to be resolved")
 
