@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, LiteralString, Protocol
 
 import structlog
 
@@ -185,9 +185,7 @@ class LeaderElection:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = await self._connect()
-            async with asyncio.timeout(self.ping_timeout_s):
-                cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
-                row = await cursor.fetchone()
+            row = await self._query(self._conn, "SELECT pg_try_advisory_lock(%s)", (self.key,))
         except (psycopg.Error, OSError, TimeoutError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}".strip()
             log.warning("leader election: database unreachable", error=self.last_error)
@@ -214,7 +212,7 @@ class LeaderElection:
         for statement in SESSION_SETTINGS:
             # An older server without one of these settings keeps its default.
             with contextlib.suppress(psycopg.errors.UndefinedObject):
-                await conn.execute(statement)
+                await self._query(conn, statement)
         return conn
 
     async def _elected(self) -> None:
@@ -244,10 +242,9 @@ class LeaderElection:
                 # Waits on the socket: a connection the server closes ends this at once.
                 async for _ in conn.notifies(timeout=self.check_s):
                     pass
-                async with asyncio.timeout(self.ping_timeout_s):
-                    await conn.execute("SELECT 1")
-            except TimeoutError:
-                return f"the database did not answer within {self.ping_timeout_s:g}s"
+                await self._query(conn, "SELECT 1")
+            except TimeoutError as exc:
+                return str(exc)
             except (psycopg.Error, OSError) as exc:
                 return f"lost the database connection: {exc}".strip()
 
@@ -271,8 +268,43 @@ class LeaderElection:
         if conn is None or conn.closed:
             return
         with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
-            async with asyncio.timeout(self.ping_timeout_s):
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            await self._query(conn, "SELECT pg_advisory_unlock(%s)", (self.key,))
+
+    async def _query(
+        self,
+        conn: psycopg.AsyncConnection[tuple[Any, ...]],
+        sql: LiteralString,
+        params: tuple[Any, ...] = (),
+    ) -> tuple[Any, ...] | None:
+        """One row of ``sql``, or ``TimeoutError`` after ``ping_timeout_s``. Past the
+        deadline the connection is closed on the spot: cancelling psycopg's query would
+        first ask the silent server to cancel it, for up to ten seconds, and a leader
+        must not wait that long to know it is cut off."""
+
+        async def run() -> tuple[Any, ...] | None:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchone() if cursor.description is not None else None
+
+        task = asyncio.create_task(run())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.ping_timeout_s)
+        except asyncio.CancelledError:
+            await self._abandon(conn, task)
+            raise
+        if task in done:
+            return task.result()
+        await self._abandon(conn, task)
+        raise TimeoutError(f"the database did not answer within {self.ping_timeout_s:g}s")
+
+    @staticmethod
+    async def _abandon(
+        conn: psycopg.AsyncConnection[tuple[Any, ...]], task: asyncio.Task[Any]
+    ) -> None:
+        await conn.close()  # no lock taken: the socket goes, the query with it
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+        if task.done() and not task.cancelled():
+            task.exception()  # consumed: the error is the closed connection
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -8,6 +8,8 @@ lock going with it) is real and awaited by bounded polling.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -201,3 +203,29 @@ async def test_sqlite_state_has_no_election() -> None:
     assert leadership.is_leader
     assert called == ["elected"]
     assert isinstance(leadership_for("postgresql://u@h/db", FakeClock()), LeaderElection)
+
+
+async def test_a_leader_whose_database_stops_answering_steps_down(postgres_url: str) -> None:
+    """A partition: the leader's session is alive but silent (its backend is frozen).
+    The leader's ping times out and it steps down rather than act unsure of its lock;
+    once the session is gone the follower leads."""
+    clock = FakeClock()
+    a = LeaderElection(postgres_url, clock, name="test", check_s=0.1)
+    a.ping_timeout_s = 0.3
+    recorder = Recorder(a)
+    async with election(postgres_url) as (b, clock_b, _):
+        await a.start()
+        await b.start()
+        pid = a.backend_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await until(lambda: not a.is_leader, "the silent leader stepped down")
+            assert recorder.deposed == 1
+            assert "did not answer" in (a.last_error or "")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await a.stop()
+        await until_free(postgres_url, a.key)
+        await clock_b.advance(RETRY_S)
+        await until(lambda: b.is_leader, "the follower took over")
