@@ -46,6 +46,13 @@ from watchdog.units import Unit
 
 Path_ = tuple[str | int, ...]
 
+# Values a file may hold once its aliases are expanded: a large rules file has a few
+# tens of thousands; an alias bomb ("billion laughs") has billions.
+MAX_VALUES = 200_000
+# What PyYAML's safe constructor raises for a tag it refuses or a tagged scalar it
+# cannot read (``!!bool maybe`` is a KeyError, ``!!timestamp nope`` an AttributeError).
+_SCALAR_ERRORS = (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, OverflowError)
+
 
 @dataclass(frozen=True, slots=True)
 class Located:
@@ -101,10 +108,16 @@ class RuleSet:
 # --- YAML with locations ---------------------------------------------------------------
 
 
+class _TooManyValuesError(Exception):
+    """Raised out of ``_construct`` when a file expands past ``MAX_VALUES``."""
+
+
 class _Marks:
     def __init__(self, file: str) -> None:
         self.file = file
         self.lines: dict[Path_, int] = {}
+        self.values = 0
+        self.open: set[int] = set()  # collections being built (an alias to one is a loop)
 
     def line_of(self, path: Path_) -> int:
         """The line of the deepest known prefix of ``path``."""
@@ -117,6 +130,39 @@ class _Marks:
 
 def _construct(node: yaml.Node, path: Path_, marks: _Marks, problems: list[str]) -> Any:
     marks.lines.setdefault(path, node.start_mark.line + 1)
+    marks.values += 1
+    if marks.values > MAX_VALUES:
+        raise _TooManyValuesError
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if id(node) in marks.open:
+            problems.append(
+                f"{marks.file}:{node.start_mark.line + 1} {_dotted(path)}: "
+                "an alias to a collection that contains it (a loop)"
+            )
+            return None
+        marks.open.add(id(node))
+        try:
+            return _construct_collection(node, path, marks, problems)
+        finally:
+            marks.open.discard(id(node))
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    except _SCALAR_ERRORS as exc:
+        why = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else "not a valid value"
+        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        problems.append(
+            f"{marks.file}:{node.start_mark.line + 1} {_dotted(path)}: cannot read "
+            f"{node.value!r:.40} tagged {tag}: {why}"
+        )
+        return None
+    finally:
+        loader.dispose()
+
+
+def _construct_collection(
+    node: yaml.MappingNode | yaml.SequenceNode, path: Path_, marks: _Marks, problems: list[str]
+) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -137,16 +183,9 @@ def _construct(node: yaml.Node, path: Path_, marks: _Marks, problems: list[str])
             marks.lines[child] = key_node.start_mark.line + 1
             result[key] = _construct(value_node, child, marks, problems)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(item, (*path, index), marks, problems)
-            for index, item in enumerate(node.value)
-        ]
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    return [
+        _construct(item, (*path, index), marks, problems) for index, item in enumerate(node.value)
+    ]
 
 
 def _dotted(path: Path_) -> str:
@@ -170,9 +209,23 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks, list[str]]:
         return None, marks, [f"{file}:{line} (top level): invalid YAML: {exc.problem}"]
     except yaml.YAMLError as exc:
         return None, marks, [f"{file}:1 (top level): invalid YAML: {exc}"]
+    except RecursionError:
+        return None, marks, [f"{file}:1 (top level): invalid YAML: nested too deeply"]
     if node is None:
         return None, marks, [f"{file}:1 (top level): the file is empty (expected version: 1)"]
-    return _construct(node, (), marks, problems), marks, problems
+    try:
+        return _construct(node, (), marks, problems), marks, problems
+    except RecursionError:
+        return None, marks, [f"{file}:1 (top level): invalid YAML: nested too deeply"]
+    except _TooManyValuesError:
+        return (
+            None,
+            marks,
+            [
+                f"{file}:1 (top level): over {MAX_VALUES} values once aliases are expanded "
+                "(an alias bomb?)"
+            ],
+        )
 
 
 # --- pydantic errors to our messages ---------------------------------------------------

@@ -12,6 +12,7 @@ the start-up flag (silenced while this process runs).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import uuid
@@ -22,6 +23,9 @@ from typing import Literal
 from watchdog.clock import Clock, iso
 from watchdog.errors import WatchdogError
 from watchdog.store import SilenceRecord, Store
+
+# The last second ``iso`` can write (9999-12-31T23:59:59Z): a silence ends by then.
+LATEST = 253_402_300_799.0
 
 MatcherName = Literal["rule", "target", "severity"]
 MATCHER_NAMES: tuple[MatcherName, ...] = ("rule", "target", "severity")
@@ -92,6 +96,22 @@ def describe(record: SilenceRecord) -> str:
     until = "the flag is lifted" if math.isinf(record.ends_at) else iso(record.ends_at)
     comment = f": {record.comment}" if record.comment else ""
     return f"silenced by {record.created_by} until {until}{comment}"
+
+
+def _check_time(name: str, value: float) -> None:
+    if not (math.isfinite(value) and 0 <= value <= LATEST):
+        raise SilenceError(
+            f"{name} {value!r} is not a time (Unix seconds, up to the year 9999; "
+            "or give a shorter duration)"
+        )
+
+
+def _check_text(*texts: str) -> None:
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SilenceError(f"{text!r:.60} is not valid Unicode text") from None
 
 
 class Silences:
@@ -166,10 +186,13 @@ class Silences:
     ) -> SilenceRecord:
         now = self.clock.now()
         start = now if starts_at is None else starts_at
+        _check_time("starts_at", start)
         if ends_at is None:
             if duration_s is None or duration_s <= 0:
                 raise SilenceError("a silence needs a positive duration or an end time")
             ends_at = start + duration_s
+        _check_time("ends_at", ends_at)
+        _check_text(created_by, comment, *(m.value for m in matchers))
         if ends_at <= start:
             raise SilenceError(f"silence ends ({iso(ends_at)}) before it starts ({iso(start)})")
         if not created_by.strip():
@@ -196,8 +219,9 @@ class Silences:
             record = matches[0]
         now = self.clock.now()
         if record.expired_at is None or record.expired_at > now:
-            record.expired_at = now
-            await self.store.save_silence(record)
+            expired = dataclasses.replace(record, expired_at=now)
+            await self.store.save_silence(expired)  # first: a failed write changes nothing
+            self._records[record.id] = record = expired
         return record
 
     async def expire_origin(self, origin: str) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from watchdog.clock import iso
+from watchdog.errors import StoreError
 from watchdog.httpserver import HTTPError, Request, Response, Router
 from watchdog.silence import Matcher, SilenceError, Silences, make_matcher, parse_matcher
 from watchdog.store import SilenceRecord
@@ -96,6 +97,8 @@ def install(router: Router, silences: Silences) -> None:
             )
         except SilenceError as exc:
             raise HTTPError(400, str(exc)) from None
+        except StoreError as exc:  # not the request's fault: say the silence is not saved
+            raise HTTPError(503, f"the silence was not saved: {exc}") from None
         return Response.json(silence_json(record, silences.clock.now()), 201)
 
     @router.route("DELETE", "/api/v1/silences/{silence_id}")
@@ -104,4 +107,6 @@ def install(router: Router, silences: Silences) -> None:
             record = await silences.expire(params["silence_id"])
         except SilenceError as exc:
             raise HTTPError(404, str(exc)) from None
+        except StoreError as exc:
+            raise HTTPError(503, f"the silence was not expired: {exc}") from None
         return Response.json(silence_json(record, silences.clock.now()))
