@@ -717,7 +717,12 @@ class IncidentManager:
             if firing:
                 await self._escalate(incident, "breaching again while monitoring")
             elif not unsure:
-                await self._close(incident, "stable after the rollback")
+                why = (
+                    "stable after the rollback"
+                    if incident.data.get("rolled_back")
+                    else "stable: the breach is over"
+                )
+                await self._close(incident, why)
         if incident.phase is Phase.ESCALATED:
             await self._ladder(incident, now)
 

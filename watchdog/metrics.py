@@ -101,6 +101,12 @@ class Metrics:
             "Rules currently loaded.",
             registry=r,
         )
+        self.api_refused = Counter(
+            "watchdog_api_refused_total",
+            "Control API requests refused, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.decisions = Counter(
             "watchdog_decisions_total",
             "Decisions taken, by rule and kind.",

@@ -114,12 +114,7 @@ def build_app(
     extra_status: StatusExtra | None = None,
     silences: Silences | None = None,
 ) -> Router:
-    refusals = Counter(
-        "watchdog_api_refused_total",
-        "Control API requests refused, by reason.",
-        ["reason"],
-        registry=watchdog.metrics.registry,
-    )
+    refusals = watchdog.metrics.api_refused
     router = Router(max_body_bytes=64 * 1024)
     router.middleware.append(ControlAuth(token, refusals))
 

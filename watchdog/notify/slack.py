@@ -57,7 +57,11 @@ def build_message(event: IncidentEvent) -> dict[str, Any]:
         },
     ]
     if event.kind in (EventKind.ROLLING_BACK, EventKind.WOULD_ROLLBACK):
-        title = "ROLLBACK IN PROGRESS" if event.kind is EventKind.ROLLING_BACK else "DRY RUN"
+        title = (
+            "ROLLBACK IN PROGRESS"
+            if event.kind is EventKind.ROLLING_BACK
+            else "NO ROLLBACK: WOULD HAVE ROLLED BACK"
+        )
         lines = [f"*{title}*"] + [
             f"• {label}: {escape(value)}" for label, value in event.runbook_fields()
         ]
