@@ -101,6 +101,9 @@ class BusyStore(SQLiteStore):
             return await super()._run(fn)
 
 
+StoreFactory = Callable[[str, AutoClock], BusyStore]
+
+
 @dataclass
 class World:
     clock: AutoClock
@@ -110,6 +113,7 @@ class World:
     tmp: Path
     versions: dict[str, str]
     pages: dict[str, str]
+    store_factory: StoreFactory = BusyStore
 
     @property
     def now(self) -> float:
@@ -158,7 +162,7 @@ class World:
         settings and state file, and restore (open incidents, unfinished actions)."""
         old = self.runtime
         await old.stop()
-        store = BusyStore(old.settings.state, self.clock)
+        store = self.store_factory(old.settings.state, self.clock)
         self.runtime = await Runtime.build(old.settings, self.clock, old.http, store=store)
         await self.runtime.manager.restore()
 
@@ -205,6 +209,7 @@ async def world(
     env: dict[str, str] | None = None,
     history: bool = True,
     http_timeout_s: float = 5.0,
+    store_factory: StoreFactory | None = None,
 ) -> AsyncIterator[World]:
     clock = AutoClock(T0)
     released = asyncio.Event()
@@ -242,11 +247,13 @@ async def world(
         settings = load_settings(environ)
         transport = BusyTransport(clock)  # virtual time waits for loopback I/O
         async with httpx.AsyncClient(timeout=http_timeout_s, transport=transport) as http:
-            store = BusyStore(settings.state, clock)
-            runtime = await Runtime.build(settings, clock, http, store=store)
+            factory = store_factory or BusyStore
+            runtime = await Runtime.build(
+                settings, clock, http, store=factory(settings.state, clock)
+            )
             await runtime.manager.restore()
             await runtime.silences.load()
-            w = World(clock, cf, receivers, runtime, tmp, versions, pages)
+            w = World(clock, cf, receivers, runtime, tmp, versions, pages, factory)
             try:
                 yield w
             finally:

@@ -51,6 +51,8 @@ log = structlog.get_logger("watchdog.incidents")
 
 # A rule in one of these states keeps its incident open: breaching, or unknown.
 _NOT_OVER = (State.FIRING, State.PENDING, State.BLIND)
+# After the store failed behind a playbook that ran: how soon to try to resume it.
+RESUME_AFTER_S = 15.0
 
 
 class Phase(StrEnum):
@@ -135,6 +137,7 @@ class IncidentManager:
         self.open: dict[str, Incident] = {}
         self._lock = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()
+        self._acted: set[str] = set()  # incidents whose playbook has run in this process
 
     @property
     def ruleset(self) -> RuleSet:
@@ -199,6 +202,8 @@ class IncidentManager:
             except StoreError as exc:
                 # Nothing unrecorded is done (no intent row, no action), but people
                 # must hear that the watchdog is not acting.
+                if decision.kind is DecisionKind.ROLLBACK:
+                    self._count_refused()
                 await self._refused(decision, None, f"refused to act: state store failed ({exc})")
 
     async def _on_decision(self, decision: Decision) -> None:
@@ -419,8 +424,12 @@ class IncidentManager:
         try:
             await self._rollback(incident, resumed)
         except StoreError as exc:
+            if resumed or incident.id in self._acted:
+                await self._store_failed_after_acting(incident, exc)
+                return
             # Refuse to act unrecorded: no intent was written, so nothing was done.
             log.error("state store failed; refusing to act", incident=incident.id, error=str(exc))
+            self._count_refused()
             async with self._lock:
                 incident.data["blocked"] = f"state store failed: {exc}"
                 why = f"refused to act: state store failed ({exc})"
@@ -428,6 +437,31 @@ class IncidentManager:
                     await self._escalate(incident, why)
                 except StoreError:
                     await self._refused(incident.decision, incident, why)
+
+    async def _store_failed_after_acting(self, incident: Incident, exc: StoreError) -> None:
+        """The playbook ran (each action's intent journalled first) but what came after
+        could not be written. Nothing is redone blindly and nothing is called refused:
+        the incident stays rolling back and, once the store works, resumes from its
+        journal as it would after a restart (taken actions are found done, not redone)."""
+        log.error(
+            "state store failed after the playbook ran; resuming from the journal "
+            "when the store works",
+            incident=incident.id,
+            error=str(exc),
+        )
+        incident.data["resume_at"] = self.clock.now() + RESUME_AFTER_S
+        if not incident.data.get("store_failure_told"):
+            incident.data["store_failure_told"] = True
+            why = (
+                f"state store failed after the rollback ran ({exc}): its outcome is not "
+                "recorded yet; the watchdog resumes from its journal when the store works"
+            )
+            await self._refused(incident.decision, incident, why)
+
+    def _count_refused(self) -> None:
+        metrics = self.playbook.metrics
+        if metrics is not None:
+            metrics.actions.labels(action="rollback", outcome="refused").inc()
 
     async def _refused(self, decision: Decision, incident: Incident | None, why: str) -> None:
         """The store failed: tell people straight away, writing nothing. A rollback
@@ -543,6 +577,7 @@ class IncidentManager:
         outcome = await self.playbook.execute(
             incident.id, plans, self.ruleset.after_rollback.purge, dry, notify=notifying
         )
+        self._acted.add(incident.id)  # from here a store failure is not a refusal
         async with self._lock:
             await self._after_rollback(incident, outcome, dry, blocked)
 
@@ -673,7 +708,14 @@ class IncidentManager:
         async with self._lock:
             now = self.clock.now()
             for incident in list(self.open.values()):
-                await self._tick_one(incident, now)
+                try:
+                    await self._tick_one(incident, now)
+                except StoreError as exc:  # its deadlines wait; the next tick tries again
+                    log.error(
+                        "state store failed; the incident waits",
+                        incident=incident.id,
+                        error=str(exc),
+                    )
 
     async def _tick_one(self, incident: Incident, now: float) -> None:
         phase = incident.phase
@@ -711,6 +753,9 @@ class IncidentManager:
             incident.data.pop("blocked")
             await self._set_phase(incident, Phase.ROLLING_BACK)
             self._spawn(self._rollback_now(incident))
+        elif phase is Phase.ROLLING_BACK and now >= data.get("resume_at", math.inf):
+            data.pop("resume_at")
+            self._spawn(self._rollback_now(incident, resumed=True))
         elif phase is Phase.VERIFYING:
             await self._verify(incident, now)
         elif phase is Phase.MONITORING and now >= data.get("stable_until", math.inf):

@@ -127,7 +127,7 @@ class Metrics:
         self.actions = Counter(
             "watchdog_actions_total",
             "Actions carried out (rollback, purge, notify), by outcome: success, failure, "
-            "dry_run, replayed (already in the journal), skipped.",
+            "dry_run, replayed (already in the journal), skipped, refused (the store failed).",
             ["action", "outcome"],
             registry=r,
         )

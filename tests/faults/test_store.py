@@ -1,0 +1,149 @@
+"""Fault matrix, the state store: unwritable (a read-only volume, a full disk) from
+before a breach, or failing in the middle of a playbook. The watchdog refuses to act
+rather than act unrecorded, and says so (log line, notification, metric); once the
+store works again nothing is lost: a later breach is handled normally, and an
+incident interrupted mid-playbook goes on from its journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from structlog.testing import capture_logs
+
+from tests.faults.support import log_text
+from tests.scenarios.support import (
+    breach,
+    calm,
+    mutating_calls,
+    pagerduty_triggers,
+    recover,
+    slack_bodies,
+)
+from tests.world import BusyStore, World, world
+from watchdog.clock import AutoClock
+from watchdog.errors import StoreError
+from watchdog.store import ActionRecord, EventRecord, IncidentRecord, SilenceRecord
+
+
+class FailingStore(BusyStore):
+    """The SQLite store with a switch: while ``failing`` names a write (or holds
+    ``"*"``), that write raises ``StoreError`` as a full disk or a read-only volume
+    makes SQLite do, without touching the file."""
+
+    failing: ClassVar[set[str]] = set()  # class-wide: the test flips it for every store
+
+    def __init__(self, path: str | Path, clock: AutoClock) -> None:
+        super().__init__(path, clock)
+
+    def _check(self, write: str) -> None:
+        if write in FailingStore.failing or "*" in FailingStore.failing:
+            raise StoreError(f"state store {self.path}: database or disk is full")
+
+    async def save_incident(self, incident: IncidentRecord) -> None:
+        self._check("save_incident")
+        await super().save_incident(incident)
+
+    async def add_event(self, event: EventRecord) -> None:
+        self._check("add_event")
+        await super().add_event(event)
+
+    async def journal_intent(self, action: ActionRecord) -> ActionRecord:
+        self._check("journal_intent")
+        return await super().journal_intent(action)
+
+    async def journal_outcome(
+        self, key: str, state: str, outcome: dict[str, Any], at: float
+    ) -> None:
+        self._check("journal_outcome")
+        await super().journal_outcome(key, state, outcome, at)
+
+    async def save_silence(self, silence: SilenceRecord) -> None:
+        self._check("save_silence")
+        await super().save_silence(silence)
+
+    async def mark_healthy(self, target: str, version: str, at: float) -> None:
+        self._check("mark_healthy")
+        await super().mark_healthy(target, version, at)
+
+
+def refused_metric(w: World) -> float:
+    registry = w.runtime.watchdog.metrics.registry
+    value = registry.get_sample_value(
+        "watchdog_actions_total", {"action": "rollback", "outcome": "refused"}
+    )
+    return value or 0.0
+
+
+async def test_unwritable_store_refuses_to_act_and_says_so(tmp_path: Path) -> None:
+    """Every write fails from before the breach: nothing is sent to Cloudflare, Slack
+    and on-call hear that the watchdog refused to act and why, the log says so and
+    the refusal is counted. When the store works again, the next breach is handled
+    as usual: one rollback, recorded."""
+    FailingStore.failing = set()
+    async with world(tmp_path, store_factory=FailingStore) as w:
+        await calm(w)
+        FailingStore.failing = {"*"}
+        with capture_logs() as logs:
+            await breach(w)
+        assert mutating_calls(w) == []
+        refused = [t for t in slack_bodies(w) if "refused to act" in t]
+        assert refused
+        assert "database or disk is full" in refused[0]
+        assert "refused to act" in pagerduty_triggers(w)[-1]["payload"]["custom_details"]["message"]
+        assert "state store failed" in log_text(logs)
+        assert any(e["log_level"] == "error" for e in logs)
+        assert refused_metric(w) == 1
+        assert w.runtime.manager.open == {}
+
+        FailingStore.failing = set()  # the disk has room again
+        await recover(w)
+        await breach(w)
+        assert w.worker_rollbacks() == 1
+        (incident,) = await w.runtime.store.recent_incidents()
+        actions = {a.kind: a.state for a in await w.runtime.store.actions(incident.id)}
+        assert actions["rollback"] == "done"
+        await recover(w)
+        (incident,) = await w.runtime.store.recent_incidents()
+        assert incident.phase == "resolved"
+
+
+async def test_store_failing_mid_playbook_loses_nothing(tmp_path: Path) -> None:
+    """The store fails right after the rollback's intent was journalled (the outcome
+    and everything after cannot be written): the rollback that was taken is not
+    repeated, people are told, and once the store works again the same incident goes
+    on from its journal (the rollback reconciled as done), verifies and closes."""
+    FailingStore.failing = set()
+    async with world(tmp_path, store_factory=FailingStore) as w:
+        await calm(w)
+        # The worker rollback is the first journalled action; fail every write after it.
+        original = FailingStore.journal_intent
+
+        async def intent_then_full(self: FailingStore, action: ActionRecord) -> ActionRecord:
+            record = await original(self, action)
+            FailingStore.failing = {"journal_outcome", "add_event", "save_incident"}
+            return record
+
+        FailingStore.journal_intent = intent_then_full  # type: ignore[method-assign]
+        try:
+            with capture_logs() as logs:
+                await breach(w)
+        finally:
+            FailingStore.journal_intent = original  # type: ignore[method-assign]
+        assert w.worker_rollbacks() == 1
+        text = log_text(logs)
+        assert "could not journal an outcome" in text
+        assert "resuming from the journal when the store works" in text
+        # Told the truth: the rollback ran, its outcome is not recorded yet (not "refused").
+        told = [t for t in slack_bodies(w) if "state store failed" in t]
+        assert told
+        assert all("after the rollback ran" in t for t in told), told
+        assert refused_metric(w) == 0
+
+        FailingStore.failing = set()
+        await recover(w)
+        assert w.worker_rollbacks() == 1  # never a second one
+        (incident,) = await w.runtime.store.recent_incidents()
+        actions = {a.target: a.state for a in await w.runtime.store.actions(incident.id)}
+        assert actions["worker"] == "done"
+        assert incident.phase == "resolved", incident.phase
