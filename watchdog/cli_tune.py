@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from watchdog.backtest import (
     load_deployments,
     load_recordings,
     parse_time,
+    paused_gc,
     render_json,
     render_text,
     run_backtest,
@@ -166,7 +168,7 @@ async def _fetch(
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    with _quiet():
+    with _quiet(), paused_gc():
         return _backtest(args)
 
 
@@ -207,8 +209,12 @@ def _backtest(args: argparse.Namespace) -> int:
     except WatchdogError as exc:
         return _fail(str(exc))
     lines = render_json(result) if args.format == "json" else render_text(result, ruleset)
-    for line in lines:
-        print(line)
+    try:
+        for line in lines:
+            print(line)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 

@@ -19,7 +19,7 @@ from watchdog.samples import Sample
 from watchdog.window import SignalWindow
 
 
-@dataclass
+@dataclass(slots=True)
 class Observation:
     """What one sample changed."""
 
@@ -70,7 +70,8 @@ class Engine:
 
     def observe(self, signal_name: str, sample: Sample) -> Observation:
         """Feed one sample of one signal through every rule that watches it."""
-        signal: ResolvedSignal = self.ruleset.signals[signal_name]
+        if signal_name not in self.ruleset.signals:
+            raise KeyError(signal_name)
         window = self.windows.get(signal_name)
         if window is None:
             window = self.windows[signal_name] = SignalWindow(self.window_span_s)
@@ -78,9 +79,10 @@ class Engine:
         observation = Observation(signal_name, sample)
         states = self.states
         for rule, blind_after in self._plan.get(signal_name, ()):
-            prev = states[rule.name]
+            name = rule.name
+            prev = states[name]
             new = step(rule, prev, sample, blind_after)
-            states[rule.name] = new
+            states[name] = new
             # Hot path: only a new state or a new blind_long can be a transition or a
             # decision (see ``decide``); most samples change neither.
             if new.state is prev.state and new.blind_long == prev.blind_long:
@@ -88,6 +90,7 @@ class Engine:
             moved = transition(rule, prev, new)
             if moved is not None:
                 observation.transitions.append(moved)
+            signal: ResolvedSignal = self.ruleset.signals[signal_name]
             decision = decide(rule, signal, self.ruleset, prev, new)
             if decision is not None:
                 observation.decisions.append(decision)

@@ -17,14 +17,17 @@ class SignalWindow:
         self._samples: deque[Sample] = deque(maxlen=max_samples)
 
     def add(self, sample: Sample) -> None:
-        if self._samples and sample.at < self._samples[-1].at:
+        # On every sample of every signal (and a month of them in a backtest): locals.
+        samples = self._samples
+        at = sample.at
+        if samples and at < samples[-1].at:
             # A clock that jumped back: drop what now lies in the future.
-            while self._samples and self._samples[-1].at > sample.at:
-                self._samples.pop()
-        self._samples.append(sample)
-        horizon = sample.at - self.span_s
-        while self._samples and self._samples[0].at < horizon:
-            self._samples.popleft()
+            while samples and samples[-1].at > at:
+                samples.pop()
+        samples.append(sample)
+        horizon = at - self.span_s
+        while samples[0].at < horizon:  # never empties: ``sample`` itself is in the span
+            samples.popleft()
 
     def __iter__(self) -> Iterator[Sample]:
         return iter(self._samples)
