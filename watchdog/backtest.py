@@ -53,7 +53,15 @@ import re
 import sqlite3
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -909,19 +917,17 @@ def _decision_event(decision: Decision) -> Event:
 
 def _by_time(
     streams: Mapping[str, Sequence[Sample]],
-) -> Iterator[tuple[float, list[tuple[str, Sample]]]]:
+) -> Iterator[tuple[float, Iterable[tuple[str, Sample]]]]:
     """``(t, [(signal, sample), ...])`` in time order."""
     names = list(streams)
     columns = [streams[name] for name in names]
     if columns and all(len(c) == len(columns[0]) for c in columns):
         first = [s.at for s in columns[0]]
         if all([s.at for s in column] == first for column in columns[1:]):
-            # Every signal on the same grid (a recording made in one go): no merging.
-            for index, at in enumerate(first):
-                yield (
-                    at,
-                    [(name, column[index]) for name, column in zip(names, columns, strict=True)],
-                )
+            # Every signal on the same grid (a recording made in one go): rows as they
+            # are, no merging.
+            for row in zip(*columns, strict=True):
+                yield row[0].at, zip(names, row, strict=True)
             return
     merged: dict[float, list[tuple[str, Sample]]] = defaultdict(list)
     for name, column in zip(names, columns, strict=True):
