@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -28,6 +29,7 @@ from watchdog.sources.registry import SourceFactory, build_source
 log = structlog.get_logger("watchdog.daemon")
 
 DecisionHandler = Callable[[Decision], Awaitable[None]]
+ClockJumpHandler = Callable[[float], Coroutine[Any, Any, None]]
 ObservationHook = Callable[[Observation], None]
 
 
@@ -62,6 +64,9 @@ class Watchdog:
         self.on_decision = on_decision
         self.source_factory = source_factory
         self.observers: list[ObservationHook] = []
+        # Told once per wall-clock jump (seconds, + forwards), whichever loop sees it.
+        self.on_clock_jump: ClockJumpHandler | None = None
+        self._clock_offset = self.clock.now() - self.clock.monotonic()
         self.last_reload_error: str | None = None
         self.started_at = self.clock.now()
         self._sources: dict[str, tuple[SourceSpec, Source]] = {}
@@ -220,6 +225,15 @@ class Watchdog:
         reason = f"the wall clock jumped {direction} by {abs(drift):.0f}s"
         for signal in group.signals:
             self.observe(signal.name, Sample.no_data(self.clock.now(), reason), group.source_name)
+        jump = (self.clock.now() - self.clock.monotonic()) - self._clock_offset
+        if abs(jump) >= 1.0:  # not yet told by another loop
+            self._clock_offset += jump
+            if self.on_clock_jump is not None:
+                task: asyncio.Task[None] = asyncio.create_task(
+                    self.on_clock_jump(jump), name="clock-jump"
+                )
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
 
     async def sample_once(self, group: _Group, at: float | None = None) -> None:
         """One round of samples. ``at`` is the scheduled time, used as the samples'

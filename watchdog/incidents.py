@@ -53,6 +53,17 @@ log = structlog.get_logger("watchdog.incidents")
 _NOT_OVER = (State.FIRING, State.PENDING, State.BLIND)
 # After the store failed behind a playbook that ran: how soon to try to resume it.
 RESUME_AFTER_S = 15.0
+# An incident's wall-clock times, moved with the wall clock when it jumps.
+_CLOCK_FIELDS = (
+    "grace_until",
+    "escalate_at",
+    "verify_started",
+    "stable_until",
+    "escalated_at",
+    "rolled_back_at",
+    "resume_at",
+    "evidence_after",
+)
 
 
 class Phase(StrEnum):
@@ -703,6 +714,24 @@ class IncidentManager:
 
     # --- deadlines -----------------------------------------------------------------
 
+    async def clock_jumped(self, seconds: float) -> None:
+        """The wall clock jumped by ``seconds`` (an NTP step, a resumed VM; negative:
+        backwards). Every open incident's deadlines move with it, so none comes an hour
+        early or an hour late, and evidence seen after the jump counts as after the
+        incident opened (else a jump back would hold a verification for the hour)."""
+        async with self._lock:
+            for incident in list(self.open.values()):
+                data = incident.data
+                data.setdefault("evidence_after", incident.record.opened_at)
+                for key in _CLOCK_FIELDS:
+                    if isinstance(data.get(key), int | float):
+                        data[key] += seconds
+                try:
+                    await self.store.save_incident(incident.record)
+                    await self._event(incident.id, "clock_jumped", {"seconds": seconds})
+                except StoreError as exc:
+                    log.error("state store failed", incident=incident.id, error=str(exc))
+
     async def tick(self) -> None:
         """Advance deadlines: grace, verification, stable period, escalation."""
         async with self._lock:
@@ -729,7 +758,9 @@ class IncidentManager:
         # when no 'resolved' decision will come (the engine restarted, or went blind,
         # since the rule fired).
         healthy = bool(states) and all(
-            s.state is State.INACTIVE and s.at is not None and s.at > incident.record.opened_at
+            s.state is State.INACTIVE
+            and s.at is not None
+            and s.at > incident.data.get("evidence_after", incident.record.opened_at)
             for s in states
         )
         if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and healthy:

@@ -91,6 +91,7 @@ class Runtime:
             )
             gate = LeaderGate(leadership, manager, watchdog)
             watchdog.on_decision = gate.on_decision
+            watchdog.on_clock_jump = manager.clock_jumped
         except BaseException:
             await store.close()
             raise
