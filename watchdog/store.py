@@ -236,7 +236,7 @@ class SQLiteStore:
                 "SELECT * FROM incidents WHERE closed_at IS NULL ORDER BY opened_at"
             ).fetchall()
         )
-        return [_incident(row) for row in rows]
+        return [incident_from_row(row) for row in rows]
 
     async def get_incident(self, incident_id: str) -> IncidentRecord | None:
         rows = await self._run(
@@ -245,7 +245,7 @@ class SQLiteStore:
                 (incident_id, f"{incident_id}%"),
             ).fetchall()
         )
-        return _incident(rows[0]) if len(rows) == 1 else None
+        return incident_from_row(rows[0]) if len(rows) == 1 else None
 
     async def recent_incidents(self, limit: int = 20) -> list[IncidentRecord]:
         rows = await self._run(
@@ -253,7 +253,7 @@ class SQLiteStore:
                 "SELECT * FROM incidents ORDER BY opened_at DESC LIMIT ?", (limit,)
             ).fetchall()
         )
-        return [_incident(row) for row in rows]
+        return [incident_from_row(row) for row in rows]
 
     # events
 
@@ -281,7 +281,7 @@ class SQLiteStore:
         def write(c: sqlite3.Connection) -> ActionRecord:
             row = c.execute("SELECT * FROM actions WHERE key = ?", (action.key,)).fetchone()
             if row is not None:
-                return _action(row)
+                return action_from_row(row)
             c.execute(
                 "INSERT INTO actions VALUES (?,?,?,?,?,?,?,?,?)",
                 (
@@ -319,7 +319,7 @@ class SQLiteStore:
                 "SELECT * FROM actions WHERE state = 'intent' ORDER BY created_at"
             ).fetchall()
         )
-        return [_action(row) for row in rows]
+        return [action_from_row(row) for row in rows]
 
     async def actions(self, incident_id: str) -> list[ActionRecord]:
         rows = await self._run(
@@ -327,7 +327,7 @@ class SQLiteStore:
                 "SELECT * FROM actions WHERE incident_id = ? ORDER BY created_at", (incident_id,)
             ).fetchall()
         )
-        return [_action(row) for row in rows]
+        return [action_from_row(row) for row in rows]
 
     async def rollbacks_since(self, since: float, target: str | None = None) -> list[ActionRecord]:
         rows = await self._run(
@@ -337,7 +337,7 @@ class SQLiteStore:
                 (since, target, target),
             ).fetchall()
         )
-        return [_action(row) for row in rows]
+        return [action_from_row(row) for row in rows]
 
     # silences
 
@@ -366,7 +366,7 @@ class SQLiteStore:
         rows = await self._run(
             lambda c: c.execute("SELECT * FROM silences ORDER BY starts_at").fetchall()
         )
-        found = [_silence(row) for row in rows]
+        found = [silence_from_row(row) for row in rows]
         if include_expired:
             return found
         return [s for s in found if s.expired_at is None and s.ends_at > now]
@@ -408,7 +408,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.executescript(script)
 
 
-def _incident(row: Sequence[Any]) -> IncidentRecord:
+def incident_from_row(row: Sequence[Any]) -> IncidentRecord:
     return IncidentRecord(
         id=row[0],
         opened_at=row[1],
@@ -421,7 +421,7 @@ def _incident(row: Sequence[Any]) -> IncidentRecord:
     )
 
 
-def _action(row: Sequence[Any]) -> ActionRecord:
+def action_from_row(row: Sequence[Any]) -> ActionRecord:
     return ActionRecord(
         key=row[0],
         incident_id=row[1],
@@ -435,7 +435,7 @@ def _action(row: Sequence[Any]) -> ActionRecord:
     )
 
 
-def _silence(row: Sequence[Any]) -> SilenceRecord:
+def silence_from_row(row: Sequence[Any]) -> SilenceRecord:
     return SilenceRecord(
         id=row[0],
         matchers=json.loads(row[1]),

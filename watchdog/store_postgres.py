@@ -27,7 +27,15 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from watchdog.errors import StoreError
-from watchdog.store import ActionRecord, EventRecord, IncidentRecord, SilenceRecord
+from watchdog.store import (
+    ActionRecord,
+    EventRecord,
+    IncidentRecord,
+    SilenceRecord,
+    action_from_row,
+    incident_from_row,
+    silence_from_row,
+)
 
 if TYPE_CHECKING:
     Conn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -195,7 +203,7 @@ class PostgresStore:
             "SELECT id, opened_at, closed_at, rule, severity, phase, targets, data FROM incidents "
             "WHERE closed_at IS NULL ORDER BY opened_at, seq"
         )
-        return [_incident(row) for row in rows]
+        return [incident_from_row(row) for row in rows]
 
     async def get_incident(self, incident_id: str) -> IncidentRecord | None:
         # ILIKE: SQLite's LIKE ignores ASCII case, and the prefix match must behave alike.
@@ -205,7 +213,7 @@ class PostgresStore:
             "ORDER BY opened_at, seq",
             (incident_id, f"{incident_id}%"),
         )
-        return _incident(rows[0]) if len(rows) == 1 else None
+        return incident_from_row(rows[0]) if len(rows) == 1 else None
 
     async def recent_incidents(self, limit: int = 20) -> list[IncidentRecord]:
         rows = await self._rows(
@@ -213,7 +221,7 @@ class PostgresStore:
             "ORDER BY opened_at DESC, seq DESC LIMIT %s",
             (limit,),
         )
-        return [_incident(row) for row in rows]
+        return [incident_from_row(row) for row in rows]
 
     # --- events ------------------------------------------------------------------------
 
@@ -265,7 +273,7 @@ class PostgresStore:
             row = await cursor.fetchone()
             if row is None:  # unreachable: the conflict proves the row exists
                 raise StoreError(f"journal lost action {action.key!r}")
-            return _action(row)
+            return action_from_row(row)
 
         return await self._run(write)
 
@@ -289,7 +297,7 @@ class PostgresStore:
             "SELECT key, incident_id, kind, target, intent, state, created_at, outcome, "
             "finished_at FROM actions WHERE state = 'intent' ORDER BY created_at, seq"
         )
-        return [_action(row) for row in rows]
+        return [action_from_row(row) for row in rows]
 
     async def actions(self, incident_id: str) -> list[ActionRecord]:
         rows = await self._rows(
@@ -297,7 +305,7 @@ class PostgresStore:
             "finished_at FROM actions WHERE incident_id = %s ORDER BY created_at, seq",
             (incident_id,),
         )
-        return [_action(row) for row in rows]
+        return [action_from_row(row) for row in rows]
 
     async def rollbacks_since(self, since: float, target: str | None = None) -> list[ActionRecord]:
         rows = await self._rows(
@@ -307,7 +315,7 @@ class PostgresStore:
             "AND (%s::text IS NULL OR target = %s) ORDER BY created_at, seq",
             (since, target, target),
         )
-        return [_action(row) for row in rows]
+        return [action_from_row(row) for row in rows]
 
     # --- silences ----------------------------------------------------------------------
 
@@ -339,7 +347,7 @@ class PostgresStore:
             "SELECT id, matchers, starts_at, ends_at, created_by, comment, origin, expired_at "
             "FROM silences ORDER BY starts_at, seq"
         )
-        found = [_silence(row) for row in rows]
+        found = [silence_from_row(row) for row in rows]
         if include_expired:
             return found
         return [s for s in found if s.expired_at is None and s.ends_at > now]
@@ -388,43 +396,3 @@ async def _migrate(conn: Conn) -> None:
         # Our own constant DDL, no parameters: the simple protocol runs it as one script.
         await conn.execute(MIGRATIONS[version - 1])
         await conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
-
-
-def _incident(row: Sequence[Any]) -> IncidentRecord:
-    return IncidentRecord(
-        id=row[0],
-        opened_at=row[1],
-        closed_at=row[2],
-        rule=row[3],
-        severity=row[4],
-        phase=row[5],
-        targets=json.loads(row[6]),
-        data=json.loads(row[7]),
-    )
-
-
-def _action(row: Sequence[Any]) -> ActionRecord:
-    return ActionRecord(
-        key=row[0],
-        incident_id=row[1],
-        kind=row[2],
-        target=row[3],
-        intent=json.loads(row[4]),
-        state=row[5],
-        created_at=row[6],
-        outcome=json.loads(row[7]),
-        finished_at=row[8],
-    )
-
-
-def _silence(row: Sequence[Any]) -> SilenceRecord:
-    return SilenceRecord(
-        id=row[0],
-        matchers=json.loads(row[1]),
-        starts_at=row[2],
-        ends_at=row[3],
-        created_by=row[4],
-        comment=row[5],
-        origin=row[6],
-        expired_at=row[7],
-    )
