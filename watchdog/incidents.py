@@ -271,28 +271,29 @@ class IncidentManager:
         incident_id = incident.id
         policy = self.ruleset.severities[decision.severity]
         rollback = decision.kind is DecisionKind.ROLLBACK
+        kind = EventKind.OPENED if rollback else EventKind.NOTICE
         if rollback and policy.grace <= 0:
             # At once: a notification being retried (Slack down, a rate-limited status
             # page) must not hold the rollback up; it is sent alongside.
             await self._set_phase(incident, Phase.ROLLING_BACK)
             self._spawn(self._rollback_now(incident))
-        await self._notify(
-            incident,
-            EventKind.OPENED if rollback else EventKind.NOTICE,
-            phase="investigating",
-        )
-        if rollback:
-            if policy.grace > 0:
-                await self._set_phase(incident, Phase.GRACE, grace_until=now + policy.grace)
-                await self._event(
-                    incident_id,
-                    "grace",
-                    {
-                        "until": iso(now + policy.grace),
-                        "why": f"severity {decision.severity}: wait "
-                        f"{format_duration(policy.grace)} for a quick fix",
-                    },
-                )
+            try:
+                await self._notify(incident, kind, phase="investigating")
+            except StoreError as exc:  # the rollback journals (or refuses) on its own
+                log.error("state store failed", incident=incident.id, error=str(exc))
+            return
+        await self._notify(incident, kind, phase="investigating")
+        if rollback:  # after a grace period
+            await self._set_phase(incident, Phase.GRACE, grace_until=now + policy.grace)
+            await self._event(
+                incident_id,
+                "grace",
+                {
+                    "until": iso(now + policy.grace),
+                    "why": f"severity {decision.severity}: wait "
+                    f"{format_duration(policy.grace)} for a quick fix",
+                },
+            )
         elif policy.escalate_after is not None:
             await self._set_phase(incident, Phase.WATCHING, escalate_at=now + policy.escalate_after)
 

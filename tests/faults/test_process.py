@@ -40,6 +40,7 @@ from watchdog.httpserver import serve
 pytestmark = pytest.mark.integration
 
 TOKEN = "cf-process-fault-token"
+SLACK_TOKEN = "slack-process-fault-secret"
 DEPLOYMENTS = "/accounts/acct/workers/scripts/api/deployments"
 PURGE = "/zones/zone1/purge_cache"
 EVENT_S = 30.0  # bound on waiting for the subprocess to reach a point (real seconds)
@@ -158,7 +159,9 @@ class Stack:
 
     async def resolved(self) -> None:
         async def done() -> bool:
-            return await self.phase() == "resolved"
+            # The phase row is written just before the timeline's last events.
+            kinds = await self.event_kinds()
+            return bool(kinds) and kinds[-1] == "resolved" and await self.phase() == "resolved"
 
         await self.until(done, "the incident to be resolved")
 
@@ -208,7 +211,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             "WATCHDOG_CLOUDFLARE_API_URL": f"{cf_srv.url}/client/v4",
             "CLOUDFLARE_API_TOKEN": TOKEN,
             "CLOUDFLARE_ACCOUNT_ID": "acct",
-            "WATCHDOG_SECRETS__SLACK_WEBHOOK": Receivers.slack_webhook_url(rx_srv.url),
+            "WATCHDOG_SECRETS__SLACK_WEBHOOK": Receivers.slack_webhook_url(rx_srv.url, SLACK_TOKEN),
             "WATCHDOG_SECRETS_DIR": str(tmp_path / "no-secrets"),
             "WATCHDOG_SHUTDOWN_TIMEOUT": "2",
         }
@@ -221,6 +224,11 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                 yield s
             finally:
                 stalls.released.set()  # let stalled handlers finish before the servers stop
+        # Whatever the row did to it, the daemon never logged a secret.
+        for log in proc.logs:
+            text = log.read_text(errors="replace")
+            for secret in (TOKEN, SLACK_TOKEN):
+                assert secret not in text, f"{secret!r} leaked into {log.name}"
 
 
 # --- SIGKILL at every journal step -----------------------------------------------------

@@ -13,6 +13,8 @@ from structlog.testing import capture_logs
 
 from tests.faults.support import log_text
 from tests.scenarios.support import (
+    BAD,
+    HEALTHY,
     breach,
     calm,
     mutating_calls,
@@ -147,3 +149,38 @@ async def test_store_failing_mid_playbook_loses_nothing(tmp_path: Path) -> None:
         actions = {a.target: a.state for a in await w.runtime.store.actions(incident.id)}
         assert actions["worker"] == "done"
         assert incident.phase == "resolved", incident.phase
+
+
+class FullAfterOpening(FailingStore):
+    """Every timeline write fails from the moment the incident moved to rolling back
+    (the incident row and its first events were written)."""
+
+    async def add_event(self, event: EventRecord) -> None:
+        await super().add_event(event)
+        if event.kind == "phase" and event.data.get("phase") == "rolling_back":
+            FailingStore.failing = {"add_event", "save_incident"}
+
+
+async def test_store_failing_as_the_incident_opens_refuses_once_and_moves_on(
+    tmp_path: Path,
+) -> None:
+    """The store fills up just after the incident was opened, before any action: the
+    rollback is refused (nothing sent), people are told once (not once per code path)
+    and it is counted once; the incident is escalated (humans own it) and closes when
+    production is healthy again."""
+    FailingStore.failing = set()
+    async with world(tmp_path, store_factory=FullAfterOpening) as w:
+        await calm(w)
+        await breach(w)
+        assert mutating_calls(w) == []
+        refusals = [t for t in slack_bodies(w) if "refused to act" in t]
+        assert len(refusals) == 1, refusals
+        assert refused_metric(w) == 1
+        FailingStore.failing = set()
+        await w.feed("error_rate", [BAD] * 3, also=HEALTHY)  # still breaching
+        (incident,) = w.runtime.manager.open.values()
+        assert incident.phase == "escalated"  # humans own it; it does not sit rolling back
+        await recover(w)
+        (record,) = await w.runtime.store.recent_incidents()
+        assert record.phase == "resolved", record.phase
+        assert w.worker_rollbacks() == 0
