@@ -32,6 +32,15 @@ def created(w: World) -> int:
     return sum(1 for d in w.cloudflare.scripts["api"].deployments if d.source == "api")
 
 
+def rollbacks_counted(w: World, outcome: str) -> float:
+    """``watchdog_actions_total{action="rollback"}`` for one outcome."""
+    registry = w.runtime.watchdog.metrics.registry
+    value = registry.get_sample_value(
+        "watchdog_actions_total", {"action": "rollback", "outcome": outcome}
+    )
+    return value or 0.0
+
+
 def decisions(w: World, kind: str = "rollback") -> float:
     registry = w.runtime.watchdog.metrics.registry
     value = registry.get_sample_value(
@@ -69,6 +78,8 @@ async def rolled_back_once(w: World, logs: Sequence[Mapping[str, Any]]) -> Incid
     assert created(w) == 1
     assert w.worker_live() == [(w.versions["v2"], 100.0)]
     assert decisions(w) == 1
+    assert rollbacks_counted(w, "failure") == 0
+    assert rollbacks_counted(w, "success") == 2  # the Worker and the Pages project
     incident = await only_incident(w)
     row = await worker_row(w, incident.id)
     assert row.state == "done", row
@@ -155,6 +166,8 @@ async def escalated_without_worker_rollback(w: World, reason: str) -> IncidentRe
     assert w.worker_live() == [(w.versions["v3"], 100.0)]
     assert decisions(w) == 1
     incident = await only_incident(w)
+    # A refused call is a failed rollback; "nothing to roll back to" never calls.
+    assert rollbacks_counted(w, "failure") == (0 if "no version" in reason else 1)
     assert incident.phase == "escalated", incident
     assert reason in incident.data["escalation_why"]
     page = pagerduty_triggers(w)[-1]
