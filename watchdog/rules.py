@@ -466,6 +466,13 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
                     f"{_where(item, (*path, rule.comparison))}: threshold {threshold.text!r} is a "
                     f"{threshold.unit} but signal {signal.name!r} is in {signal.unit}"
                 )
+            if rule.min_requests > 0 and not reports_traffic(signal):
+                # Silently ignoring min_requests would act on too little traffic.
+                problems.append(
+                    f"{_where(item, (*path, 'min_requests'))}: signal {signal.name!r} does not "
+                    "report its traffic (give the prometheus signal a requests_query, or use "
+                    "a scrape error_ratio/quantile or cloudflare error_rate signal)"
+                )
         need(rule.rollback, targets, "target", item, (*path, "rollback"))
         if rule.notify is not None:
             need(rule.notify, notifiers, "notifier", item, (*path, "notify"))
@@ -516,6 +523,18 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
         summaries=summaries,
     )
     return ruleset, problems
+
+
+def reports_traffic(signal: ResolvedSignal) -> bool:
+    """Whether samples of ``signal`` carry a request count (for ``min_requests``)."""
+    spec = signal.spec
+    if signal.source.type == "prometheus":
+        return spec.requests_query is not None
+    if signal.source.type == "scrape":
+        return spec.kind in ("error_ratio", "quantile")
+    if signal.source.type == "cloudflare":
+        return spec.field in ("error_rate", "requests")
+    return False
 
 
 def _units_fit(threshold: Unit, signal: Unit) -> bool:
