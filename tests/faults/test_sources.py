@@ -7,9 +7,10 @@ fault ends the rule is back on evidence."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
@@ -24,13 +25,20 @@ from tests.faults.servers import (
 from tests.faults.support import (
     PROMETHEUS_RULES,
     SCRAPE_RULES,
+    SOURCE,
+    T0,
     SourceRig,
     log_text,
     source_rig,
 )
+from watchdog.clock import FakeClock
+from watchdog.daemon import Watchdog
 from watchdog.decision import DecisionKind
 from watchdog.evaluator import State
-from watchdog.samples import SampleKind
+from watchdog.metrics import Metrics
+from watchdog.rules import ResolvedSignal, load_rules
+from watchdog.samples import Sample, SampleKind
+from watchdog.sources.base import SourceDeps
 
 FAULT_ROUNDS = 6  # 75 s of faults: past blind_after (1m)
 
@@ -231,3 +239,53 @@ async def test_server_helper_refuses_for_real() -> None:
         socket.create_connection(("127.0.0.1", server.port), timeout=1.0).close()
     finally:
         await server.close()
+
+
+class RaisingSource:
+    """A source with a bug: it raises (instead of answering an error sample) while
+    ``broken`` is set."""
+
+    def __init__(self) -> None:
+        self.name = SOURCE
+        self.broken = False
+
+    async def sample(self, signals: Sequence[ResolvedSignal], now: float) -> dict[str, Sample]:
+        if self.broken:
+            raise KeyError("resultType")
+        return {s.name: Sample.of(now, 0.01) for s in signals}
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_source_that_raises_does_not_end_sampling(tmp_path: Path) -> None:
+    """A source that raises (a bug, not a remote failure) gives error samples that
+    name it (logged as source errors), make the rule blind, and sampling goes on:
+    when it stops raising the rule is back on evidence (a dead loop would freeze the
+    rule without ever going blind)."""
+    source = RaisingSource()
+    path = tmp_path / "rules.yaml"
+    path.write_text(PROMETHEUS_RULES.format(url="http://127.0.0.1:9", timeout="1s"))
+    clock = FakeClock(T0)
+    async with httpx.AsyncClient() as http:
+        watchdog = Watchdog(
+            load_rules([path]),
+            SourceDeps(http=http, clock=clock),
+            Metrics(),
+            source_factory=lambda name, spec, deps: source,
+        )
+        rig = SourceRig(watchdog, clock)
+        watchdog.observers.append(rig._hook)
+        await watchdog.start()
+        try:
+            await rig.round(first=True)
+
+            async def start() -> None:
+                source.broken = True
+
+            async def stop() -> None:
+                source.broken = False
+
+            await run_row(rig, start, stop, SampleKind.ERROR, "source app failed: KeyError")
+        finally:
+            await watchdog.stop(timeout_s=1.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from structlog.testing import capture_logs
 
 from tests.faults.support import log_text
@@ -25,6 +26,7 @@ from tests.scenarios.support import (
 from tests.world import BusyStore, World, world
 from watchdog.clock import AutoClock
 from watchdog.errors import StoreError
+from watchdog.server import build_app
 from watchdog.store import ActionRecord, EventRecord, IncidentRecord, SilenceRecord
 
 
@@ -184,3 +186,41 @@ async def test_store_failing_as_the_incident_opens_refuses_once_and_moves_on(
         (record,) = await w.runtime.store.recent_incidents()
         assert record.phase == "resolved", record.phase
         assert w.worker_rollbacks() == 0
+
+
+async def test_silences_survive_a_failing_store(tmp_path: Path) -> None:
+    """While the store cannot be written, creating or expiring a silence over the API
+    answers 503 saying it was not saved, and nothing changes in memory either (no
+    silence that would vanish on restart, no expiry that would come back); once the
+    store works, a silence is saved and still holds after a restart."""
+    FailingStore.failing = set()
+    async with world(tmp_path, store_factory=FailingStore) as w:
+        app = build_app(
+            w.runtime.watchdog, w.runtime.settings.api_token, silences=w.runtime.silences
+        )
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://watchdog") as api:
+            body = {
+                "matchers": ["target=worker"],
+                "duration": "2h",
+                "created_by": "al",
+                "comment": "x",
+            }
+            FailingStore.failing = {"save_silence"}
+            refused = await api.post("/api/v1/silences", json=body)
+            assert refused.status_code == 503
+            assert "the silence was not saved" in refused.json()["error"]
+            assert w.runtime.silences.active() == []
+            FailingStore.failing = set()
+            created = await api.post("/api/v1/silences", json=body)
+            assert created.status_code == 201
+            silence_id = created.json()["id"]
+            FailingStore.failing = {"save_silence"}
+            expire = await api.delete(f"/api/v1/silences/{silence_id}")
+            assert expire.status_code == 503
+            assert [s.id for s in w.runtime.silences.active()] == [silence_id]
+            FailingStore.failing = set()
+        await w.restart()
+        await w.runtime.silences.load()
+        assert [s.id for s in w.runtime.silences.active()] == [silence_id]
+        assert w.runtime.silences.match("error-rate", "critical", "worker") is not None
