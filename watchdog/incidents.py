@@ -617,8 +617,9 @@ class IncidentManager:
             breach = decision.first_breach_at or decision.decided_at
             if state.live.created_at > breach:
                 return (
-                    f"the breach began ({iso(breach)}) before the live deploy "
-                    f"({iso(state.live.created_at)}): it does not explain the breach"
+                    f"the live deploy went live at {iso(state.live.created_at)}, after the "
+                    f"breach began ({iso(breach)}): it cannot have caused it (a fix or a "
+                    "rollback by someone else may already be live); not rolling it back"
                 )
             age = now - state.live.created_at
             if age > correlation.max_deploy_age:

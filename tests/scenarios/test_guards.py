@@ -66,7 +66,7 @@ async def test_deploy_after_the_breach_began_is_not_rolled_back(tmp_path: Path) 
         await w.feed("error_rate", [BAD] * 8, also=HEALTHY)  # the breach begins
         v4 = w.cloudflare.publish("api", "hotfix attempt", created_on=w.now + 1)
         await w.feed("error_rate", [BAD] * 13, also=HEALTHY)
-        await assert_escalated_not_rolled_back(w, "before the live deploy")
+        await assert_escalated_not_rolled_back(w, "after the breach began")
         assert w.worker_live() == [(v4, 100.0)]
 
 
