@@ -5,6 +5,7 @@ they name entries of ``secrets`` (``WATCHDOG_SECRETS__SLACK_WEBHOOK`` or a file
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -109,12 +110,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     env = dict(os.environ if environ is None else environ)
     secrets_dir = Path(env.get("WATCHDOG_SECRETS_DIR", DEFAULT_SECRETS_DIR))
     file_secrets = _read_secrets_dir(secrets_dir)
-    saved = dict(os.environ)
     try:
-        # pydantic-settings reads os.environ; give it exactly the mapping we were handed.
-        os.environ.clear()
-        os.environ.update(env)
-        settings = Settings(**overrides)
+        settings = Settings(**overrides) if environ is None else _from_mapping(env, overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -125,12 +122,27 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             message = str(error.get("ctx", {}).get("error", error["msg"]))
             problems.append(f"{name}: {message}")
         raise ConfigError("; ".join(problems)) from None
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     if not file_secrets:
         return settings
     return _with_file_secrets(settings, file_secrets)
+
+
+_ENVIRON_LOCK = threading.Lock()
+
+
+def _from_mapping(env: Mapping[str, str], overrides: Mapping[str, Any]) -> Settings:
+    """Settings from ``env`` instead of the process environment (tests, the demo).
+    pydantic-settings reads ``os.environ`` only, so it is swapped for the call, under a
+    lock; the real environment is never touched in production (``environ=None``)."""
+    with _ENVIRON_LOCK:
+        saved = dict(os.environ)
+        try:
+            os.environ.clear()
+            os.environ.update(env)
+            return Settings(**overrides)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def _read_secrets_dir(directory: Path) -> dict[str, str]:
