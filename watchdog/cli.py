@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from watchdog import __version__
-from watchdog.errors import ConfigError
+from watchdog.errors import ConfigError, RuleError, WatchdogError
 from watchdog.settings import Settings, load_settings
 
 Command = Callable[[argparse.Namespace], int]
@@ -171,7 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure("console", os.environ.get("WATCHDOG_LOG_LEVEL", "warning"), cache=False)
     try:
         return func(args)
-    except ConfigError as exc:
+    except RuleError as exc:
+        print("error: the rules are invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except WatchdogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -216,7 +216,11 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) ->
 
 
 def cmd_silence_add(args: argparse.Namespace) -> int:
-    parse_duration(args.duration)
+    try:
+        parse_duration(args.duration)
+    except ValueError as exc:
+        print(f"error: --duration: {exc}", file=sys.stderr)
+        return 2
     author = args.author or os.environ.get("USER") or getpass.getuser()
     created = _call(
         args,

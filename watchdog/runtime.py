@@ -163,17 +163,6 @@ class Runtime:
     def status_extra(self) -> dict[str, Any]:
         return {
             "leadership": self.gate.describe(),
-            "silences": [
-                {
-                    "id": s.id,
-                    "matchers": s.matchers,
-                    "ends_at": s.ends_at,
-                    "created_by": s.created_by,
-                    "comment": s.comment,
-                    "origin": s.origin,
-                }
-                for s in self.silences.active()
-            ],
             "incidents": [
                 {
                     "id": i.id,

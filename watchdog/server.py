@@ -143,6 +143,9 @@ def build_app(
     @router.route("GET", "/api/v1/status")
     async def status(_: Request, __: dict[str, str]) -> Response:
         body = status_snapshot(watchdog)
+        if silences is not None:
+            now = silences.clock.now()
+            body["silences"] = [silence_api.silence_json(s, now) for s in silences.active()]
         if extra_status is not None:
             body.update(extra_status())
         return Response.json(body)
