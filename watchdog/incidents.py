@@ -244,9 +244,20 @@ class IncidentManager:
                 return incident
         return None
 
+    async def _unique_id(self, now: float, rule: str) -> str:
+        """``20261128T194900Z-error-rate``; a second incident of the same rule in the
+        same second (a dry run, then the real thing) gets ``-2``, ``-3``, ..."""
+        base = f"{iso(now).replace(':', '').replace('-', '')}-{rule}"
+        taken = {i.id for i in await self.store.recent_incidents(50)} | set(self.open)
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
     async def _new_incident(self, decision: Decision, phase: Phase) -> Incident:
         now = self.clock.now()
-        incident_id = f"{iso(now).replace(':', '').replace('-', '')}-{decision.rule}"
+        incident_id = await self._unique_id(now, decision.rule)
         record = IncidentRecord(
             id=incident_id,
             opened_at=now,

@@ -245,7 +245,7 @@ class SQLiteStore:
                 (incident_id, f"{incident_id}%"),
             ).fetchall()
         )
-        return incident_from_row(rows[0]) if len(rows) == 1 else None
+        return pick_incident(rows, incident_id)
 
     async def recent_incidents(self, limit: int = 20) -> list[IncidentRecord]:
         rows = await self._run(
@@ -406,6 +406,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
             # The version is our own integer, not input.
             script = f"BEGIN;{MIGRATIONS[version - 1]};INSERT INTO schema_version VALUES ({version});COMMIT;"  # noqa: S608, E501
             conn.executescript(script)
+
+
+def pick_incident(rows: Sequence[Sequence[Any]], incident_id: str) -> IncidentRecord | None:
+    """An exact id wins; otherwise a prefix must match exactly one incident."""
+    exact = [row for row in rows if row[0] == incident_id]
+    if exact:
+        return incident_from_row(exact[0])
+    return incident_from_row(rows[0]) if len(rows) == 1 else None
 
 
 def incident_from_row(row: Sequence[Any]) -> IncidentRecord:

@@ -34,6 +34,7 @@ from watchdog.store import (
     SilenceRecord,
     action_from_row,
     incident_from_row,
+    pick_incident,
     silence_from_row,
 )
 
@@ -213,7 +214,7 @@ class PostgresStore:
             "ORDER BY opened_at, seq",
             (incident_id, f"{incident_id}%"),
         )
-        return incident_from_row(rows[0]) if len(rows) == 1 else None
+        return pick_incident(rows, incident_id)
 
     async def recent_incidents(self, limit: int = 20) -> list[IncidentRecord]:
         rows = await self._rows(

@@ -123,7 +123,7 @@ async def test_manual_rollback_dry_run_then_for_real(
     posts = [c for c in env.cf.calls if c.method == "POST" and c.path.endswith("/deployments")]
     assert len(posts) == 1
     assert posts[0].json["annotations"]["workers/message"].endswith("bad v2")
-    incident = next(line.split()[-1] for line in out.splitlines() if line.startswith("incident "))
+    incident = [line.split()[-1] for line in out.splitlines() if line.startswith("incident ")][-1]
     assert await run("postmortem", incident) == 0
     report = capsys.readouterr().out
     assert report.startswith("# Post-Mortem: ")
