@@ -44,7 +44,6 @@ def init_sentry(settings: Settings) -> bool:
         release=f"rollback-watchdog@{__version__}",
         environment=settings.environment,
         include_local_variables=False,
-        send_default_pii=False,
         integrations=[AsyncioIntegration()],
         before_breadcrumb=scrub_breadcrumb,
     )
