@@ -194,11 +194,6 @@ class Prom(StrEnum):
     SLOW_LORIS = "slow_loris"  # a valid answer, one byte every 50 ms
 
 
-def prometheus_value(value: Callable[[], float]) -> Responder:
-    """A loopback Prometheus whose one series reports ``value()`` at the query time."""
-    return lambda hit: Reply(body=_vector([({}, hit.time(), repr(value()))]))
-
-
 def _vector(series: list[tuple[dict[str, str], float, str]]) -> bytes:
     result = [{"metric": labels, "value": [ts, value]} for labels, ts, value in series]
     body = {"status": "success", "data": {"resultType": "vector", "result": result}}

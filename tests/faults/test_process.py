@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
-import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,204 +29,23 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.faults.servers import faulty_server, prometheus_value
-from tests.integration.daemon_proc import DaemonProc, daemon
-from watchdog.fakes.cloudflare import FakeCloudflare, Fault
-from watchdog.fakes.receivers import Receivers
-from watchdog.httpserver import serve
+from tests.integration import proc_world
+from tests.integration.proc_world import DEPLOYMENTS, PURGE, SLACK_TOKEN, STALL_S, TOKEN, Stack
+from watchdog.fakes.cloudflare import Fault
 
 pytestmark = pytest.mark.integration
-
-TOKEN = "cf-process-fault-token"
-SLACK_TOKEN = "slack-process-fault-secret"
-DEPLOYMENTS = "/accounts/acct/workers/scripts/api/deployments"
-PURGE = "/zones/zone1/purge_cache"
-EVENT_S = 30.0  # bound on waiting for the subprocess to reach a point (real seconds)
-POLLS = 600  # x 0.05 s
-POLL_S = 0.05
-STALL_S = 3600.0  # "forever": released at teardown
-
-RULES = """
-version: 1
-defaults: {{interval: 1s, blind_after: 1m}}
-sources:
-  prom: {{type: prometheus, url: "{prom}", timeout: 2s}}
-signals:
-  error_rate: {{source: prom, query: "job:errors:ratio", unit: ratio}}
-targets:
-  worker: {{type: cloudflare-worker, script: api}}
-purges:
-  zone: {{type: cloudflare-zone, zone: zone1, everything: true}}
-notifiers:
-  slack: {{type: slack, webhook_secret: slack_webhook}}
-notify: [slack]
-rules:
-  - {{name: error-rate, signal: error_rate, above: 5%, for: 3s, severity: critical,
-     rollback: [worker]}}
-after_rollback:
-  purge: [zone]
-  verify: [{{signal: error_rate, below: 0.5%, within: 1m}}]
-  stable_for: 1s
-escalation: []
-correlation: {{enabled: true, max_deploy_age: 1h}}
-guards: {{cooldown: 30m, max_rollbacks_per_hour: 3}}
-"""
-
-
-class Stalls:
-    """The local API's injected waits: each one signals that it began, and all end
-    when released (at teardown)."""
-
-    def __init__(self) -> None:
-        self.began = asyncio.Event()
-        self.released = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        self.began.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.released.wait(), seconds)
-
-
-@dataclass
-class Stack:
-    cf: FakeCloudflare
-    proc: DaemonProc
-    stalls: Stalls
-    db: Path
-    rules: Path
-    bad: str
-    good: str
-    hold_errors: bool = False
-    calm: bool = False  # production healthy whatever is live
-
-    def error_rate(self) -> float:
-        if self.calm:
-            return 0.001
-        if self.hold_errors or self.cf.live_versions("api") == [(self.bad, 100.0)]:
-            return 0.08
-        return 0.001
-
-    def created(self) -> int:
-        """Deployments that took effect through the API (the watchdog's rollbacks)."""
-        return sum(1 for d in self.cf.scripts["api"].deployments if d.source == "api")
-
-    def posts(self) -> int:
-        return self.cf.count("POST", DEPLOYMENTS)
-
-    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        """Read the daemon's state file from outside (WAL: readers never block it)."""
-
-        def read() -> list[tuple[Any, ...]]:
-            if not self.db.exists():
-                return []
-            conn = sqlite3.connect(self.db, timeout=5.0)
-            try:
-                return conn.execute(sql).fetchall()
-            except sqlite3.OperationalError:  # not migrated yet
-                return []
-            finally:
-                conn.close()
-
-        return await asyncio.to_thread(read)
-
-    async def journal(self) -> dict[str, str]:
-        """kind/target -> state of every journalled action."""
-        rows = await self.rows("SELECT kind, target, state FROM actions")
-        return {f"{kind}/{target}": state for kind, target, state in rows}
-
-    async def phase(self) -> str | None:
-        rows = await self.rows("SELECT phase FROM incidents")
-        assert len(rows) <= 1, rows
-        return str(rows[0][0]) if rows else None
-
-    async def event_kinds(self) -> list[str]:
-        return [str(r[0]) for r in await self.rows("SELECT kind FROM events ORDER BY id")]
-
-    async def until(self, check: Callable[[], Awaitable[bool]], what: str) -> None:
-        for _ in range(POLLS):
-            if await check():
-                return
-            await asyncio.sleep(POLL_S)
-        pytest.fail(f"timed out waiting for {what}\n{self.proc.log_tail()}")
-
-    async def stalled(self) -> None:
-        try:
-            await asyncio.wait_for(self.stalls.began.wait(), EVENT_S)
-        except TimeoutError:
-            pytest.fail(f"the daemon never reached the stalled request\n{self.proc.log_tail()}")
-
-    async def resolved(self) -> None:
-        async def done() -> bool:
-            # The phase row is written just before the timeline's last events.
-            kinds = await self.event_kinds()
-            return bool(kinds) and kinds[-1] == "resolved" and await self.phase() == "resolved"
-
-        await self.until(done, "the incident to be resolved")
-
-    def log_events(self, run: int) -> list[dict[str, Any]]:
-        """The JSON log lines of one run (1-based)."""
-        out = []
-        for line in self.proc.logs[run - 1].read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if isinstance(entry, dict):
-                    out.append(entry)
-        return out
-
-    async def metric(self, name: str, **labels: str) -> float:
-        async with httpx.AsyncClient(timeout=5.0) as http:
-            text = (await http.get(f"{self.proc.url}/metrics")).text
-        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in text.splitlines():
-            series, _, value = line.rpartition(" ")
-            if series in (name, f"{name}{{{wanted}}}"):
-                return float(value)
-        return 0.0
 
 
 @contextlib.asynccontextmanager
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    stalls = Stalls()
-    cf = FakeCloudflare(token=TOKEN, account_id="acct", sleep=stalls)
-    now = cf.clock.now()
-    versions = {}
-    for name, age in (("v1", 2 * 86400), ("v2", 86400), ("v3", 120)):
-        versions[name] = cf.upload_version("api", name, created_on=now - age - 60)
-        cf.deploy("api", [(versions[name], 100.0)], name, created_on=now - age)
-    receivers = Receivers()
-    holder: list[Stack] = []
-    prom = prometheus_value(lambda: holder[0].error_rate() if holder else 0.001)
-    async with (
-        serve(cf.router) as cf_srv,
-        serve(receivers) as rx_srv,
-        faulty_server(prom) as prom_srv,
-    ):
-        rules = tmp_path / "rules.yaml"
-        rules.write_text(RULES.format(prom=prom_srv.url))
-        env = {
-            "WATCHDOG_RULES": str(rules),
-            "WATCHDOG_STATE": str(tmp_path / "state.db"),
-            "WATCHDOG_CLOUDFLARE_API_URL": f"{cf_srv.url}/client/v4",
-            "CLOUDFLARE_API_TOKEN": TOKEN,
-            "CLOUDFLARE_ACCOUNT_ID": "acct",
-            "WATCHDOG_SECRETS__SLACK_WEBHOOK": Receivers.slack_webhook_url(rx_srv.url, SLACK_TOKEN),
-            "WATCHDOG_SECRETS_DIR": str(tmp_path / "no-secrets"),
-            "WATCHDOG_SHUTDOWN_TIMEOUT": "2",
-        }
-        async with daemon(env, tmp_path) as proc:
-            s = Stack(
-                cf, proc, stalls, tmp_path / "state.db", rules, versions["v3"], versions["v2"]
-            )
-            holder.append(s)
-            try:
-                yield s
-            finally:
-                stalls.released.set()  # let stalled handlers finish before the servers stop
-        # Whatever the row did to it, the daemon never logged a secret.
-        for log in proc.logs:
-            text = log.read_text(errors="replace")
-            for secret in (TOKEN, SLACK_TOKEN):
-                assert secret not in text, f"{secret!r} leaked into {log.name}"
+    """The process world with a zone purge after the rollback."""
+    async with proc_world.stack(tmp_path, purge=True) as s:
+        yield s
+    # Whatever the row did to it, the daemon never logged a secret.
+    for log in s.proc.logs:
+        text = log.read_text(errors="replace")
+        for secret in (TOKEN, SLACK_TOKEN):
+            assert secret not in text, f"{secret!r} leaked into {log.name}"
 
 
 # --- SIGKILL at every journal step -----------------------------------------------------

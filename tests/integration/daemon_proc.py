@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,13 +114,3 @@ class DaemonProc:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
-
-
-@contextlib.asynccontextmanager
-async def daemon(env: Mapping[str, str], workdir: Path) -> AsyncIterator[DaemonProc]:
-    """A ``DaemonProc`` that is stopped (SIGTERM, then SIGKILL) when the block ends."""
-    proc = DaemonProc(env, workdir)
-    try:
-        yield proc
-    finally:
-        await proc.stop()
