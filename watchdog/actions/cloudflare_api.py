@@ -21,7 +21,7 @@ from tenacity import AsyncRetrying
 
 from watchdog.actions.http import RetryPolicy, retrying, send
 from watchdog.clock import Clock
-from watchdog.errors import PermanentActionError
+from watchdog.errors import ConfigError, PermanentActionError
 
 AUTH_ERROR_CODE = 10000
 SECRETS_CHANGED_CODE = 10220
@@ -46,6 +46,18 @@ def seg(value: str) -> str:
 def truncate_utf8(text: str, limit: int = MESSAGE_MAX_BYTES) -> str:
     """At most ``limit`` bytes of UTF-8, never cutting a character in half."""
     return text.encode()[:limit].decode("utf-8", errors="ignore")
+
+
+def target_account(name: str, spec_account: str | None, default: str | None) -> str:
+    """The account a target acts in: the rules file's ``account``, else
+    CLOUDFLARE_ACCOUNT_ID; a ``ConfigError`` when neither is set."""
+    account = spec_account or default
+    if not account:
+        raise ConfigError(
+            f"target {name}: no Cloudflare account id (set 'account' in the rules file "
+            "or CLOUDFLARE_ACCOUNT_ID)"
+        )
+    return account
 
 
 def parse_time(value: Any, where: str) -> float:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchdog.actions.base import ActionResult, Deploy, RollbackPlan, TargetState
-from watchdog.actions.cloudflare_api import CloudflareClient, parse_time, seg
+from watchdog.actions.cloudflare_api import CloudflareClient, parse_time, seg, target_account
 from watchdog.clock import iso
-from watchdog.errors import ConfigError, PermanentActionError, RetryableActionError
+from watchdog.errors import PermanentActionError, RetryableActionError
 from watchdog.rules_model import PagesTargetSpec
 
 KIND = "cloudflare-pages"
@@ -83,12 +83,7 @@ class PagesTarget:
         per_page: int = 25,
         max_pages: int = 40,
     ) -> None:
-        account = spec.account or account_id
-        if not account:
-            raise ConfigError(
-                f"target {name}: no Cloudflare account id (set 'account' in the rules file "
-                "or CLOUDFLARE_ACCOUNT_ID)"
-            )
+        account = target_account(name, spec.account, account_id)
         self.name = name
         self.spec = spec
         self.account_id = account

@@ -21,10 +21,11 @@ from watchdog.actions.cloudflare_api import (
     changed_secrets,
     parse_time,
     seg,
+    target_account,
     truncate_utf8,
 )
 from watchdog.clock import iso
-from watchdog.errors import ConfigError, PermanentActionError
+from watchdog.errors import PermanentActionError
 from watchdog.rules_model import WorkerTargetSpec
 
 KIND = "cloudflare-worker"
@@ -153,12 +154,7 @@ class WorkerTarget:
         account_id: str | None,
         client: CloudflareClient,
     ) -> None:
-        account = spec.account or account_id
-        if not account:
-            raise ConfigError(
-                f"target {name}: no Cloudflare account id (set 'account' in the rules file "
-                "or CLOUDFLARE_ACCOUNT_ID)"
-            )
+        account = target_account(name, spec.account, account_id)
         self.name = name
         self.spec = spec
         self.account_id = account
