@@ -7,8 +7,8 @@ expanded series; all with their own clock. It holds no I/O and no wall clock.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from watchdog.decider import Transition, decide, transition
 from watchdog.decision import Decision
@@ -21,12 +21,14 @@ from watchdog.window import SignalWindow
 
 @dataclass(slots=True)
 class Observation:
-    """What one sample changed."""
+    """What one sample changed. Most samples change nothing: the empty tuples are
+    shared, and lists are made only for a sample that moves a rule (a month of
+    backtest samples would otherwise allocate two lists each)."""
 
     signal: str
     sample: Sample
-    transitions: list[Transition] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
+    transitions: Sequence[Transition] = ()
+    decisions: Sequence[Decision] = ()
 
 
 class Engine:
@@ -76,7 +78,8 @@ class Engine:
         if window is None:
             window = self.windows[signal_name] = SignalWindow(self.window_span_s)
         window.add(sample)
-        observation = Observation(signal_name, sample)
+        transitions: list[Transition] | None = None
+        decisions: list[Decision] | None = None
         states = self.states
         for rule, blind_after in self._plan.get(signal_name, ()):
             name = rule.name
@@ -89,12 +92,14 @@ class Engine:
                 continue
             moved = transition(rule, prev, new)
             if moved is not None:
-                observation.transitions.append(moved)
+                transitions = [*(transitions or ()), moved]
             signal: ResolvedSignal = self.ruleset.signals[signal_name]
             decision = decide(rule, signal, self.ruleset, prev, new)
             if decision is not None:
-                observation.decisions.append(decision)
-        return observation
+                decisions = [*(decisions or ()), decision]
+        if transitions is None and decisions is None:
+            return Observation(signal_name, sample)
+        return Observation(signal_name, sample, transitions or (), decisions or ())
 
 
 def _same(old: RuleSet, new: RuleSet, rule: RuleSpec) -> bool:

@@ -307,9 +307,31 @@ def parse_matrix(body: object) -> list[tuple[float, float]]:
         raise BacktestError("the query returns native histograms; wrap it in histogram_quantile")
     if not isinstance(raw, list):
         raise BacktestError("not a matrix: the series has no 'values' list")
-    points = [_point(item, BacktestError, f"point {i}") for i, item in enumerate(raw)]
+    points = _fast_points(raw)
+    if points is None:  # something is off: the careful path names the point and why
+        points = [_point(item, BacktestError, f"point {i}") for i, item in enumerate(raw)]
     _check_order(points)
     return points
+
+
+_NUMBER_TYPES = (int, float)
+
+
+def _fast_points(raw: list[Any]) -> list[tuple[float, float]] | None:
+    """A month of points at C speed when every point is well-formed ``[number, "str"]``;
+    None when any is not (then ``_point`` says which and why)."""
+    try:
+        if not all(
+            type(item) is list
+            and len(item) == 2
+            and type(item[0]) in _NUMBER_TYPES
+            and type(item[1]) is str
+            for item in raw
+        ):
+            return None
+        return [(float(ts), float(text)) for ts, text in raw]
+    except (ValueError, OverflowError):
+        return None
 
 
 def _check_order(points: Sequence[tuple[float, float]]) -> None:
