@@ -27,10 +27,12 @@ def test_without_dsn_sentry_stays_off(no_sentry: None) -> None:
 
 async def test_with_dsn_no_locals_no_pii_no_http_breadcrumbs(no_sentry: None) -> None:
     """With a DSN: on, without local variables or PII, dropping HTTP breadcrumbs."""
-    settings = load_settings({
-        "WATCHDOG_SECRETS_DIR": "/nonexistent",
-        "SENTRY_DSN": "http://public@127.0.0.1:9/1",
-    })
+    settings = load_settings(
+        {
+            "WATCHDOG_SECRETS_DIR": "/nonexistent",
+            "SENTRY_DSN": "http://public@127.0.0.1:9/1",
+        }
+    )
     assert init_sentry(settings) is True
     client = sentry_sdk.get_client()
     assert client.is_active()
