@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    rules: str = "rules"
+    rules: str = "/etc/rollback-watchdog/rules"
     state: str = "state/watchdog.db"
     listen: str = "127.0.0.1:9464"
     dry_run: bool = False

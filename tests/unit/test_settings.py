@@ -15,7 +15,7 @@ NO_SECRETS = {"WATCHDOG_SECRETS_DIR": "/nonexistent"}
 def test_defaults() -> None:
     """With nothing set: the documented defaults, the real Cloudflare API."""
     settings = load_settings(NO_SECRETS)
-    assert settings.rules_paths == ["rules"]
+    assert settings.rules_paths == ["/etc/rollback-watchdog/rules"]
     assert settings.listen == "127.0.0.1:9464"
     assert settings.cloudflare_api_url == DEFAULT_CLOUDFLARE_API_URL
     assert (settings.dry_run, settings.silenced, settings.log_format) == (False, False, "json")
