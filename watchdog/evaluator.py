@@ -148,28 +148,54 @@ def _step_consecutive(
         active_since = prev.active_since if prev.active_since is not None and prev.breaching else at
         count = prev.breach_samples + 1 if prev.breaching else 1
         firing = at - active_since >= rule.for_
-        return RuleState(
-            state=State.FIRING if firing else State.PENDING,
-            active_since=active_since,
-            fired_at=(prev.fired_at if prev.state is State.FIRING else at) if firing else None,
-            last_breach_at=at,
-            breach_samples=count,
-            value=sample.value,
-            requests=sample.requests,
-            at=at,
-        )
+        return _breaching(prev, sample, active_since, firing, at, count)
     if _kept_firing(rule, prev, at):
-        return RuleState(
-            state=State.FIRING,
-            active_since=prev.active_since,
-            fired_at=prev.fired_at,
-            last_breach_at=prev.last_breach_at,
-            breach_samples=prev.breach_samples,
-            value=sample.value,
-            requests=sample.requests,
-            at=at,
-        )
+        return _held(prev, sample, prev.breach_samples)
     return _quiet(sample.value, sample.requests, at)
+
+
+def _breaching(
+    prev: RuleState,
+    sample: Sample,
+    active_since: float,
+    firing: bool,
+    last_breach_at: float | None,
+    breach_samples: int,
+    window: tuple[tuple[float, bool], ...] = (),
+) -> RuleState:
+    """Pending, or firing (keeping the time it first fired)."""
+    at = sample.at
+    return RuleState(
+        state=State.FIRING if firing else State.PENDING,
+        active_since=active_since,
+        fired_at=(prev.fired_at if prev.state is State.FIRING else at) if firing else None,
+        last_breach_at=last_breach_at,
+        breach_samples=breach_samples,
+        value=sample.value,
+        requests=sample.requests,
+        at=at,
+        window=window,
+    )
+
+
+def _held(
+    prev: RuleState,
+    sample: Sample,
+    breach_samples: int,
+    window: tuple[tuple[float, bool], ...] = (),
+) -> RuleState:
+    """Still firing after the breach stopped: ``keep_firing_for`` holds it."""
+    return RuleState(
+        state=State.FIRING,
+        active_since=prev.active_since,
+        fired_at=prev.fired_at,
+        last_breach_at=prev.last_breach_at,
+        breach_samples=breach_samples,
+        value=sample.value,
+        requests=sample.requests,
+        at=sample.at,
+        window=window,
+    )
 
 
 def _kept_firing(rule: RuleSpec, prev: RuleState, at: float) -> bool:
@@ -189,30 +215,10 @@ def _step_share(rule: RuleSpec, prev: RuleState, sample: Sample, is_breach: bool
     last_breach_at = at if is_breach else prev.last_breach_at
     if breaches == 0:
         if _kept_firing(rule, prev, at):
-            return RuleState(
-                state=State.FIRING,
-                active_since=prev.active_since,
-                fired_at=prev.fired_at,
-                last_breach_at=prev.last_breach_at,
-                breach_samples=0,
-                value=sample.value,
-                requests=sample.requests,
-                at=at,
-                window=window,
-            )
+            return _held(prev, sample, 0, window)
         return _quiet(sample.value, sample.requests, at, window)
     assert rule.share is not None  # guaranteed by RuleSpec validation
     active_since = prev.active_since if prev.active_since is not None else at
     enough = breaches / len(window) >= rule.share
     firing = enough and at - active_since >= rule.for_
-    return RuleState(
-        state=State.FIRING if firing else State.PENDING,
-        active_since=active_since,
-        fired_at=(prev.fired_at if prev.state is State.FIRING else at) if firing else None,
-        last_breach_at=last_breach_at,
-        breach_samples=breaches,
-        value=sample.value,
-        requests=sample.requests,
-        at=at,
-        window=window,
-    )
+    return _breaching(prev, sample, active_since, firing, last_breach_at, breaches, window)
