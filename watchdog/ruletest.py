@@ -81,7 +81,7 @@ from watchdog.rules_model import Duration, Model
 from watchdog.samples import Sample
 from watchdog.series_notation import MISSING, STALE, Point, SeriesNotationError, expand
 from watchdog.silence import Matcher, parse_matcher
-from watchdog.sources.prometheus import _with_requests
+from watchdog.sources.prometheus import with_requests
 from watchdog.units import format_duration
 
 Outcome = Literal[
@@ -317,7 +317,7 @@ def _point_sample(at: float, value: Point, traffic: Point | None, has_requests: 
     else:
         assert isinstance(traffic, float)
         requests = value_sample(at, traffic)
-    return _with_requests(sample, requests)
+    return with_requests(sample, requests)
 
 
 def _outcome(event: str, fields: Any) -> str | None:

@@ -85,7 +85,7 @@ class PrometheusSource:
                 )
         except TimeoutError:
             return Sample.error(now, _transport.timed_out(self.spec.timeout))
-        return _with_requests(value, requests)
+        return with_requests(value, requests)
 
     async def _instant(self, signal: str, query: str, reduce: Reduce | None, now: float) -> Sample:
         params = {"query": query, "time": f"{now:.3f}", "timeout": f"{self.spec.timeout:g}"}
@@ -134,7 +134,7 @@ class PrometheusSource:
         )
 
 
-def _with_requests(value: Sample, requests: Sample) -> Sample:
+def with_requests(value: Sample, requests: Sample) -> Sample:
     """Join a signal's value with its ``requests_query`` result."""
     if value.kind is not SampleKind.VALUE:
         if requests.kind is SampleKind.VALUE:  # keep the traffic: "NaN at 0 requests" says why

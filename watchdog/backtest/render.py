@@ -1,0 +1,75 @@
+"""A backtest's output: JSON lines for machines, a timeline and summary for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from watchdog.backtest.timeline import STATES, BacktestResult
+from watchdog.backtest.times import rfc3339
+from watchdog.rules import RuleSet
+from watchdog.units import format_duration
+
+
+def render_json(result: BacktestResult) -> Iterator[str]:
+    """One JSON object per line: the timeline, one ``rule_summary`` per rule, then the
+    ``summary``."""
+    for event in result.timeline:
+        yield json.dumps(event.to_json(), separators=(",", ":"), allow_nan=False)
+    end = rfc3339(result.summary.end)
+    for name, rule in result.summary.rules.items():
+        line = {"time": end, "rule": name, "event": "rule_summary", **rule.to_json()}
+        yield json.dumps(line, separators=(",", ":"), allow_nan=False)
+    yield json.dumps(result.summary.to_json(), separators=(",", ":"), allow_nan=False)
+
+
+_LABELS = {
+    "would_rollback": "would roll back",
+    "would_notify": "would notify",
+    "incident_opened": "incident opened",
+    "incident_closed": "incident closed",
+    "grace_over": "grace over",
+}
+
+
+def render_text(result: BacktestResult, ruleset: RuleSet) -> Iterator[str]:
+    """The timeline a person reads, then the summary."""
+    summary = result.summary
+    span = format_duration(summary.end - summary.start)
+    yield (
+        f"Backtest of {', '.join(ruleset.files) or 'the rules'}: {rfc3339(summary.start)} → "
+        f"{rfc3339(summary.end)} ({span}, {summary.samples:,} samples)"
+    )
+    for note in summary.notes:
+        yield f"note: {note}"
+    yield ""
+    width = max([len(e.rule) for e in result.timeline] + [4])
+    if not result.timeline:
+        yield "(nothing happened: no rule left inactive)"
+    for event in result.timeline:
+        label = _LABELS.get(event.event, event.event)
+        yield f"{rfc3339(event.at)}  {event.rule:<{width}}  {label:<16} {event.text}"
+    yield ""
+    yield "Summary"
+    by_target = ", ".join(f"{t} {n}" for t, n in sorted(summary.rollbacks.items()))
+    suppressed = ", ".join(f"{r} {n}" for r, n in sorted(summary.suppressed.items()))
+    yield f"  incidents:        {summary.incidents}"
+    yield f"  would roll back:  {sum(summary.rollbacks.values())}" + (
+        f" ({by_target})" if by_target else ""
+    )
+    yield f"  suppressed:       {sum(summary.suppressed.values())}" + (
+        f" ({suppressed})" if suppressed else ""
+    )
+    yield f"  would notify:     {summary.notifications}"
+    yield ""
+    names = max([len(n) for n in summary.rules] + [4])
+    header = f"  {'RULE':<{names}}  {'FIRED':>5}  {'ROLLBACKS':>9}  " + "  ".join(
+        f"{s.value.upper():>10}" for s in STATES
+    )
+    yield header
+    for name, rule in summary.rules.items():
+        if not rule.backtested:
+            yield f"  {name:<{names}}  (not backtested: no recording of {rule.signal})"
+            continue
+        times = "  ".join(f"{format_duration(rule.time_in_state[s.value]):>10}" for s in STATES)
+        yield f"  {name:<{names}}  {rule.fired:>5}  {rule.would_rollback:>9}  {times}"

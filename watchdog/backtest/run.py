@@ -1,0 +1,150 @@
+"""Running a backtest: recordings in, the replay run, the summary counted from its
+timeline; and the helpers that keep a month of samples fast to replay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections import Counter
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from watchdog.backtest.recordings import Recording, samples_of, watched_signals
+from watchdog.backtest.replay import Replay
+from watchdog.backtest.timeline import BacktestResult, RuleSummary, Summary
+from watchdog.backtest.times import Deployments
+from watchdog.errors import BacktestError
+from watchdog.rules import RuleSet
+from watchdog.samples import Sample
+from watchdog.silence import Matcher
+
+T = TypeVar("T")
+
+
+async def backtest(
+    ruleset: RuleSet,
+    recordings: Mapping[str, Recording],
+    deployments: Deployments | None = None,
+    silences: Sequence[Sequence[Matcher]] = (),
+    ignore_deploys: bool = False,
+    notes: Sequence[str] = (),
+    start: float | None = None,
+    end: float | None = None,
+) -> BacktestResult:
+    """Replay ``recordings`` through the rules; the timeline and the summary."""
+    if not recordings:
+        raise BacktestError("nothing to replay: no recording")
+    firsts = [r.points[0][0] for r in recordings.values() if r.points]
+    lasts = [r.points[-1][0] for r in recordings.values() if r.points]
+    lo = start if start is not None else min(firsts, default=None)
+    hi = end if end is not None else max(lasts, default=None)
+    samples = {
+        name: samples_of(recordings[name], lo, hi)
+        for name in watched_signals(ruleset)
+        if name in recordings
+    }
+    replay = Replay(ruleset, deployments, silences, ignore_deploys)
+    await replay.run(samples)
+    all_notes = list(notes)
+    if deployments is None and not ignore_deploys and ruleset.correlation.enabled:
+        all_notes.append(
+            "no deployments.json: no deploy is known, so deploy correlation blocks every "
+            "rollback (give one, or --ignore-deploys)"
+        )
+    summary = _summarize(ruleset, replay, samples, all_notes)
+    return BacktestResult(replay.timeline, summary, dict(replay.spans), samples)
+
+
+def run_backtest(
+    ruleset: RuleSet,
+    recordings: Mapping[str, Recording],
+    **options: Any,
+) -> BacktestResult:
+    """``backtest`` for synchronous callers (the CLI)."""
+    with paused_gc():
+        return run_sync(backtest(ruleset, recordings, **options))
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` for a coroutine with a large result. On its way out, Python
+    3.11's ``asyncio.run`` builds the repr of its main task, result included, while it
+    restores the SIGINT handler: seconds for millions of samples. So the main task
+    hands the result over on the side and returns nothing."""
+    box: list[T] = []
+
+    async def main() -> None:
+        box.append(await coro)
+
+    asyncio.run(main())
+    return box[0]
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a month of samples is loaded and replayed:
+    with millions of long-lived objects each collection walks them all (it took about
+    half of the load), and a replay makes few cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _summarize(
+    ruleset: RuleSet,
+    replay: Replay,
+    samples: Mapping[str, Sequence[Sample]],
+    notes: list[str],
+) -> Summary:
+    rules: dict[str, RuleSummary] = {}
+    for rule in ruleset.rules:
+        backtested = bool(samples.get(rule.signal))
+        summary = RuleSummary(rule.name, rule.signal, rule.severity, backtested)
+        if backtested:
+            summary.time_in_state = {s.value: t for s, t in replay.time_in_state[rule.name].items()}
+        rules[rule.name] = summary
+    missing = [r.name for r in ruleset.rules if not rules[r.name].backtested]
+    if missing:
+        signals = sorted({ruleset.rule(name).signal for name in missing})
+        notes.append(f"not backtested: {', '.join(missing)} (no recording of {', '.join(signals)})")
+    incidents = 0
+    rollbacks: Counter[str] = Counter()
+    suppressed: Counter[str] = Counter()
+    notifications = 0
+    for event in replay.timeline:
+        per_rule = rules.get(event.rule)
+        if event.event == "incident_opened":
+            incidents += 1
+        elif event.event == "would_rollback" and not event.fields.get("dry_run"):
+            rollbacks.update(event.fields["targets"])
+            if per_rule is not None:
+                per_rule.would_rollback += 1
+        elif event.event == "suppressed":
+            suppressed[event.fields["reason"]] += 1
+            if per_rule is not None:
+                per_rule.suppressed[event.fields["reason"]] += 1
+        elif event.event == "would_notify":
+            notifications += len(event.fields["notifiers"])
+            if per_rule is not None:
+                per_rule.notifications += len(event.fields["notifiers"])
+        elif event.event == "firing" and per_rule is not None:
+            per_rule.fired += 1
+        elif event.event == "decision" and per_rule is not None:
+            per_rule.decisions[event.fields["action"]] += 1
+    all_times = [s.at for stream in samples.values() for s in stream[:1]]
+    all_ends = [stream[-1].at for stream in samples.values() if stream]
+    return Summary(
+        start=min(all_times, default=0.0),
+        end=max(all_ends, default=0.0),
+        samples=sum(len(s) for s in samples.values()),
+        incidents=incidents,
+        rollbacks=rollbacks,
+        suppressed=suppressed,
+        notifications=notifications,
+        rules=rules,
+        notes=notes,
+    )
