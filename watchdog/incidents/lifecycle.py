@@ -1,0 +1,146 @@
+"""An open incident's way to resolved: each tick moves it on at its deadlines (grace,
+escalate_at, a lifted silence, a resumed rollback, verification, the stable period),
+a rule's resolution may close it, and closing writes the post-mortem draft and marks
+what is live as healthy."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from watchdog.actions.base import TargetState
+from watchdog.evaluator import State
+from watchdog.incidents.escalation import escalate, ladder
+from watchdog.incidents.model import NOT_OVER, EngineView, Incident, Phase, log, states_of
+from watchdog.incidents.recorder import Recorder
+from watchdog.incidents.rollback import Rollbacks
+from watchdog.incidents.verification import verify
+from watchdog.notify.event import EventKind
+from watchdog.postmortem import write_draft
+from watchdog.silence import Silences
+from watchdog.units import format_duration
+
+
+class Lifecycle:
+    """Phase transitions after an incident opened; the caller holds the manager's lock."""
+
+    def __init__(
+        self,
+        rec: Recorder,
+        engine: EngineView,
+        rollbacks: Rollbacks,
+        silences: Silences,
+        postmortem_dir: Path | None,
+    ) -> None:
+        self.rec = rec
+        self.engine = engine
+        self.rollbacks = rollbacks
+        self.silences = silences
+        self.postmortem_dir = postmortem_dir
+
+    async def tick_one(self, incident: Incident, now: float) -> None:
+        rec = self.rec
+        phase = incident.phase
+        data = incident.data
+        states = states_of(self.engine, incident)
+        firing = any(s.state is State.FIRING for s in states)
+        # Pending (breaching, not yet for long enough) or blind (no evidence): not a
+        # reason to act, and not a reason to call it over either. Wait.
+        unsure = any(s.state in NOT_OVER for s in states)
+        # Healthy evidence from every rule of the incident: the breach is over even
+        # when no 'resolved' decision will come (the engine restarted, or went blind,
+        # since the rule fired).
+        healthy = bool(states) and all(
+            s.state is State.INACTIVE
+            and s.at is not None
+            and s.at > incident.data.get("evidence_after", incident.record.opened_at)
+            for s in states
+        )
+        if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and healthy:
+            await self.rule_resolved(incident, "the rule is no longer breaching")
+        elif phase is Phase.GRACE and now >= data["grace_until"]:
+            if firing:
+                await rec.event(incident.id, "grace_over", {"still_firing": True})
+                await rec.set_phase(incident, Phase.ROLLING_BACK)
+                self.rollbacks.start(incident)
+            elif not unsure:
+                await self.close(incident, "the breach was gone when the grace period ended")
+        elif phase is Phase.WATCHING and data.get("escalate_at") and now >= data["escalate_at"]:
+            if firing:
+                data.pop("escalate_at")
+                await escalate(
+                    rec,
+                    incident,
+                    f"still breaching after {format_duration(now - incident.record.opened_at)}",
+                )
+        elif phase is Phase.WATCHING and firing and self._silence_lifted(incident):
+            await rec.event(incident.id, "silence_ended", {})
+            incident.data.pop("blocked")
+            await rec.set_phase(incident, Phase.ROLLING_BACK)
+            self.rollbacks.start(incident)
+        elif phase is Phase.ROLLING_BACK and now >= data.get("resume_at", math.inf):
+            data.pop("resume_at")
+            self.rollbacks.start(incident, resumed=True)
+        elif phase is Phase.VERIFYING:
+            await verify(rec, self.engine.windows, incident, now)
+        elif phase is Phase.MONITORING and now >= data.get("stable_until", math.inf):
+            if firing:
+                await escalate(rec, incident, "breaching again while monitoring")
+            elif not unsure:
+                why = (
+                    "stable after the rollback"
+                    if incident.data.get("rolled_back")
+                    else "stable: the breach is over"
+                )
+                await self.close(incident, why)
+        if incident.phase is Phase.ESCALATED:
+            await ladder(rec, incident, now)
+
+    def _silence_lifted(self, incident: Incident) -> bool:
+        """A rollback held only by silences, none of which holds any more."""
+        if incident.data.get("blocked") != {"silenced": True}:
+            return False
+        decision = incident.decision
+        return all(
+            self.silences.match(decision.rule, decision.severity, target) is None
+            for target in incident.record.targets
+        )
+
+    async def rule_resolved(self, incident: Incident, why: str) -> None:
+        rec = self.rec
+        phase = incident.phase
+        await rec.event(incident.id, "rule_resolved", {"why": why})
+        if phase is Phase.GRACE:
+            await rec.event(incident.id, "fixed_within_grace", {})
+            await self.close(incident, "fixed within the grace period; no rollback")
+        elif phase is Phase.WATCHING:
+            await self.close(incident, "the rule stopped breaching")
+        elif phase is Phase.ESCALATED:
+            await rec.set_phase(
+                incident,
+                Phase.MONITORING,
+                stable_until=rec.clock.now() + rec.ruleset.after_rollback.stable_for,
+            )
+
+    async def close(self, incident: Incident, why: str) -> None:
+        rec = self.rec
+        now = rec.clock.now()
+        await rec.notify(incident, EventKind.RESOLVED, phase="resolved", message=why)
+        incident.record.closed_at = now
+        await rec.set_phase(incident, Phase.RESOLVED)
+        await rec.event(incident.id, "resolved", {"why": why})
+        rec.open.pop(incident.id, None)
+        if self.postmortem_dir is not None:
+            path = await write_draft(rec.store, incident.id, self.postmortem_dir)
+            log.info("post-mortem draft written", incident=incident.id, path=str(path))
+        for name in incident.record.targets:
+            await self._maybe_mark_healthy(name, now)
+
+    async def _maybe_mark_healthy(self, target: str, now: float) -> None:
+        """After a verified rollback, what is live is a version seen healthy."""
+        try:
+            state = (await self.rec.playbook.inspect([target]))[target]
+        except KeyError:
+            return
+        if isinstance(state, TargetState) and state.live is not None:
+            await self.rec.store.mark_healthy(target, state.live.version, now)

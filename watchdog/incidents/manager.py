@@ -1,0 +1,309 @@
+"""The incident manager, the package's public face: decisions open, join and resolve
+incidents; ``tick`` and ``clock_jumped`` move their deadlines, under one lock. The
+phases after opening, rollbacks, guards, verification, the ladder and the restore
+after a restart are its helpers' jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchdog.clock import Clock, iso
+from watchdog.decision import Decision, DecisionKind
+from watchdog.errors import StoreError
+from watchdog.incidents.escalation import count_refused, escalate, refused
+from watchdog.incidents.lifecycle import Lifecycle
+from watchdog.incidents.model import (
+    CLOCK_FIELDS,
+    NOT_OVER,
+    EngineView,
+    Incident,
+    Phase,
+    log,
+    manual_decision,
+    rules_of,
+    states_of,
+)
+from watchdog.incidents.recorder import Recorder
+from watchdog.incidents.restore import restore as restore_incidents
+from watchdog.incidents.rollback import Rollbacks
+from watchdog.incidents.verification import baselines
+from watchdog.notify.event import EventKind, IncidentEvent
+from watchdog.playbook import Playbook
+from watchdog.rules import RuleSet
+from watchdog.silence import Silences
+from watchdog.store import IncidentRecord, Store
+from watchdog.units import format_duration
+
+
+class IncidentManager:
+    """Turns decisions into incidents and actions; ``tick`` drives its deadlines."""
+
+    def __init__(
+        self,
+        ruleset: Callable[[], RuleSet],
+        engine: EngineView,
+        playbook: Playbook,
+        store: Store,
+        silences: Silences,
+        clock: Clock,
+        dry_run: bool = False,
+        on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
+        postmortem_dir: Path | None = None,
+    ) -> None:
+        self._ruleset = ruleset
+        self.engine = engine
+        self.playbook = playbook
+        self.store = store
+        self.silences = silences
+        self.clock = clock
+        self.open: dict[str, Incident] = {}
+        self._lock = asyncio.Lock()
+        self._rec = Recorder(ruleset, playbook, store, clock, self.open, dry_run, on_event)
+        self._rollbacks = Rollbacks(self._rec, engine, silences, self._lock)
+        self._lifecycle = Lifecycle(self._rec, engine, self._rollbacks, silences, postmortem_dir)
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self._ruleset()
+
+    @property
+    def on_event(self) -> Callable[[str, str, dict[str, Any]], None] | None:
+        """Called with every event recorded (the demo sets it after construction)."""
+        return self._rec.on_event
+
+    @on_event.setter
+    def on_event(self, value: Callable[[str, str, dict[str, Any]], None] | None) -> None:
+        self._rec.on_event = value
+
+    async def restore(self) -> None:
+        """Load open incidents and reconcile actions left at 'intent' by a crash."""
+        await restore_incidents(self._rec, self._rollbacks)
+
+    # --- decisions -----------------------------------------------------------------
+
+    async def on_decision(self, decision: Decision) -> None:
+        async with self._lock:
+            try:
+                await self._on_decision(decision)
+            except StoreError as exc:
+                # Nothing unrecorded is done (no intent row, no action), but people
+                # must hear that the watchdog is not acting.
+                if decision.kind is DecisionKind.ROLLBACK:
+                    count_refused(self.playbook)
+                await refused(
+                    self._rec, decision, None, f"refused to act: state store failed ({exc})"
+                )
+
+    async def _on_decision(self, decision: Decision) -> None:
+        if decision.kind is DecisionKind.BLIND:
+            await self._blind(decision)
+            return
+        incident = self._incident_for(decision)
+        if decision.kind is DecisionKind.RESOLVED:
+            # Over only when every rule in the incident is (one that joined may not be).
+            if (
+                incident is not None
+                and decision.rule in rules_of(incident)
+                and not any(s.state in NOT_OVER for s in states_of(self.engine, incident))
+            ):
+                await self._lifecycle.rule_resolved(incident, decision.why)
+            return
+        if incident is None:
+            await self._open(decision)
+            return
+        await self._join(incident, decision)
+
+    def _incident_for(self, decision: Decision) -> Incident | None:
+        for incident in self.open.values():
+            if incident.record.rule == decision.rule:
+                return incident
+            if set(decision.targets) & set(incident.record.targets):
+                return incident
+        return None
+
+    async def _unique_id(self, now: float, rule: str) -> str:
+        """``20261128T194900Z-error-rate``; a second incident of the same rule in the
+        same second (a dry run, then the real thing) gets ``-2``, ``-3``, ..."""
+        base = f"{iso(now).replace(':', '').replace('-', '')}-{rule}"
+        taken = {i.id for i in await self.store.recent_incidents(50)} | set(self.open)
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    async def _new_incident(self, decision: Decision, phase: Phase) -> Incident:
+        now = self.clock.now()
+        incident_id = await self._unique_id(now, decision.rule)
+        record = IncidentRecord(
+            id=incident_id,
+            opened_at=now,
+            rule=decision.rule,
+            severity=decision.severity,
+            phase=phase.value,
+            targets=list(decision.targets),
+            data={"decision": decision.to_dict(), "statuspage": {}},
+        )
+        incident = Incident(record, decision)
+        # Pre-incident baselines now, while the samples before the breach are in the
+        # window (a restart before the rollback would lose them).
+        record.data["baselines"] = baselines(self.ruleset, self.engine.windows, incident)
+        await self.store.save_incident(record)
+        self.open[incident_id] = incident  # only an incident the store holds
+        await self._rec.event(incident_id, "detected", {"decision": decision.to_dict()})
+        return incident
+
+    async def _open(self, decision: Decision) -> None:
+        rec = self._rec
+        now = self.clock.now()
+        incident = await self._new_incident(decision, Phase.WATCHING)
+        incident_id = incident.id
+        policy = self.ruleset.severities[decision.severity]
+        rollback = decision.kind is DecisionKind.ROLLBACK
+        kind = EventKind.OPENED if rollback else EventKind.NOTICE
+        if rollback and policy.grace <= 0:
+            # At once: a notification being retried (Slack down, a rate-limited status
+            # page) must not hold the rollback up; it is sent alongside.
+            await rec.set_phase(incident, Phase.ROLLING_BACK)
+            self._rollbacks.start(incident)
+            try:
+                await rec.notify(incident, kind, phase="investigating")
+            except StoreError as exc:  # the rollback journals (or refuses) on its own
+                log.error("state store failed", incident=incident.id, error=str(exc))
+            return
+        await rec.notify(incident, kind, phase="investigating")
+        if rollback:  # after a grace period
+            await rec.set_phase(incident, Phase.GRACE, grace_until=now + policy.grace)
+            await rec.event(
+                incident_id,
+                "grace",
+                {
+                    "until": iso(now + policy.grace),
+                    "why": f"severity {decision.severity}: wait "
+                    f"{format_duration(policy.grace)} for a quick fix",
+                },
+            )
+        elif policy.escalate_after is not None:
+            await rec.set_phase(incident, Phase.WATCHING, escalate_at=now + policy.escalate_after)
+
+    async def _join(self, incident: Incident, decision: Decision) -> None:
+        rec = self._rec
+        await rec.event(incident.id, "joined", {"decision": decision.to_dict()})
+        if decision.rule not in rules_of(incident):
+            incident.data.setdefault("joined_rules", []).append(decision.rule)
+            await self.store.save_incident(incident.record)
+        phase = incident.phase
+        if decision.kind is not DecisionKind.ROLLBACK:
+            return
+        policy = self.ruleset.severities[decision.severity]
+        if phase is Phase.GRACE and self.clock.now() + policy.grace < incident.data["grace_until"]:
+            # A more urgent rule (say critical during a high one's grace) does not wait
+            # for the grace of the less urgent one.
+            self._adopt(incident, decision)
+            if policy.grace <= 0:
+                await rec.event(incident.id, "grace_over", {"why": f"{decision.rule} fired"})
+                await rec.set_phase(incident, Phase.ROLLING_BACK)
+                self._rollbacks.start(incident)
+            else:
+                await rec.set_phase(
+                    incident, Phase.GRACE, grace_until=self.clock.now() + policy.grace
+                )
+            return
+        if phase in (Phase.VERIFYING, Phase.MONITORING) and incident.data.get("rolled_back"):
+            # The rollback did not help: humans, never a second rollback.
+            await escalate(rec, incident, f"{decision.rule} fired again after the rollback")
+            return
+        if phase is Phase.WATCHING and not incident.data.get("blocked"):
+            # A notify-only incident became a rollback one (say medium, then critical).
+            self._adopt(incident, decision)
+            await rec.set_phase(incident, Phase.ROLLING_BACK)
+            self._rollbacks.start(incident)
+
+    @staticmethod
+    def _adopt(incident: Incident, decision: Decision) -> None:
+        """The joining decision now drives the incident (severity, correlation, why)."""
+        incident.record.severity = decision.severity
+        incident.decision = decision
+        incident.data["decision"] = decision.to_dict()
+
+    async def _blind(self, decision: Decision) -> None:
+        rec = self._rec
+        incident = self._incident_for(decision)
+        incident_id = incident.id if incident is not None else f"blind-{decision.rule}"
+        await rec.event(incident_id, "blind", {"decision": decision.to_dict()})
+        event = IncidentEvent(
+            kind=EventKind.BLIND,
+            incident_id=incident_id,
+            decision=decision,
+            occurred_at=self.clock.now(),
+            message=decision.why,
+        )
+        names = rec.notifier_names(decision.rule)
+        results = await self.playbook.notify(event, names, rec.dry(decision))
+        await rec.record_results(incident_id, results)
+
+    async def manual_rollback(self, targets: list[str], reason: str, author: str) -> Incident:
+        """The runbook's manual rollback through the same path as an automatic one:
+        an incident, the journal, the playbook, purges and notifications. A person
+        decided, so deploy correlation and cooldowns do not apply; the journal's
+        one-rollback-per-target-per-incident does."""
+        decision = manual_decision(targets, reason, author, self.clock.now())
+        async with self._lock:
+            incident = await self._new_incident(decision, Phase.ROLLING_BACK)
+            await self._rec.notify(
+                incident, EventKind.OPENED, phase="investigating", message=decision.why
+            )
+        await self._rollbacks.run(incident, resumed=False)
+        return incident
+
+    async def close(self, incident: Incident, why: str) -> None:
+        async with self._lock:
+            if incident.id in self.open:
+                await self._lifecycle.close(incident, why)
+
+    async def drain(self) -> None:
+        await self._rollbacks.drain()
+
+    async def stand_down(self) -> None:
+        """Another replica leads now: stop the actions in flight (their intents are in
+        the journal; the new leader reconciles them) and forget the open incidents
+        (the store has them; ``restore`` reads them back on re-election)."""
+        await self._rollbacks.cancel()
+        self.open.clear()
+
+    # --- deadlines -----------------------------------------------------------------
+
+    async def clock_jumped(self, seconds: float) -> None:
+        """The wall clock jumped by ``seconds`` (an NTP step, a resumed VM; negative:
+        backwards). Every open incident's deadlines move with it, so none comes an hour
+        early or an hour late, and evidence seen after the jump counts as after the
+        incident opened (else a jump back would hold a verification for the hour)."""
+        async with self._lock:
+            for incident in list(self.open.values()):
+                data = incident.data
+                data.setdefault("evidence_after", incident.record.opened_at)
+                for key in CLOCK_FIELDS:
+                    if isinstance(data.get(key), int | float):
+                        data[key] += seconds
+                try:
+                    await self.store.save_incident(incident.record)
+                    await self._rec.event(incident.id, "clock_jumped", {"seconds": seconds})
+                except StoreError as exc:
+                    log.error("state store failed", incident=incident.id, error=str(exc))
+
+    async def tick(self) -> None:
+        """Advance deadlines: grace, verification, stable period, escalation."""
+        async with self._lock:
+            now = self.clock.now()
+            for incident in list(self.open.values()):
+                try:
+                    await self._lifecycle.tick_one(incident, now)
+                except StoreError as exc:  # its deadlines wait; the next tick tries again
+                    log.error(
+                        "state store failed; the incident waits",
+                        incident=incident.id,
+                        error=str(exc),
+                    )

@@ -1,0 +1,60 @@
+"""After a restart or an election: the store's open incidents back in memory, and
+actions a crash left at 'intent' reconciled with what is live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from watchdog.actions.base import TargetState
+from watchdog.errors import StoreError
+from watchdog.incidents.model import Incident, Phase, decision_from, log
+from watchdog.incidents.recorder import Recorder
+from watchdog.incidents.rollback import Rollbacks
+
+
+async def restore(rec: Recorder, rollbacks: Rollbacks) -> None:
+    """Load open incidents and reconcile actions left at 'intent' by a crash."""
+    for record in await rec.store.open_incidents():
+        rec.open[record.id] = Incident(record, decision_from(record.data["decision"]))
+    for action in await rec.store.unfinished_actions():
+        await reconcile(rec, action.incident_id, action.kind, action.target, action.intent)
+    for incident in list(rec.open.values()):
+        if incident.phase is Phase.ROLLING_BACK:
+            # The process died mid-playbook: finish it (journalled steps are not redone).
+            rollbacks.start(incident, resumed=True)
+    if rec.open:
+        log.info("incidents restored", open=sorted(rec.open))
+
+
+async def reconcile(
+    rec: Recorder, incident_id: str, kind: str, target: str, intent: dict[str, Any]
+) -> None:
+    """An action journalled as intent but never finished: read the remote state."""
+    if kind == "rollback" and target in rec.playbook.targets:
+        try:
+            state = (await rec.playbook.inspect([target]))[target]
+        except StoreError:
+            return
+        if (
+            isinstance(state, TargetState)
+            and state.live is not None
+            and (state.live.version == intent.get("to"))
+        ):
+            await rec.store.journal_outcome(
+                f"{incident_id}/{kind}/{target}",
+                "done",
+                {
+                    "ok": True,
+                    "detail": f"completed before a restart: live is {intent['to']}",
+                    "data": {"reconciled": True},
+                },
+                rec.clock.now(),
+            )
+            await rec.event(incident_id, "reconciled", {"target": target, "live": intent.get("to")})
+            log.info(
+                "reconciled a rollback that finished before the restart",
+                incident=incident_id,
+                target=target,
+            )
+        # Otherwise it stays 'intent': the resumed playbook re-runs it, and the
+        # target re-reads what is live before it posts anything.
