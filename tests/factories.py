@@ -31,6 +31,17 @@ def ruleset(tmp_path: Path, rules_yaml: str, base: str = BASE_RULES) -> RuleSet:
     return load_rules([path])
 
 
+# One prometheus signal and one critical rule: enough for the control API tests.
+MINIMAL_RULES = """
+version: 1
+sources:
+  prom: {type: prometheus, url: "http://127.0.0.1:9"}
+signals:
+  error_rate: {source: prom, query: "e", unit: ratio}
+rules:
+  - {name: error-rate, signal: error_rate, above: 5%, for: 5m, severity: critical}
+"""
+
 Point = float | None | str
 
 

@@ -20,6 +20,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.factories import MINIMAL_RULES
 from watchdog.clock import FakeClock
 from watchdog.errors import ParseError, RuleError, SourceError
 from watchdog.expfmt import parse_families
@@ -271,15 +272,7 @@ def test_prometheus_answer_only_raises_source_error(body: Any) -> None:
 # --- the control API ---------------------------------------------------------------------
 
 TOKEN = "api-token-fault-matrix"
-SILENCE_RULES = """
-version: 1
-sources:
-  prom: {type: prometheus, url: "http://127.0.0.1:9"}
-signals:
-  error_rate: {source: prom, query: "e", unit: ratio}
-rules:
-  - {name: error-rate, signal: error_rate, above: 5%, for: 5m, severity: critical}
-"""
+SILENCE_RULES = MINIMAL_RULES
 
 
 @dataclass

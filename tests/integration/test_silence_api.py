@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.factories import MINIMAL_RULES
 from watchdog.clock import FakeClock, iso
 from watchdog.httpserver import Router, serve
 from watchdog.runtime import Runtime
@@ -21,15 +22,7 @@ from watchdog.settings import load_settings
 
 T0 = 1_790_000_000.0
 TOKEN = "api-token-6f1e2d"
-RULES = """
-version: 1
-sources:
-  prom: {type: prometheus, url: "http://127.0.0.1:9"}
-signals:
-  error_rate: {source: prom, query: "e", unit: ratio}
-rules:
-  - {name: error-rate, signal: error_rate, above: 5%, for: 5m, severity: critical}
-"""
+RULES = MINIMAL_RULES
 
 
 @dataclass
