@@ -3,7 +3,6 @@ settings holding the test secrets, and the receivers served on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -12,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from tests.helpers import InstantClock
 from watchdog.actions.base import ActionResult
 from watchdog.decision import Decision, DecisionKind
 from watchdog.fakes.receivers import Receivers
@@ -40,28 +40,6 @@ ALL_SECRETS = (
     GITHUB_TOKEN,
     WEBHOOK_PATH,
 )
-
-
-class InstantClock:
-    """A clock whose ``sleep`` returns at once but moves time on, and records each
-    sleep, so retries with backoff or Retry-After take no real time."""
-
-    def __init__(self, start: float = T0) -> None:
-        self._now = start
-        self._mono = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self._now += seconds
-        self._mono += seconds
-        await asyncio.sleep(0)
 
 
 def decision(**overrides: Any) -> Decision:
@@ -143,12 +121,6 @@ def settings(tmp_path: Path, base_url: str = "http://127.0.0.1:9", **extra: str)
     return load_settings({"WATCHDOG_SECRETS_DIR": str(tmp_path / "no-secrets")}, secrets=secrets)
 
 
-def asgi(app: Receivers) -> Any:
-    """``app`` for httpx.ASGITransport. httpserver types scopes as ``dict`` where httpx
-    expects the ASGI spec's ``MutableMapping``, so mypy needs this bridge."""
-    return app
-
-
 @dataclass
 class Served:
     receivers: Receivers
@@ -185,6 +157,6 @@ async def in_process(**receiver_options: Any) -> AsyncIterator[Served]:
     receivers = Receivers(**options)
     receivers.statuspage.add_component(COMPONENT_ID)
     receivers.github.add_workflow("acme/pitchey")
-    transport = httpx.ASGITransport(app=asgi(receivers))
+    transport = httpx.ASGITransport(app=receivers)
     async with httpx.AsyncClient(transport=transport) as http:
         yield Served(receivers, "http://receivers.test", http, InstantClock())

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 import httpx
 from pydantic import SecretStr
 
-from tests.notify_helpers import GITHUB_TOKEN, InstantClock, Served, asgi, in_process
+from tests.helpers import InstantClock
+from tests.notify_helpers import GITHUB_TOKEN, Served, in_process
 from watchdog.actions.base import RollbackPlan
 from watchdog.actions.github_workflow import GithubWorkflowTarget
 from watchdog.fakes.receivers import Receivers, WorkflowInput
@@ -39,7 +40,7 @@ class FlakyTransport(httpx.AsyncBaseTransport):
     them to the app, then lets requests through."""
 
     def __init__(self, app: Receivers, failures: list[type[httpx.TransportError]], delivered: bool):
-        self.inner = httpx.ASGITransport(app=asgi(app))
+        self.inner = httpx.ASGITransport(app=app)
         self.failures = failures
         self.delivered = delivered
 

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from pydantic import TypeAdapter
 
-from tests.notify_helpers import InstantClock, settings
+from tests.helpers import InstantClock
+from tests.notify_helpers import settings
 from watchdog.errors import ConfigError
 from watchdog.notify.pagerduty import PagerDutyNotifier
 from watchdog.notify.registry import NOTIFIER_FACTORIES, build_notifier

@@ -9,13 +9,13 @@ import json
 import httpx
 from pydantic import SecretStr
 
+from tests.helpers import InstantClock
 from tests.notify_helpers import (
     ACTIONS,
     HMAC_KEY,
     LINKS,
     ROLLED_BACK,
     T0,
-    InstantClock,
     event,
     in_process,
 )
