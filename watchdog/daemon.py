@@ -113,15 +113,23 @@ class Watchdog:
         try:
             ruleset = await asyncio.to_thread(load_rules, self.rules_paths)
         except RuleError as exc:
-            self.last_reload_error = str(exc)
-            self.metrics.reloads.labels(result="failure").inc()
-            self.metrics.reload_ok.set(0)
-            log.error("rules reload failed; keeping the last good rules", problems=exc.problems)
+            self.reload_failed(exc.problems)
             return False
+        self.reloaded(ruleset)
+        return True
+
+    def reload_failed(self, problems: list[str]) -> None:
+        """A reload that found problems: the last good rules stay; logged and counted."""
+        self.last_reload_error = "\n".join(problems)
+        self.metrics.reloads.labels(result="failure").inc()
+        self.metrics.reload_ok.set(0)
+        log.error("rules reload failed; keeping the last good rules", problems=problems)
+
+    def reloaded(self, ruleset: RuleSet) -> None:
+        """Swap in a reloaded rule set, and count it."""
         self.apply_rules(ruleset)
         self.metrics.reloads.labels(result="success").inc()
         log.info("rules reloaded", rules=len(ruleset.rules), files=list(ruleset.files))
-        return True
 
     def apply_rules(self, ruleset: RuleSet) -> None:
         old_rules = {rule.name for rule in self.ruleset.rules}

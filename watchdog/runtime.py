@@ -129,20 +129,14 @@ class Runtime:
             ruleset = await asyncio.to_thread(load_rules, self.settings.rules_paths)
             actions = build_actions(ruleset, self.settings, self.http, self.clock)
         except (RuleError, ConfigError) as exc:
-            problems = exc.problems if isinstance(exc, RuleError) else [str(exc)]
-            self.watchdog.last_reload_error = "\n".join(problems)
-            self.watchdog.metrics.reloads.labels(result="failure").inc()
-            self.watchdog.metrics.reload_ok.set(0)
-            log.error("reload failed; keeping the last good rules", problems=problems)
+            self.watchdog.reload_failed(exc.problems if isinstance(exc, RuleError) else [str(exc)])
             return False
         fresh = _playbook(actions, self.store, self.clock, self.watchdog.metrics)
         self.playbook.targets = fresh.targets
         self.playbook.purges = fresh.purges
         self.playbook.notifiers = fresh.notifiers
         self.playbook.target_purges = fresh.target_purges
-        self.watchdog.apply_rules(ruleset)
-        self.watchdog.metrics.reloads.labels(result="success").inc()
-        log.info("rules reloaded", rules=len(ruleset.rules))
+        self.watchdog.reloaded(ruleset)
         return True
 
     async def stop(self, timeout_s: float = 10.0) -> None:
