@@ -366,10 +366,7 @@ class SQLiteStore:
         rows = await self._run(
             lambda c: c.execute("SELECT * FROM silences ORDER BY starts_at").fetchall()
         )
-        found = [silence_from_row(row) for row in rows]
-        if include_expired:
-            return found
-        return [s for s in found if s.expired_at is None and s.ends_at > now]
+        return silences_from_rows(rows, include_expired, now)
 
     # healthy versions
 
@@ -406,6 +403,16 @@ def _migrate(conn: sqlite3.Connection) -> None:
             # The version is our own integer, not input.
             script = f"BEGIN;{MIGRATIONS[version - 1]};INSERT INTO schema_version VALUES ({version});COMMIT;"  # noqa: S608, E501
             conn.executescript(script)
+
+
+def silences_from_rows(
+    rows: Sequence[Sequence[Any]], include_expired: bool, now: float
+) -> list[SilenceRecord]:
+    """Every silence, or only those not expired or ended by ``now``."""
+    found = [silence_from_row(row) for row in rows]
+    if include_expired:
+        return found
+    return [s for s in found if s.expired_at is None and s.ends_at > now]
 
 
 def pick_incident(rows: Sequence[Sequence[Any]], incident_id: str) -> IncidentRecord | None:

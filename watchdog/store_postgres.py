@@ -35,7 +35,7 @@ from watchdog.store import (
     action_from_row,
     incident_from_row,
     pick_incident,
-    silence_from_row,
+    silences_from_rows,
 )
 
 if TYPE_CHECKING:
@@ -348,10 +348,7 @@ class PostgresStore:
             "SELECT id, matchers, starts_at, ends_at, created_by, comment, origin, expired_at "
             "FROM silences ORDER BY starts_at, seq"
         )
-        found = [silence_from_row(row) for row in rows]
-        if include_expired:
-            return found
-        return [s for s in found if s.expired_at is None and s.ends_at > now]
+        return silences_from_rows(rows, include_expired, now)
 
     # --- healthy versions --------------------------------------------------------------
 
