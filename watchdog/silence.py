@@ -129,6 +129,7 @@ class Silences:
         self.flag_file = flag_file
         self.startup_silenced = startup_silenced
         self._records: dict[str, SilenceRecord] = {}
+        self._flag_cache: tuple[tuple[int, int], str] | None = None
 
     async def load(self) -> None:
         """Read persisted silences (after a restart they still hold)."""
@@ -157,14 +158,29 @@ class Silences:
                     "flag",
                 )
             )
-        if self.flag_file is not None and self.flag_file.exists():
+        if self.flag_file is not None:
+            comment = self._flag_comment(self.flag_file)
+            if comment is not None:
+                out.append(
+                    SilenceRecord("flag-file", [], 0.0, math.inf, "flag file", comment, "file")
+                )
+        return out
+
+    def _flag_comment(self, path: Path) -> str | None:
+        """The flag file's comment, or None while it does not exist. Asked every tick:
+        one stat, and the file is read again only when it changed."""
+        try:
+            stamp = path.stat()
+        except OSError:
+            return None
+        key = (stamp.st_mtime_ns, stamp.st_size)
+        if self._flag_cache is None or self._flag_cache[0] != key:
             try:
-                text = self.flag_file.read_text(encoding="utf-8", errors="replace").strip()
+                text = path.read_text(encoding="utf-8", errors="replace").strip()
             except OSError:
                 text = ""
-            comment = text[:500] or f"flag file {self.flag_file} exists"
-            out.append(SilenceRecord("flag-file", [], 0.0, math.inf, "flag file", comment, "file"))
-        return out
+            self._flag_cache = (key, text[:500] or f"flag file {path} exists")
+        return self._flag_cache[1]
 
     def match(self, rule: str, severity: str, target: str = "") -> SilenceRecord | None:
         """The first active silence covering this action, if any."""
