@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from watchdog.samples import Sample
 
@@ -42,8 +42,34 @@ class SignalWindow:
     def between(self, start: float, end: float) -> list[Sample]:
         return [s for s in self._samples if start <= s.at < end]
 
-    def baseline(self, before: float, span_s: float = 900.0) -> float | None:
-        """The median evidence value in the ``span_s`` before ``before``: the
-        pre-incident baseline that verification compares against."""
-        values = [s.value for s in self.between(before - span_s, before) if s.is_evidence]
+    def baseline(
+        self,
+        before: float,
+        span_s: float = 900.0,
+        breaching: Callable[[float], bool] | None = None,
+    ) -> float | None:
+        """The median evidence value in the ``span_s`` before ``before``, leaving out
+        every value ``breaching`` calls a breach: the pre-incident baseline that
+        verification compares against."""
+        values = [
+            s.value
+            for s in self.between(before - span_s, before)
+            if s.is_evidence and (breaching is None or not breaching(s.value))
+        ]
         return statistics.median(values) if values else None
+
+    def episode_start(
+        self, start: float, breaching: Callable[[float], bool], gap_s: float
+    ) -> float:
+        """The first breaching sample of the episode that ``start`` belongs to: earlier
+        breaching samples (a signal that flapped before it fired) belong to it when less
+        than ``gap_s`` lies between them and the episode's start."""
+        first = start
+        for sample in reversed(self._samples):
+            if sample.at >= first:
+                continue
+            if sample.at < first - gap_s:
+                break
+            if sample.is_evidence and breaching(sample.value):
+                first = sample.at
+        return first

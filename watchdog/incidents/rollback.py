@@ -140,6 +140,8 @@ class Rollbacks:
                 assert isinstance(state, TargetState)
                 assert state.rollback_to is not None
                 live = state.live.version if state.live is not None else "live"
+                if state.live is not None:  # the verification baseline comes from before it
+                    incident.data.setdefault("deployed_at", {})[name] = state.live.created_at
                 plan = RollbackPlan(
                     name, live, state.rollback_to.version, rollback_message(decision)
                 )
@@ -225,11 +227,7 @@ class Rollbacks:
         now = rec.clock.now()
         incident.data["rolled_back"] = [list(r) for r in outcome.rolled_back]
         incident.data["rolled_back_at"] = now
-        kept = incident.data.get("baselines") or {}
-        incident.data["baselines"] = {
-            signal: kept.get(signal) if kept.get(signal) is not None else value
-            for signal, value in baselines(rec.ruleset, self.engine.windows, incident).items()
-        }
+        incident.data["baselines"] = baselines(rec.ruleset, self.engine.windows, incident)
         await rec.event(
             incident.id,
             "rollback_finished",
