@@ -157,11 +157,13 @@ class World:
                 self.runtime.watchdog.observe(other, Sample.of(at, constant, requests), "prom")
             await self.settle()
 
-    async def restart(self) -> None:
+    async def restart(self, stop_timeout_s: float = 10.0) -> None:
         """An in-process restart: stop this Runtime, build a new one on the same
-        settings and state file, and restore (open incidents, unfinished actions)."""
+        settings and state file, and restore (open incidents, unfinished actions).
+        Actions still in flight after ``stop_timeout_s`` (real seconds) are cancelled,
+        as a SIGTERM's shutdown cancels them."""
         old = self.runtime
-        await old.stop()
+        await old.stop(stop_timeout_s)
         store = self.store_factory(old.settings.state, self.clock)
         self.runtime = await Runtime.build(old.settings, self.clock, old.http, store=store)
         await self.runtime.manager.restore()

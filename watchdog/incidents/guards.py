@@ -3,8 +3,10 @@
 Deploy correlation: the live deploy must have gone live before the breach began and
 be younger than ``max_deploy_age``, or a rollback would not help. Guards: a cooldown
 per target and a global cap per hour (one rollback per target per incident is the
-journal's key). A person's manual rollback skips correlation and guards; a resumed
-one was already judged."""
+journal's key). A person's manual rollback skips correlation and guards. A resumed
+rollback (a restart, an HA takeover) is judged again for every target without a
+journal row: the process may have stopped before it judged them (the incident is
+saved as rolling back before the first Cloudflare read)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ async def blocker(
     name: str,
     state: TargetState | ActionError,
     now: float,
-    resumed: bool,
 ) -> str | None:
     """Why this target must not be rolled back now, or None."""
     if isinstance(state, ActionError):
@@ -38,7 +39,7 @@ async def blocker(
         return None
     correlation = ruleset.correlation
     # A CI-dispatch target cannot see deploys: it cannot be correlated, only guarded.
-    if correlation.enabled and not resumed and state.live is not None:
+    if correlation.enabled and state.live is not None:
         breach = decision.first_breach_at or decision.decided_at
         if state.live.created_at > breach:
             return (
@@ -53,8 +54,6 @@ async def blocker(
                 f"{format_duration(age)} old (max_deploy_age "
                 f"{format_duration(correlation.max_deploy_age)})"
             )
-    if resumed:
-        return None
     guards = ruleset.guards
     recent = await store.rollbacks_since(now - guards.cooldown, name)
     others = [r for r in recent if r.incident_id != incident.id]

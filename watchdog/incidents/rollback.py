@@ -133,7 +133,7 @@ class Rollbacks:
                 )
             else:
                 state = states[name]
-                reason = await blocker(rec.ruleset, rec.store, incident, name, state, now, resumed)
+                reason = await blocker(rec.ruleset, rec.store, incident, name, state, now)
                 if reason is not None:
                     blocked[name] = reason
                     continue
