@@ -11,7 +11,15 @@ from pathlib import Path
 from watchdog.actions.base import TargetState
 from watchdog.evaluator import State
 from watchdog.incidents.escalation import escalate, ladder
-from watchdog.incidents.model import NOT_OVER, EngineView, Incident, Phase, log, states_of
+from watchdog.incidents.model import (
+    NOT_OVER,
+    RESUME_AFTER_S,
+    EngineView,
+    Incident,
+    Phase,
+    log,
+    states_of,
+)
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.rollback import Rollbacks
 from watchdog.incidents.verification import verify
@@ -78,6 +86,12 @@ class Lifecycle:
             incident.data.pop("blocked")
             await rec.set_phase(incident, Phase.ROLLING_BACK)
             self.rollbacks.start(incident)
+        elif (
+            phase is Phase.ESCALATED
+            and firing
+            and now >= data.get("refused_at", math.inf) + RESUME_AFTER_S
+        ):
+            await self._retry_refused(incident)
         elif phase is Phase.ROLLING_BACK and now >= data.get("resume_at", math.inf):
             data.pop("resume_at")
             self.rollbacks.start(incident, resumed=True)
@@ -95,6 +109,24 @@ class Lifecycle:
                 await self.close(incident, why)
         if incident.phase is Phase.ESCALATED:
             await ladder(rec, incident, now)
+
+    async def _retry_refused(self, incident: Incident) -> None:
+        """A rollback refused because the store failed (the intent could not be
+        written, so nothing was done), while the rule still fires: try again, judged
+        as a fresh one. The event is the first write: while the store still fails it
+        raises, and the next tick tries again."""
+        await self.rec.event(
+            incident.id,
+            "retrying",
+            {"why": "the rollback was refused (state store failed); the rule still fires"},
+        )
+        incident.data.pop("refused_at", None)
+        incident.data.pop("blocked", None)
+        incident.record.phase = Phase.ROLLING_BACK.value
+        # Started before the phase is saved: if that write fails, the rollback's own
+        # refusal marks the incident for another retry.
+        self.rollbacks.start(incident)
+        await self.rec.set_phase(incident, Phase.ROLLING_BACK)
 
     def _silence_lifted(self, incident: Incident) -> bool:
         """A rollback held only by silences, none of which holds any more."""

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from watchdog.clock import Clock, iso
 from watchdog.decision import Decision, DecisionKind
 from watchdog.errors import StoreError
+from watchdog.evaluator import State
 from watchdog.incidents.escalation import count_refused, escalate, refused
 from watchdog.incidents.lifecycle import Lifecycle
 from watchdog.incidents.model import (
     CLOCK_FIELDS,
     NOT_OVER,
+    RESUME_AFTER_S,
     EngineView,
     Incident,
     Phase,
@@ -36,6 +39,22 @@ from watchdog.rules import RuleSet
 from watchdog.silence import Silences
 from watchdog.store import IncidentRecord, Store
 from watchdog.units import format_duration
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A moment to try again: passed when either clock says so (a wall-clock step
+    backwards must not hold a retry for an hour)."""
+
+    wall: float
+    mono: float
+
+    @classmethod
+    def after(cls, clock: Clock, seconds: float) -> _Due:
+        return cls(clock.now() + seconds, clock.monotonic() + seconds)
+
+    def passed(self, clock: Clock) -> bool:
+        return clock.now() >= self.wall or clock.monotonic() >= self.mono
 
 
 class IncidentManager:
@@ -60,6 +79,9 @@ class IncidentManager:
         self.silences = silences
         self.clock = clock
         self.open: dict[str, Incident] = {}
+        # Per rule: a decision refused because the store failed before an incident was
+        # written, and when to try it again while the rule still fires.
+        self._refused: dict[str, tuple[Decision, _Due]] = {}
         self._lock = asyncio.Lock()
         self._rec = Recorder(ruleset, playbook, store, clock, self.open, dry_run, on_event)
         self._rollbacks = Rollbacks(self._rec, engine, silences, self._lock)
@@ -86,6 +108,7 @@ class IncidentManager:
 
     async def on_decision(self, decision: Decision) -> None:
         async with self._lock:
+            self._refused.pop(decision.rule, None)  # a newer decision replaces it
             try:
                 await self._on_decision(decision)
             except StoreError as exc:
@@ -93,9 +116,36 @@ class IncidentManager:
                 # must hear that the watchdog is not acting.
                 if decision.kind is DecisionKind.ROLLBACK:
                     count_refused(self.playbook)
+                if decision.kind in (DecisionKind.ROLLBACK, DecisionKind.NOTIFY):
+                    self._refused[decision.rule] = (
+                        decision,
+                        _Due.after(self.clock, RESUME_AFTER_S),
+                    )
                 await refused(
                     self._rec, decision, None, f"refused to act: state store failed ({exc})"
                 )
+
+    async def _retry_refused(self) -> None:
+        """Decisions refused for a store failure, taken again while their rule still
+        fires (a breach at a full disk must not be forgotten once the disk has room);
+        one whose rule stopped firing is dropped. Told once, at the refusal."""
+        for rule, (decision, due) in list(self._refused.items()):
+            state = self.engine.states.get(rule)
+            if state is None or state.state is not State.FIRING:
+                self._refused.pop(rule)
+                continue
+            if not due.passed(self.clock):
+                continue
+            try:
+                await self._on_decision(decision)
+            except StoreError as exc:
+                self._refused[rule] = (decision, _Due.after(self.clock, RESUME_AFTER_S))
+                log.error(
+                    "state store still failing; the decision waits", rule=rule, error=str(exc)
+                )
+            else:
+                self._refused.pop(rule)
+                log.info("a refused decision was taken once the store worked", rule=rule)
 
     async def _on_decision(self, decision: Decision) -> None:
         if decision.kind is DecisionKind.BLIND:
@@ -297,6 +347,7 @@ class IncidentManager:
     async def tick(self) -> None:
         """Advance deadlines: grace, verification, stable period, escalation."""
         async with self._lock:
+            await self._retry_refused()
             now = self.clock.now()
             for incident in list(self.open.values()):
                 try:

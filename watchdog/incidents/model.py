@@ -33,6 +33,7 @@ CLOCK_FIELDS = (
     "rolled_back_at",
     "resume_at",
     "evidence_after",
+    "refused_at",
 )
 
 

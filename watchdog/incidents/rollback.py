@@ -75,6 +75,7 @@ class Rollbacks:
             count_refused(rec.playbook)
             async with self._lock:
                 incident.data["blocked"] = f"state store failed: {exc}"
+                incident.data["refused_at"] = rec.clock.now()  # retried while it fires
                 why = f"refused to act: state store failed ({exc})"
                 try:
                     await escalate(rec, incident, why)
