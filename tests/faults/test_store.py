@@ -154,12 +154,16 @@ async def test_store_failing_mid_playbook_loses_nothing(tmp_path: Path) -> None:
 
 
 class FullAfterOpening(FailingStore):
-    """Every timeline write fails from the moment the incident moved to rolling back
-    (the incident row and its first events were written)."""
+    """Every timeline write fails from the moment the incident first moved to rolling
+    back (the incident row and its first events were written)."""
+
+    armed: ClassVar[bool] = True
 
     async def add_event(self, event: EventRecord) -> None:
         await super().add_event(event)
-        if event.kind == "phase" and event.data.get("phase") == "rolling_back":
+        phase = event.kind == "phase" and event.data.get("phase") == "rolling_back"
+        if FullAfterOpening.armed and phase:
+            FullAfterOpening.armed = False
             FailingStore.failing = {"add_event", "save_incident"}
 
 
@@ -168,9 +172,11 @@ async def test_store_failing_as_the_incident_opens_refuses_once_and_moves_on(
 ) -> None:
     """The store fills up just after the incident was opened, before any action: the
     rollback is refused (nothing sent), people are told once (not once per code path)
-    and it is counted once; the incident is escalated (humans own it) and closes when
-    production is healthy again."""
+    and it is counted once; the incident is escalated (humans own it). Once the store
+    works and the rule still fires, the refused rollback is retried (once), and the
+    incident closes when production is healthy again."""
     FailingStore.failing = set()
+    FullAfterOpening.armed = True
     async with world(tmp_path, store_factory=FullAfterOpening) as w:
         await calm(w)
         await breach(w)
@@ -178,14 +184,17 @@ async def test_store_failing_as_the_incident_opens_refuses_once_and_moves_on(
         refusals = [t for t in slack_bodies(w) if "refused to act" in t]
         assert len(refusals) == 1, refusals
         assert refused_metric(w) == 1
-        FailingStore.failing = set()
-        await w.feed("error_rate", [BAD] * 3, also=HEALTHY)  # still breaching
         (incident,) = w.runtime.manager.open.values()
         assert incident.phase == "escalated"  # humans own it; it does not sit rolling back
+        FailingStore.failing = set()
+        await w.feed("error_rate", [BAD] * 3, also=HEALTHY)  # still breaching
+        assert incident.phase == "verifying"
+        assert w.worker_rollbacks() == 1
+        assert len([t for t in slack_bodies(w) if "refused to act" in t]) == 1
         await recover(w)
         (record,) = await w.runtime.store.recent_incidents()
         assert record.phase == "resolved", record.phase
-        assert w.worker_rollbacks() == 0
+        assert w.worker_rollbacks() == 1
 
 
 async def test_silences_survive_a_failing_store(tmp_path: Path) -> None:
