@@ -13,12 +13,16 @@ from structlog.testing import capture_logs
 from tests.faults.servers import PrometheusBehaviour, faulty_server
 from tests.faults.support import INTERVAL, PROMETHEUS_RULES, log_text, source_rig
 from tests.scenarios.support import breach, calm, recover
-from tests.world import world
+from tests.world import World, world
 from watchdog.decision import DecisionKind
 from watchdog.evaluator import State
 from watchdog.samples import SampleKind
 
 HOUR = 3600.0
+WORKER_ONLY = """
+- {name: error-rate, signal: error_rate, above: 5%, for: 5m, severity: critical,
+   min_requests: 100, rollback: [worker]}
+"""
 
 
 async def test_wall_clock_back_an_hour_does_not_stall_sampling(tmp_path: Path) -> None:
@@ -119,3 +123,47 @@ async def test_clock_forward_under_an_incident_is_no_false_escalation(tmp_path: 
         (record,) = await w.runtime.store.recent_incidents()
         assert record.phase == "resolved"
         assert "escalated" not in [e.kind for e in await w.events()]
+
+
+async def rolled_back_and_closed(w: World) -> None:
+    await calm(w)
+    await breach(w)
+    assert w.worker_rollbacks() == 1
+    await recover(w)
+    assert w.runtime.manager.open == {}
+
+
+async def step(w: World, seconds: float) -> None:
+    """The wall clock steps, and the watchdog notices (as its sampling loop does)."""
+    w.clock.set(w.now + seconds)
+    await w.runtime.manager.clock_jumped(seconds)
+
+
+async def test_forward_step_keeps_the_cooldown(tmp_path: Path) -> None:
+    """A rollback, then the wall clock steps an hour forward and a new deploy breaks
+    things: the breach about twenty real minutes after the rollback is within the 30m
+    cooldown and is not rolled back (the journal's wall-clock time looks an hour older
+    than it is)."""
+    async with world(tmp_path, WORKER_ONLY) as w:
+        await rolled_back_and_closed(w)
+        await step(w, HOUR)
+        w.cloudflare.publish("api", "v4", created_on=w.now)
+        await breach(w)
+        assert w.worker_rollbacks() == 1
+        (blocked,) = await w.events("rollback_blocked")
+        assert "cooldown: worker was rolled back" in blocked.data["why"]
+
+
+async def test_forward_step_keeps_the_cooldown_across_a_restart(tmp_path: Path) -> None:
+    """The step is noticed, then the watchdog restarts: the new process knows of the
+    step (it is in the store) and the cooldown still holds."""
+    async with world(tmp_path, WORKER_ONLY) as w:
+        await rolled_back_and_closed(w)
+        await step(w, HOUR)
+        await w.restart()
+        w.cloudflare.publish("api", "v4", created_on=w.now)
+        await calm(w, 4)
+        await breach(w)
+        assert w.worker_rollbacks() == 1
+        (blocked,) = await w.events("rollback_blocked")
+        assert "cooldown: worker was rolled back" in blocked.data["why"]

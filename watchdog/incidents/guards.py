@@ -3,20 +3,88 @@
 Deploy correlation: the live deploy must have gone live before the breach began and
 be younger than ``max_deploy_age``, or a rollback would not help. Guards: a cooldown
 per target and a global cap per hour (one rollback per target per incident is the
-journal's key). A person's manual rollback skips correlation and guards. A resumed
-rollback (a restart, an HA takeover) is judged again for every target without a
-journal row: the process may have stopped before it judged them (the incident is
-saved as rolling back before the first Cloudflare read)."""
+journal's key), both in real time: the journal's wall-clock times are corrected for the
+wall-clock steps the watchdog noticed (kept in the store, so a restart knows them).
+Correlation compares Cloudflare's own times with the wall clock, so a wrong wall
+clock skews it; that is not corrected here. A person's manual rollback skips
+correlation and guards. A resumed rollback (a restart, an HA takeover) is judged again
+for every target without a journal row: the process may have stopped before it judged
+them (the incident is saved as rolling back before the first Cloudflare read)."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from watchdog.actions.base import TargetState
 from watchdog.clock import iso
 from watchdog.errors import ActionError
 from watchdog.incidents.model import Incident
 from watchdog.rules import RuleSet
-from watchdog.store import Store
+from watchdog.store import EventRecord, Store
 from watchdog.units import format_duration
+
+# The wall-clock steps the watchdog noticed are kept as events of this pseudo
+# incident, so that a restarted process still knows them.
+CLOCK_STEPS = "watchdog-clock"
+HOUR_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStep:
+    """The wall clock jumped by ``seconds`` (+ forwards); ``at`` is the wall-clock time
+    just after, when it was noticed."""
+
+    at: float
+    seconds: float
+
+
+# Two records of one step (both HA replicas noticed it): about the same size, noticed
+# within a few sampling intervals of each other.
+SAME_STEP_S = (2.0, 300.0)
+# A step is noticed up to a sampling interval after it happened: a journal row written
+# in between belongs after it.
+NOTICED_WITHIN_S = 60.0
+
+
+async def record_clock_step(store: Store, step: ClockStep) -> None:
+    await store.add_event(
+        EventRecord(CLOCK_STEPS, step.at, "clock_step", {"seconds": step.seconds})
+    )
+
+
+async def clock_steps(store: Store) -> list[ClockStep]:
+    """The steps noticed so far, in the order they happened, each once."""
+    steps: list[ClockStep] = []
+    for event in await store.events(CLOCK_STEPS):
+        step = ClockStep(event.at, float(event.data["seconds"]))
+        if steps and (
+            abs(step.seconds - steps[-1].seconds) < SAME_STEP_S[0]
+            and abs(step.at - steps[-1].at) < SAME_STEP_S[1]
+        ):
+            continue
+        steps.append(step)
+    return steps
+
+
+def real_age(at: float, now: float, steps: Sequence[ClockStep]) -> float:
+    """The seconds that really passed between the wall-clock time ``at`` (a journal
+    row's) and ``now``, taking out the steps noticed since. After a step back the wall
+    clock shows a stretch of times twice; a time it could have shown in more than one
+    stretch gets the shortest age (a guard holds longer, never shorter), and so does
+    one it could have shown in none (a step nobody noticed)."""
+    ages: list[float] = []
+    for j in range(len(steps) + 1):
+        # Stretch j runs from just after step j-1 to just before step j.
+        begin = steps[j - 1].at - NOTICED_WITHIN_S if j else -math.inf
+        end = steps[j].at - steps[j].seconds if j < len(steps) else now
+        later = sum(s.seconds for s in steps[j:])
+        if begin <= at <= end:
+            ages.append(now - at - later)
+    if not ages:
+        ages = [now - at - sum(s.seconds for s in steps[j:]) for j in range(len(steps) + 1)]
+    return max(0.0, min(ages))
 
 
 async def blocker(
@@ -55,14 +123,22 @@ async def blocker(
                 f"{format_duration(correlation.max_deploy_age)})"
             )
     guards = ruleset.guards
-    recent = await store.rollbacks_since(now - guards.cooldown, name)
-    others = [r for r in recent if r.incident_id != incident.id]
-    if others:
+    steps = await clock_steps(store)
+    # Journal times are wall-clock times: reach back over every forward step, then
+    # measure each row's real age.
+    reach = max(guards.cooldown, HOUR_S) + sum(max(0.0, st.seconds) for st in steps)
+    earlier = [
+        (row, real_age(row.created_at, now, steps))
+        for row in await store.rollbacks_since(now - reach)
+        if row.incident_id != incident.id
+    ]
+    cooling = [row for row, age in earlier if row.target == name and age < guards.cooldown]
+    if cooling:
         return (
-            f"cooldown: {name} was rolled back at {iso(others[-1].created_at)} "
+            f"cooldown: {name} was rolled back at {iso(cooling[-1].created_at)} "
             f"(cooldown {format_duration(guards.cooldown)})"
         )
-    hour = [r for r in await store.rollbacks_since(now - 3600) if r.incident_id != incident.id]
+    hour = [row for row, age in earlier if age < HOUR_S]
     if len(hour) >= guards.max_rollbacks_per_hour:
         return (
             f"global cap: {len(hour)} rollbacks in the last hour "

@@ -16,6 +16,7 @@ from watchdog.decision import Decision, DecisionKind
 from watchdog.errors import StoreError
 from watchdog.evaluator import State
 from watchdog.incidents.escalation import count_refused, escalate, refused
+from watchdog.incidents.guards import ClockStep, record_clock_step
 from watchdog.incidents.lifecycle import Lifecycle
 from watchdog.incidents.model import (
     CLOCK_FIELDS,
@@ -330,8 +331,13 @@ class IncidentManager:
         """The wall clock jumped by ``seconds`` (an NTP step, a resumed VM; negative:
         backwards). Every open incident's deadlines move with it, so none comes an hour
         early or an hour late, and evidence seen after the jump counts as after the
-        incident opened (else a jump back would hold a verification for the hour)."""
+        incident opened (else a jump back would hold a verification for the hour). The
+        step is recorded: the cooldown and the hourly cap measure real time across it."""
         async with self._lock:
+            try:  # the guards measure the journal's ages across it, after a restart too
+                await record_clock_step(self.store, ClockStep(self.clock.now(), seconds))
+            except StoreError as exc:
+                log.error("state store failed; a clock step is not recorded", error=str(exc))
             for incident in list(self.open.values()):
                 data = incident.data
                 data.setdefault("evidence_after", incident.record.opened_at)
