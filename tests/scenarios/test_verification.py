@@ -47,3 +47,20 @@ async def test_a_baseline_goal_is_never_laxer_than_the_rule(tmp_path: Path) -> N
         result = verification.data["results"]["p95:baseline"]
         assert result.startswith("failed: p95 was 5.5s"), result
         assert "5s" in result
+
+
+async def test_the_baseline_comes_from_before_the_correlated_deploy(tmp_path: Path) -> None:
+    """p95 at 0.4 s; a deploy; p95 degrades to 3 s (under the rule) for ten minutes,
+    then breaches at 7.5 s until the rule fires. The baseline is the 0.4 s from before
+    the deploy the rollback moves away from, not the degraded 3 s after it."""
+    async with world(tmp_path, P95_ONLY) as w:
+        await calm(w, 60)
+        w.cloudflare.publish("api", "v4: slower", created_on=w.now + 1)
+        await w.feed("p95", [3.0] * 40, also=ERRORS)
+        await w.feed("p95", [7.5] * 21, also=ERRORS)
+        assert w.worker_rollbacks() == 1
+        (incident,) = w.runtime.manager.open.values()
+        assert incident.data["baselines"]["p95"] == 0.4
+        await w.feed("p95", [3.0] * 30, also=ERRORS)
+        (verification,) = await w.events("verification")
+        assert verification.data["results"]["p95:baseline"].startswith("failed: p95 was 3s")
