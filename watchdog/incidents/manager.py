@@ -324,6 +324,7 @@ class IncidentManager:
         (the store has them; ``restore`` reads them back on re-election)."""
         await self._rollbacks.cancel()
         self.open.clear()
+        self._refused.clear()  # a follower retries nothing
 
     # --- deadlines -----------------------------------------------------------------
 
