@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from watchdog import __version__
+from watchdog import __version__, strict_json
 from watchdog.errors import ConfigError, RuleError, WatchdogError
 from watchdog.settings import Settings, load_settings
 
@@ -64,7 +63,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     shown = settings.model_dump(mode="json", exclude={"secrets"})
     shown["secrets"] = sorted(settings.secrets)
-    print(json.dumps(shown, indent=2, default=str))
+    print(strict_json.dumps(shown, indent=2, default=str))
     return 0
 
 

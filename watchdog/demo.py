@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from watchdog import strict_json
 from watchdog.clock import AutoClock, Clock, SystemClock
 from watchdog.demo_view import LiveView, Timeline
 from watchdog.engine import Observation
@@ -163,12 +164,15 @@ async def _flapping(demo: Demo) -> None:
 async def _silenced(demo: Demo) -> None:
     response = await demo.http.post(
         f"{demo.api_url}/api/v1/silences",
-        json={
-            "matchers": [],
-            "duration": "1h",
-            "created_by": "alice",
-            "comment": "migrating the database by hand",
-        },
+        content=strict_json.dumpb(
+            {
+                "matchers": [],
+                "duration": "1h",
+                "created_by": "alice",
+                "comment": "migrating the database by hand",
+            }
+        ),
+        headers=strict_json.JSON_HEADERS,
     )
     response.raise_for_status()
     demo.timeline.add(
