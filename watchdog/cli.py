@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -94,7 +95,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     # The demo speaks through its live view; the daemon's own logs only when they matter.
     logs.configure("console", os.environ.get("WATCHDOG_LOG_LEVEL", "error"), cache=False)
-    return asyncio.run(run_demo(args.scenario, virtual_time=args.virtual_time))
+    record = Path(args.record) if args.record else None
+    return asyncio.run(run_demo(args.scenario, virtual_time=args.virtual_time, record_to=record))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--virtual-time",
         action="store_true",
         help="run on a self-driving virtual clock (minutes in seconds)",
+    )
+    demo.add_argument(
+        "--record",
+        metavar="FILE",
+        help="write what the strict verdict judged (failed actions, logged errors, "
+        "blindness) to FILE as JSON",
     )
     demo.set_defaults(func=cmd_demo)
 

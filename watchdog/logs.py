@@ -6,12 +6,14 @@ webhook URL is itself a secret.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -62,3 +64,57 @@ def configure(
     root.setLevel(numeric)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+_PROBLEM_LEVELS = ("error", "critical", "exception")
+
+
+class ProblemTap:
+    """Records every error-level log line and every traceback (structlog and stdlib),
+    so a run can be judged by what it logged: the demo's verdict fails on any."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, _: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        traceback = bool(event_dict.get("exc_info")) or method == "exception"
+        if method in _PROBLEM_LEVELS or traceback:
+            self._add(method, str(event_dict.get("event", "")), event_dict, traceback)
+        return event_dict
+
+    def _add(self, level: str, event: str, context: Any, traceback: bool) -> None:
+        where = ""
+        if isinstance(context, dict):
+            where = " ".join(
+                f"{k}={v}" for k, v in context.items() if k in ("source", "rule", "incident")
+            )
+        mark = " (with a traceback)" if traceback else ""
+        self.lines.append(f"{level}: {event}{mark}" + (f" [{where}]" if where else ""))
+
+    def handler(self) -> logging.Handler:
+        tap = self
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                traceback = record.exc_info is not None
+                if record.levelno >= logging.ERROR or traceback:
+                    tap._add(record.levelname.lower(), record.getMessage(), record.name, traceback)
+
+        return _Handler(level=logging.DEBUG)
+
+
+@contextlib.contextmanager
+def tap_problems() -> Iterator[ProblemTap]:
+    """Install a ``ProblemTap`` in front of the current structlog pipeline and on the
+    root logger for the duration of the block."""
+    tap = ProblemTap()
+    processors = list(structlog.get_config()["processors"])
+    structlog.configure(processors=[tap, *processors])
+    handler = tap.handler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield tap
+    finally:
+        root.removeHandler(handler)
+        structlog.configure(processors=processors)
