@@ -270,10 +270,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(strict_json.dumps(status, indent=2))
         return 0
-    print(
-        f"rollback-watchdog {status['version']}: {'ready' if status['ready'] else 'NOT READY'}"
-        f" ({status['ready_reason']})"
-    )
+    from watchdog.status_view import header_lines
+
+    print("\n".join(header_lines(status)))
     print()
     print(f"{'RULE':24} {'STATE':9} {'VALUE':>10}   {'THRESHOLD':12} {'FOR':6} SEVERITY")
     for rule in status["rules"]:

@@ -508,6 +508,7 @@ async def _run(
                 reload=runtime.reload,
                 extra_status=runtime.status_extra,
                 silences=runtime.silences,
+                dry_run=settings.dry_run,
             )
             async with serve(api) as api_srv:
                 demo = Demo(

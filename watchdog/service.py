@@ -93,6 +93,7 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
             reload=runtime.reload,
             extra_status=runtime.status_extra,
             silences=runtime.silences,
+            dry_run=settings.dry_run,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -117,6 +118,10 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
             log.info(
                 "listening", url=server.url, dry_run=settings.dry_run, silenced=settings.silenced
             )
+            if settings.dry_run:
+                log.warning("DRY RUN: decisions are made and recorded; no mutating call is sent")
+            if settings.silenced:
+                log.warning("SILENCED: started with --silenced; no action is taken")
             await runtime.start()
             await stop.wait()
             await runtime.stop(settings.shutdown_timeout)
