@@ -24,6 +24,10 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(None, **_overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if getattr(args, "rules", None):
         overrides["rules"] = ":".join(args.rules) if isinstance(args.rules, list) else args.rules
@@ -33,7 +37,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["silenced"] = True
     if getattr(args, "listen", None):
         overrides["listen"] = args.listen
-    return load_settings(None, **overrides)
+    return overrides
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,10 +65,24 @@ def cmd_check_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    shown = settings.model_dump(mode="json", exclude={"secrets"})
-    shown["secrets"] = sorted(settings.secrets)
-    print(strict_json.dumps(shown, indent=2, default=str))
+    """The preflight: the settings (secrets by name only, URLs without passwords), then
+    every problem at once; exit 1 on any."""
+    from watchdog.preflight import preflight
+    from watchdog.redact import redact_urls
+
+    report = preflight(None, **_overrides(args))
+    if report.settings is not None:
+        shown = report.settings.model_dump(mode="json", exclude={"secrets"})
+        shown["secrets"] = sorted(report.settings.secrets)
+        shown = {k: redact_urls(v) if isinstance(v, str) else v for k, v in shown.items()}
+        print(strict_json.dumps(shown, indent=2, default=str))
+    if report.problems:
+        print(f"FAILED: {len(report.problems)} problem(s)", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  {redact_urls(problem)}", file=sys.stderr)
+        return 1
+    rules = len(report.ruleset.rules) if report.ruleset is not None else 0
+    print(f"config OK: {rules} rule(s), every secret they need is set")
     return 0
 
 

@@ -15,12 +15,31 @@ from typing import Any, Literal
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from watchdog.redact import redact_urls
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_urls(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
+
+
+def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """No URL's password in any log line (a PostgreSQL state URL, a library's error)."""
+    return {
+        key: value if key == "exc_info" else _redacted(value) for key, value in event_dict.items()
+    }
 
 
 def configure(
@@ -33,6 +52,7 @@ def configure(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_processor,
     ]
     renderer: Processor
     if fmt == "json":
@@ -40,7 +60,8 @@ def configure(
         tracebacks: list[Processor] = [
             structlog.processors.ExceptionRenderer(
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-            )
+            ),
+            redact_processor,  # exception messages may quote a URL
         ]
     else:
         renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import structlog
 
-from watchdog import __version__
+from watchdog import __version__, preflight
 from watchdog.clock import Clock, SystemClock
 from watchdog.errors import ConfigError, RuleError, StoreError
 from watchdog.httpserver import serve
@@ -78,6 +78,10 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
     init_sentry(settings)
     host, port = listen_address(settings.listen)
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    report = await asyncio.to_thread(preflight.check, settings)
+    if report.problems:  # every missing secret and rules problem at once
+        log.error("cannot start", problems=report.problems)
+        return 1
     async with httpx.AsyncClient(timeout=10.0, limits=limits, follow_redirects=False) as http:
         try:
             runtime = await Runtime.build(settings, clock, http)
