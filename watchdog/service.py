@@ -32,6 +32,8 @@ def init_sentry(settings: Settings) -> bool:
         return False
     import sentry_sdk
     from sentry_sdk.integrations.asyncio import AsyncioIntegration
+    from sentry_sdk.integrations.httpx import HttpxIntegration
+    from sentry_sdk.integrations.stdlib import StdlibIntegration
 
     def scrub_breadcrumb(crumb: Any, _hint: Any) -> Any:
         # httpx breadcrumbs carry full URLs; a webhook URL is a secret.
@@ -45,6 +47,10 @@ def init_sentry(settings: Settings) -> bool:
         environment=settings.environment,
         include_local_variables=False,
         integrations=[AsyncioIntegration()],
+        # Every request goes to a third party (Slack, Prometheus, Cloudflare): none may
+        # carry sentry-trace or baggage (which holds the DSN's public key).
+        trace_propagation_targets=[],
+        disabled_integrations=[HttpxIntegration(), StdlibIntegration()],
         before_breadcrumb=scrub_breadcrumb,
     )
     return True
