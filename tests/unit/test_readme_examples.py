@@ -19,6 +19,7 @@ import contextlib
 import importlib
 import io
 import itertools
+import json
 import re
 import shlex
 import subprocess
@@ -307,3 +308,29 @@ def test_every_dotted_watchdog_name_exists() -> None:
     for dotted in names:
         module, _, attr = dotted.rpartition(".")
         assert hasattr(importlib.import_module(module), attr), dotted
+
+
+def inline_json() -> list[dict[str, object]]:
+    """Inline JSON objects the README shows (a line break inside one is a space)."""
+    spans = re.findall(r"`(\{\"[^`]*\})`", prose())
+    return [json.loads(" ".join(span.split())) for span in spans]
+
+
+def test_inline_json_examples_are_accepted() -> None:
+    """The silence API body and ``deployments.json`` examples are what the code takes."""
+    from watchdog.backtest import parse_deployments
+    from watchdog.silence import parse_matcher
+    from watchdog.silence_api import SilenceIn
+
+    shown = inline_json()
+    silences = [s for s in shown if "matchers" in s]
+    deployments = [s for s in shown if "matchers" not in s]
+    assert silences
+    assert deployments
+    for body in silences:
+        silence = SilenceIn.model_validate(body)
+        for matcher in silence.matchers:
+            assert isinstance(matcher, str)
+            parse_matcher(matcher)
+    for data in deployments:
+        assert parse_deployments(data, "README deployments.json")
