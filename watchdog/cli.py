@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="*", help="files or directories (default WATCHDOG_RULES)"
     )
     check_rules.set_defaults(func=cmd_check_rules)
-    check_config = check_what.add_parser("config", help="show the settings (secrets by name only)")
+    check_config = check_what.add_parser(
+        "config", help="the preflight: settings, every missing secret and rules problem"
+    )
     check_config.set_defaults(func=cmd_check_config)
     for name, endpoint in (("healthy", "healthz"), ("ready", "readyz")):
         sub = check_what.add_parser(name, help=f"GET /{endpoint} of a running watchdog")

@@ -147,3 +147,14 @@ def test_logs_never_carry_a_url_password(capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert "s3cret" not in err
     assert "postgresql://u:***@h/db" in err
+
+
+def test_a_bad_setting_and_the_rules_problems_are_listed_together(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.write_text(RULES + BROKEN_RULE)
+    monkeypatch.setenv("WATCHDOG_LISTEN", "nowhere")
+    assert main(["check", "config"]) == 1
+    err = capsys.readouterr().err
+    assert "WATCHDOG_LISTEN" in err
+    assert "no_such_signal" in err
