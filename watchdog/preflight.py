@@ -62,6 +62,12 @@ def check(settings: Settings) -> Report:
     return Report(settings, ruleset, problems)
 
 
+def secret_problems(settings: Settings, ruleset: RuleSet) -> list[str]:
+    """Every secret, token or account ``ruleset`` needs and ``settings`` lacks (a
+    reload's check, so edited rules report all of them at once)."""
+    return _secret_problems(settings, _owners(ruleset))
+
+
 def _rules(paths: list[str]) -> tuple[RuleSet | None, list[str]]:
     try:
         return load_rules(paths), []

@@ -158,3 +158,22 @@ def test_a_bad_setting_and_the_rules_problems_are_listed_together(
     err = capsys.readouterr().err
     assert "WATCHDOG_LISTEN" in err
     assert "no_such_signal" in err
+
+
+async def test_a_reload_lists_every_missing_secret_at_once(tmp_path: Path) -> None:
+    """Rules edited to need two new secrets: the reload fails naming both (the old
+    rules stay), not one per attempt."""
+    from tests.world import world
+
+    async with world(tmp_path) as w:
+        rules = tmp_path / "rules.yaml"
+        text = rules.read_text().replace(
+            "notifiers:\n",
+            "notifiers:\n  hook: {type: webhook}\n  page2: {type: pagerduty, "
+            "routing_key_secret: cto_routing_key}\n",
+        )
+        rules.write_text(text)
+        assert await w.runtime.reload() is False
+        error = w.runtime.watchdog.last_reload_error or ""
+    for name in ("webhook_url", "webhook_hmac_key", "cto_routing_key"):
+        assert name in error, error
