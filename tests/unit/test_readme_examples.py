@@ -334,3 +334,14 @@ def test_inline_json_examples_are_accepted() -> None:
             parse_matcher(matcher)
     for data in deployments:
         assert parse_deployments(data, "README deployments.json")
+
+
+@pytest.mark.parametrize("command", inline_commands())
+def test_an_inline_regex_matcher_is_quoted(command: str) -> None:
+    """``target=~worker|frontend`` pasted into a shell is a pipe into ``frontend``."""
+    lexer = shlex.shlex(command.replace("\\|", "|"), posix=True, punctuation_chars=True)
+    tokens = list(lexer)
+    for before, token in itertools.pairwise(tokens):
+        assert not (token == "|" and ("=~" in before or "!~" in before)), (
+            f"quote the regex matcher {before}|...: `{command}`"
+        )
