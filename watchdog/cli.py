@@ -8,15 +8,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from watchdog import __version__
+from watchdog import __version__, strict_json
 from watchdog.errors import ConfigError, RuleError, WatchdogError
 from watchdog.settings import Settings, load_settings
 
@@ -24,6 +24,10 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(None, **_overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if getattr(args, "rules", None):
         overrides["rules"] = ":".join(args.rules) if isinstance(args.rules, list) else args.rules
@@ -33,7 +37,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["silenced"] = True
     if getattr(args, "listen", None):
         overrides["listen"] = args.listen
-    return load_settings(None, **overrides)
+    return overrides
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,10 +65,24 @@ def cmd_check_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    shown = settings.model_dump(mode="json", exclude={"secrets"})
-    shown["secrets"] = sorted(settings.secrets)
-    print(json.dumps(shown, indent=2, default=str))
+    """The preflight: the settings (secrets by name only, URLs without passwords), then
+    every problem at once; exit 1 on any."""
+    from watchdog.preflight import preflight
+    from watchdog.redact import redact_urls
+
+    report = preflight(None, **_overrides(args))
+    if report.settings is not None:
+        shown = report.settings.model_dump(mode="json", exclude={"secrets"})
+        shown["secrets"] = sorted(report.settings.secrets)
+        shown = {k: redact_urls(v) if isinstance(v, str) else v for k, v in shown.items()}
+        print(strict_json.dumps(shown, indent=2, default=str))
+    if report.problems:
+        print(f"FAILED: {len(report.problems)} problem(s)", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  {redact_urls(problem)}", file=sys.stderr)
+        return 1
+    rules = len(report.ruleset.rules) if report.ruleset is not None else 0
+    print(f"config OK: {rules} rule(s), every secret they need is set")
     return 0
 
 
@@ -95,7 +113,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     # The demo speaks through its live view; the daemon's own logs only when they matter.
     logs.configure("console", os.environ.get("WATCHDOG_LOG_LEVEL", "error"), cache=False)
-    return asyncio.run(run_demo(args.scenario, virtual_time=args.virtual_time))
+    record = Path(args.record) if args.record else None
+    return asyncio.run(run_demo(args.scenario, virtual_time=args.virtual_time, record_to=record))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="*", help="files or directories (default WATCHDOG_RULES)"
     )
     check_rules.set_defaults(func=cmd_check_rules)
-    check_config = check_what.add_parser("config", help="show the settings (secrets by name only)")
+    check_config = check_what.add_parser(
+        "config", help="the preflight: settings, every missing secret and rules problem"
+    )
     check_config.set_defaults(func=cmd_check_config)
     for name, endpoint in (("healthy", "healthz"), ("ready", "readyz")):
         sub = check_what.add_parser(name, help=f"GET /{endpoint} of a running watchdog")
@@ -145,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--virtual-time",
         action="store_true",
         help="run on a self-driving virtual clock (minutes in seconds)",
+    )
+    demo.add_argument(
+        "--record",
+        metavar="FILE",
+        help="write what the strict verdict judged (failed actions, logged errors, "
+        "blindness) to FILE as JSON",
     )
     demo.set_defaults(func=cmd_demo)
 

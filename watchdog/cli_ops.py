@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from watchdog import strict_json
 from watchdog.clock import SystemClock, iso
 from watchdog.errors import WatchdogError
 from watchdog.settings import Settings, load_settings
@@ -201,7 +202,9 @@ def _client(args: argparse.Namespace) -> httpx.Client:
 def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
     try:
         with _client(args) as client:
-            response = client.request(method, path, json=body)
+            response = client.request(
+                method, path, content=strict_json.dumpb(body), headers=strict_json.JSON_HEADERS
+            )
     except httpx.HTTPError as exc:
         raise WatchdogError(
             f"cannot reach the watchdog at {args.url}: {type(exc).__name__}"
@@ -241,7 +244,7 @@ def cmd_silence_query(args: argparse.Namespace) -> int:
     query = "?expired=true" if args.expired else ""
     silences = _call(args, "GET", f"/api/v1/silences{query}")["silences"]
     if args.output == "json":
-        print(json.dumps(silences, indent=2))
+        print(strict_json.dumps(silences, indent=2))
         return 0
     for s in silences:
         if args.quiet:
@@ -265,12 +268,11 @@ def cmd_silence_expire(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     status = _call(args, "GET", "/api/v1/status")
     if args.output == "json":
-        print(json.dumps(status, indent=2))
+        print(strict_json.dumps(status, indent=2))
         return 0
-    print(
-        f"rollback-watchdog {status['version']}: {'ready' if status['ready'] else 'NOT READY'}"
-        f" ({status['ready_reason']})"
-    )
+    from watchdog.status_view import header_lines
+
+    print("\n".join(header_lines(status)))
     print()
     print(f"{'RULE':24} {'STATE':9} {'VALUE':>10}   {'THRESHOLD':12} {'FOR':6} SEVERITY")
     for rule in status["rules"]:

@@ -146,6 +146,7 @@ class Watchdog:
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(self.clock.now())
         self.metrics.rules_loaded.set(len(ruleset.rules))
+        self.metrics.set_rules(ruleset.rules)
         for rule in ruleset.rules:
             self.metrics.set_rule_state(rule.name, self.engine.states[rule.name].state)
 

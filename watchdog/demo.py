@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import tempfile
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from watchdog import logs, strict_json
 from watchdog.clock import AutoClock, Clock, SystemClock
 from watchdog.demo_view import LiveView, Timeline
 from watchdog.engine import Observation
@@ -45,6 +48,8 @@ RULES = next(
     _HERE.parent / "rules" / "demo.yaml",
 )
 TOKEN = "demo-cloudflare-token"  # noqa: S105 (the local fake's own token)
+# PagerDuty's integration keys are 32 characters; the local receiver checks it.
+DEMO_ROUTING_KEY = "demo-routing-key-0123456789abcde"
 ACCOUNT = "demo-account"
 WORKER = "/accounts/{account}/workers/scripts/{script}/deployments"
 PAGES_ROLLBACK = "/accounts/{account}/pages/projects/{project}/deployments/{id}/rollback"
@@ -66,8 +71,19 @@ class BusyTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         with self.clock.busy():
             response = await self.inner.handle_async_request(request)
-            await response.aread()
-        return response
+            try:
+                raw = b"".join([chunk async for chunk in response.aiter_raw()])
+            finally:
+                await response.aclose()
+        # A fresh, unread response over the raw bytes: the client reads and closes it
+        # as it would the network's (decoding, ``elapsed``); one already read never
+        # gets its ``elapsed`` set, which broke the probe under virtual time.
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=httpx.ByteStream(raw),
+            extensions=response.extensions,
+        )
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -75,6 +91,58 @@ class BusyTransport(httpx.AsyncBaseTransport):
 
 def _transport(clock: Clock) -> httpx.AsyncBaseTransport | None:
     return BusyTransport(clock) if isinstance(clock, AutoClock) else None
+
+
+@dataclass
+class RunRecord:
+    """What a demo run did that the strict verdict judges, apart from its scenario's
+    outcome: failed actions, logged errors and tracebacks, and blindness. Saved with
+    ``demo --record FILE`` (JSON), so a recorded run can be judged again."""
+
+    scenario: str
+    virtual_time: bool
+    acted_at: float | None = None  # seconds after the start, when the scenario acted
+    failed_actions: list[str] = field(default_factory=list)
+    failures_counted: int = 0  # watchdog_actions_total{outcome="failure"}
+    logged: list[str] = field(default_factory=list)  # error lines and tracebacks
+    blind_at_act: list[str] = field(default_factory=list)  # rules without evidence then
+    went_blind: list[tuple[float, str]] = field(default_factory=list)  # (at, rule)
+    blind_alarms: list[tuple[float, str]] = field(default_factory=list)  # (at, why)
+
+    def to_json(self) -> str:
+        return strict_json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunRecord:
+        data = json.loads(text)
+        data["went_blind"] = [(float(at), str(rule)) for at, rule in data["went_blind"]]
+        data["blind_alarms"] = [(float(at), str(why)) for at, why in data["blind_alarms"]]
+        return cls(**data)
+
+
+def strict_problems(record: RunRecord, may_blind: frozenset[str] = frozenset()) -> list[str]:
+    """Everything that makes a run fail whatever its outcome: a failed action, a logged
+    error or traceback, a rule with no evidence after the warm-up, a blind alarm."""
+    problems = [f"action failed: {text}" for text in record.failed_actions]
+    if record.failures_counted > len(record.failed_actions):
+        problems.append(
+            f"watchdog_actions_total counts {record.failures_counted} failed action(s), "
+            f"{len(record.failed_actions)} of them reported"
+        )
+    for line, times in Counter(record.logged).items():
+        problems.append(f"logged {line}" + (f" ({times} times)" if times > 1 else ""))
+    problems += [
+        f"rule {rule} was blind when the scenario began (no evidence in the warm-up)"
+        for rule in record.blind_at_act
+        if rule not in may_blind
+    ]
+    problems += [
+        f"rule {rule} went blind at +{at:.1f}s"
+        for at, rule in record.went_blind
+        if rule not in may_blind and (record.acted_at is None or at >= record.acted_at)
+    ]
+    problems += [f"blind alarm at +{at:.1f}s: {why}" for at, why in record.blind_alarms]
+    return problems
 
 
 @dataclass
@@ -92,6 +160,7 @@ class Demo:
     follow_worker: bool = False
     bad_state: AppState = BAD_ERRORS
     notes: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord = field(default_factory=lambda: RunRecord("", False))
 
     def now(self) -> float:
         return self.clock.now()
@@ -130,6 +199,7 @@ class Scenario:
     act: Callable[[Demo], Awaitable[None]]
     done: Callable[[Demo], bool]
     judge: Callable[[Demo], tuple[bool, str]]
+    may_blind: frozenset[str] = frozenset()  # rules this scenario expects to go blind
 
 
 async def _bad_deploy(demo: Demo) -> None:
@@ -163,16 +233,23 @@ async def _flapping(demo: Demo) -> None:
 async def _silenced(demo: Demo) -> None:
     response = await demo.http.post(
         f"{demo.api_url}/api/v1/silences",
-        json={
-            "matchers": [],
-            "duration": "1h",
-            "created_by": "alice",
-            "comment": "migrating the database by hand",
-        },
+        content=strict_json.dumpb(
+            {
+                # Matchers that name what is loaded: a silence of everything needs an
+                # explicit "all", and a matcher that meets nothing is refused.
+                "matchers": ["target=~worker|frontend"],
+                "duration": "1h",
+                "created_by": "alice",
+                "comment": "migrating the database by hand",
+            }
+        ),
+        headers=strict_json.JSON_HEADERS,
     )
     response.raise_for_status()
     demo.timeline.add(
-        demo.now(), "silence: alice silenced every action for 1h (migrating the database by hand)"
+        demo.now(),
+        "silence: alice silenced the Worker's and Pages' rollbacks for 1h "
+        "(migrating the database by hand)",
     )
     demo.ship_bad_deploy(BAD_ERRORS)
 
@@ -333,6 +410,8 @@ def _observer(demo: Demo) -> Callable[[Observation], None]:
             demo.timeline.add(
                 moved.at, f"rule: {moved.rule} {moved.before.value} → {moved.after.value}"
             )
+            if moved.after.value == "blind":
+                demo.record.went_blind.append((moved.at - demo.timeline.started, moved.rule))
 
     return hook
 
@@ -346,6 +425,13 @@ def _on_event(demo_ref: list[Demo]) -> Callable[[str, str, dict[str, Any]], None
         if kind == "action":
             mark = "would " if data.get("would") else ("✅ " if data.get("ok") else "❌ ")
             detail = f"{mark}{data['action']} {data['target']}: {data['detail']}"
+            if not data.get("would") and not data.get("ok"):
+                demo.record.failed_actions.append(
+                    f"{data['action']} {data['target']}: {data['detail']}"
+                )
+        elif kind == "blind":
+            why = str(data.get("why") or data.get("decision", {}).get("why") or incident)
+            demo.record.blind_alarms.append((demo.clock.now() - demo.timeline.started, why))
         elif kind == "verification":
             detail = "; ".join(str(v) for v in data.get("results", {}).values())
         elif kind == "rollback_finished":
@@ -363,7 +449,23 @@ async def run_demo(
     rps: float = 20.0,
     warmup_s: float = 12.0,
     deadline_s: float = 110.0,
+    record_to: Path | None = None,
 ) -> int:
+    """Run one scenario; 0 when its expected outcome happened and the strict verdict
+    found nothing wrong (see ``strict_problems``). ``record_to`` saves the ``RunRecord``."""
+    with logs.tap_problems() as tap:
+        demo, scenario, finished, work_summary = await _run(
+            scenario_name, virtual_time, rps, warmup_s, deadline_s
+        )
+    demo.record.logged = list(tap.lines)
+    if record_to is not None:
+        await asyncio.to_thread(record_to.write_text, demo.record.to_json(), encoding="utf-8")
+    return _summary(demo, scenario, finished, work_summary)
+
+
+async def _run(
+    scenario_name: str, virtual_time: bool, rps: float, warmup_s: float, deadline_s: float
+) -> tuple[Demo, Scenario, bool, list[str]]:
     scenario = SCENARIOS[scenario_name]
     clock: Clock = AutoClock() if virtual_time else SystemClock()
     tasks: list[asyncio.Task[Any]] = []
@@ -397,7 +499,7 @@ async def run_demo(
                     "WATCHDOG_POSTMORTEM_DIR": str(work / "postmortems"),
                     "WATCHDOG_SECRETS_DIR": str(work / "no-secrets"),
                     "WATCHDOG_SECRETS__SLACK_WEBHOOK": Receivers.slack_webhook_url(rx_srv.url),
-                    "WATCHDOG_SECRETS__PAGERDUTY_ROUTING_KEY": "demo-routing-key-0123456789abcdef",
+                    "WATCHDOG_SECRETS__PAGERDUTY_ROUTING_KEY": DEMO_ROUTING_KEY,
                     "WATCHDOG_SECRETS__STATUSPAGE_API_KEY": "demo-statuspage-key",
                     "WATCHDOG_SECRETS__APP_ADMIN_TOKEN": app.admin_token,
                 }
@@ -410,6 +512,7 @@ async def run_demo(
                 reload=runtime.reload,
                 extra_status=runtime.status_extra,
                 silences=runtime.silences,
+                dry_run=settings.dry_run,
             )
             async with serve(api) as api_srv:
                 demo = Demo(
@@ -422,6 +525,7 @@ async def run_demo(
                     api_srv.url,
                     http,
                     good_version=good,
+                    record=RunRecord(scenario.name, virtual_time),
                 )
                 demo_ref.append(demo)
                 runtime.watchdog.observers.append(_observer(demo))
@@ -440,7 +544,29 @@ async def run_demo(
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
                     await runtime.stop(5.0)
-            return await _summary(demo, scenario, outcome, work)
+                    demo.record.failures_counted = _failures_counted(runtime)
+            return demo, scenario, outcome, _postmortem_lines(work)
+
+
+def _failures_counted(runtime: Runtime) -> int:
+    registry = runtime.watchdog.metrics.registry
+    return int(
+        sum(
+            sample.value
+            for metric in registry.collect()
+            if metric.name == "watchdog_actions"
+            for sample in metric.samples
+            if sample.name == "watchdog_actions_total" and sample.labels.get("outcome") == "failure"
+        )
+    )
+
+
+def _postmortem_lines(work: Path) -> list[str]:
+    drafts = sorted((work / "postmortems").glob("*.md"))
+    if not drafts:
+        return []
+    lines = drafts[0].read_text(encoding="utf-8").splitlines()[:16]
+    return [f"post-mortem draft ({drafts[0].name}):", *(f"  | {line}" for line in lines)]
 
 
 async def _play(
@@ -450,6 +576,12 @@ async def _play(
     acted = False
     while demo.now() - start < deadline_s:
         if not acted and demo.now() - start >= warmup_s:
+            demo.record.acted_at = demo.now() - start
+            demo.record.blind_at_act = [
+                rule
+                for rule, state in demo.runtime.watchdog.engine.states.items()
+                if state.state.value == "blind"
+            ]
             await scenario.act(demo)
             acted = True
         view.frame(
@@ -474,7 +606,7 @@ def _intro(scenario: Scenario, app: str, cf: str, api: str, virtual: bool) -> No
     print()
 
 
-async def _summary(demo: Demo, scenario: Scenario, finished: bool, work: Path) -> int:
+def _summary(demo: Demo, scenario: Scenario, finished: bool, postmortem: list[str]) -> int:
     ok, why = scenario.judge(demo)
     timeline = demo.timeline
     print()
@@ -495,12 +627,9 @@ async def _summary(demo: Demo, scenario: Scenario, finished: bool, work: Path) -
     for label, mark in marks:
         if mark is not None and start is not None:
             print(f"  {label:22} +{mark - start:6.1f}s")
-    drafts = sorted((work / "postmortems").glob("*.md"))
-    if drafts:
+    if postmortem:
         print()
-        print(f"post-mortem draft ({drafts[0].name}):")
-        for line in drafts[0].read_text(encoding="utf-8").splitlines()[:16]:
-            print(f"  | {line}")
+        print("\n".join(postmortem))
     slack = [str(m.get("text", "")) for m in demo.receivers.slack.messages]
     print()
     print(
@@ -510,6 +639,15 @@ async def _summary(demo: Demo, scenario: Scenario, finished: bool, work: Path) -
     )
     if not finished:
         why += " (the scenario did not finish before its deadline)"
+    problems = strict_problems(demo.record, scenario.may_blind)
+    if problems:
+        print()
+        print(f"what went wrong besides the outcome ({len(problems)}):")
+        for problem in problems[:20]:
+            print(f"  - {problem}")
+    passed = ok and finished and not problems
+    if problems:
+        why += f"; {len(problems)} problem(s) listed above"
     print()
-    print(f"{'PASS' if ok and finished else 'FAIL'}: {scenario.name}: {why}")
-    return 0 if ok and finished else 1
+    print(f"{'PASS' if passed else 'FAIL'}: {scenario.name}: {why}")
+    return 0 if passed else 1

@@ -19,6 +19,8 @@ from urllib.parse import parse_qs
 
 import uvicorn
 
+from watchdog import strict_json
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -69,7 +71,7 @@ class Response:
     ) -> Response:
         return cls(
             status,
-            json.dumps(data, separators=(",", ":")).encode(),
+            strict_json.dumpb(data, compact=True),
             {"content-type": "application/json", **(headers or {})},
         )
 

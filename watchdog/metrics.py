@@ -124,6 +124,29 @@ class Metrics:
             ["rule", "signal", "comparison"],
             registry=r,
         )
+        self.dry_run = Gauge(
+            "watchdog_dry_run",
+            "1 while the whole process runs in dry-run (WATCHDOG_DRY_RUN / --dry-run): "
+            "decisions are made, no mutating call is sent.",
+            registry=r,
+        )
+        self.rule_dry_run = Gauge(
+            "watchdog_rule_dry_run",
+            "1 for a rule with dry_run: true (it never acts, whatever the process mode).",
+            ["rule"],
+            registry=r,
+        )
+        self.silenced = Gauge(
+            "watchdog_silenced",
+            "1 while an active silence covers every action (no matchers: a signal, the "
+            "flag file, --silenced, or an API silence without matchers).",
+            registry=r,
+        )
+        self.silences_active = Gauge(
+            "watchdog_silences_active",
+            "Active silences, of every origin.",
+            registry=r,
+        )
         self.actions = Counter(
             "watchdog_actions_total",
             "Actions carried out (rollback, purge, notify), by outcome: success, failure, "
@@ -144,6 +167,19 @@ class Metrics:
             self.rule_threshold.labels(
                 rule=rule.name, signal=rule.signal, comparison=rule.comparison
             ).set(rule.threshold.value)
+
+    def set_rules(self, rules: Iterable[RuleSpec]) -> None:
+        """Per-rule gauges that follow the rules files: thresholds and dry_run."""
+        rules = list(rules)
+        self.set_thresholds(rules)
+        self.rule_dry_run.clear()
+        for rule in rules:
+            self.rule_dry_run.labels(rule=rule.name).set(1 if rule.dry_run else 0)
+
+    def set_modes(self, dry_run: bool, silenced: bool, silences_active: int) -> None:
+        self.dry_run.set(1 if dry_run else 0)
+        self.silenced.set(1 if silenced else 0)
+        self.silences_active.set(silences_active)
 
     def count_action(self, result: ActionResult) -> None:
         """Count one action's outcome in ``watchdog_actions_total``."""

@@ -67,11 +67,12 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 
 from watchdog.backtest import Replay, parse_deployments, parse_time, value_sample
 from watchdog.errors import BacktestError, RuleError, WatchdogError
@@ -124,10 +125,16 @@ class Expectation(Model):
         return frozenset(i for i in items if i != "none")
 
 
+def _yaml_time(value: Any) -> Any:
+    """YAML reads an unquoted ``2026-11-28T10:00:00Z`` as a datetime: take it as the
+    RFC 3339 text it was (a time without a zone is still refused, by ``parse_time``)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 class RuleTestGroup(Model):
     name: str = ""
     interval: Duration | None = None
-    start_time: str | float | None = None
+    start_time: Annotated[str | float | None, BeforeValidator(_yaml_time)] = None
     input_series: tuple[InputSeries, ...]
     deployments: dict[str, Any] | None = None
     silences: tuple[tuple[str, ...], ...] = ()

@@ -21,6 +21,7 @@ from watchdog.incidents import IncidentManager
 from watchdog.leader import leadership_for
 from watchdog.metrics import Metrics
 from watchdog.playbook import Playbook
+from watchdog.preflight import secret_problems
 from watchdog.rules import RuleSet, load_rules
 from watchdog.rules_watch import watch_rules
 from watchdog.settings import Settings
@@ -127,6 +128,9 @@ class Runtime:
         """Rules and actions together: if either is bad, keep the old ones."""
         try:
             ruleset = await asyncio.to_thread(load_rules, self.settings.rules_paths)
+            missing = secret_problems(self.settings, ruleset)
+            if missing:  # all at once, not one per attempt
+                raise RuleError(missing)
             actions = build_actions(ruleset, self.settings, self.http, self.clock)
         except (RuleError, ConfigError) as exc:
             self.watchdog.reload_failed(exc.problems if isinstance(exc, RuleError) else [str(exc)])

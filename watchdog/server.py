@@ -10,6 +10,7 @@ import hmac
 import ipaddress
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
@@ -70,6 +71,26 @@ class ControlAuth:
         return None
 
 
+@dataclass(frozen=True)
+class Modes:
+    """Whether the watchdog would act right now, apart from the rules' own states."""
+
+    dry_run: bool  # the whole process (WATCHDOG_DRY_RUN / --dry-run)
+    dry_run_rules: list[str]  # rules with dry_run: true
+    silenced: bool  # an active silence covers every action
+    silences_active: int
+
+    @classmethod
+    def of(cls, watchdog: Watchdog, silences: Silences | None, dry_run: bool) -> Modes:
+        active = silences.active() if silences is not None else []
+        return cls(
+            dry_run=dry_run,
+            dry_run_rules=[rule.name for rule in watchdog.ruleset.rules if rule.dry_run],
+            silenced=any(not record.matchers for record in active),
+            silences_active=len(active),
+        )
+
+
 def status_snapshot(watchdog: Watchdog) -> dict[str, Any]:
     """Rules with their current values against thresholds, states and recent decisions."""
     ruleset = watchdog.ruleset
@@ -113,13 +134,19 @@ def build_app(
     reload: Callable[[], Awaitable[bool]] | None = None,
     extra_status: StatusExtra | None = None,
     silences: Silences | None = None,
+    dry_run: bool = False,
 ) -> Router:
     refusals = watchdog.metrics.api_refused
     router = Router(max_body_bytes=64 * 1024)
     router.middleware.append(ControlAuth(token, refusals))
+    modes = Modes.of(watchdog, silences, dry_run)
+    watchdog.metrics.set_modes(modes.dry_run, modes.silenced, modes.silences_active)
 
     @router.route("GET", "/metrics")
     async def metrics(_: Request, __: dict[str, str]) -> Response:
+        # Silences expire and the flag file comes and goes: read them at scrape time.
+        modes = Modes.of(watchdog, silences, dry_run)
+        watchdog.metrics.set_modes(modes.dry_run, modes.silenced, modes.silences_active)
         return Response(
             200, generate_latest(watchdog.metrics.registry), {"content-type": CONTENT_TYPE_LATEST}
         )
@@ -143,6 +170,7 @@ def build_app(
     @router.route("GET", "/api/v1/status")
     async def status(_: Request, __: dict[str, str]) -> Response:
         body = status_snapshot(watchdog)
+        body.update(asdict(Modes.of(watchdog, silences, dry_run)))
         if silences is not None:
             now = silences.clock.now()
             body["silences"] = [silence_api.silence_json(s, now) for s in silences.active()]

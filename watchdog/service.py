@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import structlog
 
-from watchdog import __version__
+from watchdog import __version__, preflight
 from watchdog.clock import Clock, SystemClock
 from watchdog.errors import ConfigError, RuleError, StoreError
 from watchdog.httpserver import serve
@@ -32,6 +32,8 @@ def init_sentry(settings: Settings) -> bool:
         return False
     import sentry_sdk
     from sentry_sdk.integrations.asyncio import AsyncioIntegration
+    from sentry_sdk.integrations.httpx import HttpxIntegration
+    from sentry_sdk.integrations.stdlib import StdlibIntegration
 
     def scrub_breadcrumb(crumb: Any, _hint: Any) -> Any:
         # httpx breadcrumbs carry full URLs; a webhook URL is a secret.
@@ -45,6 +47,10 @@ def init_sentry(settings: Settings) -> bool:
         environment=settings.environment,
         include_local_variables=False,
         integrations=[AsyncioIntegration()],
+        # Every request goes to a third party (Slack, Prometheus, Cloudflare): none may
+        # carry sentry-trace or baggage (which holds the DSN's public key).
+        trace_propagation_targets=[],
+        disabled_integrations=[HttpxIntegration(), StdlibIntegration()],
         before_breadcrumb=scrub_breadcrumb,
     )
     return True
@@ -78,6 +84,10 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
     init_sentry(settings)
     host, port = listen_address(settings.listen)
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    report = await asyncio.to_thread(preflight.check, settings)
+    if report.problems:  # every missing secret and rules problem at once
+        log.error("cannot start", problems=report.problems)
+        return 1
     async with httpx.AsyncClient(timeout=10.0, limits=limits, follow_redirects=False) as http:
         try:
             runtime = await Runtime.build(settings, clock, http)
@@ -93,6 +103,7 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
             reload=runtime.reload,
             extra_status=runtime.status_extra,
             silences=runtime.silences,
+            dry_run=settings.dry_run,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -117,6 +128,10 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
             log.info(
                 "listening", url=server.url, dry_run=settings.dry_run, silenced=settings.silenced
             )
+            if settings.dry_run:
+                log.warning("DRY RUN: decisions are made and recorded; no mutating call is sent")
+            if settings.silenced:
+                log.warning("SILENCED: started with --silenced; no action is taken")
             await runtime.start()
             await stop.wait()
             await runtime.stop(settings.shutdown_timeout)

@@ -106,7 +106,27 @@ def _env_name(field: str) -> str:
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from the environment and the secrets directory
     (``WATCHDOG_SECRETS_DIR``, default /run/secrets, where each file is one secret).
-    A bad value raises ``ConfigError`` naming the variable."""
+    A bad value, or a token set but empty, raises ``ConfigError`` naming the variable."""
+    settings = read_settings(environ, **overrides)
+    blank = blank_problems(settings)
+    if blank:
+        # An empty token would only fail later, as "connection failed" after retries.
+        raise ConfigError("; ".join(blank))
+    return settings
+
+
+def blank_problems(settings: Settings) -> list[str]:
+    """Tokens that are set but empty (an unset variable in a template, an empty file)."""
+    return [
+        f"{_env_name(name)}: set but empty"
+        for name in ("cloudflare_api_token", "api_token", "sentry_dsn")
+        if (value := getattr(settings, name)) is not None and not value.get_secret_value().strip()
+    ]
+
+
+def read_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """``load_settings`` without the check for empty tokens (the preflight lists them
+    with every other problem)."""
     env = dict(os.environ if environ is None else environ)
     secrets_dir = Path(env.get("WATCHDOG_SECRETS_DIR", DEFAULT_SECRETS_DIR))
     file_secrets = _read_secrets_dir(secrets_dir)
@@ -122,9 +142,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             message = str(error.get("ctx", {}).get("error", error["msg"]))
             problems.append(f"{name}: {message}")
         raise ConfigError("; ".join(problems)) from None
-    if not file_secrets:
-        return settings
-    return _with_file_secrets(settings, file_secrets)
+    if file_secrets:
+        settings = _with_file_secrets(settings, file_secrets)
+    return settings
 
 
 _ENVIRON_LOCK = threading.Lock()

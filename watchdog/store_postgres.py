@@ -22,11 +22,11 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 from watchdog.errors import StoreError
+from watchdog.redact import redact_url
 from watchdog.store import (
     ActionRecord,
     EventRecord,
@@ -87,18 +87,8 @@ def advisory_key(name: str) -> int:
 
 MIGRATION_LOCK = advisory_key("rollback-watchdog/migrate")
 
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for a log line or an error message."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rsplit("@", 1)[1]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-    except ValueError:
-        return "postgresql://(unparsable URL)"
+# The URL without its password, for log lines and errors (the one shared helper).
+redact = redact_url
 
 
 class PostgresStore:

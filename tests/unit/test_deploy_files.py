@@ -109,8 +109,7 @@ async def exposed_metric_names() -> set[str]:
     metrics = Metrics()
     async with httpx.AsyncClient() as http:
         daemon = Watchdog(ruleset, SourceDeps(http=http, clock=FakeClock()), metrics)
-        build_app(daemon, None)
-        metrics.set_thresholds(ruleset.rules)
+        build_app(daemon, None)  # the daemon itself sets watchdog_rule_threshold
     text = generate_latest(metrics.registry).decode()
     names = {line.split(" ")[2] for line in text.splitlines() if line.startswith("# TYPE ")}
     for line in text.splitlines():
@@ -801,6 +800,8 @@ async def test_dashboard_queries_real_metrics_for_every_topic(tmp_path: Path) ->
         "watchdog_actions_total",
         "watchdog_rules_reloads_total",
         "watchdog_sample_duration_seconds_bucket",
+        "watchdog_dry_run",
+        "watchdog_silenced",
     ):
         assert topic in used, topic
     promtool_accepts(expressions, tmp_path)

@@ -15,6 +15,7 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from watchdog import strict_json
 from watchdog.clock import Clock
 from watchdog.errors import ActionError, PermanentActionError, RetryableActionError
 
@@ -137,6 +138,9 @@ async def send(
     ``accept_4xx`` returns 4xx responses instead, for APIs whose error body says
     more than the status (Cloudflare's envelope carries the error code)."""
     policy = policy or RetryPolicy()
+    if json is not None:  # the strict encoder: httpx's own writes NaN
+        content = strict_json.dumpb(json)
+        headers = {**strict_json.JSON_HEADERS, **(headers or {})}
     async for attempt in retrying(clock, policy, what=what, rng=rng):
         with attempt:
             return await _once(
@@ -146,7 +150,6 @@ async def send(
                 what=what,
                 clock=clock,
                 policy=policy,
-                json=json,
                 content=content,
                 headers=headers,
                 params=params,
@@ -164,7 +167,6 @@ async def _once(
     what: str,
     clock: Clock,
     policy: RetryPolicy,
-    json: Any,
     content: bytes | None,
     headers: Mapping[str, str] | None,
     params: Mapping[str, str] | None,
@@ -176,7 +178,7 @@ async def _once(
         kwargs["timeout"] = timeout_s
     try:
         response = await client.request(
-            method, url, json=json, content=content, headers=headers, params=params, **kwargs
+            method, url, content=content, headers=headers, params=params, **kwargs
         )
     except httpx.TimeoutException as exc:
         if not policy.idempotent and not isinstance(exc, _UNSENT_ERRORS):

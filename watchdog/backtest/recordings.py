@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from watchdog import strict_json
 from watchdog.errors import BacktestError
 from watchdog.rules import RuleSet
 from watchdog.rules_model import PrometheusSourceSpec
@@ -164,11 +165,11 @@ def write_recordings(directory: Path, recordings: Mapping[str, Recording]) -> li
     written = []
     for name, recording in recordings.items():
         path = directory / f"{name}.json"
-        path.write_text(json.dumps(matrix_body(recording.points)), encoding="utf-8")
+        path.write_text(strict_json.dumps(matrix_body(recording.points)), encoding="utf-8")
         written.append(path)
         if recording.requests is not None:
             path = directory / f"{name}.requests.json"
-            path.write_text(json.dumps(matrix_body(recording.requests)), encoding="utf-8")
+            path.write_text(strict_json.dumps(matrix_body(recording.requests)), encoding="utf-8")
             written.append(path)
     return written
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
+from watchdog import strict_json
 from watchdog.backtest.timeline import STATES, BacktestResult
 from watchdog.backtest.times import rfc3339
 from watchdog.rules import RuleSet
@@ -15,12 +15,12 @@ def render_json(result: BacktestResult) -> Iterator[str]:
     """One JSON object per line: the timeline, one ``rule_summary`` per rule, then the
     ``summary``."""
     for event in result.timeline:
-        yield json.dumps(event.to_json(), separators=(",", ":"), allow_nan=False)
+        yield strict_json.dumps(event.to_json(), compact=True)
     end = rfc3339(result.summary.end)
     for name, rule in result.summary.rules.items():
         line = {"time": end, "rule": name, "event": "rule_summary", **rule.to_json()}
-        yield json.dumps(line, separators=(",", ":"), allow_nan=False)
-    yield json.dumps(result.summary.to_json(), separators=(",", ":"), allow_nan=False)
+        yield strict_json.dumps(line, compact=True)
+    yield strict_json.dumps(result.summary.to_json(), compact=True)
 
 
 _LABELS = {

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from watchdog import strict_json
 from watchdog.actions.base import ActionResult
 from watchdog.actions.http import RetryPolicy, send
 from watchdog.clock import Clock, iso
@@ -134,7 +135,7 @@ def build_body(event: IncidentEvent, sent_at: int) -> dict[str, Any]:
 
 def encode(body: dict[str, Any]) -> bytes:
     """The exact bytes that are signed and sent (``default=str`` for odd ``extra`` values)."""
-    return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str).encode()
+    return strict_json.dumpb(body, compact=True, sort_keys=True, default=str)
 
 
 def _key_bytes(key: str | bytes | SecretStr) -> bytes:

@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from watchdog import strict_json
 from watchdog.actions.http import parse_retry_after
 from watchdog.clock import Clock, iso
 from watchdog.errors import SourceError
@@ -143,7 +144,10 @@ class CloudflareSource:
         try:
             async with asyncio.timeout(timeout):
                 response = await self._http.post(
-                    self._url, json=payload, headers=headers, timeout=timeout
+                    self._url,
+                    content=strict_json.dumpb(payload),
+                    headers={**strict_json.JSON_HEADERS, **headers},
+                    timeout=timeout,
                 )
         except TimeoutError:
             raise SourceError(_transport.timed_out(timeout)) from None
