@@ -1,6 +1,7 @@
 """The ``scrape`` source: read an app's own ``/metrics`` page, no Prometheus server.
 
-Each ``sample`` call fetches the page once (streamed, cut off at ``max_bytes``),
+Each ``sample`` call fetches the page once (streamed, cut off at ``max_bytes`` after
+decoding: ``watchdog.bounded_read``),
 parses only the families the signals name (``watchdog.expfmt``, in a worker thread
 so a large page never blocks the event loop) and turns counters into rates between
 this scrape and the previous one, the way PromQL's ``increase`` would:
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from watchdog import bounded_read
 from watchdog.errors import ParseError, SourceError
 from watchdog.expfmt import ExpSample, parse_families
 from watchdog.histogram import bucket_quantile
@@ -97,23 +99,20 @@ class ScrapeSource:
             raise SourceError(_transport_reason(exc, spec.url)) from None
 
     async def _read(self, spec: ScrapeSourceSpec) -> bytes:
-        request = self._deps.http.stream("GET", spec.url, headers=_ACCEPT, timeout=spec.timeout)
+        request = self._deps.http.stream(
+            "GET",
+            spec.url,
+            headers={**_ACCEPT, "accept-encoding": bounded_read.ACCEPT_ENCODING},
+            timeout=spec.timeout,
+        )
         async with request as response:
             if response.status_code != 200:
                 reason = response.reason_phrase
                 raise SourceError(f"HTTP {response.status_code}" + (f" {reason}" if reason else ""))
-            too_big = f"response over {spec.max_bytes} bytes"
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > spec.max_bytes:
-                raise SourceError(too_big)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > spec.max_bytes:
-                    raise SourceError(too_big)
-                chunks.append(chunk)
-            return b"".join(chunks)
+            try:
+                return await bounded_read.read_body(response, spec.max_bytes)
+            except bounded_read.BodyError as exc:
+                raise SourceError(str(exc)) from None
 
     # --- per signal ----------------------------------------------------------------
 
