@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import socket
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -51,6 +53,7 @@ class Reply:
     length: bool = True  # send Content-Length (else the body ends when the socket closes)
     trickle_s: float | None = None
     hang: bool = False
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers (Content-Encoding, ...)
 
 
 Responder = Callable[[Hit], Reply]
@@ -135,6 +138,7 @@ class FaultyServer:
             f"HTTP/1.1 {reply.status} {'OK' if reply.status < 400 else 'Error'}",
             f"Content-Type: {reply.content_type}",
             "Connection: close",
+            *(f"{name}: {value}" for name, value in reply.headers),
         ]
         if reply.length:
             headers.append(f"Content-Length: {sum(len(c) for c in chunks())}")
@@ -149,6 +153,18 @@ class FaultyServer:
                 writer.write(chunk[i : i + 1])
                 await writer.drain()
                 await asyncio.sleep(reply.trickle_s)
+
+
+def gzip_bomb(decoded: int, layers: int = 1) -> bytes:
+    """``decoded`` zero bytes gzipped ``layers`` times (1 GiB is about 1 MB once,
+    under 2 KB twice). Built a block at a time: the zeros never exist in memory."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(MB)
+    parts = [packer.compress(block) for _ in range(decoded // MB)]
+    body = b"".join(parts) + packer.flush()
+    for _ in range(layers - 1):
+        body = gzip.compress(body, 9)
+    return body
 
 
 def _chunks(reply: Reply) -> Callable[[], Iterator[bytes]]:
