@@ -134,10 +134,16 @@ async def read_body(response: httpx.Response, max_bytes: int) -> bytes:
     ``BodyError`` past that (without reading further), for an encoding we do not
     accept, or for bytes that do not decode."""
     status = response.status_code
-    too_big = BodyError(f"response over {max_bytes} bytes", status)
+
+    def too_big() -> BodyError:
+        # Made when raised, never held in a local: an exception kept in the frame its
+        # traceback points to is a cycle, and the cycle would keep ``chunks`` (up to
+        # ``max_bytes``) alive until the garbage collector runs.
+        return BodyError(f"response over {max_bytes} bytes", status)
+
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise too_big  # on the wire already more than we would keep
+        raise too_big()  # on the wire already more than we would keep
     decoder = _decoder(response.headers.get("content-encoding", ""), status)
     chunks: list[bytes] = []
     size = raw = 0
@@ -150,7 +156,7 @@ async def read_body(response: httpx.Response, max_bytes: int) -> bytes:
         nonlocal size
         size += len(out)
         if size > max_bytes:
-            raise too_big
+            raise too_big()
         if out:
             chunks.append(out)
 
@@ -158,7 +164,7 @@ async def read_body(response: httpx.Response, max_bytes: int) -> bytes:
         async for data in response.aiter_raw():
             raw += len(data)
             if raw > max_bytes:
-                raise too_big
+                raise too_big()
             keep(decoder.feed(data, room()))
             while decoder.pending():
                 await asyncio.sleep(0)  # a slice at a time: the event loop stays live
