@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,7 +37,7 @@ import httpx
 from watchdog import bounded_read
 from watchdog.errors import ParseError, SourceError
 from watchdog.expfmt import ExpSample, parse_families
-from watchdog.histogram import bucket_quantile
+from watchdog.histogram import SMALL_DELTA_TOLERANCE, almost_equal, bucket_quantile_detail
 from watchdog.rules import ResolvedSignal
 from watchdog.rules_model import ScrapeSourceSpec, SignalSpec
 from watchdog.samples import Sample
@@ -217,8 +218,32 @@ def _histogram_series(
     missing = [group for group, has_inf in groups.items() if not has_inf]
     if missing:
         return _error(f'histogram {base} has no le="+Inf" bucket for {_show(dict(missing[0]))}')
+    decrease = _decrease(buckets)
+    if decrease is not None:
+        return _error(f"histogram {base}: buckets decrease ({decrease}); a suspect sample")
     counts = [s for s in samples if s.name == base + "_count" and _matches(s.labels, filters)]
     return _values([*buckets, *counts])
+
+
+def _decrease(buckets: Iterable[ExpSample]) -> str | None:
+    """Where a series' cumulative counts go down as ``le`` grows, or None. No
+    histogram can count that; PromQL quietly raises the lower count, which can turn
+    a broken exporter into a slow p95, so the page is not taken as evidence."""
+    by_series: dict[LabelKey, list[tuple[float, float, ExpSample]]] = {}
+    for sample in buckets:
+        bound = _le(sample.labels["le"])
+        assert bound is not None  # checked by the caller
+        key = _key(sample.labels, ignore=("le",))
+        by_series.setdefault(key, []).append((bound, sample.value, sample))
+    for series in by_series.values():
+        series.sort(key=lambda item: item[0])
+        for (_, before, low), (_, after, high) in itertools.pairwise(series):
+            if after < before and not almost_equal(before, after, SMALL_DELTA_TOLERANCE):
+                return (
+                    f"le={high.labels['le']!r} counts {after:g}, "
+                    f"below le={low.labels['le']!r}'s {before:g}"
+                )
+    return None
 
 
 def _values(samples: Iterable[ExpSample]) -> dict[SeriesKey, float] | Sample:
@@ -275,7 +300,11 @@ def _quantile(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: float)
     observed = by_le.get(math.inf, 0.0)
     if observed == 0:
         return Sample.no_data(now, NO_REQUESTS)
-    value = bucket_quantile(spec.quantile, list(by_le.items()))
+    value, forced, _ = bucket_quantile_detail(spec.quantile, list(by_le.items()))
+    if forced:  # each page was monotonic, their increases are not (a partial reset)
+        return Sample.error(
+            now, f"histogram {base}: bucket increases decrease with le; a suspect sample"
+        )
     if math.isnan(value):
         return Sample.error(now, f"histogram {base} has no finite bucket besides +Inf")
     return Sample.of(now, value, requests=requests if has_count else observed)
