@@ -14,8 +14,8 @@ Memory and the event loop (issue 11)
   ==========  ==================  ==================  ==================
   reader      gzip (before/now)   gzip, gzip          64 MiB plain
   ==========  ==================  ==================  ==================
-  prometheus  142 MiB / 2.8 MiB   558 MiB / 0.3 MiB   2.2 MiB (capped)
-  scrape      142 MiB / 1.5 MiB   558 MiB / 0.3 MiB   2.2 MiB (capped)
+  prometheus  142 MiB / 2.8 MiB   558 MiB / 0.3 MiB   2.2 MiB (so before)
+  scrape      142 MiB / 1.5 MiB   558 MiB / 0.3 MiB   2.2 MiB (so before)
   probe       512 MiB / 1.6 MiB   558 MiB / 0.3 MiB   128 MiB / 2.2 MiB
   cloudflare  768 MiB / 4.6 MiB   768 MiB / 0.3 MiB   192 MiB / 5.6 MiB
   ==========  ==================  ==================  ==================

@@ -213,7 +213,8 @@ async def test_a_zero_interval_is_refused(calls: Calls) -> None:
 
 def test_fingerprint_names_missing_and_unreadable_files(tmp_path: Path) -> None:
     """The fingerprint never raises: a missing file is ``missing``, a directory named
-    like a rules file inside a rules directory is skipped (not a regular file), and ``changed_names`` lists what differs."""
+    like a rules file inside a rules directory is skipped (not a regular file), and
+    ``changed_names`` lists what differs."""
     present = tmp_path / "a.yaml"
     present.write_text("version: 1\n")
     missing = tmp_path / "gone.yaml"
