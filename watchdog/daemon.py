@@ -42,6 +42,30 @@ class _Group:
     signals: list[ResolvedSignal]
 
 
+class Coalesced:
+    """Runs ``job`` at most once at a time. Calls that arrive while it runs share the
+    next run, which starts when it ends and reads the files as they are then (the
+    last one wins): a storm of reloads costs two loads, not one per request."""
+
+    def __init__(self, job: Callable[[], Awaitable[bool]]) -> None:
+        self._job = job
+        self._lock = asyncio.Lock()
+        self._asked = 0
+        self._done = 0
+        self._result = False
+
+    async def __call__(self) -> bool:
+        self._asked += 1
+        ticket = self._asked
+        async with self._lock:
+            if self._done >= ticket:  # a run that started after this call covered it
+                return self._result
+            covered = self._asked
+            self._result = await self._job()
+            self._done = covered
+            return self._result
+
+
 class Watchdog:
     """Samples every signal at its interval, evaluates after each sample, keeps decisions."""
 
@@ -71,7 +95,13 @@ class Watchdog:
         self.started_at = self.clock.now()
         self._sources: dict[str, tuple[SourceSpec, Source]] = {}
         self._last_answer: dict[str, float] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        # One sampling loop per (source, interval), with the group it samples.
+        self._loops: dict[tuple[str, float], tuple[_Group, asyncio.Task[None]]] = {}
+        # Per watched signal, the monotonic time its deadline counts from (its last
+        # sample): kept across loop restarts, so a storm of them cannot hide a stall.
+        self._sampled: dict[str, float] = {}
+        self._overseer: asyncio.Task[None] | None = None
+        self._coalesced_reload = Coalesced(self._reload)
         self._handlers: set[asyncio.Task[None]] = set()
         self._running = False
         self._apply_metrics_for(ruleset)
@@ -86,6 +116,7 @@ class Watchdog:
         self._running = True
         self._sync_sources()
         self._start_loops()
+        self._overseer = asyncio.create_task(self._oversee(), name="sampling-deadlines")
         log.info(
             "watchdog started",
             rules=len(self.ruleset.rules),
@@ -96,6 +127,10 @@ class Watchdog:
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop sampling; give in-flight decision handlers ``timeout_s`` to finish."""
         self._running = False
+        if self._overseer is not None:
+            self._overseer.cancel()
+            await asyncio.gather(self._overseer, return_exceptions=True)
+            self._overseer = None
         await self._cancel_loops()
         if self._handlers:
             _done, pending = await asyncio.wait(self._handlers, timeout=timeout_s)
@@ -109,7 +144,11 @@ class Watchdog:
         self._sources.clear()
 
     async def reload(self) -> bool:
-        """Load the rules files again. A bad file keeps the old rules, is logged and counted."""
+        """Load the rules files again. A bad file keeps the old rules, is logged and
+        counted. Coalesced: at most one load in flight (see ``Coalesced``)."""
+        return await self._coalesced_reload()
+
+    async def _reload(self) -> bool:
         try:
             ruleset = await asyncio.to_thread(load_rules, self.rules_paths)
         except RuleError as exc:
@@ -126,7 +165,14 @@ class Watchdog:
         log.error("rules reload failed; keeping the last good rules", problems=problems)
 
     def reloaded(self, ruleset: RuleSet) -> None:
-        """Swap in a reloaded rule set, and count it."""
+        """Swap in a reloaded rule set, and count it. Rules equal to the running ones
+        change nothing: no loop restarts, no state reset."""
+        if ruleset == self.ruleset:
+            self.last_reload_error = None
+            self.metrics.reloads.labels(result="success").inc()
+            self.metrics.reload_ok.set(1)
+            log.info("rules reloaded; unchanged", rules=len(ruleset.rules))
+            return
         self.apply_rules(ruleset)
         self.metrics.reloads.labels(result="success").inc()
         log.info("rules reloaded", rules=len(ruleset.rules), files=list(ruleset.files))
@@ -139,8 +185,8 @@ class Watchdog:
             self.metrics.forget_rule(name)
         self._apply_metrics_for(ruleset)
         if self._running:
-            self._sync_sources()
-            self._restart_loops()
+            rebuilt = self._sync_sources()
+            self._restart_loops(rebuilt)
 
     def _apply_metrics_for(self, ruleset: RuleSet) -> None:
         self.metrics.reload_ok.set(1)
@@ -152,10 +198,11 @@ class Watchdog:
 
     # --- sources and loops ---------------------------------------------------------
 
-    def _sync_sources(self) -> None:
+    def _sync_sources(self) -> set[str]:
         """Keep source instances whose spec did not change (a scrape source's counters
-        survive a reload), build new ones, close removed ones."""
+        survive a reload), build new ones, close removed ones; the names rebuilt."""
         wanted = self.ruleset.sources
+        rebuilt: set[str] = set()
         for name in list(self._sources):
             spec, source = self._sources[name]
             if wanted.get(name) != spec:
@@ -166,6 +213,8 @@ class Watchdog:
         for name, spec in wanted.items():
             if name not in self._sources:
                 self._sources[name] = (spec, self.source_factory(name, spec, self.deps))
+                rebuilt.add(name)
+        return rebuilt
 
     def _groups(self) -> list[_Group]:
         groups: dict[tuple[str, float], _Group] = {}
@@ -181,23 +230,73 @@ class Watchdog:
         return list(groups.values())
 
     def _start_loops(self) -> None:
-        for group in self._groups():
-            task = asyncio.create_task(
-                self._loop(group), name=f"sample:{group.source_name}:{group.interval:g}s"
-            )
-            self._tasks.append(task)
+        self._restart_loops(set(self._sources))
+
+    def _start_loop(self, group: _Group) -> None:
+        task = asyncio.create_task(
+            self._loop(group), name=f"sample:{group.source_name}:{group.interval:g}s"
+        )
+        self._loops[(group.source_name, group.interval)] = (group, task)
+        now = self.clock.monotonic()
+        for signal in group.signals:
+            self._sampled.setdefault(signal.name, now)
 
     async def _cancel_loops(self) -> None:
-        tasks, self._tasks = self._tasks, []
+        tasks = [task for _, task in self._loops.values()]
+        self._loops.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _restart_loops(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        self._start_loops()
+    def _restart_loops(self, rebuilt: set[str]) -> None:
+        """Restart only the loops whose source was rebuilt or whose signals changed;
+        the others keep sampling on their schedule."""
+        wanted = {(g.source_name, g.interval): g for g in self._groups()}
+        for key in list(self._loops):
+            group, task = self._loops[key]
+            fresh = wanted.get(key)
+            if fresh is None or fresh.signals != group.signals or key[0] in rebuilt:
+                task.cancel()
+                del self._loops[key]
+        for key, group in wanted.items():
+            if key not in self._loops:
+                self._start_loop(group)
+        watched = {s.name for g in wanted.values() for s in g.signals}
+        for name in list(self._sampled):
+            if name not in watched:
+                del self._sampled[name]
+
+    async def _oversee(self) -> None:
+        """Raise the blind alarm on time when a loop misses its deadlines (a hung
+        source past its backstop, restarts that never let it finish): each watched
+        signal not sampled within ``interval + timeout + 1 s`` of its last sample gets
+        an error sample saying so, then one every interval while it stays overdue."""
+        while True:
+            now = self.clock.monotonic()
+            wake = now + 60.0
+            for group, _ in list(self._loops.values()):
+                allowance = self._allowance(group)
+                for signal in group.signals:
+                    due = self._sampled.get(signal.name, now) + allowance
+                    if due <= now:
+                        late = now - self._sampled.get(signal.name, now)
+                        reason = (
+                            f"no sample from source {group.source_name} for {late:.0f}s: "
+                            "sampling missed its deadlines"
+                        )
+                        self.observe(
+                            signal.name, Sample.error(self.clock.now(), reason), group.source_name
+                        )
+                        # Next one an interval later: the engine sees blind time grow.
+                        self._sampled[signal.name] = now - allowance + group.interval
+                        due = now + group.interval
+                    wake = min(wake, due)
+            await self.clock.sleep(max(wake - now, 0.001))
+
+    def _allowance(self, group: _Group) -> float:
+        spec = self._sources.get(group.source_name)
+        timeout = spec[0].timeout if spec is not None else 0.0
+        return group.interval + timeout + 1.0  # sample_once's own backstop, plus an interval
 
     async def _loop(self, group: _Group) -> None:
         """Sample every ``interval``. Waits run on the monotonic clock and samples are
@@ -275,6 +374,8 @@ class Watchdog:
 
     def observe(self, signal_name: str, sample: Sample, source_name: str = "") -> Observation:
         """Feed one sample to the engine and publish what it changed."""
+        if signal_name in self._sampled:
+            self._sampled[signal_name] = self.clock.monotonic()
         self.metrics.samples.labels(source=source_name, kind=sample.kind.value).inc()
         if sample.kind is SampleKind.ERROR or sample.kind is SampleKind.NO_DATA:
             self.metrics.source_errors.labels(source=source_name, kind=sample.kind.value).inc()

@@ -110,7 +110,7 @@ def _ensure_monotonic_and_ignore_small_deltas(
         curr = counts[i]
         if curr == prev:
             continue
-        if _almost_equal(prev, curr, tolerance):
+        if almost_equal(prev, curr, tolerance):
             counts[i] = prev
             fixed_precision = True
             continue
@@ -122,7 +122,7 @@ def _ensure_monotonic_and_ignore_small_deltas(
     return forced_monotonic, fixed_precision
 
 
-def _almost_equal(a: float, b: float, epsilon: float) -> bool:
+def almost_equal(a: float, b: float, epsilon: float) -> bool:
     """Prometheus' ``util/almost.Equal``: relative difference below ``epsilon``."""
     if math.isnan(a) and math.isnan(b):
         return True

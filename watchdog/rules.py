@@ -315,19 +315,30 @@ class _Parsed:
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand directories into their YAML files, sorted; keep files as given."""
+    """Expand directories into their YAML files, sorted; keep files as given. In a
+    directory only regular files count (a FIFO would hang the read, a dangling
+    ``.#prod.yaml`` lock would stop the start); hidden and editor files are skipped."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+            out.extend(sorted(p for p in path.iterdir() if _is_rules_file(p)))
         else:
             out.append(path)
     return out
 
 
+def _is_rules_file(path: Path) -> bool:
+    name = path.name
+    if name.startswith((".", "#")) or name.endswith(("~", ".swp")):
+        return False
+    return path.suffix in (".yaml", ".yml") and path.is_file()  # follows a ConfigMap link
+
+
 def parse_file(path: Path) -> tuple[_Parsed | None, list[str]]:
     file = str(path)
+    if path.exists() and not path.is_file():  # a FIFO or a device: reading could hang
+        return None, [f"{file}:0 (top level): not a regular file"]
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -11,6 +11,7 @@ rules directory is a change too; a ``touch`` that leaves the content alone is no
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -26,6 +27,7 @@ log = structlog.get_logger("watchdog.rules_watch")
 
 # name -> digest ("sha256:...", "missing", "unreadable: ...", "-> target" for ..data)
 Fingerprint = dict[str, str]
+Scanner = Callable[[Sequence[str | Path]], Awaitable[Fingerprint]]
 
 DEFAULT_INTERVAL_S = 10.0
 _CONFIGMAP_LINK = "..data"
@@ -52,11 +54,17 @@ def _digest(file: Path) -> str:
     # Whole-content hash: rules files are a few KB, and a hash cannot be fooled by
     # an mtime that did not move or moved without a change.
     try:
+        if not file.is_file():  # a FIFO named as the rules file: never read it
+            return "missing" if not file.exists() else "not a regular file"
         return "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest()
     except FileNotFoundError:
         return "missing"
     except OSError as exc:
         return f"unreadable: {exc.strerror}"
+
+
+async def fingerprint_off_loop(paths: Sequence[str | Path]) -> Fingerprint:
+    return await asyncio.to_thread(fingerprint, paths)
 
 
 def changed_names(before: Fingerprint, after: Fingerprint) -> list[str]:
@@ -71,22 +79,25 @@ async def watch_rules(
     clock: Clock,
     on_change: Callable[[], Awaitable[object]],
     interval_s: float = DEFAULT_INTERVAL_S,
+    scan: Scanner | None = None,
 ) -> None:
     """Poll ``paths`` (files or directories, as ``WATCHDOG_RULES`` names them) every
     ``interval_s`` of ``clock`` and await ``on_change()`` after each change. Runs until
     cancelled. ``on_change`` decides what a bad file means (the runtime's reload keeps
     the last good rules); an exception from it is logged and the watch goes on.
 
-    The scan reads the files on the event loop: a few KB from a local or tmpfs mount,
-    cheaper than a thread hop, and it keeps virtual-time tests deterministic."""
+    The scan runs in a worker thread (``scan``): a read that blocks (a hung mount)
+    must not stop sampling. Virtual-time tests pass an on-loop scan to stay
+    deterministic."""
     if interval_s <= 0:
         raise ConfigError(f"rules watch interval must be > 0 seconds, got {interval_s}")
     # A lone str is a Sequence too: one path, not one path per character.
     watched: list[str | Path] = [paths] if isinstance(paths, str | Path) else list(paths)
-    last = fingerprint(watched)
+    look = scan or fingerprint_off_loop
+    last = await look(watched)
     while True:
         await clock.sleep(interval_s)
-        current = fingerprint(watched)
+        current = await look(watched)
         if current == last:
             continue
         names = changed_names(last, current)

@@ -14,7 +14,7 @@ import structlog
 
 from watchdog.actions.registry import Actions, build_actions
 from watchdog.clock import Clock
-from watchdog.daemon import Watchdog
+from watchdog.daemon import Coalesced, Watchdog
 from watchdog.errors import ConfigError, RuleError
 from watchdog.ha import LeaderGate
 from watchdog.incidents import IncidentManager
@@ -46,6 +46,10 @@ class Runtime:
     tick_s: float = 1.0
     watch_rules_files: bool = False  # poll the rules files (ConfigMap swaps) and reload
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _coalesced_reload: Coalesced = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._coalesced_reload = Coalesced(self._reload)
 
     @classmethod
     async def build(
@@ -125,12 +129,19 @@ class Runtime:
             await self.clock.sleep(self.tick_s)
 
     async def reload(self) -> bool:
-        """Rules and actions together: if either is bad, keep the old ones."""
+        """Rules and actions together: if either is bad, keep the old ones. Coalesced
+        (at most one in flight, the last one wins); unchanged rules change nothing."""
+        return await self._coalesced_reload()
+
+    async def _reload(self) -> bool:
         try:
             ruleset = await asyncio.to_thread(load_rules, self.settings.rules_paths)
             missing = secret_problems(self.settings, ruleset)
             if missing:  # all at once, not one per attempt
                 raise RuleError(missing)
+            if ruleset == self.watchdog.ruleset:
+                self.watchdog.reloaded(ruleset)  # counted and logged; nothing rebuilt
+                return True
             actions = build_actions(ruleset, self.settings, self.http, self.clock)
         except (RuleError, ConfigError) as exc:
             self.watchdog.reload_failed(exc.problems if isinstance(exc, RuleError) else [str(exc)])

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import socket
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -51,6 +53,7 @@ class Reply:
     length: bool = True  # send Content-Length (else the body ends when the socket closes)
     trickle_s: float | None = None
     hang: bool = False
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers (Content-Encoding, ...)
 
 
 Responder = Callable[[Hit], Reply]
@@ -135,6 +138,7 @@ class FaultyServer:
             f"HTTP/1.1 {reply.status} {'OK' if reply.status < 400 else 'Error'}",
             f"Content-Type: {reply.content_type}",
             "Connection: close",
+            *(f"{name}: {value}" for name, value in reply.headers),
         ]
         if reply.length:
             headers.append(f"Content-Length: {sum(len(c) for c in chunks())}")
@@ -149,6 +153,18 @@ class FaultyServer:
                 writer.write(chunk[i : i + 1])
                 await writer.drain()
                 await asyncio.sleep(reply.trickle_s)
+
+
+def gzip_bomb(decoded: int, layers: int = 1) -> bytes:
+    """``decoded`` zero bytes gzipped ``layers`` times (1 GiB is about 1 MB once,
+    under 2 KB twice). Built a block at a time: the zeros never exist in memory."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(MB)
+    parts = [packer.compress(block) for _ in range(decoded // MB)]
+    body = b"".join(parts) + packer.flush()
+    for _ in range(layers - 1):
+        body = gzip.compress(body, 9)
+    return body
 
 
 def _chunks(reply: Reply) -> Callable[[], Iterator[bytes]]:
@@ -273,6 +289,7 @@ class Page(StrEnum):
     HANG = "hang"
     STATUS_500 = "500"
     NO_INF = "no_inf"  # a histogram without its le="+Inf" bucket
+    DECREASING = "decreasing"  # cumulative bucket counts that go down as le grows
     HUGE = "huge"  # 50 MB of series
     SLOW_LORIS = "slow_loris"
 
@@ -296,15 +313,19 @@ class AppMetrics:
         self.requests = 0.0
         self.errors = 0.0
 
-    def text(self, inf: bool = True) -> bytes:
+    def text(self, inf: bool = True, decreasing: bool = False) -> bytes:
         good = self.requests
+        # Decreasing: most requests "under 0.1 s" but fewer under 0.5 s, which no
+        # histogram can count; PromQL would repair it into a slow p95 (a breach).
+        fast = good * (0.9 if not decreasing else 0.5)
+        under_half = good if not decreasing else good * 0.3
         lines = [
             "# TYPE http_requests_total counter",
             f'http_requests_total{{code="200"}} {good:g}',
             f'http_requests_total{{code="503"}} {self.errors:g}',
             "# TYPE http_request_duration_seconds histogram",
-            f'http_request_duration_seconds_bucket{{le="0.1"}} {good * 0.9:g}',
-            f'http_request_duration_seconds_bucket{{le="0.5"}} {good:g}',
+            f'http_request_duration_seconds_bucket{{le="0.1"}} {fast:g}',
+            f'http_request_duration_seconds_bucket{{le="0.5"}} {under_half:g}',
         ]
         if inf:
             lines.append(f'http_request_duration_seconds_bucket{{le="+Inf"}} {good:g}')
@@ -333,6 +354,8 @@ class AppMetrics:
             return Reply(500, b"internal error", "text/plain")
         if self.mode is Page.NO_INF:
             return Reply(body=self.text(inf=False), content_type=kind)
+        if self.mode is Page.DECREASING:
+            return Reply(body=self.text(decreasing=True), content_type=kind)
         if self.mode is Page.HUGE:
             return Reply(body=self._huge(), content_type=kind, length=False)
         assert self.mode is Page.SLOW_LORIS

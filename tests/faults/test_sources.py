@@ -157,6 +157,12 @@ SCRAPE_ROWS = [
         'histogram http_request_duration_seconds has no le="+Inf" bucket',
         id="histogram-without-inf",
     ),
+    pytest.param(
+        Page.DECREASING,
+        "p95",
+        "histogram http_request_duration_seconds: buckets decrease",
+        id="decreasing-buckets",
+    ),
     pytest.param(Page.HUGE, "errors", "scrape source app: response over 1000000 bytes", id="50MB"),
     pytest.param(
         Page.SLOW_LORIS, "errors", "scrape source app: timed out after 300ms", id="slow-loris"

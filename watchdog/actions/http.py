@@ -1,7 +1,8 @@
 """One way to call a remote API: retries on 429/5xx/connection errors with backoff,
 ``Retry-After`` honoured (seconds or HTTP date, capped), all inside a deadline on the
-injected clock; other 4xx fail at once. Errors name the API (``what``), never the URL,
-since webhook URLs are secrets."""
+injected clock; other 4xx fail at once. Bodies are read through ``watchdog.bounded_read``
+(capped after decoding). Errors name the API (``what``), never the URL, since webhook
+URLs are secrets."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from watchdog import strict_json
+from watchdog import bounded_read, strict_json
 from watchdog.clock import Clock
 from watchdog.errors import ActionError, PermanentActionError, RetryableActionError
 
@@ -39,6 +40,9 @@ class RetryPolicy:
     # a timeout or a dropped connection after sending may have taken effect, so they
     # fail at once with a plain ``ActionError`` (neither retryable nor permanent).
     idempotent: bool = True
+    # A response body is read up to this many bytes after decoding (a bomb or a
+    # runaway proxy page must not fill memory); past it the call fails.
+    max_response_bytes: int = 8 * 1024 * 1024
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -177,9 +181,21 @@ async def _once(
     if timeout_s is not None:
         kwargs["timeout"] = timeout_s
     try:
-        response = await client.request(
-            method, url, content=content, headers=headers, params=params, **kwargs
+        response = await bounded_read.fetch(
+            client,
+            method,
+            url,
+            max_bytes=policy.max_response_bytes,
+            content=content,
+            headers=headers,
+            params=params,
+            **kwargs,
         )
+    except bounded_read.BodyError as exc:
+        # The status still says whether a retry may help; the body is not kept.
+        if exc.status in policy.retry_statuses and (policy.idempotent or exc.status == 429):
+            raise RetryableActionError(f"{what}: HTTP {exc.status}, {exc}") from None
+        raise ActionError(f"{what}: HTTP {exc.status}, {exc}") from None
     except httpx.TimeoutException as exc:
         if not policy.idempotent and not isinstance(exc, _UNSENT_ERRORS):
             raise ActionError(

@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from watchdog import strict_json
+from watchdog import bounded_read, strict_json
 from watchdog.actions.http import parse_retry_after
 from watchdog.clock import Clock, iso
 from watchdog.errors import SourceError
@@ -51,6 +51,8 @@ from watchdog.sources.base import SourceDeps, error_for_all
 FIELDS = tuple(IMPLICIT_FIELDS["cloudflare"])
 MICROSECONDS = 1_000_000.0
 RATE_LIMIT_DEFAULT_S = 300.0
+# The answer is a few totals for one window: far below this (read after decoding).
+MAX_BYTES = 4 * 1024 * 1024
 
 QUERY = """\
 query WatchdogWorkerHealth($accountTag: string!, $scriptName: string!, $start: Time!, $end: Time!) {
@@ -143,14 +145,19 @@ class CloudflareSource:
         timeout = self.spec.timeout
         try:
             async with asyncio.timeout(timeout):
-                response = await self._http.post(
+                response = await bounded_read.fetch(
+                    self._http,
+                    "POST",
                     self._url,
+                    max_bytes=MAX_BYTES,
                     content=strict_json.dumpb(payload),
                     headers={**strict_json.JSON_HEADERS, **headers},
                     timeout=timeout,
                 )
         except TimeoutError:
             raise SourceError(_transport.timed_out(timeout)) from None
+        except bounded_read.BodyError as exc:
+            raise SourceError(f"Cloudflare GraphQL: HTTP {exc.status}: {exc}") from None
         except httpx.TransportError as exc:
             raise SourceError(_transport.transport_failure(exc, timeout, self._url)) from None
         if response.status_code == 429:

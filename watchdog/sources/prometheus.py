@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import structlog
 
+from watchdog import bounded_read
 from watchdog.clock import iso
 from watchdog.errors import BacktestError, ParseError, SourceError, WatchdogError
 from watchdog.rules import ResolvedSignal
@@ -50,8 +51,8 @@ log = structlog.get_logger("watchdog.sources.prometheus")
 MAX_POINTS = 11_000
 # An instant query's points carry the query's ``time`` (to the millisecond).
 STALE_AFTER_S = 1.0
-# Hop-by-hop framing of the streamed answer: not true of the bytes we keep.
-_FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+# One range answer: 11,000 points of a few series is a few MB; a bomb is not.
+RANGE_MAX_BYTES = 256 * 1024 * 1024
 
 
 class PrometheusSource:
@@ -105,33 +106,20 @@ class PrometheusSource:
             return Sample.error(now, str(exc))
 
     async def _get(self, params: Mapping[str, str]) -> httpx.Response:
-        """The answer, read up to ``max_bytes`` (a runaway query or a proxy must not
-        fill memory); ``SourceError`` past that, without reading the rest."""
-        limit = self.spec.max_bytes
-        too_big = SourceError(f"response over {limit} bytes")
-        request = self._http.stream(
-            "GET", self._query_url, params=params, timeout=self.spec.timeout
-        )
-        async with request as response:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise too_big
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise too_big
-                chunks.append(chunk)
-        headers = [
-            (k, v) for k, v in response.headers.multi_items() if k.lower() not in _FRAMING_HEADERS
-        ]
-        return httpx.Response(
-            response.status_code,
-            headers=headers,
-            content=b"".join(chunks),
-            request=response.request,
-        )
+        """The answer, read up to ``max_bytes`` after decoding (a runaway query, a
+        proxy or a decompression bomb must not fill memory); ``SourceError`` past
+        that, without reading the rest."""
+        try:
+            return await bounded_read.fetch(
+                self._http,
+                "GET",
+                self._query_url,
+                max_bytes=self.spec.max_bytes,
+                params=params,
+                timeout=self.spec.timeout,
+            )
+        except bounded_read.BodyError as exc:
+            raise SourceError(str(exc)) from None
 
 
 def with_requests(value: Sample, requests: Sample) -> Sample:
@@ -378,10 +366,14 @@ async def query_range(
             "timeout": f"{timeout:g}",
         }
         try:
-            response = await http.get(url, params=params, timeout=timeout)
+            response = await bounded_read.fetch(
+                http, "GET", url, max_bytes=RANGE_MAX_BYTES, params=params, timeout=timeout
+            )
         except httpx.TransportError as exc:
             reason = _transport.transport_failure(exc, timeout, url)
             raise BacktestError(f"Prometheus range query failed: {reason}") from None
+        except bounded_read.BodyError as exc:
+            raise BacktestError(f"Prometheus range query failed: {exc}") from None
         points.extend(parse_matrix(_decode(response, BacktestError)))
         first = last + 1
     _check_order(points)

@@ -1,6 +1,7 @@
 """The ``scrape`` source: read an app's own ``/metrics`` page, no Prometheus server.
 
-Each ``sample`` call fetches the page once (streamed, cut off at ``max_bytes``),
+Each ``sample`` call fetches the page once (streamed, cut off at ``max_bytes`` after
+decoding: ``watchdog.bounded_read``),
 parses only the families the signals name (``watchdog.expfmt``, in a worker thread
 so a large page never blocks the event loop) and turns counters into rates between
 this scrape and the previous one, the way PromQL's ``increase`` would:
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,9 +34,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from watchdog import bounded_read
 from watchdog.errors import ParseError, SourceError
 from watchdog.expfmt import ExpSample, parse_families
-from watchdog.histogram import bucket_quantile
+from watchdog.histogram import SMALL_DELTA_TOLERANCE, almost_equal, bucket_quantile_detail
 from watchdog.rules import ResolvedSignal
 from watchdog.rules_model import ScrapeSourceSpec, SignalSpec
 from watchdog.samples import Sample
@@ -97,23 +100,20 @@ class ScrapeSource:
             raise SourceError(_transport_reason(exc, spec.url)) from None
 
     async def _read(self, spec: ScrapeSourceSpec) -> bytes:
-        request = self._deps.http.stream("GET", spec.url, headers=_ACCEPT, timeout=spec.timeout)
+        request = self._deps.http.stream(
+            "GET",
+            spec.url,
+            headers={**_ACCEPT, "accept-encoding": bounded_read.ACCEPT_ENCODING},
+            timeout=spec.timeout,
+        )
         async with request as response:
             if response.status_code != 200:
                 reason = response.reason_phrase
                 raise SourceError(f"HTTP {response.status_code}" + (f" {reason}" if reason else ""))
-            too_big = f"response over {spec.max_bytes} bytes"
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > spec.max_bytes:
-                raise SourceError(too_big)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > spec.max_bytes:
-                    raise SourceError(too_big)
-                chunks.append(chunk)
-            return b"".join(chunks)
+            try:
+                return await bounded_read.read_body(response, spec.max_bytes)
+            except bounded_read.BodyError as exc:
+                raise SourceError(str(exc)) from None
 
     # --- per signal ----------------------------------------------------------------
 
@@ -218,8 +218,32 @@ def _histogram_series(
     missing = [group for group, has_inf in groups.items() if not has_inf]
     if missing:
         return _error(f'histogram {base} has no le="+Inf" bucket for {_show(dict(missing[0]))}')
+    decrease = _decrease(buckets)
+    if decrease is not None:
+        return _error(f"histogram {base}: buckets decrease ({decrease}); a suspect sample")
     counts = [s for s in samples if s.name == base + "_count" and _matches(s.labels, filters)]
     return _values([*buckets, *counts])
+
+
+def _decrease(buckets: Iterable[ExpSample]) -> str | None:
+    """Where a series' cumulative counts go down as ``le`` grows, or None. No
+    histogram can count that; PromQL quietly raises the lower count, which can turn
+    a broken exporter into a slow p95, so the page is not taken as evidence."""
+    by_series: dict[LabelKey, list[tuple[float, float, ExpSample]]] = {}
+    for sample in buckets:
+        bound = _le(sample.labels["le"])
+        assert bound is not None  # checked by the caller
+        key = _key(sample.labels, ignore=("le",))
+        by_series.setdefault(key, []).append((bound, sample.value, sample))
+    for series in by_series.values():
+        series.sort(key=lambda item: item[0])
+        for (_, before, low), (_, after, high) in itertools.pairwise(series):
+            if after < before and not almost_equal(before, after, SMALL_DELTA_TOLERANCE):
+                return (
+                    f"le={high.labels['le']!r} counts {after:g}, "
+                    f"below le={low.labels['le']!r}'s {before:g}"
+                )
+    return None
 
 
 def _values(samples: Iterable[ExpSample]) -> dict[SeriesKey, float] | Sample:
@@ -276,7 +300,11 @@ def _quantile(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: float)
     observed = by_le.get(math.inf, 0.0)
     if observed == 0:
         return Sample.no_data(now, NO_REQUESTS)
-    value = bucket_quantile(spec.quantile, list(by_le.items()))
+    value, forced, _ = bucket_quantile_detail(spec.quantile, list(by_le.items()))
+    if forced:  # each page was monotonic, their increases are not (a partial reset)
+        return Sample.error(
+            now, f"histogram {base}: bucket increases decrease with le; a suspect sample"
+        )
     if math.isnan(value):
         return Sample.error(now, f"histogram {base} has no finite bucket besides +Inf")
     return Sample.of(now, value, requests=requests if has_count else observed)
