@@ -118,8 +118,7 @@ class Rollbacks:
             if a.kind == kind
         }
         fresh = [n for n in names if n not in journalled]
-        healthy = {n: await rec.store.healthy_versions(n) for n in fresh}
-        states = await rec.playbook.inspect(fresh, healthy)
+        states = await rec.ledgers.inspect(fresh)
         plans: list[RollbackPlan] = []
         blocked: dict[str, str] = {}
         silenced: dict[str, str] = {}
@@ -144,6 +143,19 @@ class Rollbacks:
                     name, live, state.rollback_to.version, rollback_message(decision)
                 )
             silence = self.silences.match(decision.rule, decision.severity, name)
+            if silence is not None and decision.extra.get("manual"):
+                # Silences hold the automatic path; a person's explicit rollback acts,
+                # and the record says which silence it went past.
+                await rec.event(
+                    incident.id,
+                    "silence_overridden",
+                    {
+                        "target": name,
+                        "why": f"a person's explicit rollback acts; the silence holds only "
+                        f"automatic ones ({describe(silence)})",
+                    },
+                )
+                silence = None
             if silence is None:
                 plans.append(plan)
                 continue
