@@ -66,16 +66,6 @@ class PagesDeployment:
         text = " ".join(p for p in (self.commit_hash[:7], self.commit_message) if p)
         return Deploy(self.id, self.id, self.created_at, text)
 
-    def blocked(self) -> str:
-        """Why this is not a valid rollback target ("" if it is)."""
-        if self.eligible:
-            return ""
-        if self.environment != "production":
-            return f"not a production deployment ({self.environment or 'no environment'})"
-        if self.is_skipped:
-            return "a skipped build"
-        return f"not a successful build (stage {self.stage or '?'}: {self.status or '?'})"
-
     def step(self) -> LiveStep:
         text = " ".join(p for p in (self.commit_hash[:7], repr(self.commit_message)) if p)
         detail = f"{self.trigger}: {text}" if self.trigger else text
@@ -291,10 +281,11 @@ def _observed(
                 away=tuple(newer),
             )
         )
+    # Failed, skipped and running builds never served production: not versions to go to.
     candidates = tuple(
-        Candidate(d.id, d.as_deploy(), d.blocked())
+        Candidate(d.id, d.as_deploy())
         for d in newest_first
-        if d.id != live.id and d.created_at < live.created_at
+        if d.eligible and d.id != live.id and d.created_at < live.created_at
     )
     why = (
         "no successful, non-skipped production deployment older than the live one "
