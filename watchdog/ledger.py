@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 import structlog
@@ -240,15 +240,6 @@ def verified_from(healthy: Iterable[str], target: str) -> dict[str, LedgerEntry]
 # --- the service ---------------------------------------------------------------------------
 
 
-@dataclass
-class _Run:
-    """A healthy run in progress: ``key`` (the live deployment) since ``since``."""
-
-    key: str
-    version: str
-    since: float
-
-
 class Ledgers:
     """The ledger of every target, kept in the store. ``inspect`` brings each target's
     ledger up to date from its remote history and the journal, then chooses."""
@@ -259,7 +250,7 @@ class Ledgers:
         self.store = store
         self.clock = clock
         self._targets = targets  # the playbook's, which a reload replaces
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, float] = {}  # target -> start of its healthy run
         self._checking: dict[str, asyncio.Task[None]] = {}
 
     async def inspect(self, names: Iterable[str]) -> dict[str, TargetState | ActionError]:
@@ -314,52 +305,48 @@ class Ledgers:
     def healthy_tick(
         self, now: float, states: Mapping[str, RuleState], healthy_after: float
     ) -> None:
-        """Called every tick: with every rule inactive (evidence, not blindness) a run
-        goes on; any other state ends it. A run that lasted ``healthy_after`` on the
-        same live deployment marks its version verified healthy. Reads happen in
-        background tasks, one per target at a time, so a slow remote never holds
+        """Called every tick: with every rule inactive on evidence (not blind, not
+        before its first sample) a run goes on; any other state ends it. Once a run is
+        ``healthy_after`` long, one read checks that the live deployment served the
+        whole run; then its version is verified healthy. The read runs in a
+        background task (one per target at a time), so a slow remote never holds
         the tick."""
-        calm = bool(states) and all(s.state is State.INACTIVE for s in states.values())
+        calm = bool(states) and all(
+            s.state is State.INACTIVE and s.at is not None for s in states.values()
+        )
         for name, target in self.targets.items():
             if not isinstance(target, LedgerTarget):
                 continue
             if not calm:
                 self._runs.pop(name, None)
                 continue
-            if name in self._checking:
-                continue
-            run = self._runs.get(name)
-            if run is None or now >= run.since + healthy_after:
-                task = asyncio.create_task(self._check_run(name, target, now, healthy_after))
+            since = self._runs.setdefault(name, now)
+            if now >= since + healthy_after and name not in self._checking:
+                task = asyncio.create_task(self._check_run(name, target, since, now))
                 self._checking[name] = task
                 task.add_done_callback(functools.partial(self._checked, name))
 
     def _checked(self, name: str, _task: asyncio.Task[None]) -> None:
         self._checking.pop(name, None)
 
-    def end_runs(self) -> None:
-        """Something happened that no run may span (a rollback, a reload)."""
-        self._runs.clear()
-
-    async def _check_run(
-        self, name: str, target: LedgerTarget, now: float, healthy_after: float
-    ) -> None:
+    async def _check_run(self, name: str, target: LedgerTarget, since: float, now: float) -> None:
         try:
             known = {e.version: e for e in await self.store.ledger(name)}
             observed = await target.observe(known)
         except (ActionError, StoreError) as exc:
             log.warning("healthy run: cannot read the target", target=name, error=str(exc))
             return
-        if observed.live is None or len(observed.bad) != 1 or not observed.live_key:
-            self._runs.pop(name, None)
+        if name not in self._runs:
+            return  # a breach ended the run while the target was read
+        live_since = observed.live_since
+        if observed.live is None or len(observed.bad) != 1 or live_since is None:
+            self._runs[name] = now  # nothing single and provably steady to credit
             return
+        if live_since > since:
+            self._runs[name] = live_since  # a deploy in the run: its own run starts then
+            return
+        self._runs[name] = now  # checked: the next look is a whole period away
         version = observed.bad[0]
-        run = self._runs.get(name)
-        if run is None or run.key != observed.live_key:
-            self._runs[name] = _Run(observed.live_key, version, now)
-            return
-        if now < run.since + healthy_after:
-            return
         entry = known.get(version)
         if entry is not None and (entry.verified or entry.rolled_away):
             return
@@ -367,8 +354,8 @@ class Ledgers:
             await self.verified(
                 name,
                 version,
-                f"served {format_duration(now - run.since)} with every rule inactive "
-                f"(guards.healthy_after {format_duration(healthy_after)})",
+                f"served {format_duration(now - since)} with every rule inactive "
+                "(guards.healthy_after)",
             )
         except StoreError as exc:
             log.warning("healthy run: cannot record it", target=name, error=str(exc))

@@ -210,8 +210,8 @@ async def test_a_healthy_run_verifies_the_live_version_and_a_breach_resets_it(
     """Every rule inactive for ``healthy_after`` on the same live deployment: verified
     healthy. A rule pending in between starts the run again; blindness is no evidence."""
     fake = FakeCloudflare()
-    fake.publish("api", "deploy v1")
-    v2 = fake.publish("api", "deploy v2")
+    fake.publish("api", "deploy v1", created_on=T0 - 2000)
+    v2 = fake.publish("api", "deploy v2", created_on=T0 - 1000)
     calm = {"r": RuleState(State.INACTIVE, at=T0)}
     pending = {"r": RuleState(State.PENDING, at=T0)}
     blind = {"r": RuleState(State.BLIND, at=T0)}
@@ -236,18 +236,23 @@ async def test_a_healthy_run_verifies_the_live_version_and_a_breach_resets_it(
 
 
 async def test_a_healthy_run_spans_no_deploy(store: SQLiteStore) -> None:
-    """A deploy in the middle of a run: the new deployment starts its own run."""
+    """A deploy in the middle of a run: the new deployment's run starts when it went
+    live; it is verified once it has served a whole period. Before its first sample
+    a rule proves nothing."""
     fake = FakeCloudflare()
-    fake.publish("api", "deploy v1")
+    fake.publish("api", "deploy v1", created_on=T0 - 1000)
     calm = {"r": RuleState(State.INACTIVE, at=T0)}
     async with cloudflare_stack(fake) as cf:
         led = ledgers(store, worker(cf))
+        led.healthy_tick(T0 - 500, {"r": RuleState(State.INACTIVE)}, 3600.0)
         led.healthy_tick(T0, calm, 3600.0)
-        await led.drain()
-        fake.publish("api", "deploy v2")
+        v2 = fake.publish("api", "deploy v2", created_on=T0 + 100)
         led.healthy_tick(T0 + 3700, calm, 3600.0)
         await led.drain()
-    assert not [e for e in await store.ledger("worker") if e.verified]
+        assert not [e for e in await store.ledger("worker") if e.verified]
+        led.healthy_tick(T0 + 3800, calm, 3600.0)
+        await led.drain()
+    assert [e.version for e in await store.ledger("worker") if e.verified] == [v2]
 
 
 # --- defect 12: a rollback is a compare-and-swap -----------------------------------------

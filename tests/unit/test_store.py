@@ -202,7 +202,8 @@ async def test_old_healthy_marks_migrate_into_the_ledger_as_not_evidence(
     ``legacy_seen_at``, never ``verified``; the old table is gone."""
     await backend.at_schema_1(
         "INSERT INTO healthy_versions (target, version, seen_at) VALUES "
-        f"('worker', 'v2', {T0}), ('worker', 'v3', {T0 + 60}), ('frontend', 'p1', {T0 + 5});"
+        "('worker', 'v2', 1790000000), ('worker', 'v3', 1790000060), "
+        "('frontend', 'p1', 1790000005);"
     )
     migrated = await reopened(backend)
     try:
@@ -398,7 +399,12 @@ async def test_ledger_facts_only_grow(store: Store) -> None:
     )
     v1, v2 = await store.ledger("worker")
     assert v1 == LedgerEntry(
-        "worker", "v1", T0, "person", "wrangler: deploy v1", verified_at=T0 + 40,
+        "worker",
+        "v1",
+        T0,
+        "person",
+        "wrangler: deploy v1",
+        verified_at=T0 + 40,
         verified_why="passed",
     )
     assert v2 == LedgerEntry("worker", "v2", T0 + 5, "ci", "workersci", T0 + 30, "rolled back by x")

@@ -82,7 +82,9 @@ class Observed:
     empty_why: str = ""
     uncertain: str = ""
     note: str = ""
-    live_key: str = ""  # the live deployment's id: a healthy run compares it over time
+    # Since when the live deployment has provably served without a break (None: the
+    # remote cannot tell, as for a Pages project rolled back at an unknown time).
+    live_since: float | None = None
 
 
 @dataclass(frozen=True)

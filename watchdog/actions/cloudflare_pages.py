@@ -298,7 +298,8 @@ def _observed(
         candidates=candidates,
         empty_why=why,
         uncertain=uncertain,
-        live_key=live.id,
+        # A production deployment newer than live means a rollback at an unknown time.
+        live_since=None if newer or uncertain else live.created_at,
     )
 
 

@@ -170,7 +170,7 @@ def observed_of(
             f"version(s) {', '.join(sorted(bad))}"
         ),
         note=note,
-        live_key=live.id,
+        live_since=live.created_at,  # every change of what serves is a new deployment
     )
 
 
