@@ -197,7 +197,8 @@ def _live_text(e: LedgerEntry | None) -> str:
         return "live now"
     how = HOW_TEXT.get(e.how, e.how)
     detail = f" ({e.live_detail})" if e.live_detail else ""
-    return f"live now; went live {iso(e.went_live_at)} by {how}{detail}"
+    health = f"verified healthy: {_verified_text(e)}" if e.verified else "not verified healthy"
+    return f"live now; went live {iso(e.went_live_at)} by {how}{detail}; {health}"
 
 
 def _away_text(e: LedgerEntry) -> str:
