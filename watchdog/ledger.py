@@ -287,6 +287,25 @@ class Ledgers:
         )
         log.info("version verified healthy", target=target, version=version, why=why)
 
+    async def rolled_back(self, incident_id: str, rolled_back: Sequence[Sequence[str]]) -> None:
+        """The watchdog just rolled each ``(target, from, to)`` back: ``from`` is rolled
+        away from as of now (the next read of the history would find it in the
+        journal too; recording it at once keeps the ledger right in between)."""
+        now = self.clock.now()
+        entries = [
+            LedgerEntry(
+                target,
+                version,
+                rolled_away_at=now,
+                rolled_away_why=f"rolled back by the watchdog in incident {incident_id}",
+            )
+            for target, frm, to in rolled_back
+            for version in frm.split(",")
+            if version and version != to and isinstance(self.targets.get(target), LedgerTarget)
+        ]
+        if entries:
+            await self.store.save_ledger(entries)
+
     async def verified_rollback(
         self, incident_id: str, rolled_back: Sequence[Sequence[str]], checks: Mapping[str, str]
     ) -> None:

@@ -234,6 +234,7 @@ class Rollbacks:
                 "rollback failed: " + "; ".join(f"{r.target}: {r.detail}" for r in failed),
             )
             return
+        await rec.ledgers.rolled_back(incident.id, outcome.rolled_back)
         now = rec.clock.now()
         incident.data["rolled_back"] = [list(r) for r in outcome.rolled_back]
         incident.data["rolled_back_at"] = now
