@@ -488,7 +488,7 @@ async def test_pages_state_skips_failed_skipped_and_preview() -> None:
 
 
 async def test_pages_state_prefers_healthy() -> None:
-    """A deployment seen healthy wins over a more recent one not seen healthy."""
+    """A deployment verified healthy wins over a more recent one not verified."""
     fake = FakeCloudflare()
     ids = pages_history(fake)
     async with cloudflare_stack(fake) as cf:
