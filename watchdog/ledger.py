@@ -1,5 +1,7 @@
 """The version ledger: per target (Worker, Pages), every version's history, kept in
-the store and brought up to date from the remote history before every choice.
+the store and rebuilt from the remote history and the journal before every choice
+(every rollback, every ``targets``): what happened while the watchdog was away is
+read then, never assumed.
 
 For each version: when and how it first went live (a person, CI, the watchdog: from
 the deployment's source, trigger and ``workers/message``, and the journal), whether
@@ -382,7 +384,7 @@ class Ledgers:
 
     async def drain(self) -> None:
         while self._checking:
-            await asyncio.gather(*list(self._checking.values()), return_exceptions=True)
+            await asyncio.gather(*self._checking.values(), return_exceptions=True)
 
 
 def describe_step_how(source: str, trigger: str, message: str) -> str:

@@ -134,7 +134,9 @@ class Target(Protocol):
     kind: str
 
     async def state(self, healthy: Collection[str] = ()) -> TargetState:
-        """Read what is live and choose the rollback version, preferring ``healthy`` ones."""
+        """Read what is live and choose the rollback version, preferring ``healthy`` ones
+        (the incident manager chooses through the version ledger instead, for targets
+        that have one: watchdog/ledger.py)."""
         ...
 
     async def rollback(self, plan: RollbackPlan, dry_run: bool = False) -> ActionResult:
