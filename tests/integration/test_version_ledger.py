@@ -354,3 +354,22 @@ async def test_pages_walk_past_its_bound_says_uncertain_and_refuses() -> None:
     assert "uncertain" in state.why
     assert "1000 production deployments in 40 pages" in state.why
     assert "of 1060" in state.why
+
+
+async def test_pages_walk_stops_early_and_reads_a_verified_one_by_id(
+    store: SQLiteStore,
+) -> None:
+    """A verified-healthy deployment far down the list is preferred without walking
+    to it: the walk stops on page 1 and reads that one by its id. One deleted since
+    is skipped."""
+    fake = FakeCloudflare()
+    ids = many_pages(fake, 1060, 1059)
+    async with cloudflare_stack(fake) as cf:
+        led = ledgers(store, pages(cf))
+        await led.verified("frontend", ids[5], "verification passed")
+        await led.verified("frontend", "deleted-deployment", "verification passed")
+        state = await state_of(led, "frontend")
+    assert state.rollback_to is not None
+    assert state.rollback_to.id == ids[5]
+    assert [c.query["page"] for c in fake.calls if c.path == PAGES_LIST] == ["1"]
+    assert fake.count("GET", f"{PAGES_LIST}/{{id}}") == 2

@@ -38,6 +38,8 @@ from watchdog.rules_model import PagesTargetSpec
 from watchdog.store import LedgerEntry
 
 KIND = "cloudflare-pages"
+DEPLOYMENT_NOT_FOUND_CODE = 8000009
+VERIFIED_LOOKUPS = 20  # verified deployments beyond an early-stopped walk, read by id
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,9 @@ class PagesTarget:
     async def observe(self, ledger: Mapping[str, LedgerEntry] | None = None) -> Observed:
         """Live, then the production deployments page by page (newest first, as the
         API lists them; if it does not, the whole list is read) until the choice is
-        certain: past the live deployment, with a usable candidate found and no
-        verified-healthy version of the ledger still unseen that would be preferred."""
+        certain: past the live deployment with a usable candidate found. A version the
+        ledger holds as verified healthy that the walk did not reach (older) is read
+        by its id, since the choice would prefer it."""
         ledger = ledger or {}
         live = await self.live()
         if live is None:
@@ -160,6 +163,7 @@ class PagesTarget:
             if not _more_pages(answer.result_info, page, len(answer.result), self.per_page):
                 break
             if newest_first and _certain(found, live, ledger):
+                await self._read_verified(found, live, ledger)
                 break
         else:
             total = _total(answer.result_info)
@@ -168,6 +172,35 @@ class PagesTarget:
                 f"of {total if total is not None else 'more'}, and the choice could lie beyond"
             )
         return _observed(live, found, uncertain)
+
+    async def _read_verified(
+        self,
+        found: dict[str, PagesDeployment],
+        live: PagesDeployment,
+        ledger: Mapping[str, LedgerEntry],
+    ) -> None:
+        """Add the verified-healthy deployments the walk stopped short of (the most
+        recently verified first, at most ``VERIFIED_LOOKUPS``); one deleted since is
+        simply gone."""
+        unseen = sorted(
+            (
+                e
+                for v, e in ledger.items()
+                if e.verified and not e.rolled_away and v not in found and v != live.id
+            ),
+            key=lambda e: -(e.verified_at or 0.0),
+        )
+        for entry in unseen[:VERIFIED_LOOKUPS]:
+            path = f"{self._base}/deployments/{seg(entry.version)}"
+            try:
+                answer = await self.client.get(path)
+            except PermanentActionError as exc:
+                if exc.code == DEPLOYMENT_NOT_FOUND_CODE:
+                    continue
+                raise
+            dep = parse_pages_deployment(answer.result, f"Cloudflare API GET {path}")
+            if dep.environment == "production":
+                found[dep.id] = dep
 
     async def state(self, healthy: Collection[str] = ()) -> TargetState:
         known = verified_from(healthy, self.name)
@@ -245,19 +278,13 @@ def _certain(
     found: Mapping[str, PagesDeployment], live: PagesDeployment, ledger: Mapping[str, LedgerEntry]
 ) -> bool:
     """Read far enough (newest first): past the live deployment, a usable candidate
-    found, and no unseen verified version the choice would prefer to it."""
-    older = [d for d in found.values() if d.created_at < live.created_at]
-    if not older:
-        return False
-    usable = [d for d in older if d.eligible and not (d.id in ledger and ledger[d.id].rolled_away)]
-    if any(d.id in ledger and ledger[d.id].verified for d in usable):
-        return True
-    unseen_verified = [
-        e
-        for v, e in ledger.items()
-        if e.verified and not e.rolled_away and v not in found and v != live.id
-    ]
-    return bool(usable) and not unseen_verified
+    found (verified ones beyond are then read by id)."""
+    return any(
+        d.created_at < live.created_at
+        and d.eligible
+        and not (d.id in ledger and ledger[d.id].rolled_away)
+        for d in found.values()
+    )
 
 
 def _observed(
