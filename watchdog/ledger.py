@@ -390,6 +390,8 @@ class Ledgers:
 def describe_step_how(source: str, trigger: str, message: str) -> str:
     """``person``, ``ci``, ``watchdog`` or ``unknown`` from a deployment's source, its
     trigger and its message (the watchdog signs its own ``workers/message``)."""
+    if message.startswith("rollback-watchdog manual"):
+        return "person"  # a person's `rollback`, carried out by the watchdog
     if message.startswith("rollback-watchdog"):
         return "watchdog"
     if source in ("workersci", "integration", "terraform") or trigger in (
