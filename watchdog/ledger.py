@@ -27,6 +27,7 @@ import structlog
 
 from watchdog.actions.base import (
     Candidate,
+    Deploy,
     LedgerLine,
     LiveStep,
     Observed,
@@ -139,6 +140,19 @@ def choose(
     live = observed.live
     if live is None:
         return TargetState(target, kind, None, None, observed.empty_why or "nothing is live")
+    last = observed.steps[-1] if observed.steps else None
+    live_how = last.how if last is not None and last.id == live.id else ""
+    result = _choose(target, kind, observed, ledger, live)
+    return replace(result, live_how=live_how)
+
+
+def _choose(
+    target: str,
+    kind: str,
+    observed: Observed,
+    ledger: Mapping[str, LedgerEntry],
+    live: Deploy,
+) -> TargetState:
     lines = [
         LedgerLine(v, "live", _live_text(ledger.get(v)) + " (a rollback moves away from it)")
         for v in observed.bad

@@ -183,6 +183,7 @@ async def test_verified_healthy_is_preferred_and_how_it_went_live_is_recorded(
         state = await state_of(ledgers(store, worker(cf)), "worker")
     (v3_line,) = [line for line in state.ledger if line.version == v3]
     assert "by the watchdog" in v3_line.reason
+    assert state.live_how == "watchdog"
 
 
 async def test_no_version_left_refuses_and_says_why(store: SQLiteStore) -> None:

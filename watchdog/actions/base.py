@@ -39,6 +39,9 @@ class TargetState:
     rollback_to: Deploy | None
     why: str
     ledger: tuple[LedgerLine, ...] = ()
+    # How the live deployment went live (person, ci, watchdog, unknown): the watchdog's
+    # own rollback is no fresh deploy to blame.
+    live_how: str = ""
 
 
 @dataclass(frozen=True)
