@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -20,6 +20,10 @@ from watchdog.clock import SystemClock, iso
 from watchdog.errors import WatchdogError
 from watchdog.settings import Settings, load_settings
 from watchdog.units import format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from watchdog.incidents import Incident
+    from watchdog.runtime import Runtime
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,15 +112,15 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 async def _targets(settings: Settings) -> int:
     from watchdog.actions.base import TargetState
+    from watchdog.ledger import Ledgers
     from watchdog.runtime import Runtime
 
     clock = SystemClock()
     async with httpx.AsyncClient(timeout=10.0) as http:
         runtime = await Runtime.build(settings, clock, http)
         try:
-            names = list(runtime.playbook.targets)
-            healthy = {n: await runtime.store.healthy_versions(n) for n in names}
-            states = await runtime.playbook.inspect(names, healthy)
+            ledgers = Ledgers(runtime.store, clock, lambda: runtime.playbook.targets)
+            states = await ledgers.inspect(list(runtime.playbook.targets))
         finally:
             await runtime.store.close()
     failed = 0
@@ -136,15 +140,23 @@ async def _targets(settings: Settings) -> int:
         else:
             print("  live:        unknown")
         if state.rollback_to is not None:
-            seen = " (seen healthy)" if state.rollback_to.version in healthy.get(name, ()) else ""
             print(
-                f"  rollback to: {state.rollback_to.version}{seen}  "
+                f"  rollback to: {state.rollback_to.version}  "
                 f"{state.rollback_to.description}".rstrip()
             )
         else:
             print("  rollback to: none")
         print(f"  why:         {state.why}")
+        if state.ledger:
+            print("  ledger:")
+            for line in state.ledger[:LEDGER_LINES]:
+                print(f"    {line.version}  {line.status:9}  {line.reason}")
+            if len(state.ledger) > LEDGER_LINES:
+                print(f"    ... and {len(state.ledger) - LEDGER_LINES} more")
     return 1 if failed else 0
+
+
+LEDGER_LINES = 12  # per target in `targets`: the live version and the nearest candidates
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -153,10 +165,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 async def _rollback(settings: Settings, targets: list[str], reason: str, author: str) -> int:
+    """The manual rollback through the incident manager, then the same verification and
+    phases as an automatic one: this process samples the signals and ticks the
+    incident until it is resolved (verified, then stable) or escalated."""
+    from watchdog.incidents import Phase
     from watchdog.runtime import Runtime
 
+    clock = SystemClock()
     async with httpx.AsyncClient(timeout=10.0) as http:
-        runtime = await Runtime.build(settings, SystemClock(), http)
+        runtime = await Runtime.build(settings, clock, http)
         try:
             unknown = [t for t in targets if t not in runtime.playbook.targets]
             if unknown:
@@ -166,28 +183,67 @@ async def _rollback(settings: Settings, targets: list[str], reason: str, author:
                     file=sys.stderr,
                 )
                 return 2
-            incident = await runtime.manager.manual_rollback(targets, reason, author)
-            await runtime.manager.drain()
-            events = await runtime.store.events(incident.id)
-            ok = any(e.kind == "rollback_finished" for e in events)
-            would = any(e.kind == "would_rollback" for e in events)
-            for event in events:
-                if event.kind == "action":
-                    data = event.data
-                    mark = "🟡" if data.get("would") else ("✅" if data.get("ok") else "❌")
-                    print(f"{mark} {data['action']} {data['target']}: {data['detail']}")
-                elif event.kind in ("rollback_blocked", "escalated"):
-                    print(f"❌ {event.kind}: {event.data.get('why', '')}")
-            await runtime.manager.close(
-                incident,
-                "manual rollback finished; verification is the operator's"
-                if ok
-                else "manual rollback did not go through",
-            )
+            manager = runtime.manager
+            incident = await manager.manual_rollback(targets, reason, author)
+            await manager.drain()
+            shown = await _show_events(runtime, incident.id, 0)
             print(f"incident {incident.id}")
+            if incident.phase is Phase.VERIFYING:
+                return await _verify(runtime, incident, shown)
+            dry = incident.phase is Phase.WATCHING and not incident.data.get("blocked")
+            await manager.close(
+                incident,
+                "dry run: nothing was changed" if dry else "manual rollback did not go through",
+            )
+            return 0 if dry else 1
         finally:
             await runtime.store.close()
-    return 0 if ok or would else 1
+
+
+async def _verify(runtime: Runtime, incident: Incident, shown: int) -> int:
+    from watchdog.incidents import Phase
+
+    manager = runtime.manager
+    print(
+        f"verifying: sampling the signals until the incident is resolved or escalated "
+        f"(stopping now leaves incident {incident.id} open in the store)"
+    )
+    runtime.watchdog.on_decision = None  # this process opens no incidents of its own
+    await runtime.watchdog.start()
+    try:
+        while incident.phase not in (Phase.RESOLVED, Phase.ESCALATED):
+            await runtime.clock.sleep(VERIFY_TICK_S)
+            await manager.tick()
+            await manager.drain()
+            shown = await _show_events(runtime, incident.id, shown)
+    finally:
+        await runtime.watchdog.stop()
+    if incident.phase is Phase.RESOLVED:
+        print(f"✅ verified and stable: incident {incident.id} resolved")
+        return 0
+    print(f"❌ escalated: {incident.data.get('escalation_why', '')}")
+    return 1
+
+
+VERIFY_TICK_S = 1.0
+
+
+async def _show_events(runtime: Runtime, incident_id: str, shown: int) -> int:
+    """Print the incident's events after the first ``shown``; returns how many exist."""
+    events = await runtime.store.events(incident_id)
+    for event in events[shown:]:
+        data = event.data
+        if event.kind == "action":
+            mark = "🟡" if data.get("would") else ("✅" if data.get("ok") else "❌")
+            print(f"{mark} {data['action']} {data['target']}: {data['detail']}")
+        elif event.kind == "silence_overridden":
+            print(f"⚠️  {data.get('target')}: {data.get('why', '')}")
+        elif event.kind == "verification":
+            for check, text in data.get("results", {}).items():
+                print(f"{'✅' if str(text).startswith('passed') else '❌'} verify {check}: {text}")
+        elif event.kind in ("rollback_blocked", "escalated"):
+            print(f"❌ {event.kind}: {data.get('why', '')}")
+    return len(events)
 
 
 # --- silences and status (through the API) ---------------------------------------------

@@ -356,6 +356,9 @@ class Correlation(Model):
 class Guards(Model):
     cooldown: Duration = 1800.0
     max_rollbacks_per_hour: int = Field(default=3, ge=0)
+    # A version that served this long with every rule inactive is verified healthy
+    # (a preferred rollback target), as a passed verification makes it.
+    healthy_after: Duration = Field(default=7200.0, gt=0)
 
 
 class Defaults(Model):

@@ -1,5 +1,5 @@
 """Durable state: incidents and their timeline, the action journal, silences, and the
-versions seen healthy per target.
+version ledger per target (watchdog/ledger.py).
 
 One interface (``Store``); SQLite is the default (WAL, one worker thread so the event
 loop never blocks, versioned migrations). Every write is committed before the call
@@ -76,6 +76,82 @@ class SilenceRecord:
         )
 
 
+@dataclass
+class LedgerEntry:
+    """One version of a target in the version ledger. Facts only grow: the earliest
+    time it went live is kept, and once rolled away from or verified healthy, it stays
+    so. ``how`` is ``person``, ``ci``, ``watchdog`` or ``unknown``. ``legacy_seen_at`` is
+    a mark migrated from the old "healthy versions" table (live when an incident
+    closed): shown, never evidence."""
+
+    target: str
+    version: str
+    went_live_at: float | None = None
+    how: str = "unknown"
+    live_detail: str = ""
+    rolled_away_at: float | None = None
+    rolled_away_why: str = ""
+    verified_at: float | None = None
+    verified_why: str = ""
+    legacy_seen_at: float | None = None
+
+    @property
+    def rolled_away(self) -> bool:
+        return self.rolled_away_at is not None
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
+
+
+LEDGER_COLUMNS = (
+    "target, version, went_live_at, how, live_detail, rolled_away_at, rolled_away_why, "
+    "verified_at, verified_why, legacy_seen_at"
+)
+
+
+def ledger_params(entry: LedgerEntry) -> tuple[Any, ...]:
+    return (
+        entry.target,
+        entry.version,
+        entry.went_live_at,
+        entry.how,
+        entry.live_detail,
+        entry.rolled_away_at,
+        entry.rolled_away_why,
+        entry.verified_at,
+        entry.verified_why,
+        entry.legacy_seen_at,
+    )
+
+
+def ledger_from_row(row: Sequence[Any]) -> LedgerEntry:
+    return LedgerEntry(*row)
+
+
+def ledger_upsert(table: str, placeholder: str, least: str) -> str:
+    """The merge both backends run: a fact already recorded is never lost or moved
+    later (replicas writing the same version at once agree), and the first "how" and
+    reasons known win over ``unknown`` and empty ones."""
+    marks = ",".join([placeholder] * 10)
+    return (
+        f"INSERT INTO {table} ({LEDGER_COLUMNS}) VALUES ({marks}) "  # noqa: S608 (our constants)
+        f"ON CONFLICT (target, version) DO UPDATE SET "
+        f"went_live_at = COALESCE({least}({table}.went_live_at, excluded.went_live_at), "
+        f"{table}.went_live_at, excluded.went_live_at), "
+        f"how = CASE WHEN {table}.how = 'unknown' THEN excluded.how ELSE {table}.how END, "
+        f"live_detail = CASE WHEN {table}.live_detail = '' THEN excluded.live_detail "
+        f"ELSE {table}.live_detail END, "
+        f"rolled_away_why = CASE WHEN {table}.rolled_away_at IS NULL "
+        f"THEN excluded.rolled_away_why ELSE {table}.rolled_away_why END, "
+        f"rolled_away_at = COALESCE({table}.rolled_away_at, excluded.rolled_away_at), "
+        f"verified_why = CASE WHEN {table}.verified_at IS NULL "
+        f"THEN excluded.verified_why ELSE {table}.verified_why END, "
+        f"verified_at = COALESCE({table}.verified_at, excluded.verified_at), "
+        f"legacy_seen_at = COALESCE({table}.legacy_seen_at, excluded.legacy_seen_at)"
+    )
+
+
 class Store(Protocol):
     """What the watchdog keeps across restarts."""
 
@@ -108,8 +184,13 @@ class Store(Protocol):
         self, include_expired: bool = False, now: float = 0.0
     ) -> list[SilenceRecord]: ...
 
-    async def mark_healthy(self, target: str, version: str, at: float) -> None: ...
-    async def healthy_versions(self, target: str) -> list[str]: ...
+    async def ledger(self, target: str) -> list[LedgerEntry]:
+        """The target's version ledger, oldest went-live first."""
+        ...
+
+    async def save_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        """Merge ``entries`` in (see ``ledger_upsert``): facts are only ever added."""
+        ...
 
 
 # --- SQLite ----------------------------------------------------------------------------
@@ -142,6 +223,21 @@ MIGRATIONS: tuple[str, ...] = (
         target TEXT NOT NULL, version TEXT NOT NULL, seen_at REAL NOT NULL,
         PRIMARY KEY (target, version)
     );
+    """,
+    # 2: the version ledger replaces "healthy versions". An old mark only says a version
+    # was live when an incident closed (even after a dry run): kept as legacy_seen_at,
+    # shown by `targets`, never counted as verified.
+    """
+    CREATE TABLE version_ledger (
+        target TEXT NOT NULL, version TEXT NOT NULL, went_live_at REAL,
+        how TEXT NOT NULL DEFAULT 'unknown', live_detail TEXT NOT NULL DEFAULT '',
+        rolled_away_at REAL, rolled_away_why TEXT NOT NULL DEFAULT '',
+        verified_at REAL, verified_why TEXT NOT NULL DEFAULT '', legacy_seen_at REAL,
+        PRIMARY KEY (target, version)
+    );
+    INSERT INTO version_ledger (target, version, legacy_seen_at)
+        SELECT target, version, seen_at FROM healthy_versions;
+    DROP TABLE healthy_versions;
     """,
 )
 
@@ -368,25 +464,22 @@ class SQLiteStore:
         )
         return silences_from_rows(rows, include_expired, now)
 
-    # healthy versions
+    # the version ledger
 
-    async def mark_healthy(self, target: str, version: str, at: float) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO healthy_versions VALUES (?,?,?) ON CONFLICT(target, version) "
-                "DO UPDATE SET seen_at = excluded.seen_at",
-                (target, version, at),
-            )
-        )
-
-    async def healthy_versions(self, target: str) -> list[str]:
+    async def ledger(self, target: str) -> list[LedgerEntry]:
         rows = await self._run(
             lambda c: c.execute(
-                "SELECT version FROM healthy_versions WHERE target = ? ORDER BY seen_at DESC",
+                f"SELECT {LEDGER_COLUMNS} FROM version_ledger WHERE target = ? "  # noqa: S608
+                "ORDER BY went_live_at IS NULL, went_live_at, rowid",
                 (target,),
             ).fetchall()
         )
-        return [row[0] for row in rows]
+        return [ledger_from_row(row) for row in rows]
+
+    async def save_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        query = ledger_upsert("version_ledger", "?", "MIN")
+        params = [ledger_params(entry) for entry in entries]
+        await self._run(lambda c: c.executemany(query, params))
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

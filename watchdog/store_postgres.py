@@ -28,12 +28,17 @@ import psycopg
 from watchdog.errors import StoreError
 from watchdog.redact import redact_url
 from watchdog.store import (
+    LEDGER_COLUMNS,
     ActionRecord,
     EventRecord,
     IncidentRecord,
+    LedgerEntry,
     SilenceRecord,
     action_from_row,
     incident_from_row,
+    ledger_from_row,
+    ledger_params,
+    ledger_upsert,
     pick_incident,
     silences_from_rows,
 )
@@ -75,6 +80,20 @@ MIGRATIONS: tuple[str, ...] = (
         target TEXT NOT NULL, version TEXT NOT NULL, seen_at DOUBLE PRECISION NOT NULL,
         seq BIGINT GENERATED ALWAYS AS IDENTITY, PRIMARY KEY (target, version)
     );
+    """,
+    # 2: the version ledger replaces "healthy versions" (see watchdog/store.py)
+    """
+    CREATE TABLE version_ledger (
+        target TEXT NOT NULL, version TEXT NOT NULL, went_live_at DOUBLE PRECISION,
+        how TEXT NOT NULL DEFAULT 'unknown', live_detail TEXT NOT NULL DEFAULT '',
+        rolled_away_at DOUBLE PRECISION, rolled_away_why TEXT NOT NULL DEFAULT '',
+        verified_at DOUBLE PRECISION, verified_why TEXT NOT NULL DEFAULT '',
+        legacy_seen_at DOUBLE PRECISION, seq BIGINT GENERATED ALWAYS AS IDENTITY,
+        PRIMARY KEY (target, version)
+    );
+    INSERT INTO version_ledger (target, version, legacy_seen_at)
+        SELECT target, version, seen_at FROM healthy_versions ORDER BY seq;
+    DROP TABLE healthy_versions;
     """,
 )
 
@@ -340,23 +359,26 @@ class PostgresStore:
         )
         return silences_from_rows(rows, include_expired, now)
 
-    # --- healthy versions --------------------------------------------------------------
+    # --- the version ledger ------------------------------------------------------------
 
-    async def mark_healthy(self, target: str, version: str, at: float) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO healthy_versions (target, version, seen_at) VALUES (%s,%s,%s) "
-                "ON CONFLICT (target, version) DO UPDATE SET seen_at = excluded.seen_at",
-                (target, version, at),
-            )
-        )
-
-    async def healthy_versions(self, target: str) -> list[str]:
+    async def ledger(self, target: str) -> list[LedgerEntry]:
         rows = await self._rows(
-            "SELECT version FROM healthy_versions WHERE target = %s ORDER BY seen_at DESC, seq",
+            f"SELECT {LEDGER_COLUMNS} FROM version_ledger WHERE target = %s "  # noqa: S608
+            "ORDER BY went_live_at ASC NULLS LAST, seq",
             (target,),
         )
-        return [row[0] for row in rows]
+        return [ledger_from_row(row) for row in rows]
+
+    async def save_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        query = ledger_upsert("version_ledger", "%s", "LEAST")
+        params = [ledger_params(entry) for entry in entries]
+
+        async def write(c: Conn) -> None:
+            async with c.cursor() as cursor:
+                await cursor.executemany(query, params)
+
+        if params:
+            await self._run(write)
 
     # --- helpers -----------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ incident interrupted mid-playbook goes on from its journal."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +28,13 @@ from tests.world import BusyStore, World, world
 from watchdog.clock import AutoClock
 from watchdog.errors import StoreError
 from watchdog.server import build_app
-from watchdog.store import ActionRecord, EventRecord, IncidentRecord, SilenceRecord
+from watchdog.store import (
+    ActionRecord,
+    EventRecord,
+    IncidentRecord,
+    LedgerEntry,
+    SilenceRecord,
+)
 
 
 class FailingStore(BusyStore):
@@ -66,9 +73,9 @@ class FailingStore(BusyStore):
         self._check("save_silence")
         await super().save_silence(silence)
 
-    async def mark_healthy(self, target: str, version: str, at: float) -> None:
-        self._check("mark_healthy")
-        await super().mark_healthy(target, version, at)
+    async def save_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        self._check("save_ledger")
+        await super().save_ledger(entries)
 
 
 def refused_metric(w: World) -> float:

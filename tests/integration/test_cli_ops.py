@@ -46,7 +46,7 @@ notifiers:
 rules:
   - {name: error-rate, signal: error_rate, above: 5%, for: 5m, severity: critical,
      rollback: [worker, frontend]}
-after_rollback: {purge: [zone]}
+after_rollback: {purge: [zone], stable_for: 1s}
 """
 
 
@@ -100,7 +100,8 @@ async def test_targets_shows_live_and_rollback_choice(
     assert f"live:        {env.versions['v2']}" in out
     assert f"rollback to: {env.versions['v1']}" in out
     assert f"rollback to: {env.pages['p1']}" in out
-    assert "as wrangler rollback chooses" in out
+    assert "the newest earlier version not rolled away from" in out
+    assert "ledger:" in out
     assert not [c for c in env.cf.calls if c.method != "GET"]
 
 

@@ -55,8 +55,23 @@ def history(fake: FakeCloudflare, count: int = 3) -> list[str]:
     return [fake.publish("api", f"deploy v{i}") for i in range(1, count + 1)]
 
 
-def plan(to: str, reason: str = "Auto-rollback: error rate 7.2% > 5% for 5m") -> RollbackPlan:
-    return RollbackPlan(target="worker", from_version="bad", to_version=to, reason=reason)
+def plan(
+    to: str, reason: str = "Auto-rollback: error rate 7.2% > 5% for 5m", *, frm: str
+) -> RollbackPlan:
+    return RollbackPlan(target="worker", from_version=frm, to_version=to, reason=reason)
+
+
+def wplan(
+    fake: FakeCloudflare, to: str, reason: str = "Auto-rollback: error rate 7.2% > 5% for 5m"
+) -> RollbackPlan:
+    """A Worker plan from what is live now (as the incident manager makes it)."""
+    live = ",".join(sorted(v for v, _ in fake.live_versions("api")))
+    return plan(to, reason, frm=live)
+
+
+def pplan(fake: FakeCloudflare, to: str) -> RollbackPlan:
+    """A Pages plan from what is live now."""
+    return plan(to, frm=fake.canonical("site") or "")
 
 
 def posts(fake: FakeCloudflare) -> int:
@@ -78,7 +93,7 @@ async def test_worker_state_picks_previous_100_percent_version() -> None:
     assert state.live.description == "deploy v3"
     assert state.rollback_to is not None
     assert state.rollback_to.version == v2
-    assert "as wrangler rollback chooses" in state.why
+    assert "the newest earlier version not rolled away from" in state.why
     assert fake.count("GET", DEPLOYMENTS) == 1
     assert [c.query for c in fake.calls if c.path == VERSIONS] == [{"deployable": "true"}]
 
@@ -146,9 +161,9 @@ async def test_worker_single_deployment_has_no_target() -> None:
     assert fake.count("GET", VERSIONS) == 0
 
 
-async def test_worker_prefers_a_version_seen_healthy() -> None:
-    """With v1 seen healthy and v2 not, the rollback goes to v1; with no candidate
-    seen healthy it falls back to wrangler's choice and says so."""
+async def test_worker_prefers_a_version_verified_healthy() -> None:
+    """With v1 verified healthy and v2 not, the rollback goes to v1; with no candidate
+    verified healthy it falls back to the newest not rolled away from and says so."""
     fake = FakeCloudflare()
     v1, v2, _v3 = history(fake)
     async with cloudflare_stack(fake) as cf:
@@ -157,22 +172,30 @@ async def test_worker_prefers_a_version_seen_healthy() -> None:
         fallback = await target.state(healthy={"unknown-version"})
     assert preferred.rollback_to is not None
     assert preferred.rollback_to.version == v1
-    assert "seen healthy" in preferred.why
+    assert "verified healthy" in preferred.why
     assert fallback.rollback_to is not None
     assert fallback.rollback_to.version == v2
-    assert "none of the candidates was seen healthy" in fallback.why
+    assert "none is verified healthy" in fallback.why
 
 
 async def test_worker_skips_versions_too_old_to_deploy() -> None:
-    """A candidate outside the most recent deployable versions is not chosen."""
+    """A candidate Cloudflare does not list as deployable is not chosen, and the reason
+    names that list and its real size (here 2), not a made-up "100 most recent"
+    (issue 11: `targets` misreported why it skipped an undeployable version)."""
     fake = FakeCloudflare(max_deployable_versions=2)
-    _v1, _v2 = history(fake, 2)
+    v1, v2 = history(fake, 2)
     for _ in range(2):
         fake.upload_version("api", "not deployed")
     async with cloudflare_stack(fake) as cf:
         state = await worker(cf).state()
     assert state.rollback_to is None
-    assert "older than the 100 most recent versions" in state.why
+    assert "100" not in state.why
+    assert "no version left to roll back to" in state.why
+    skipped = {line.version: line.reason for line in state.ledger if line.status == "skipped"}
+    assert list(skipped) == [v1]
+    assert "not deployable" in skipped[v1]
+    assert "2 deployable versions" in skipped[v1]
+    assert [line.version for line in state.ledger if line.status == "live"] == [v2]
 
 
 async def test_worker_needs_an_account() -> None:
@@ -190,7 +213,7 @@ async def test_worker_rollback_posts_wrangler_body_and_changes_live() -> None:
     fake = FakeCloudflare()
     _v1, v2, _v3 = history(fake)
     async with cloudflare_stack(fake) as cf:
-        result = await worker(cf).rollback(plan(v2))
+        result = await worker(cf).rollback(wplan(fake, v2))
     assert result.ok
     assert not result.would
     assert fake.live_versions("api") == [(v2, 100.0)]
@@ -212,7 +235,7 @@ async def test_worker_rollback_message_truncated_to_100_bytes() -> None:
     fake = FakeCloudflare()
     v1, _v2 = history(fake, 2)
     async with cloudflare_stack(fake) as cf:
-        await worker(cf).rollback(plan(v1, reason="é" * 80))
+        await worker(cf).rollback(wplan(fake, v1, reason="é" * 80))
     message = next(c for c in fake.calls if c.method == "POST").json["annotations"][
         "workers/message"
     ]
@@ -225,7 +248,7 @@ async def test_worker_rollback_already_done_sends_nothing() -> None:
     fake = FakeCloudflare()
     _v1, v2 = history(fake, 2)
     async with cloudflare_stack(fake) as cf:
-        result = await worker(cf).rollback(plan(v2))
+        result = await worker(cf).rollback(wplan(fake, v2))
     assert result.ok
     assert result.data["already"] is True
     assert "already rolled back" in result.detail
@@ -237,7 +260,7 @@ async def test_worker_rollback_dry_run_returns_the_exact_request() -> None:
     fake = FakeCloudflare()
     _v1, v2, v3 = history(fake)
     async with cloudflare_stack(fake) as cf:
-        result = await worker(cf).rollback(plan(v2), dry_run=True)
+        result = await worker(cf).rollback(wplan(fake, v2), dry_run=True)
     assert result.would
     assert result.ok
     assert result.request == {
@@ -260,7 +283,7 @@ async def test_worker_rollback_429_retry_after_seconds() -> None:
     _v1, v2, _v3 = history(fake)
     fake.rate_limit("POST", DEPLOYMENTS, retry_after="7")
     async with cloudflare_stack(fake) as cf:
-        result = await worker(cf).rollback(plan(v2))
+        result = await worker(cf).rollback(wplan(fake, v2))
         sleeps = cf.clock.sleeps
     assert result.ok
     assert sleeps == [7.0]
@@ -288,7 +311,7 @@ async def test_worker_rollback_5xx_then_success() -> None:
     _v1, v2, _v3 = history(fake)
     fake.fail("POST", DEPLOYMENTS, status=503, times=2)
     async with cloudflare_stack(fake) as cf:
-        result = await worker(cf).rollback(plan(v2))
+        result = await worker(cf).rollback(wplan(fake, v2))
         sleeps = cf.clock.sleeps
     assert result.ok
     assert len(sleeps) == 2
@@ -304,7 +327,7 @@ async def test_worker_rollback_500_after_the_deployment_was_created() -> None:
     _v1, v2, _v3 = history(fake)
     fake.fail_after_apply("POST", DEPLOYMENTS, status=500)
     async with cloudflare_stack(fake) as cf:
-        result = await worker(cf).rollback(plan(v2))
+        result = await worker(cf).rollback(wplan(fake, v2))
     assert result.ok
     assert result.data["already"] is True
     assert posts(fake) == 1
@@ -319,7 +342,7 @@ async def test_worker_rollback_timeout_after_the_deployment_was_created() -> Non
     _v1, v2, _v3 = history(fake)
     fake.stall_after_apply("POST", DEPLOYMENTS, seconds=0.5)
     async with cloudflare_stack(fake, timeout_s=0.1) as cf:
-        result = await worker(cf).rollback(plan(v2))
+        result = await worker(cf).rollback(wplan(fake, v2))
     assert result.ok
     assert "already rolled back" in result.detail
     assert posts(fake) == 1
@@ -334,7 +357,7 @@ async def test_worker_secrets_changed_refused_by_default() -> None:
     fake.secrets_changed("api", ("DB_URL", "API_KEY"))
     async with cloudflare_stack(fake) as cf:
         with pytest.raises(PermanentActionError) as caught:
-            await worker(cf).rollback(plan(v2))
+            await worker(cf).rollback(wplan(fake, v2))
     assert caught.value.code == 10220
     message = str(caught.value)
     assert "secrets changed" in message
@@ -350,7 +373,7 @@ async def test_worker_secrets_changed_forced_when_configured() -> None:
     _v1, v2, _v3 = history(fake)
     fake.secrets_changed("api")
     async with cloudflare_stack(fake) as cf:
-        result = await worker(cf, when_secrets_changed="force").rollback(plan(v2))
+        result = await worker(cf, when_secrets_changed="force").rollback(wplan(fake, v2))
     assert result.ok
     assert result.data["forced"] is True
     post = [c for c in fake.calls if c.method == "POST"]
@@ -368,7 +391,7 @@ async def test_worker_other_refusal_names_code_and_message() -> None:
     )
     async with cloudflare_stack(fake) as cf:
         with pytest.raises(PermanentActionError) as caught:
-            await worker(cf).rollback(plan(v2))
+            await worker(cf).rollback(wplan(fake, v2))
     assert caught.value.code == 10021
     assert "Durable Object migration" in str(caught.value)
     assert "10021" in str(caught.value)
@@ -396,7 +419,7 @@ async def test_worker_success_false_on_http_200_is_an_error() -> None:
     fake.success_false("POST", DEPLOYMENTS, 10013, "An unknown error has occurred")
     async with cloudflare_stack(fake) as cf:
         with pytest.raises(PermanentActionError) as caught:
-            await worker(cf).rollback(plan(v2))
+            await worker(cf).rollback(wplan(fake, v2))
     assert caught.value.code == 10013
     assert "HTTP 200" in str(caught.value)
     assert "An unknown error has occurred" in str(caught.value)
@@ -423,7 +446,7 @@ async def test_worker_gives_up_after_the_deadline() -> None:
     policy = RetryPolicy(max_attempts=3)
     async with cloudflare_stack(fake, policy=policy) as cf:
         with pytest.raises(RetryableActionError, match="HTTP 503"):
-            await worker(cf).rollback(plan(v2))
+            await worker(cf).rollback(wplan(fake, v2))
     assert posts(fake) == 3
     assert fake.live_versions("api") == [(v3, 100.0)]
 
@@ -465,7 +488,7 @@ async def test_pages_state_skips_failed_skipped_and_preview() -> None:
 
 
 async def test_pages_state_prefers_healthy() -> None:
-    """A deployment seen healthy wins over a more recent one not seen healthy."""
+    """A deployment verified healthy wins over a more recent one not verified."""
     fake = FakeCloudflare()
     ids = pages_history(fake)
     async with cloudflare_stack(fake) as cf:
@@ -511,7 +534,7 @@ async def test_pages_rollback_makes_target_canonical() -> None:
     ids = pages_history(fake)
     async with cloudflare_stack(fake) as cf:
         target = pages(cf)
-        result = await target.rollback(plan(ids["good"]))
+        result = await target.rollback(pplan(fake, ids["good"]))
         after = await target.state()
     assert result.ok
     assert fake.canonical("site") == ids["good"]
@@ -534,8 +557,8 @@ async def test_pages_rollback_idempotent_and_dry_run() -> None:
     ids = pages_history(fake)
     async with cloudflare_stack(fake) as cf:
         target = pages(cf)
-        already = await target.rollback(plan(ids["live"]))
-        dry = await target.rollback(plan(ids["good"]), dry_run=True)
+        already = await target.rollback(pplan(fake, ids["live"]))
+        dry = await target.rollback(pplan(fake, ids["good"]), dry_run=True)
     assert already.data["already"] is True
     assert dry.would
     assert dry.request == {
@@ -554,7 +577,7 @@ async def test_pages_rollback_500_after_apply_posts_once() -> None:
     ids = pages_history(fake)
     fake.fail_after_apply("POST", PAGES_ROLLBACK.format(id=ids["good"]))
     async with cloudflare_stack(fake) as cf:
-        result = await pages(cf).rollback(plan(ids["good"]))
+        result = await pages(cf).rollback(pplan(fake, ids["good"]))
     assert result.data["already"] is True
     assert fake.count("POST", PAGES_ROLLBACK) == 1
     assert fake.canonical("site") == ids["good"]
@@ -566,7 +589,7 @@ async def test_pages_rollback_to_preview_is_refused() -> None:
     ids = pages_history(fake)
     async with cloudflare_stack(fake) as cf:
         with pytest.raises(PermanentActionError) as caught:
-            await pages(cf).rollback(plan(ids["preview"]))
+            await pages(cf).rollback(pplan(fake, ids["preview"]))
     assert caught.value.code == 8000000
     assert "successful builds on production" in str(caught.value)
     assert fake.canonical("site") == ids["live"]

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from watchdog.errors import ConfigError, StoreError
-from watchdog.store import ActionRecord, IncidentRecord, open_store
+from watchdog.store import ActionRecord, IncidentRecord, LedgerEntry, open_store
 from watchdog.store_postgres import PostgresStore, redact
 
 pytestmark = pytest.mark.integration
@@ -52,15 +52,15 @@ async def test_a_killed_connection_is_replaced_on_the_next_call(postgres_url: st
     store = PostgresStore(postgres_url)
     await store.open()
     try:
-        await store.mark_healthy("worker", "v1", T0)
+        await store.save_ledger([LedgerEntry("worker", "v1", T0)])
         async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
             await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name = 'rollback-watchdog' AND pid <> pg_backend_pid()"
             )
         with pytest.raises(StoreError, match="state store"):
-            await store.healthy_versions("worker")
-        assert await store.healthy_versions("worker") == ["v1"]
+            await store.ledger("worker")
+        assert [e.version for e in await store.ledger("worker")] == ["v1"]
     finally:
         await store.close()
 

@@ -22,6 +22,7 @@ from watchdog.store import (
     ActionRecord,
     EventRecord,
     IncidentRecord,
+    LedgerEntry,
     SilenceRecord,
     SQLiteStore,
     Store,
@@ -40,6 +41,8 @@ class Backend:
     latest: int
     schema_version: Callable[[], Awaitable[int]]
     set_schema_version: Callable[[int], Awaitable[None]]
+    # Build the location at schema 1 (before the version ledger) and run SQL on it.
+    at_schema_1: Callable[[str], Awaitable[None]]
 
 
 def sqlite_backend(tmp_path: Path) -> Backend:
@@ -56,7 +59,18 @@ def sqlite_backend(tmp_path: Path) -> Backend:
             conn.execute("INSERT INTO schema_version VALUES (?)", (value,))
         conn.close()
 
-    return Backend("sqlite", lambda: SQLiteStore(path), len(MIGRATIONS), version, force)
+    async def at_schema_1(sql: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as conn:
+            conn.executescript(MIGRATIONS[0])
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO schema_version VALUES (1)")
+            conn.executescript(sql)
+        conn.close()
+
+    return Backend(
+        "sqlite", lambda: SQLiteStore(path), len(MIGRATIONS), version, force, at_schema_1
+    )
 
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": sqlite_backend}
@@ -79,7 +93,16 @@ def postgres_backend(url: str) -> Backend:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             await conn.execute("INSERT INTO schema_version VALUES (%s)", (value,))
 
-    return Backend("postgresql", lambda: PostgresStore(url), len(PG_MIGRATIONS), version, force)
+    async def at_schema_1(sql: str) -> None:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute(PG_MIGRATIONS[0])
+            await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            await conn.execute("INSERT INTO schema_version VALUES (1)")
+            await conn.execute(sql)
+
+    return Backend(
+        "postgresql", lambda: PostgresStore(url), len(PG_MIGRATIONS), version, force, at_schema_1
+    )
 
 
 @pytest.fixture(params=[*sorted(BACKENDS), "postgresql"])
@@ -169,6 +192,29 @@ async def test_migrations_bring_a_new_store_to_the_latest_schema(backend: Backen
         assert [i.id for i in await second.open_incidents()] == [incident().id]
     finally:
         await second.close()
+
+
+async def test_old_healthy_marks_migrate_into_the_ledger_as_not_evidence(
+    backend: Backend,
+) -> None:
+    """A store from before the version ledger: its "healthy versions" rows (marked when
+    an incident closed, dry runs included) become ledger entries with
+    ``legacy_seen_at``, never ``verified``; the old table is gone."""
+    await backend.at_schema_1(
+        "INSERT INTO healthy_versions (target, version, seen_at) VALUES "
+        "('worker', 'v2', 1790000000), ('worker', 'v3', 1790000060), "
+        "('frontend', 'p1', 1790000005);"
+    )
+    migrated = await reopened(backend)
+    try:
+        assert await backend.schema_version() == backend.latest
+        worker = {e.version: e for e in await migrated.ledger("worker")}
+        assert sorted(worker) == ["v2", "v3"]
+        assert worker["v3"].legacy_seen_at == T0 + 60
+        assert not any(e.verified or e.rolled_away for e in worker.values())
+        assert [e.legacy_seen_at for e in await migrated.ledger("frontend")] == [T0 + 5]
+    finally:
+        await migrated.close()
 
 
 async def test_a_schema_newer_than_this_watchdog_refuses_to_open(backend: Backend) -> None:
@@ -308,7 +354,7 @@ async def test_rollbacks_since_counts_done_and_intent_rollbacks(store: Store) ->
     assert [a.key for a in await store.rollbacks_since(T0 + 50)] == ["b/rollback/frontend"]
 
 
-# --- silences and healthy versions --------------------------------------------------------
+# --- silences and the version ledger --------------------------------------------------------
 
 
 async def test_silences_round_trip_and_expire(store: Store) -> None:
@@ -328,28 +374,54 @@ async def test_silences_round_trip_and_expire(store: Store) -> None:
     assert back.matchers == [{"name": "rule", "op": "=~", "value": "error-.*"}]
 
 
-async def test_healthy_versions_newest_first(store: Store) -> None:
-    """Versions seen healthy, per target, most recently seen first; seeing one again
-    moves it to the front."""
-    await store.mark_healthy("worker", "v1", T0)
-    await store.mark_healthy("worker", "v2", T0 + 10)
-    await store.mark_healthy("frontend", "p1", T0 + 20)
-    assert await store.healthy_versions("worker") == ["v2", "v1"]
-    await store.mark_healthy("worker", "v1", T0 + 30)
-    assert await store.healthy_versions("worker") == ["v1", "v2"]
-    assert await store.healthy_versions("frontend") == ["p1"]
-    assert await store.healthy_versions("nothing") == []
+async def test_ledger_facts_only_grow(store: Store) -> None:
+    """The version ledger per target: the earliest went-live time is kept, the first
+    known "how" wins over "unknown", and once rolled away from or verified healthy a
+    version stays so (a later write without the fact does not erase it)."""
+    await store.save_ledger(
+        [
+            LedgerEntry("worker", "v1", T0, "person", "wrangler: deploy v1"),
+            LedgerEntry("worker", "v2", T0 + 10, "ci", "workersci"),
+            LedgerEntry("frontend", "p1", T0 + 20, "ci", "github:push"),
+        ]
+    )
+    await store.save_ledger(
+        [
+            LedgerEntry("worker", "v2", T0 + 5, "unknown", "", T0 + 30, "rolled back by x"),
+            LedgerEntry("worker", "v1", T0 + 50, verified_at=T0 + 40, verified_why="passed"),
+        ]
+    )
+    await store.save_ledger(
+        [
+            LedgerEntry("worker", "v2", T0 + 60, "watchdog", "y", T0 + 70, "later"),
+            LedgerEntry("worker", "v1", None, verified_at=T0 + 90, verified_why="again"),
+        ]
+    )
+    v1, v2 = await store.ledger("worker")
+    assert v1 == LedgerEntry(
+        "worker",
+        "v1",
+        T0,
+        "person",
+        "wrangler: deploy v1",
+        verified_at=T0 + 40,
+        verified_why="passed",
+    )
+    assert v2 == LedgerEntry("worker", "v2", T0 + 5, "ci", "workersci", T0 + 30, "rolled back by x")
+    assert [e.version for e in await store.ledger("frontend")] == ["p1"]
+    assert await store.ledger("nothing") == []
+    await store.save_ledger([])
 
 
 async def test_everything_survives_a_reopen(backend: Backend) -> None:
-    """Incidents, events, the journal, silences and healthy versions are all there
+    """Incidents, events, the journal, silences and the version ledger are all there
     after the store is closed and opened again (a restart)."""
     first = await reopened(backend)
     await first.save_incident(incident())
     await first.add_event(EventRecord(incident().id, T0, "detected", {"x": 1}))
     await first.journal_intent(intent())
     await first.save_silence(silence("s1", math.floor(T0 + 3600)))
-    await first.mark_healthy("worker", "v2", T0)
+    await first.save_ledger([LedgerEntry("worker", "v2", T0, verified_at=T0 + 1)])
     await first.close()
     second = await reopened(backend)
     try:
@@ -357,6 +429,6 @@ async def test_everything_survives_a_reopen(backend: Backend) -> None:
         assert [e.data for e in await second.events(incident().id)] == [{"x": 1}]
         assert [a.key for a in await second.unfinished_actions()] == ["inc1/rollback/worker"]
         assert [s.id for s in await second.silences(now=T0)] == ["s1"]
-        assert await second.healthy_versions("worker") == ["v2"]
+        assert [e.version for e in await second.ledger("worker") if e.verified] == ["v2"]
     finally:
         await second.close()

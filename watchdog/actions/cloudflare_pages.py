@@ -1,23 +1,45 @@
 """Roll back a Cloudflare Pages project (apis.md §3): what serves production is
 ``project.canonical_deployment`` (never "the newest deployment": after a rollback that
-is no longer live). The rollback target is the most recent successful, non-skipped
-production deployment older than the live one; ``POST .../deployments/{id}/rollback``
-makes it canonical, and the result is confirmed by reading the project again.
+is no longer live). The rollback target is the version ledger's choice among the
+successful, non-skipped production deployments older than the live one;
+``POST .../deployments/{id}/rollback`` makes it canonical, and the result is
+confirmed by reading the project again.
+
+The list is paginated: the walk goes on until the choice is certain (past the live
+deployment, with the ledger's preferred candidate found) or the list ends. A list
+longer than ``max_pages`` allows leaves the target uncertain: no choice, and why.
+Successful production deployments newer than the live one were rolled away from
+(production was moved back past them); the Pages API keeps no history of the
+canonical pointer, so that is all the remote can tell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.actions.base import ActionResult, Deploy, RollbackPlan, TargetState
+from watchdog.actions.base import (
+    ActionResult,
+    Candidate,
+    Deploy,
+    LiveStep,
+    Observed,
+    RollbackPlan,
+    TargetState,
+    deployed_meanwhile,
+)
 from watchdog.actions.cloudflare_api import CloudflareClient, parse_time, seg, target_account
 from watchdog.clock import iso
 from watchdog.errors import PermanentActionError, RetryableActionError
+from watchdog.ledger import choose, describe_step_how, rebuild, verified_from
 from watchdog.rules_model import PagesTargetSpec
+from watchdog.store import LedgerEntry
 
 KIND = "cloudflare-pages"
+DEPLOYMENT_NOT_FOUND_CODE = 8000009
+VERIFIED_LOOKUPS = 20  # verified deployments beyond an early-stopped walk, read by id
 
 
 @dataclass(frozen=True)
@@ -30,6 +52,7 @@ class PagesDeployment:
     is_skipped: bool
     commit_hash: str = ""
     commit_message: str = ""
+    trigger: str = ""
 
     @property
     def eligible(self) -> bool:
@@ -44,6 +67,13 @@ class PagesDeployment:
     def as_deploy(self) -> Deploy:
         text = " ".join(p for p in (self.commit_hash[:7], self.commit_message) if p)
         return Deploy(self.id, self.id, self.created_at, text)
+
+    def step(self) -> LiveStep:
+        text = " ".join(p for p in (self.commit_hash[:7], repr(self.commit_message)) if p)
+        detail = f"{self.trigger}: {text}" if self.trigger else text
+        return LiveStep(
+            self.id, self.created_at, (self.id,), describe_step_how("", self.trigger, ""), detail
+        )
 
 
 def parse_pages_deployment(raw: Any, where: str) -> PagesDeployment:
@@ -61,6 +91,7 @@ def parse_pages_deployment(raw: Any, where: str) -> PagesDeployment:
         is_skipped=raw.get("is_skipped") is True,
         commit_hash=str(meta.get("commit_hash") or ""),
         commit_message=message.splitlines()[0] if message else "",
+        trigger=str(_object(raw.get("deployment_trigger")).get("type") or ""),
     )
 
 
@@ -81,7 +112,7 @@ class PagesTarget:
         client: CloudflareClient,
         *,
         per_page: int = 25,
-        max_pages: int = 40,
+        max_pages: int = 400,
     ) -> None:
         account = target_account(name, spec.account, account_id)
         self.name = name
@@ -103,56 +134,79 @@ class PagesTarget:
             return None
         return parse_pages_deployment(canonical, f"Cloudflare API GET {self._base}")
 
-    async def production_deployments(self) -> list[PagesDeployment]:
-        """Production deployments, newest first, walking the pages of the list
-        (at most ``max_pages``); sorted here because the API's order is not documented."""
+    async def observe(self, ledger: Mapping[str, LedgerEntry] | None = None) -> Observed:
+        """Live, then the production deployments page by page (newest first, as the
+        API lists them; if it does not, the whole list is read) until the choice is
+        certain: past the live deployment with a usable candidate found. A version the
+        ledger holds as verified healthy that the walk did not reach (older) is read
+        by its id, since the choice would prefer it."""
+        ledger = ledger or {}
+        live = await self.live()
+        if live is None:
+            why = "nothing serves production (no canonical deployment)"
+            return Observed(None, (), (), (), empty_why=why)
         path = f"{self._base}/deployments"
-        found: list[PagesDeployment] = []
+        found: dict[str, PagesDeployment] = {}
+        newest_first, last = True, math.inf
+        uncertain = ""
         for page in range(1, self.max_pages + 1):
             params = {"env": "production", "page": str(page), "per_page": str(self.per_page)}
             answer = await self.client.get(path, params=params)
             if not isinstance(answer.result, list):
                 raise PermanentActionError(f"Cloudflare API GET {path}: result is not a list")
-            found.extend(
-                parse_pages_deployment(raw, f"Cloudflare API GET {path}") for raw in answer.result
-            )
+            for raw in answer.result:
+                dep = parse_pages_deployment(raw, f"Cloudflare API GET {path}")
+                newest_first = newest_first and dep.created_at <= last
+                last = dep.created_at
+                if dep.environment == "production":
+                    found[dep.id] = dep
             if not _more_pages(answer.result_info, page, len(answer.result), self.per_page):
                 break
-        production = [d for d in found if d.environment == "production"]
-        return sorted({d.id: d for d in production}.values(), key=lambda d: -d.created_at)
+            if newest_first and _certain(found, live, ledger):
+                await self._read_verified(found, live, ledger)
+                break
+        else:
+            total = _total(answer.result_info)
+            uncertain = (
+                f"read {len(found)} production deployments in {self.max_pages} pages (max_pages) "
+                f"of {total if total is not None else 'more'}, and the choice could lie beyond"
+            )
+        return _observed(live, found, uncertain)
+
+    async def _read_verified(
+        self,
+        found: dict[str, PagesDeployment],
+        live: PagesDeployment,
+        ledger: Mapping[str, LedgerEntry],
+    ) -> None:
+        """Add the verified-healthy deployments the walk stopped short of (the most
+        recently verified first, at most ``VERIFIED_LOOKUPS``); one deleted since is
+        simply gone."""
+        unseen = sorted(
+            (
+                e
+                for v, e in ledger.items()
+                if e.verified and not e.rolled_away and v not in found and v != live.id
+            ),
+            key=lambda e: -(e.verified_at or 0.0),
+        )
+        for entry in unseen[:VERIFIED_LOOKUPS]:
+            path = f"{self._base}/deployments/{seg(entry.version)}"
+            try:
+                answer = await self.client.get(path)
+            except PermanentActionError as exc:
+                if exc.code == DEPLOYMENT_NOT_FOUND_CODE:
+                    continue
+                raise
+            dep = parse_pages_deployment(answer.result, f"Cloudflare API GET {path}")
+            if dep.environment == "production":
+                found[dep.id] = dep
 
     async def state(self, healthy: Collection[str] = ()) -> TargetState:
-        live = await self.live()
-        if live is None:
-            return TargetState(
-                self.name, KIND, None, None, "nothing serves production (no canonical deployment)"
-            )
-        deployments = await self.production_deployments()
-        candidates = [
-            d
-            for d in deployments
-            if d.eligible and d.id != live.id and d.created_at < live.created_at
-        ]
-        if not candidates:
-            why = (
-                "no successful, non-skipped production deployment older than the live one "
-                f"({live.id}, {iso(live.created_at)})"
-            )
-            return TargetState(self.name, KIND, live.as_deploy(), None, why)
-        for d in candidates:
-            if d.id in healthy:
-                why = (
-                    f"deployment {d.id} ({iso(d.created_at)}) served production "
-                    "and was seen healthy"
-                )
-                return TargetState(self.name, KIND, live.as_deploy(), d.as_deploy(), why)
-        first = candidates[0]
-        note = "; none of the candidates was seen healthy" if healthy else ""
-        why = (
-            f"deployment {first.id} ({iso(first.created_at)}) is the most recent successful "
-            f"production deployment before the live one{note}"
-        )
-        return TargetState(self.name, KIND, live.as_deploy(), first.as_deploy(), why)
+        known = verified_from(healthy, self.name)
+        observed = await self.observe(known)
+        entries = {**known, **rebuild(self.name, known, observed, ())}
+        return choose(self.name, KIND, observed, entries)
 
     async def rollback(self, plan: RollbackPlan, dry_run: bool = False) -> ActionResult:
         """Make ``plan.to_version`` (a deployment id) canonical. Each attempt reads the
@@ -175,6 +229,11 @@ class PagesTarget:
                 would=dry_run,
                 data={"deployment_id": to, "already": True},
             )
+        # A compare-and-swap: only from what the plan saw live (see the Worker target).
+        if live is None:
+            return deployed_meanwhile(self.name, plan, "nothing", dry_run)
+        if live.id != plan.from_version:
+            return deployed_meanwhile(self.name, plan, live.id, dry_run)
         path = f"{self._base}/deployments/{seg(to)}/rollback"
         if dry_run:
             sent = await self.client.post(path, {}, dry_run=True)
@@ -206,8 +265,69 @@ class PagesTarget:
             True,
             f"deployment {to} now serves production of {project}",
             request=answer.request,
-            data={"deployment_id": to, "from": live.id if live else ""},
+            data={"deployment_id": to, "from": live.id},
         )
+
+
+def _total(info: dict[str, Any] | None) -> int | None:
+    total = (info or {}).get("total_count")
+    return total if isinstance(total, int) else None
+
+
+def _certain(
+    found: Mapping[str, PagesDeployment], live: PagesDeployment, ledger: Mapping[str, LedgerEntry]
+) -> bool:
+    """Read far enough (newest first): past the live deployment, a usable candidate
+    found (verified ones beyond are then read by id)."""
+    return any(
+        d.created_at < live.created_at
+        and d.eligible
+        and not (d.id in ledger and ledger[d.id].rolled_away)
+        for d in found.values()
+    )
+
+
+def _observed(
+    live: PagesDeployment, found: Mapping[str, PagesDeployment], uncertain: str
+) -> Observed:
+    newest_first = sorted(found.values(), key=lambda d: -d.created_at)
+    eligible_oldest_first = [d for d in reversed(newest_first) if d.eligible]
+    steps = [d.step() for d in eligible_oldest_first]
+    newer = [d.id for d in eligible_oldest_first if d.created_at > live.created_at]
+    if newer:
+        # Production serves an older deployment than the newest successful one: someone
+        # (a person, the watchdog) rolled back past every newer one.
+        steps.append(
+            LiveStep(
+                live.id,
+                max(d.created_at for d in eligible_oldest_first),
+                (live.id,),
+                "unknown",
+                "production serves an older deployment (a rollback)",
+                rollback=True,
+                away=tuple(newer),
+            )
+        )
+    # Failed, skipped and running builds never served production: not versions to go to.
+    candidates = tuple(
+        Candidate(d.id, d.as_deploy())
+        for d in newest_first
+        if d.eligible and d.id != live.id and d.created_at < live.created_at
+    )
+    why = (
+        "no successful, non-skipped production deployment older than the live one "
+        f"({live.id}, {iso(live.created_at)})"
+    )
+    return Observed(
+        live=live.as_deploy(),
+        bad=(live.id,),
+        steps=tuple(steps),
+        candidates=candidates,
+        empty_why=why,
+        uncertain=uncertain,
+        # A production deployment newer than live means a rollback at an unknown time.
+        live_since=None if newer or uncertain else live.created_at,
+    )
 
 
 def _more_pages(info: dict[str, Any] | None, page: int, count: int, requested: int) -> bool:

@@ -1,20 +1,31 @@
 """Roll back a Cloudflare Worker the way ``wrangler rollback`` does (apis.md §2.2):
-read the deployments, pick the most recent earlier deployment that had exactly one
-version at 100 %, and create a new deployment of that version at 100 %.
+read the deployments, pick an earlier deployment that had exactly one version at
+100 %, and create a new deployment of that version at 100 %.
 
-Differences from wrangler, on purpose: never pick a version that is live in the
-deployment being rolled away from; prefer a version the watchdog saw healthy; skip
-versions too old to deploy; and re-read before writing, so a retried or replayed
-rollback never creates a second deployment.
+Differences from wrangler, on purpose: the choice is the version ledger's
+(watchdog/ledger.py): never a version live in the deployment being rolled away
+from, never one anybody rolled away from, verified-healthy ones first; versions
+Cloudflare does not list as deployable are skipped and named. Every attempt re-reads
+what is live first: a retried or replayed rollback never deploys twice, and one
+whose ``from`` is no longer live (someone deployed meanwhile) stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.actions.base import ActionResult, Deploy, RollbackPlan, TargetState
+from watchdog.actions.base import (
+    ActionResult,
+    Candidate,
+    Deploy,
+    LiveStep,
+    Observed,
+    RollbackPlan,
+    TargetState,
+    deployed_meanwhile,
+)
 from watchdog.actions.cloudflare_api import (
     SECRETS_CHANGED_CODE,
     CloudflareClient,
@@ -24,9 +35,10 @@ from watchdog.actions.cloudflare_api import (
     target_account,
     truncate_utf8,
 )
-from watchdog.clock import iso
 from watchdog.errors import PermanentActionError
+from watchdog.ledger import choose, describe_step_how, rebuild, verified_from
 from watchdog.rules_model import WorkerTargetSpec
+from watchdog.store import LedgerEntry
 
 KIND = "cloudflare-worker"
 
@@ -41,6 +53,7 @@ class WorkerDeployment:
     message: str = ""
     triggered_by: str = ""
     author: str = ""
+    source: str = ""
 
     @property
     def sole_version(self) -> str | None:
@@ -81,6 +94,7 @@ def parse_deployment(raw: Any, where: str) -> WorkerDeployment:
         message=str(annotations.get("workers/message", "")),
         triggered_by=str(annotations.get("workers/triggered_by", "")),
         author=str(raw.get("author_email") or ""),
+        source=str(raw.get("source") or ""),
     )
 
 
@@ -93,45 +107,70 @@ def _bad_versions(live: WorkerDeployment, stable: Sequence[WorkerDeployment]) ->
     return bad
 
 
-def choose_rollback(
-    deployments: Sequence[WorkerDeployment],
-    healthy: Collection[str] = (),
-    deployable: Collection[str] | None = None,
-) -> tuple[WorkerDeployment | None, str]:
-    """The deployment whose sole version to roll back to, and why. ``deployments`` is
-    newest first; ``deployable`` (if known) holds the versions a deployment may use."""
+def live_label(deployments: Sequence[WorkerDeployment]) -> str:
+    """What a plan's ``from`` says for the live deployment: its sole version, or the
+    versions a rollback moves away from (a gradual deployment), comma-joined."""
     if not deployments:
-        return None, "the Worker has no deployments"
+        return ""
+    live = deployments[0]
+    stable = [d for d in deployments[1:] if d.sole_version is not None]
+    return live.sole_version or ",".join(sorted(_bad_versions(live, stable)))
+
+
+def step_of(dep: WorkerDeployment) -> LiveStep:
+    how = describe_step_how(dep.source, dep.triggered_by, dep.message)
+    detail = ", ".join(
+        p
+        for p in (
+            dep.source,
+            dep.author,
+            f"triggered by {dep.triggered_by}" if dep.triggered_by else "",
+            repr(dep.message) if dep.message else "",
+        )
+        if p
+    )
+    return LiveStep(
+        dep.id,
+        dep.created_at,
+        tuple(v for v, _ in dep.versions),
+        how,
+        detail,
+        rollback=dep.triggered_by == "rollback",
+    )
+
+
+def observed_of(
+    deployments: Sequence[WorkerDeployment], deployable: Collection[str] | None
+) -> Observed:
+    """The ledger's view of a Worker's history (``deployments`` newest first)."""
+    if not deployments:
+        return Observed(None, (), (), (), empty_why="the Worker has no deployments")
     live, older = deployments[0], deployments[1:]
     stable = [d for d in older if d.sole_version is not None]
     bad = _bad_versions(live, stable)
-    candidates = [d for d in stable if d.sole_version not in bad]
-    too_old = {
-        d.id for d in candidates if deployable is not None and d.sole_version not in deployable
-    }
-    candidates = [d for d in candidates if d.id not in too_old]
-    if not candidates:
-        why = (
-            "no earlier deployment has a single version at 100% other than "
-            f"the live version(s) {', '.join(sorted(bad))}"
-        )
-        if too_old:
-            why += f" ({len(too_old)} candidate(s) are older than the 100 most recent versions)"
-        return None, why
-    gradual = (
-        f"live is a gradual deployment ({live.split_text()}); " if len(live.versions) > 1 else ""
-    )
-    for d in candidates:
-        if d.sole_version in healthy:
-            return d, (
-                f"{gradual}version {d.sole_version} served 100% in deployment {d.id} "
-                f"({iso(d.created_at)}) and was seen healthy"
+    candidates = []
+    for d in stable:
+        version = d.sole_version or ""
+        blocked = ""
+        if deployable is not None and version not in deployable:
+            blocked = (
+                "not deployable: Cloudflare does not list it among the Worker's "
+                f"{len(deployable)} deployable versions (versions?deployable=true; a "
+                "deployment may use only recent uploads)"
             )
-    note = "; none of the candidates was seen healthy" if healthy else ""
-    return candidates[0], (
-        f"{gradual}version {candidates[0].sole_version} served 100% in the most recent earlier "
-        f"deployment {candidates[0].id} ({iso(candidates[0].created_at)}), as wrangler "
-        f"rollback chooses{note}"
+        candidates.append(Candidate(version, _deploy(d, version), blocked))
+    note = f"live is a gradual deployment ({live.split_text()})" if len(live.versions) > 1 else ""
+    return Observed(
+        live=_deploy(live, live_label(deployments)),
+        bad=tuple(sorted(bad)),
+        steps=tuple(step_of(d) for d in reversed(deployments)),
+        candidates=tuple(candidates),
+        empty_why=(
+            "no earlier deployment has a single version at 100% other than the live "
+            f"version(s) {', '.join(sorted(bad))}"
+        ),
+        note=note,
+        live_since=live.created_at,  # every change of what serves is a new deployment
     )
 
 
@@ -180,17 +219,18 @@ class WorkerTarget:
             raise PermanentActionError(f"Cloudflare API GET {path}: no items list")
         return {i["id"] for i in items if isinstance(i, dict) and isinstance(i.get("id"), str)}
 
-    async def state(self, healthy: Collection[str] = ()) -> TargetState:
+    async def observe(self, ledger: Mapping[str, LedgerEntry] | None = None) -> Observed:
+        """The deployments (all of them: the list is not paginated) and, when there is
+        an earlier one, the deployable versions."""
         deployments = await self.deployments()
-        if not deployments:
-            return TargetState(self.name, KIND, None, None, "the Worker has no deployments")
-        live = deployments[0]
         deployable = await self.deployable_versions() if len(deployments) > 1 else None
-        choice, why = choose_rollback(deployments, healthy, deployable)
-        stable = [d for d in deployments[1:] if d.sole_version is not None]
-        live_version = live.sole_version or ",".join(sorted(_bad_versions(live, stable)))
-        target = _deploy(choice, choice.sole_version or "") if choice else None
-        return TargetState(self.name, KIND, _deploy(live, live_version), target, why)
+        return observed_of(deployments, deployable)
+
+    async def state(self, healthy: Collection[str] = ()) -> TargetState:
+        observed = await self.observe()
+        known = verified_from(healthy, self.name)
+        entries = {**known, **rebuild(self.name, known, observed, ())}
+        return choose(self.name, KIND, observed, entries)
 
     async def rollback(self, plan: RollbackPlan, dry_run: bool = False) -> ActionResult:
         """Deploy ``plan.to_version`` at 100 %. Each attempt re-reads the live deployment
@@ -214,6 +254,11 @@ class WorkerTarget:
                 would=dry_run,
                 data={"deployment_id": live.id, "version": to, "already": True},
             )
+        # A compare-and-swap: only from what the plan saw live. Anything else means a
+        # person (a hotfix) or another process deployed since the plan was made.
+        now_live = live_label(deployments)
+        if now_live != plan.from_version:
+            return deployed_meanwhile(self.name, plan, now_live or "nothing", dry_run)
         path = f"{self._base}/deployments"
         body = {
             "strategy": "percentage",

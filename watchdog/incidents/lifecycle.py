@@ -1,14 +1,12 @@
 """An open incident's way to resolved: each tick moves it on at its deadlines (grace,
 escalate_at, a lifted silence, a resumed rollback, verification, the stable period),
-a rule's resolution may close it, and closing writes the post-mortem draft and marks
-what is live as healthy."""
+a rule's resolution may close it, and closing writes the post-mortem draft."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from watchdog.actions.base import TargetState
 from watchdog.evaluator import State
 from watchdog.incidents.escalation import escalate, ladder
 from watchdog.incidents.model import (
@@ -165,14 +163,6 @@ class Lifecycle:
         if self.postmortem_dir is not None:
             path = await write_draft(rec.store, incident.id, self.postmortem_dir)
             log.info("post-mortem draft written", incident=incident.id, path=str(path))
-        for name in incident.record.targets:
-            await self._maybe_mark_healthy(name, now)
-
-    async def _maybe_mark_healthy(self, target: str, now: float) -> None:
-        """After a verified rollback, what is live is a version seen healthy."""
-        try:
-            state = (await self.rec.playbook.inspect([target]))[target]
-        except KeyError:
-            return
-        if isinstance(state, TargetState) and state.live is not None:
-            await self.rec.store.mark_healthy(target, state.live.version, now)
+        # Closing marks nothing healthy: being live when an incident closes is no
+        # evidence (a dry run, a failed rollback). The version ledger records a passed
+        # verification (verification.py) or a healthy run (the manager's tick).

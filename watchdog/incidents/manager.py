@@ -317,6 +317,7 @@ class IncidentManager:
 
     async def drain(self) -> None:
         await self._rollbacks.drain()
+        await self._rec.ledgers.drain()
 
     async def stand_down(self) -> None:
         """Another replica leads now: stop the actions in flight (their intents are in
@@ -352,7 +353,11 @@ class IncidentManager:
                     log.error("state store failed", incident=incident.id, error=str(exc))
 
     async def tick(self) -> None:
-        """Advance deadlines: grace, verification, stable period, escalation."""
+        """Advance deadlines: grace, verification, stable period, escalation; and the
+        version ledger's healthy runs (every rule inactive for guards.healthy_after)."""
+        self._rec.ledgers.healthy_tick(
+            self.clock.now(), self.engine.states, self.ruleset.guards.healthy_after
+        )
         async with self._lock:
             await self._retry_refused()
             now = self.clock.now()

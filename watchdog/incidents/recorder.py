@@ -9,6 +9,7 @@ from watchdog.actions.base import ActionResult
 from watchdog.clock import Clock
 from watchdog.decision import Decision
 from watchdog.incidents.model import Incident, Phase, log
+from watchdog.ledger import Ledgers
 from watchdog.notify.event import EventKind, IncidentEvent, StatusPhase
 from watchdog.playbook import Playbook
 from watchdog.rules import RuleSet
@@ -36,6 +37,8 @@ class Recorder:
         self.open = open_incidents  # the manager's dict: statuspage ids land on open ones
         self.dry_run = dry_run
         self.on_event = on_event
+        # The version ledger of every target (the playbook's targets, after reloads too).
+        self.ledgers = Ledgers(store, clock, lambda: playbook.targets)
 
     @property
     def ruleset(self) -> RuleSet:

@@ -119,8 +119,7 @@ class Rollbacks:
             if a.kind == kind
         }
         fresh = [n for n in names if n not in journalled]
-        healthy = {n: await rec.store.healthy_versions(n) for n in fresh}
-        states = await rec.playbook.inspect(fresh, healthy)
+        states = await rec.ledgers.inspect(fresh)
         plans: list[RollbackPlan] = []
         blocked: dict[str, str] = {}
         silenced: dict[str, str] = {}
@@ -147,6 +146,19 @@ class Rollbacks:
                     name, live, state.rollback_to.version, rollback_message(decision)
                 )
             silence = self.silences.match(decision.rule, decision.severity, name)
+            if silence is not None and decision.extra.get("manual"):
+                # Silences hold the automatic path; a person's explicit rollback acts,
+                # and the record says which silence it went past.
+                await rec.event(
+                    incident.id,
+                    "silence_overridden",
+                    {
+                        "target": name,
+                        "why": f"a person's explicit rollback acts; the silence holds only "
+                        f"automatic ones ({describe(silence)})",
+                    },
+                )
+                silence = None
             if silence is None:
                 plans.append(plan)
                 continue
@@ -225,6 +237,7 @@ class Rollbacks:
                 "rollback failed: " + "; ".join(f"{r.target}: {r.detail}" for r in failed),
             )
             return
+        await rec.ledgers.rolled_back(incident.id, outcome.rolled_back)
         now = rec.clock.now()
         incident.data["rolled_back"] = [list(r) for r in outcome.rolled_back]
         incident.data["rolled_back_at"] = now

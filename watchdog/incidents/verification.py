@@ -158,6 +158,7 @@ async def verify(
         return
     await rec.event(incident.id, "verification", {"results": results})
     if all(r.startswith("passed") for r in results.values()):
+        await rec.ledgers.verified_rollback(incident.id, data.get("rolled_back", []), results)
         await rec.notify(
             incident,
             EventKind.VERIFIED,
