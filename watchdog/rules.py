@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from watchdog.errors import RuleError
 from watchdog.rules_model import (
+    FILE_CONTEXT,
     IMPLICIT_FIELDS,
     NAMED_SECTIONS,
     NOTIFIER_TYPES,
@@ -40,9 +41,10 @@ from watchdog.rules_model import (
     SilencePolicy,
     SourceSpec,
     TargetSpec,
+    Threshold,
     runbook_severities,
 )
-from watchdog.units import Unit
+from watchdog.units import Unit, threshold_problem
 
 Path_ = tuple[str | int, ...]
 
@@ -344,7 +346,7 @@ def parse_text(text: str, file: str) -> tuple[_Parsed | None, list[str]]:
     if not isinstance(data, dict):
         return None, [f"{file}:{marks.line_of(())} (top level): expected a mapping with version: 1"]
     try:
-        model = RulesFile.model_validate(data)
+        model = RulesFile.model_validate(data, context=FILE_CONTEXT)
     except ValidationError as exc:
         return None, _validation_problems(exc, data, marks)
     return _Parsed(file, model, marks), []
@@ -461,11 +463,9 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
         else:
             signals.setdefault(signal.name, signal)
             threshold = rule.threshold
-            if not _units_fit(threshold.unit, signal.unit):
-                problems.append(
-                    f"{_where(item, (*path, rule.comparison))}: threshold {threshold.text!r} is a "
-                    f"{threshold.unit} but signal {signal.name!r} is in {signal.unit}"
-                )
+            problem = _threshold_problem(rule.comparison, threshold, signal)
+            if problem is not None:
+                problems.append(f"{_where(item, (*path, rule.comparison))}: {problem}")
             if rule.min_requests > 0 and not reports_traffic(signal):
                 # Silently ignoring min_requests would act on too little traffic.
                 problems.append(
@@ -486,8 +486,13 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
             where = _where(item, ("after_rollback", "verify", index, "signal"))
             if signal is None:
                 problems.append(f"{where}: unknown signal {check.signal!r}")
-            else:
-                signals.setdefault(signal.name, signal)
+                continue
+            signals.setdefault(signal.name, signal)
+            if check.below is not None:
+                problem = _threshold_problem("below", check.below, signal)
+                if problem is not None:
+                    at = _where(item, ("after_rollback", "verify", index, "below"))
+                    problems.append(f"{at}: {problem}")
     notify: tuple[str, ...] = singletons.get("notify") or tuple(notifiers)
     if "notify" in singletons:
         need(notify, notifiers, "notifier", singleton_origin["notify"], ("notify",))
@@ -535,6 +540,17 @@ def reports_traffic(signal: ResolvedSignal) -> bool:
     if signal.source.type == "cloudflare":
         return spec.field in ("error_rate", "requests")
     return False
+
+
+def _threshold_problem(comparison: str, threshold: Threshold, signal: ResolvedSignal) -> str | None:
+    if not _units_fit(threshold.unit, signal.unit):
+        return (
+            f"threshold {threshold.text!r} is a {threshold.unit} but signal {signal.name!r} "
+            f"is in {signal.unit}"
+        )
+    return threshold_problem(
+        comparison, threshold.value, threshold.unit, threshold.text, signal.unit
+    )
 
 
 def _units_fit(threshold: Unit, signal: Unit) -> bool:
