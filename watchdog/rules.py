@@ -617,17 +617,31 @@ def _resolve_signal(
 
     unit: Unit = spec.unit or "number"
     if source.type == "prometheus":
-        require("query", "a PromQL expression for a prometheus source")
+        if spec.errors_query is None:
+            require("query", "a PromQL expression for a prometheus source")
+        elif spec.query is not None:
+            problems.append(
+                f"{_where(item, (*path, 'errors_query'))}: give either query or "
+                "errors_query + requests_query, not both"
+            )
+        else:
+            require("requests_query", "errors_query is divided by requests_query")
+            if spec.unit not in (None, "ratio"):
+                problems.append(
+                    f"{_where(item, (*path, 'unit'))}: errors over requests is a ratio, "
+                    f"not {spec.unit}"
+                )
+            unit = "ratio"
         forbid("kind", "metric", "labels", "status_label", "error_status", "quantile", "field")
     elif source.type == "scrape":
         require("kind", "error_ratio, quantile, gauge or rate for a scrape source")
         require("metric", "the metric family to read")
-        forbid("query", "requests_query", "reduce", "field")
+        forbid("query", "errors_query", "requests_query", "reduce", "field")
         if spec.kind is not None and spec.unit is None:
             unit = _SCRAPE_UNITS[spec.kind]
     else:
         fields = IMPLICIT_FIELDS[source.type]
-        forbid("query", "requests_query", "reduce", "kind", "metric", "labels")
+        forbid("query", "errors_query", "requests_query", "reduce", "kind", "metric", "labels")
         if spec.field is None or spec.field not in fields:
             got = f"unknown {spec.field!r}" if spec.field is not None else "missing required key"
             problems.append(

@@ -147,15 +147,19 @@ Reduce = Literal["max", "min", "sum", "avg"]
 class SignalSpec(Model):
     """One time series the rules hold against a threshold.
 
-    Which keys apply depends on the source's type: ``query`` for prometheus, ``kind``
+    Which keys apply depends on the source's type: ``query`` (or ``errors_query`` and
+    ``requests_query``) for prometheus, ``kind``
     and ``metric`` for scrape, ``field`` for probe and cloudflare.
     """
 
     source: Name
     unit: Unit | None = None
     interval: PositiveDuration | None = None
-    # prometheus
+    # prometheus: a ``query`` (its value), or ``errors_query`` over ``requests_query``
+    # (two counts the watchdog divides). ``requests_query`` beside a ``query`` is the
+    # traffic behind it, for ``min_requests``.
     query: str | None = None
+    errors_query: str | None = None
     requests_query: str | None = None
     reduce: Reduce | None = None
     # scrape
