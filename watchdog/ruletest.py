@@ -299,7 +299,7 @@ def _streams(
         if not divided and item.values is None:
             raise RuleTestError(f"{where}: values is missing")
         try:
-            main = expand(item.errors if divided else item.values or "")
+            main = expand((item.errors if divided else item.values) or "")
             requests = expand(item.requests) if item.requests is not None else None
         except SeriesNotationError as exc:
             raise RuleTestError(f"{where}: {exc}") from None
