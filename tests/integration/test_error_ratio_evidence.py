@@ -9,8 +9,10 @@ appear, the ratio is what PromQL says errors over requests are.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import RunningPrometheus, StartPrometheus
+from watchdog.cli import main
 from watchdog.clock import SystemClock
 from watchdog.httpserver import Request, Response, Router, serve
 from watchdog.rules import load_rules
@@ -107,3 +110,57 @@ async def test_shipped_error_rate_is_zero_on_healthy_traffic(
     assert failing.kind is SampleKind.VALUE, failing
     assert (failing.errors, failing.requests) == (errors, requests)
     assert failing.value == pytest.approx(errors / requests, rel=1e-12)
+
+
+async def test_record_and_backtest_of_a_healthy_stretch(
+    scene: Scene, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`record` from a real Prometheus over a stretch without a single 5xx: the errors
+    file has no series and record says it reads as 0 errors; the p95 query (this app
+    has no histogram) has none and record says the rules on it would be blind. The
+    backtest of those files measures 0 % (inactive the whole time, never blind) and
+    notes both."""
+    rules = tmp_path / "rules.yaml"
+    example = (ROOT / "rules/example.yaml").read_text()
+    rules.write_text(example.replace(SHIPPED["rules/example.yaml"], scene.prom.url))
+    # Eleven seconds of traffic that Prometheus can count (a scrape a second).
+    settled = "count_over_time(sum(increase(http_requests_total[1m]))[15s:1s])"
+    await scene.prom.poll_until(scene.http, settled, _at_least(13), polls=600)
+    end = int(time.time()) - 1
+    window = ["--from", str(end - 10), "--to", str(end), "--step", "1s"]
+    out = tmp_path / "rec"
+    argv = ["record", "--rules", str(rules), "--prometheus", "", *window, "--out", str(out)]
+    assert await asyncio.to_thread(main, argv) == 0
+    said = capsys.readouterr()
+    assert f"wrote {out / 'error_rate.requests.json'} (11 of 11 steps)" in said.out
+    assert (
+        f"wrote {out / 'error_rate.errors.json'}: no series: no errors, read as 0 errors "
+        "wherever there was traffic (as live)"
+    ) in said.out
+    assert (
+        f"wrote {out / 'p95_latency.json'}: no series: no data, so slow-p95, "
+        "slow-p95-warning would be blind throughout (as live)"
+    ) in said.out
+    assert "cannot fetch health.up" in said.err
+
+    argv = ["backtest", "--rules", str(rules), "--series", str(out), "--format", "json"]
+    assert await asyncio.to_thread(main, argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_rule = {line["rule"]: line for line in lines if line["event"] == "rule_summary"}
+    assert by_rule["error-rate"]["time_in_state"] == {
+        "inactive": 10.0,
+        "pending": 0,
+        "firing": 0,
+        "blind": 0,
+    }
+    assert by_rule["slow-p95"]["time_in_state"]["blind"] == 10.0
+    notes = lines[-1]["notes"]
+    assert any("error_rate.errors.json has no series" in note for note in notes), notes
+    assert any("p95_latency.json has no series" in note for note in notes), notes
+
+
+def _at_least(count: float) -> Callable[[float], bool]:
+    def done(value: float) -> bool:
+        return value >= count
+
+    return done
