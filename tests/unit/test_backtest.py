@@ -708,3 +708,19 @@ async def test_record_says_what_an_empty_answer_means(
         "blind": 0,
     }
     assert rule_summary(lines, "slow")["time_in_state"]["blind"] == 39 * STEP
+
+
+def test_a_ratio_recording_of_a_divided_signal_is_named_not_used(
+    tmp_path: Path, divided_rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """error_rate.json recorded before the signal became errors over requests is not
+    silently used nor silently skipped: the note says what the signal reads."""
+    series = tmp_path / "rec"
+    write(series, "error_rate", matrix_body(points([0.08] * 40)))
+    write(series, "p95", matrix_body(points([0.3] * 40)))
+    lines = backtest_json(capsys, divided_rules, series)
+    assert (
+        f"ignored {series / 'error_rate.json'}: error_rate is errors over requests"
+        in (lines[-1]["notes"][0])
+    )
+    assert rule_summary(lines, "error-rate")["backtested"] is False

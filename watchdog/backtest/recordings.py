@@ -149,6 +149,11 @@ def load_recordings(directory: Path, ruleset: RuleSet) -> tuple[dict[str, Record
         requests_path = directory / f"{name}.requests.json"
         requests = read_matrix_file(requests_path) if requests_path.exists() else None
         if divided(signal):
+            if path.exists():  # recorded when the signal was still a ratio query
+                notes.append(
+                    f"ignored {path}: {name} is errors over requests (it reads "
+                    f"{name}.errors.json and {name}.requests.json)"
+                )
             errors_path = directory / f"{name}.errors.json"
             errors = read_matrix_file(errors_path) if errors_path.exists() else None
             if errors is None and requests is None:
