@@ -148,8 +148,8 @@ class SignalSpec(Model):
     """One time series the rules hold against a threshold.
 
     Which keys apply depends on the source's type: ``query`` (or ``errors_query`` and
-    ``requests_query``) for prometheus, ``kind``
-    and ``metric`` for scrape, ``field`` for probe and cloudflare.
+    ``requests_query``) for prometheus, ``kind`` and ``metric`` for scrape, ``field``
+    for probe and cloudflare.
     """
 
     source: Name
