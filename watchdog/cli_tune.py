@@ -27,6 +27,7 @@ from watchdog.backtest import (
     load_recordings,
     parse_time,
     paused_gc,
+    record_report,
     render_json,
     render_text,
     run_backtest,
@@ -233,8 +234,10 @@ def cmd_record(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     try:
         ruleset = _load(args.rules)
-        recordings, notes, _, _ = run_sync(_fetch(ruleset, args))
-        written = write_recordings(Path(args.out), recordings)
+        recordings, notes, start, end = run_sync(_fetch(ruleset, args))
+        write_recordings(Path(args.out), recordings)
+        step = parse_duration(args.step)
+        report = record_report(Path(args.out), recordings, ruleset, start, end, step)
     except RuleError as exc:
         return _fail("the rules are not valid:\n  " + "\n  ".join(exc.problems))
     except WatchdogError as exc:
@@ -243,8 +246,8 @@ def _record(args: argparse.Namespace) -> int:
         return _fail(f"cannot write {args.out}: {exc}")
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    for path in written:
-        print(f"wrote {path}")
+    for line in report:
+        print(line)
     return 0
 
 

@@ -6,7 +6,7 @@ The live daemon, the backtest and the rule unit tests all fold samples through
 Semantics (documented in the README, "Rule semantics"):
 
 - ``above``/``below`` are strict: a value equal to the threshold is not a breach.
-- Missing evidence (source error, no data, NaN, traffic below ``min_requests``)
+- Missing evidence (source error, no data, NaN, traffic below ``min_requests`` or unknown)
   makes the rule **blind**. Blind never fires and never counts toward ``for:``: it
   resets a pending run, as an absent series resets a pending alert in Prometheus.
 - ``mode: consecutive`` (default) is Prometheus ``for:``: the first breaching
@@ -94,7 +94,10 @@ def blind_reason(rule: RuleSpec, sample: Sample) -> str | None:
     min_requests = rule.min_requests
     if min_requests > 0:
         requests = sample.requests
-        if requests is not None and not requests >= min_requests:
+        if requests is None:
+            # Traffic unknown is not enough traffic: min_requests is never dropped.
+            return f"traffic unknown (min_requests {min_requests:g} needs a request count)"
+        if not requests >= min_requests:
             return f"traffic {requests:g} below min_requests {min_requests:g}"
     return None
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from watchdog.errors import RuleError
 from watchdog.rules_model import (
+    FILE_CONTEXT,
     IMPLICIT_FIELDS,
     NAMED_SECTIONS,
     NOTIFIER_TYPES,
@@ -40,9 +41,10 @@ from watchdog.rules_model import (
     SilencePolicy,
     SourceSpec,
     TargetSpec,
+    Threshold,
     runbook_severities,
 )
-from watchdog.units import Unit
+from watchdog.units import Unit, threshold_problem
 
 Path_ = tuple[str | int, ...]
 
@@ -355,7 +357,7 @@ def parse_text(text: str, file: str) -> tuple[_Parsed | None, list[str]]:
     if not isinstance(data, dict):
         return None, [f"{file}:{marks.line_of(())} (top level): expected a mapping with version: 1"]
     try:
-        model = RulesFile.model_validate(data)
+        model = RulesFile.model_validate(data, context=FILE_CONTEXT)
     except ValidationError as exc:
         return None, _validation_problems(exc, data, marks)
     return _Parsed(file, model, marks), []
@@ -472,11 +474,9 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
         else:
             signals.setdefault(signal.name, signal)
             threshold = rule.threshold
-            if not _units_fit(threshold.unit, signal.unit):
-                problems.append(
-                    f"{_where(item, (*path, rule.comparison))}: threshold {threshold.text!r} is a "
-                    f"{threshold.unit} but signal {signal.name!r} is in {signal.unit}"
-                )
+            problem = _threshold_problem(rule.comparison, threshold, signal)
+            if problem is not None:
+                problems.append(f"{_where(item, (*path, rule.comparison))}: {problem}")
             if rule.min_requests > 0 and not reports_traffic(signal):
                 # Silently ignoring min_requests would act on too little traffic.
                 problems.append(
@@ -497,8 +497,13 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
             where = _where(item, ("after_rollback", "verify", index, "signal"))
             if signal is None:
                 problems.append(f"{where}: unknown signal {check.signal!r}")
-            else:
-                signals.setdefault(signal.name, signal)
+                continue
+            signals.setdefault(signal.name, signal)
+            if check.below is not None:
+                problem = _threshold_problem("below", check.below, signal)
+                if problem is not None:
+                    at = _where(item, ("after_rollback", "verify", index, "below"))
+                    problems.append(f"{at}: {problem}")
     notify: tuple[str, ...] = singletons.get("notify") or tuple(notifiers)
     if "notify" in singletons:
         need(notify, notifiers, "notifier", singleton_origin["notify"], ("notify",))
@@ -546,6 +551,17 @@ def reports_traffic(signal: ResolvedSignal) -> bool:
     if signal.source.type == "cloudflare":
         return spec.field in ("error_rate", "requests")
     return False
+
+
+def _threshold_problem(comparison: str, threshold: Threshold, signal: ResolvedSignal) -> str | None:
+    if not _units_fit(threshold.unit, signal.unit):
+        return (
+            f"threshold {threshold.text!r} is a {threshold.unit} but signal {signal.name!r} "
+            f"is in {signal.unit}"
+        )
+    return threshold_problem(
+        comparison, threshold.value, threshold.unit, threshold.text, signal.unit
+    )
 
 
 def _units_fit(threshold: Unit, signal: Unit) -> bool:
@@ -612,17 +628,31 @@ def _resolve_signal(
 
     unit: Unit = spec.unit or "number"
     if source.type == "prometheus":
-        require("query", "a PromQL expression for a prometheus source")
+        if spec.errors_query is None:
+            require("query", "a PromQL expression for a prometheus source")
+        elif spec.query is not None:
+            problems.append(
+                f"{_where(item, (*path, 'errors_query'))}: give either query or "
+                "errors_query + requests_query, not both"
+            )
+        else:
+            require("requests_query", "errors_query is divided by requests_query")
+            if spec.unit not in (None, "ratio"):
+                problems.append(
+                    f"{_where(item, (*path, 'unit'))}: errors over requests is a ratio, "
+                    f"not {spec.unit}"
+                )
+            unit = "ratio"
         forbid("kind", "metric", "labels", "status_label", "error_status", "quantile", "field")
     elif source.type == "scrape":
         require("kind", "error_ratio, quantile, gauge or rate for a scrape source")
         require("metric", "the metric family to read")
-        forbid("query", "requests_query", "reduce", "field")
+        forbid("query", "errors_query", "requests_query", "reduce", "field")
         if spec.kind is not None and spec.unit is None:
             unit = _SCRAPE_UNITS[spec.kind]
     else:
         fields = IMPLICIT_FIELDS[source.type]
-        forbid("query", "requests_query", "reduce", "kind", "metric", "labels")
+        forbid("query", "errors_query", "requests_query", "reduce", "kind", "metric", "labels")
         if spec.field is None or spec.field not in fields:
             got = f"unknown {spec.field!r}" if spec.field is not None else "missing required key"
             problems.append(

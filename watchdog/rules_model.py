@@ -10,11 +10,48 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
-from watchdog.units import Unit, parse_duration, parse_share, parse_threshold
+from watchdog.units import (
+    MAX_RULES_DURATION,
+    Unit,
+    parse_duration,
+    parse_share,
+    parse_threshold,
+)
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# Validation context of a file a person wrote: durations need a unit and stay below
+# MAX_RULES_DURATION. Models built in code (already in seconds) are not held to it.
+FILE_CONTEXT = {"file": True}
+
+
+def _duration(value: object, info: ValidationInfo) -> float:
+    from_file = bool(info.context and info.context.get("file"))
+    seconds = parse_duration(value, need_unit=from_file)
+    if from_file and seconds > MAX_RULES_DURATION:
+        raise ValueError(
+            f"{value} is longer than the {MAX_RULES_DURATION / 86400:g}d a rules file allows"
+        )
+    return seconds
+
+
+def _positive_duration(value: object, info: ValidationInfo) -> float:
+    seconds = _duration(value, info)
+    if not seconds > 0:
+        raise ValueError(f"must be longer than 0s, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+# A timeout or a sampling interval: 0 would spin or never wait.
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 Share = Annotated[float, BeforeValidator(parse_share)]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -50,24 +87,24 @@ ThresholdField = Annotated[Threshold, BeforeValidator(_threshold)]
 class PrometheusSourceSpec(Model):
     type: Literal["prometheus"]
     url: str
-    timeout: Duration = 5.0
-    interval: Duration | None = None
+    timeout: PositiveDuration = 5.0
+    interval: PositiveDuration | None = None
     max_bytes: int = Field(default=20_000_000, gt=0)  # an answer is one number; cap it
 
 
 class ScrapeSourceSpec(Model):
     type: Literal["scrape"]
     url: str
-    timeout: Duration = 5.0
-    interval: Duration | None = None
+    timeout: PositiveDuration = 5.0
+    interval: PositiveDuration | None = None
     max_bytes: int = Field(default=20_000_000, gt=0)
 
 
 class ProbeSourceSpec(Model):
     type: Literal["probe"]
     url: str
-    timeout: Duration = 5.0
-    interval: Duration | None = None
+    timeout: PositiveDuration = 5.0
+    interval: PositiveDuration | None = None
     expect_status: tuple[int, ...] = (200,)
 
 
@@ -77,9 +114,9 @@ class CloudflareSourceSpec(Model):
     type: Literal["cloudflare"]
     script: str
     account: str | None = None
-    timeout: Duration = 10.0
-    interval: Duration | None = None
-    window: Duration = 300.0
+    timeout: PositiveDuration = 10.0
+    interval: PositiveDuration | None = None
+    window: PositiveDuration = 300.0
     delay: Duration = 180.0
 
 
@@ -110,15 +147,19 @@ Reduce = Literal["max", "min", "sum", "avg"]
 class SignalSpec(Model):
     """One time series the rules hold against a threshold.
 
-    Which keys apply depends on the source's type: ``query`` for prometheus, ``kind``
-    and ``metric`` for scrape, ``field`` for probe and cloudflare.
+    Which keys apply depends on the source's type: ``query`` (or ``errors_query`` and
+    ``requests_query``) for prometheus, ``kind`` and ``metric`` for scrape, ``field``
+    for probe and cloudflare.
     """
 
     source: Name
     unit: Unit | None = None
-    interval: Duration | None = None
-    # prometheus
+    interval: PositiveDuration | None = None
+    # prometheus: a ``query`` (its value), or ``errors_query`` over ``requests_query``
+    # (two counts the watchdog divides). ``requests_query`` beside a ``query`` is the
+    # traffic behind it, for ``min_requests``.
     query: str | None = None
+    errors_query: str | None = None
     requests_query: str | None = None
     reduce: Reduce | None = None
     # scrape
@@ -362,7 +403,7 @@ class Guards(Model):
 
 
 class Defaults(Model):
-    interval: Duration = 15.0
+    interval: PositiveDuration = 15.0
     blind_after: Duration = 300.0
 
 

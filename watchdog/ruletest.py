@@ -14,9 +14,12 @@ Test file format::
                                        # defaults.interval); rules evaluate on each value
         start_time: 2026-11-28T10:00:00Z   # time of the first value (default 0 = 1970)
         input_series:
-          - series: error_rate         # a signal of the rules
-            values: 0.01x19 0.08x40    # expanding notation (below)
-            requests: 1000x59          # optional: traffic behind a ratio (min_requests)
+          - series: p95_latency        # a signal of the rules
+            values: 0.3x19 6x40        # expanding notation (below)
+          - series: error_rate         # a signal given as errors_query + requests_query:
+            errors: _x19 80x40         # its two counts; `_` errors is no error series
+            requests: 1000x59          # (0 errors where there is traffic), `_` requests
+                                       # is no traffic (blind)
         deployments:                   # optional; as deployments.json, `at` may be a
           worker:                      # duration from start_time (-10m, 5m)
             - {version: v41, at: -2d}
@@ -41,7 +44,9 @@ Expanding notation (``watchdog/series_notation.py``): ``a`` one value; ``a+bxn``
 times ``a``; ``_`` a missing sample, ``_xn`` n of them; ``stale`` a staleness marker.
 A missing or stale sample, ``NaN`` or a series that ended before the others is no data:
 the rule is blind there (a gap resets ``for:``, as an absent series resets a pending
-alert in Prometheus).
+alert in Prometheus). A signal with a ``requests_query`` beside its ``query`` takes
+``values`` and ``requests`` (its traffic); without ``requests`` it is blind, as the
+live daemon is without a traffic answer.
 
 ``exp_decision`` is what the watchdog does for that rule at that moment, a value or a
 list (compared as a set): ``rollback`` (targets would be rolled back; also for a
@@ -66,7 +71,7 @@ import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -82,7 +87,7 @@ from watchdog.rules_model import Duration, Model
 from watchdog.samples import Sample
 from watchdog.series_notation import MISSING, STALE, Point, SeriesNotationError, expand
 from watchdog.silence import Matcher, parse_matcher
-from watchdog.sources.prometheus import with_requests
+from watchdog.sources.prometheus import divide, with_requests
 from watchdog.units import format_duration
 
 Outcome = Literal[
@@ -105,7 +110,8 @@ ACTING: frozenset[str] = frozenset({"rollback", "silenced", "blocked", "grace", 
 
 class InputSeries(Model):
     series: str
-    values: str
+    values: str | None = None
+    errors: str | None = None
     requests: str | None = None
 
 
@@ -207,6 +213,7 @@ def run_test_file(path: Path, run: re.Pattern[str] | None = None) -> list[Failur
 class _Observed:
     states: dict[float, dict[str, State]]
     outcomes: dict[tuple[float, str], set[str]]
+    blind_reasons: dict[tuple[float, str], str] = field(default_factory=dict)
 
 
 async def _run_group(ruleset: RuleSet, group: RuleTestGroup, label: str) -> list[Failure]:
@@ -248,7 +255,11 @@ async def _run_group(ruleset: RuleSet, group: RuleTestGroup, label: str) -> list
 
     def snapshot(at: float) -> None:
         if at in wanted:
-            observed.states[at] = {name: s.state for name, s in replay.engine.states.items()}
+            states = replay.engine.states
+            observed.states[at] = {name: s.state for name, s in states.items()}
+            for name, state in states.items():
+                if state.state is State.BLIND:
+                    observed.blind_reasons[(at, name)] = state.blind_reason
 
     await replay.run(streams, after=snapshot)
     for event in replay.timeline:
@@ -272,59 +283,95 @@ def _matchers(items: Iterable[str], label: str) -> list[Matcher]:
 def _streams(
     ruleset: RuleSet, group: RuleTestGroup, label: str, start: float, interval: float
 ) -> dict[str, list[Sample]]:
-    expanded: dict[str, tuple[list[Point], list[Point] | None]] = {}
+    expanded: dict[str, _Input] = {}
     for index, item in enumerate(group.input_series):
         where = f"{label}: input_series[{index}] ({item.series})"
-        if item.series not in ruleset.signals:
+        signal = ruleset.signals.get(item.series)
+        if signal is None:
             known = ", ".join(sorted(ruleset.signals))
             raise RuleTestError(f"{where}: unknown signal (expected one of: {known})")
         if item.series in expanded:
             raise RuleTestError(f"{where}: the signal is given twice")
+        divided = signal.spec.errors_query is not None
+        if divided and (item.values is not None or item.errors is None or item.requests is None):
+            raise RuleTestError(
+                f"{where}: give errors and requests (the watchdog divides this signal's "
+                "errors_query by its requests_query), not values"
+            )
+        if not divided and item.errors is not None:
+            raise RuleTestError(
+                f"{where}: errors applies only to a signal given as errors_query + "
+                "requests_query; give values"
+            )
+        if not divided and item.values is None:
+            raise RuleTestError(f"{where}: values is missing")
         try:
-            values = expand(item.values)
+            main = expand((item.errors if divided else item.values) or "")
             requests = expand(item.requests) if item.requests is not None else None
         except SeriesNotationError as exc:
             raise RuleTestError(f"{where}: {exc}") from None
-        if requests is not None and len(requests) != len(values):
+        if requests is not None and len(requests) != len(main):
+            what = "errors" if divided else "values"
             raise RuleTestError(
-                f"{where}: requests has {len(requests)} values but values has {len(values)}"
+                f"{where}: requests has {len(requests)} values but {what} has {len(main)}"
             )
-        expanded[item.series] = (values, requests)
+        # A signal with a requests_query has no known traffic without `requests:`,
+        # which live is no evidence: the same here.
+        expanded[item.series] = _Input(
+            main, requests, divided, signal.spec.requests_query is not None
+        )
     if not expanded:
         raise RuleTestError(f"{label}: no input_series")
-    length = max(len(values) for values, _ in expanded.values())
+    length = max(len(given.main) for given in expanded.values())
     # Rules evaluate signal by signal in rules order, as the live daemon samples them.
     order = [name for name in ruleset.signals if name in expanded]
-    streams = {}
-    for name in order:
-        values, requests = expanded[name]
-        streams[name] = [
-            _point_sample(
-                start + i * interval,
-                values[i] if i < len(values) else MISSING,
-                requests[i] if requests is not None and i < len(requests) else None,
-                requests is not None,
-            )
-            for i in range(length)
-        ]
-    return streams
+    return {
+        name: [expanded[name].sample(start + i * interval, i) for i in range(length)]
+        for name in order
+    }
 
 
-def _point_sample(at: float, value: Point, traffic: Point | None, has_requests: bool) -> Sample:
-    if value is MISSING:
-        return Sample.no_data(at, "no sample (_)")
-    if value is STALE:
-        return Sample.no_data(at, "stale")
-    assert isinstance(value, float)
-    sample = value_sample(at, value)
-    if not has_requests:
-        return sample
-    if traffic is MISSING or traffic is STALE or traffic is None:
-        requests = Sample.no_data(at, "no sample (_)")
-    else:
-        assert isinstance(traffic, float)
-        requests = value_sample(at, traffic)
-    return with_requests(sample, requests)
+@dataclass(frozen=True)
+class _Input:
+    """One input series: ``main`` is the values, or the errors of a divided signal."""
+
+    main: list[Point]
+    requests: list[Point] | None
+    divided: bool
+    needs_requests: bool
+
+    def sample(self, at: float, i: int) -> Sample:
+        point = self.main[i] if i < len(self.main) else MISSING
+        if self.divided:
+            # `_` errors is an answer without series (0 errors when there is traffic).
+            assert self.requests is not None
+            traffic = self.requests[i] if i < len(self.requests) else MISSING
+            return divide(_answer(at, point), _answer(at, traffic), at)
+        if point is MISSING:
+            return Sample.no_data(at, "no sample (_)")
+        if point is STALE:
+            return Sample.no_data(at, "stale")
+        assert isinstance(point, float)
+        sample = value_sample(at, point)
+        if self.requests is None:
+            if self.needs_requests:
+                return with_requests(sample, Sample.no_data(at, "no requests series given"))
+            return sample
+        traffic = self.requests[i] if i < len(self.requests) else MISSING
+        if traffic is MISSING or traffic is STALE:
+            requests = Sample.no_data(at, "no sample (_)")
+        else:
+            assert isinstance(traffic, float)
+            requests = value_sample(at, traffic)
+        return with_requests(sample, requests)
+
+
+def _answer(at: float, point: Point) -> Sample | None:
+    """A point as a query's answer: `_` and `stale` are an answer without series."""
+    if point is MISSING or point is STALE:
+        return None
+    assert isinstance(point, float)
+    return value_sample(at, point)
 
 
 def _outcome(event: str, fields: Any) -> str | None:
@@ -380,6 +427,7 @@ def _check(
         )
     name = expectation.rule
     state = states.get(name, State.INACTIVE).value
+    reason = observed.blind_reasons.get((at, name))
     decisions = frozenset(observed.outcomes.get((at, name), set()))
     ok = True
     expected: list[str] = []
@@ -387,7 +435,7 @@ def _check(
     if expectation.exp_state is not None:
         ok = ok and state == expectation.exp_state
         expected.append(f"state {expectation.exp_state}")
-    got.append(f"state {state}")
+    got.append(f"state {state}" + (f" ({reason})" if state == "blind" and reason else ""))
     if expectation.exp_decision is not None:
         want = expectation.decisions()
         ok = ok and decisions == want

@@ -20,17 +20,32 @@ class SampleKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One observation of one signal. ``requests`` is the traffic behind a ratio, where known."""
+    """One observation of one signal.
+
+    ``value`` is what rules compare (a ratio, seconds, a number). Where the source
+    counts them, ``requests`` is the traffic behind the value and ``errors`` how many
+    of those requests failed: the evidence a ratio stands on (0 errors of 12 requests
+    and 0 of 12,000 are both 0 %, and say very different things)."""
 
     at: float
     kind: SampleKind
     value: float = math.nan
     requests: float | None = None
     reason: str = ""
+    errors: float | None = None
 
     @classmethod
-    def of(cls, at: float, value: float, requests: float | None = None) -> Sample:
-        return cls(at, SampleKind.VALUE, value, requests)
+    def of(
+        cls, at: float, value: float, requests: float | None = None, errors: float | None = None
+    ) -> Sample:
+        return cls(at, SampleKind.VALUE, value, requests, errors=errors)
+
+    @classmethod
+    def ratio(cls, at: float, errors: float, requests: float) -> Sample:
+        """``errors / requests`` with both counts; ``requests`` must be above 0. At most
+        1: counters extrapolated one by one (``increase()``) can count a few more
+        errors than requests in a total outage, and that is 100 %, not a bad number."""
+        return cls(at, SampleKind.VALUE, min(errors / requests, 1.0), requests, errors=errors)
 
     @classmethod
     def no_data(cls, at: float, reason: str) -> Sample:

@@ -13,16 +13,25 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 Unit = Literal["ratio", "seconds", "number"]
+# The longest duration a rules file may give: anything longer is a typo (400d for 40d)
+# and would hold a rule or a guard for longer than any deploy lives.
+MAX_RULES_DURATION = 30 * 86400.0
 _THRESHOLD_HELP = "expected a number, a percentage (5%) or a latency (500ms), got {value!r}"
 
 
-def parse_duration(value: object) -> float:
-    """``"5m"`` → 300.0; ``"1h30m"`` → 5400.0; a bare number is seconds."""
+def parse_duration(value: object, *, need_unit: bool = False) -> float:
+    """``"5m"`` → 300.0; ``"1h30m"`` → 5400.0; a bare number is seconds, unless
+    ``need_unit`` (a rules file), where only ``0`` may go without a unit."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30s, 5m or 1h, got {value!r}")
     if isinstance(value, int | float):
         if value < 0 or not math.isfinite(value):
             raise ValueError(f"duration must be a finite number >= 0, got {value!r}")
+        if need_unit and value != 0:
+            # `for: 5` reads as five minutes to many people and is five seconds here.
+            raise ValueError(
+                f"a duration needs a unit ({value:g}s, {value:g}m or {value:g}h?), got {value!r}"
+            )
         return float(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration like 30s, 5m or 1h, got {value!r}")
@@ -69,6 +78,24 @@ def parse_threshold(value: object) -> tuple[float, Unit]:
         raise ValueError(
             f"expected a number, a percentage (5%) or a latency (500ms), got {value!r}"
         ) from None
+
+
+def threshold_problem(
+    comparison: str, value: float, unit: Unit, text: str, signal_unit: Unit
+) -> str | None:
+    """Why a threshold can never mean what was written for a signal in ``signal_unit``
+    (None when it can): a ratio lies in (0, 1), a latency above 0."""
+    if signal_unit == "ratio":
+        if unit == "number" and value >= 1:
+            return (
+                f"{comparison}: {text} on a ratio signal is {value * 100:g} %; "
+                f"did you mean {text}%?"
+            )
+        if not 0.0 < value < 1.0:
+            return f"a ratio threshold must lie between 0% and 100% (both excluded), got {text}"
+    if signal_unit == "seconds" and not value > 0.0:
+        return f"a seconds threshold must be above 0s, got {text}"
+    return None
 
 
 def parse_share(value: object) -> float:

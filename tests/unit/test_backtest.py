@@ -563,3 +563,164 @@ def need_matplotlib() -> None:
         if os.environ.get("CI"):
             pytest.fail(message + "; CI must run the plot tests")
         pytest.skip(message)
+
+
+# --- evidence: empty answers and missing traffic, read as the live daemon reads them -----
+
+
+def rule_summary(lines: list[dict[str, Any]], rule: str) -> dict[str, Any]:
+    (found,) = [e for e in lines if e["event"] == "rule_summary" and e["rule"] == rule]
+    return found
+
+
+def test_missing_requests_recording_is_blind_not_a_rollback(
+    tmp_path: Path, rules_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Defect 16: error_rate has a requests_query and error-rate a min_requests, but
+    only error_rate.json was recorded. Live, a ratio without its traffic is blind; so
+    the replay is blind throughout (no rollback) and the summary says why."""
+    series = tmp_path / "rec"
+    record(series, [0.08] * 40, deploys=FRESH_DEPLOYS)
+    (series / "error_rate.requests.json").unlink()
+    lines = backtest_json(capsys, rules_path, series)
+    assert not events(lines, "would_rollback")
+    assert not events(lines, "firing")
+    summary = rule_summary(lines, "error-rate")
+    assert summary["backtested"] is True
+    assert summary["time_in_state"]["blind"] == 39 * STEP
+    (blind,) = events(lines, "blind", "error-rate")
+    assert "no requests recording" in blind["reason"]
+    assert any(
+        "error_rate.requests.json" in note and "error-rate" in note and "blind" in note
+        for note in lines[-1]["notes"]
+    ), lines[-1]["notes"]
+
+
+def test_an_empty_recording_is_blind_not_skipped(
+    tmp_path: Path, rules_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Defect 4: p95.json is `{"result": []}` (the query had no series). Live that is
+    no data, so the rule on it is blind over the whole replay, never "not backtested",
+    and the summary says so."""
+    series = tmp_path / "rec"
+    record(series, [0.01] * 40)
+    write(series, "p95", matrix_body([]))
+    lines = backtest_json(capsys, rules_path, series)
+    summary = rule_summary(lines, "slow")
+    assert summary["backtested"] is True
+    assert summary["time_in_state"]["blind"] == 39 * STEP
+    assert summary["time_in_state"]["inactive"] == 0
+    (blind,) = events(lines, "blind", "slow")
+    assert blind["reason"] == "no_data: no series"
+    assert any(
+        "p95.json" in note and "no series" in note and "slow" in note for note in lines[-1]["notes"]
+    ), lines[-1]["notes"]
+
+
+DIVIDED = RULES.replace(
+    'error_rate: {source: prom, query: "err_q", requests_query: "req_q", unit: ratio}',
+    'error_rate: {source: prom, errors_query: "errs_q", requests_query: "req_q"}',
+)
+
+
+@pytest.fixture
+def divided_rules(tmp_path: Path) -> Path:
+    path = tmp_path / "divided.yaml"
+    path.write_text(DIVIDED)
+    return path
+
+
+def test_no_error_series_with_traffic_is_zero_in_the_replay(
+    tmp_path: Path, divided_rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """errors_query / requests_query: no error point while there is traffic is 0 %
+    (inactive, never blind); errors then appear, 80 of 1000 (8 %), and it rolls back;
+    a step without traffic is blind, as live."""
+    series = tmp_path / "rec"
+    write(series, "error_rate.errors", matrix_body(points([80.0] * 40, start=T0 + 20 * STEP)))
+    traffic = points([1000.0] * 80)
+    del traffic[70]
+    write(series, "error_rate.requests", matrix_body(traffic))
+    write(series, "deployments", FRESH_DEPLOYS)
+    lines = backtest_json(capsys, divided_rules, series)
+    summary = rule_summary(lines, "error-rate")
+    assert summary["time_in_state"]["blind"] == STEP
+    assert summary["time_in_state"]["inactive"] == (20 + 19) * STEP - STEP
+    assert events(lines, "firing", "error-rate")[0]["time"] == rfc3339(T0 + 40 * STEP)
+    assert events(lines, "firing", "error-rate")[0]["value"] == pytest.approx(0.08)
+    assert len(events(lines, "would_rollback")) == 1
+    (blind,) = events(lines, "blind", "error-rate")
+    assert blind["time"] == rfc3339(T0 + 70 * STEP)
+    assert blind["reason"] == "no_data: no traffic: requests_query has no series"
+
+
+def test_a_missing_errors_recording_is_not_zero_errors(
+    tmp_path: Path, divided_rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An errors file that was never written is not an empty answer: blind, noted."""
+    series = tmp_path / "rec"
+    write(series, "error_rate.requests", matrix_body(points([1000.0] * 40)))
+    lines = backtest_json(capsys, divided_rules, series)
+    assert rule_summary(lines, "error-rate")["time_in_state"]["blind"] == 39 * STEP
+    assert any("error_rate.errors.json" in note for note in lines[-1]["notes"])
+
+
+async def test_record_says_what_an_empty_answer_means(
+    tmp_path: Path, divided_rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`record` of an errors query without series (nothing failed) and of a p95 query
+    without series says, per file, how the live daemon reads it; the backtest of the
+    files is the backtest straight from Prometheus."""
+    fake = RangeServer({"req_q": points([1000.0] * 40)})
+    window = ["--from", str(T0), "--to", str(T0 + 39 * STEP), "--step", "15s"]
+    out = tmp_path / "rec"
+    async with serve(fake.router) as server:
+        argv = ["record", "--rules", str(divided_rules), "--prometheus", server.url, *window]
+        code = await asyncio.to_thread(main, [*argv, "--out", str(out)])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        base = ["backtest", "--rules", str(divided_rules), "--format", "json"]
+        live = [*base, "--prometheus", server.url, *window]
+        assert await asyncio.to_thread(main, live) == 0
+        from_prometheus = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "error_rate.errors.json",
+        "error_rate.requests.json",
+        "p95.json",
+    ]
+    said = captured.out
+    assert f"wrote {out / 'error_rate.requests.json'} (40 of 40 steps)" in said
+    assert (
+        f"wrote {out / 'error_rate.errors.json'}: no series: no errors, read as 0 errors "
+        "wherever there was traffic (as live)"
+    ) in said
+    assert (
+        f"wrote {out / 'p95.json'}: no series: no data, so slow would be blind throughout (as live)"
+    ) in said
+    assert await asyncio.to_thread(main, [*base, "--series", str(out)]) == 0
+    from_files = capsys.readouterr().out
+    assert from_files.splitlines()[:-1] == from_prometheus.splitlines()[:-1]
+    lines = [json.loads(line) for line in from_files.splitlines()]
+    assert rule_summary(lines, "error-rate")["time_in_state"] == {
+        "inactive": 39 * STEP,
+        "pending": 0,
+        "firing": 0,
+        "blind": 0,
+    }
+    assert rule_summary(lines, "slow")["time_in_state"]["blind"] == 39 * STEP
+
+
+def test_a_ratio_recording_of_a_divided_signal_is_named_not_used(
+    tmp_path: Path, divided_rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """error_rate.json recorded before the signal became errors over requests is not
+    silently used nor silently skipped: the note says what the signal reads."""
+    series = tmp_path / "rec"
+    write(series, "error_rate", matrix_body(points([0.08] * 40)))
+    write(series, "p95", matrix_body(points([0.3] * 40)))
+    lines = backtest_json(capsys, divided_rules, series)
+    assert (
+        f"ignored {series / 'error_rate.json'}: error_rate is errors over requests"
+        in (lines[-1]["notes"][0])
+    )
+    assert rule_summary(lines, "error-rate")["backtested"] is False

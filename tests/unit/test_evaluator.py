@@ -121,6 +121,15 @@ def test_low_traffic_is_blind(rules: RuleSet) -> None:
     assert "below min_requests" in engine.states["error-rate"].blind_reason
 
 
+def test_unknown_traffic_is_blind_under_min_requests(rules: RuleSet) -> None:
+    """Defect 16, at the root: a value without a request count cannot pass
+    min_requests, whichever path (live, backtest, rule test) built the sample."""
+    samples = series(repeat(1.0, 100), requests=None)
+    engine, _, decisions = run(rules, samples)
+    assert [kind for _, kind in decisions] == [DecisionKind.BLIND]
+    assert "traffic unknown" in engine.states["error-rate"].blind_reason
+
+
 def test_recovery_after_firing_resolves(rules: RuleSet) -> None:
     """A firing rule resolves on the first good sample (no keep_firing_for)."""
     samples = series(flatten(repeat(0.08, 30), repeat(0.001, 5)))

@@ -419,3 +419,87 @@ async def test_query_range_failures_are_backtest_errors(http: httpx.AsyncClient)
         await query_range(http, refused_url(), "up", 0.0, 60.0, 15.0, 5.0)
     with pytest.raises(BacktestError, match="step"):
         await query_range(http, "http://unused", "up", 0.0, 60.0, 0.0, 5.0)
+
+
+# --- errors over requests ---------------------------------------------------------------
+
+
+def empty_vector() -> dict[str, object]:
+    return {"status": "success", "data": {"resultType": "vector", "result": []}}
+
+
+async def test_no_error_series_with_traffic_is_zero_errors(
+    prom: FakePrometheus, http: httpx.AsyncClient
+) -> None:
+    """Defect 4: no 5xx series while there is traffic is 0 errors, a value of 0 that
+    carries its counts, not "no data"."""
+    prom.answer("errs", empty_vector())
+    prom.answer("reqs", vector("1200"))
+    sample = await one(prom, http, errors_query="errs", requests_query="reqs")
+    assert sample.kind is SampleKind.VALUE, sample
+    assert sample.value == 0.0
+    assert (sample.errors, sample.requests) == (0.0, 1200.0)
+
+
+async def test_errors_are_divided_by_requests(
+    prom: FakePrometheus, http: httpx.AsyncClient
+) -> None:
+    """The watchdog divides: 30 errors in 1200 requests is 2.5 %, with both counts."""
+    prom.answer("errs", vector("30"))
+    prom.answer("reqs", vector("1200"))
+    sample = await one(prom, http, errors_query="errs", requests_query="reqs")
+    assert sample.kind is SampleKind.VALUE
+    assert sample.value == pytest.approx(0.025)
+    assert (sample.errors, sample.requests) == (30.0, 1200.0)
+
+
+@pytest.mark.parametrize("requests", [empty_vector(), vector("0")], ids=["no-series", "zero"])
+async def test_no_traffic_is_blind_with_a_reason(
+    prom: FakePrometheus, http: httpx.AsyncClient, requests: dict[str, object]
+) -> None:
+    """No requests (no series, or 0) is no evidence, whatever the errors say."""
+    prom.answer("errs", empty_vector())
+    prom.answer("reqs", requests)
+    sample = await one(prom, http, errors_query="errs", requests_query="reqs")
+    assert sample.kind is SampleKind.NO_DATA
+    assert sample.reason.startswith("no traffic: requests_query"), sample.reason
+
+
+async def test_failed_errors_query_is_an_error_that_keeps_the_traffic(
+    prom: FakePrometheus, http: httpx.AsyncClient
+) -> None:
+    """An errors query that fails is not 0 errors: the sample is an error, named."""
+    prom.answer("errs", error_envelope("execution", "boom"), 422)
+    prom.answer("reqs", vector("1200"))
+    sample = await one(prom, http, errors_query="errs", requests_query="reqs")
+    assert sample.kind is SampleKind.ERROR
+    assert sample.reason.startswith("errors_query: Prometheus error (execution): boom")
+    assert sample.requests == 1200.0
+
+
+async def test_more_errors_than_requests_reads_as_all_failing(
+    prom: FakePrometheus, http: httpx.AsyncClient
+) -> None:
+    """increase() extrapolates each series on its own, so a total outage can count a
+    few more errors than requests: that is 100 %, never blindness."""
+    prom.answer("errs", vector("1203.5"))
+    prom.answer("reqs", vector("1200"))
+    sample = await one(prom, http, errors_query="errs", requests_query="reqs")
+    assert sample.kind is SampleKind.VALUE
+    assert sample.value == 1.0
+    assert sample.errors == 1203.5
+
+
+async def test_an_empty_ratio_query_says_how_to_count_it(
+    prom: FakePrometheus, http: httpx.AsyncClient
+) -> None:
+    """A ratio `query` with no series stays no data (it cannot tell "no errors" from
+    "no metric"), and the reason says what can."""
+    prom.answer("ratio", empty_vector())
+    spec = PrometheusSourceSpec(type="prometheus", url="http://unused")
+    ratio = ResolvedSignal(
+        "s", "prom", spec, SignalSpec(source="prom", query="ratio"), "ratio", 15.0
+    )
+    sample = (await source(prom.url, http).sample([ratio], NOW))["s"]
+    assert sample.kind is SampleKind.NO_DATA
+    assert "errors_query" in sample.reason

@@ -229,3 +229,94 @@ def test_missing_files_and_bad_rules_fail(
     assert "none.yaml: no such file" in out
     assert "bad.yaml:1 version" in out
     assert out.endswith(f"Unit Testing:  {good}\n  SUCCESS\n\n")
+
+
+TRAFFIC_RULES = """
+version: 1
+defaults: {interval: 15s, blind_after: 2m}
+sources:
+  prom: {type: prometheus, url: "http://127.0.0.1:9"}
+signals:
+  error_rate: {source: prom, query: "e", requests_query: "r", unit: ratio}
+  counted: {source: prom, errors_query: "errs", requests_query: "r"}
+targets:
+  worker: {type: cloudflare-worker, script: api}
+rules:
+  - {name: errors, signal: error_rate, above: 5%, for: 1m, severity: critical,
+     min_requests: 100, rollback: [worker]}
+  - {name: counted, signal: counted, above: 5%, for: 1m, severity: critical,
+     min_requests: 100, rollback: [worker]}
+"""
+
+
+def write_traffic_test(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "rules.yaml").write_text(TRAFFIC_RULES)
+    path = tmp_path / "rules.test.yaml"
+    path.write_text("rule_files: [rules.yaml]\n" + textwrap.dedent(body))
+    return path
+
+
+def test_a_ratio_without_its_requests_series_is_blind(tmp_path: Path) -> None:
+    """Defect 16: error_rate has a requests_query and the rule a min_requests; a test
+    that gives no `requests:` is blind there, as live (not a rollback), and a failed
+    expectation says why it is blind."""
+    path = write_traffic_test(
+        tmp_path,
+        """
+        tests:
+          - name: no traffic given
+            interval: 15s
+            input_series:
+              - {series: error_rate, values: 0.5x10}
+            rule_test:
+              - {eval_time: 1m, rule: errors, exp_state: firing}
+              - {eval_time: 2m15s}
+        """,
+    )
+    code, lines = run_rule_tests([str(path)])
+    assert code == 1
+    assert lines[2:] == [
+        "    name: no traffic given, rule: errors, time: 1m,\n"
+        "        exp: state firing\n"
+        "        got: state blind (no_data: requests_query: no requests series given), "
+        "decision none",
+        "",
+    ]
+
+
+def test_errors_over_requests_in_rule_tests(tmp_path: Path) -> None:
+    """`errors:` and `requests:` for a signal the watchdog divides: `_` errors with
+    traffic is 0 % (inactive, not blind), 80 of 1000 breaches, `_` traffic is blind."""
+    path = write_traffic_test(
+        tmp_path,
+        """
+        tests:
+          - interval: 15s
+            input_series:
+              - {series: counted, errors: _x4 80x8 _x3, requests: 1000x11 _ 1000x2}
+            rule_test:
+              - {eval_time: 45s, rule: counted, exp_state: inactive}
+              - {eval_time: 1m, rule: counted, exp_state: pending}
+              - {eval_time: 2m, rule: counted, exp_state: firing, exp_decision: rollback}
+              - {eval_time: 3m, rule: counted, exp_state: blind}
+              - {eval_time: 3m15s, rule: counted, exp_state: inactive}
+        """,
+    )
+    code, lines = run_rule_tests([str(path)])
+    assert code == 0, "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("series", "message"),
+    [
+        ("{series: counted, values: 0.1x3, requests: 1000x3}", "give errors and requests"),
+        ("{series: counted, errors: 1x3}", "give errors and requests"),
+        ("{series: error_rate, errors: 1x3, requests: 1x3}", "errors applies only to"),
+    ],
+)
+def test_errors_and_values_go_with_their_signals(tmp_path: Path, series: str, message: str) -> None:
+    """`errors:` is for a divided signal only, which needs both counts."""
+    path = write_traffic_test(tmp_path, f"tests:\n  - input_series: [{series}]\n")
+    code, lines = run_rule_tests([str(path)])
+    assert code == 1
+    assert message in lines[2], lines

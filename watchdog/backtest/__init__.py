@@ -17,6 +17,7 @@ The package, one job a module (each docstring has the details):
 
 - ``recordings``: ``DIR/SIGNAL.json`` (``--series DIR``) read and written, fetching
   from Prometheus' ``query_range``, and the samples a live daemon would have seen
+  (an empty answer, a missing requests recording: read exactly as live, and noted)
 - ``times``: time parsing and ``deployments.json``
 - ``standins``: the recorded targets, purges, notifiers and the in-memory store
 - ``replay``: ``Replay``, the engine and incident manager driven on a virtual clock
@@ -32,11 +33,13 @@ from __future__ import annotations
 from watchdog.backtest.recordings import (
     Points,
     Recording,
+    evidence_notes,
     fetch_recordings,
     infer_step,
     load_recordings,
     matrix_body,
     read_matrix_file,
+    record_report,
     samples_of,
     value_sample,
     watched_signals,
@@ -83,6 +86,7 @@ __all__ = [
     "Span",
     "Summary",
     "backtest",
+    "evidence_notes",
     "fetch_recordings",
     "infer_step",
     "load_deployments",
@@ -92,6 +96,7 @@ __all__ = [
     "parse_time",
     "paused_gc",
     "read_matrix_file",
+    "record_report",
     "render_json",
     "render_text",
     "rfc3339",

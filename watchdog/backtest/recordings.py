@@ -2,11 +2,18 @@
 Prometheus, and the samples a live daemon would have seen from it.
 
 ``DIR/SIGNAL.json`` holds exactly the body of Prometheus' ``/api/v1/query_range`` (a
-matrix with one series), so ``curl`` can make one. A signal with a ``requests_query``
-may have ``DIR/SIGNAL.requests.json`` (same format) for its traffic; without it
-``min_requests`` is not checked. A value of ``NaN`` is no data and ``±Inf`` an error,
-as the live source reads them; a missing step (a hole in the timestamps, on the
-recording's own step) is no data. All three make a rule blind.
+matrix with one series, or none), so ``curl`` can make one. A signal with a
+``requests_query`` has ``DIR/SIGNAL.requests.json`` (same format) for its traffic. A
+signal given as ``errors_query`` over ``requests_query`` has ``DIR/SIGNAL.errors.json``
+and ``DIR/SIGNAL.requests.json`` instead of ``SIGNAL.json``.
+
+Every recording is read exactly as the live daemon reads the same answers: a value of
+``NaN`` is no data and ``±Inf`` an error; a missing step (a hole in the timestamps, on
+the recording's own step) or a recording without any series is no data ("no
+series"); a ratio whose ``requests_query`` was not recorded has no traffic and is no
+evidence. For errors over requests, a step without an error point while there was
+traffic is 0 errors, and a step without traffic is no data. Missing evidence makes a
+rule blind, never a breach; ``backtest`` notes each recording read that way.
 """
 
 from __future__ import annotations
@@ -23,10 +30,16 @@ import httpx
 
 from watchdog import strict_json
 from watchdog.errors import BacktestError
-from watchdog.rules import RuleSet
+from watchdog.rules import ResolvedSignal, RuleSet
 from watchdog.rules_model import PrometheusSourceSpec
 from watchdog.samples import Sample, SampleKind
-from watchdog.sources.prometheus import parse_matrix, query_range, with_requests
+from watchdog.sources.prometheus import (
+    NO_SERIES,
+    divide,
+    parse_matrix,
+    query_range,
+    with_requests,
+)
 
 Points = Sequence[tuple[float, float]]
 
@@ -34,13 +47,45 @@ Points = Sequence[tuple[float, float]]
 @dataclass(frozen=True)
 class Recording:
     """One signal's recorded history: sorted ``(time, value)`` points, optionally the
-    traffic behind it, and the step between points when it is known."""
+    traffic behind it, and the step between points when it is known.
+
+    ``divided``: the signal is ``errors_query`` over ``requests_query``; ``errors`` and
+    ``requests`` hold the two (None: not recorded) and ``points`` is empty.
+    ``needs_requests``: the signal has a ``requests_query`` beside its ``query``, so
+    without ``requests`` it has no known traffic (blind, as live)."""
 
     signal: str
     points: Points
     requests: Points | None = None
     step: float | None = None
     origin: str = ""
+    errors: Points | None = None
+    divided: bool = False
+    needs_requests: bool = False
+
+    def span(self) -> tuple[float, float] | None:
+        """First and last recorded time over all its series; None when all are empty."""
+        series = [s for s in (self.points, self.requests, self.errors) if s]
+        if not series:
+            return None
+        return min(s[0][0] for s in series), max(s[-1][0] for s in series)
+
+    def longest(self) -> Points:
+        """The series with the most points (to tell the step)."""
+        return max((s for s in (self.points, self.requests, self.errors) if s), key=len, default=())
+
+    @property
+    def from_prometheus(self) -> bool:
+        return self.origin.startswith(("http://", "https://"))
+
+
+def divided(signal: ResolvedSignal | None) -> bool:
+    """Whether the signal is errors over requests (two recordings, no value one)."""
+    return signal is not None and signal.spec.errors_query is not None
+
+
+def needs_requests(signal: ResolvedSignal | None) -> bool:
+    return signal is not None and signal.spec.requests_query is not None
 
 
 def watched_signals(ruleset: RuleSet) -> list[str]:
@@ -100,19 +145,44 @@ def load_recordings(directory: Path, ruleset: RuleSet) -> tuple[dict[str, Record
     notes: list[str] = []
     wanted = watched_signals(ruleset)
     for name in wanted:
+        signal = ruleset.signals.get(name)
         path = directory / f"{name}.json"
+        requests_path = directory / f"{name}.requests.json"
+        requests = read_matrix_file(requests_path) if requests_path.exists() else None
+        if divided(signal):
+            if path.exists():  # recorded when the signal was still a ratio query
+                notes.append(
+                    f"ignored {path}: {name} is errors over requests (it reads "
+                    f"{name}.errors.json and {name}.requests.json)"
+                )
+            errors_path = directory / f"{name}.errors.json"
+            errors = read_matrix_file(errors_path) if errors_path.exists() else None
+            if errors is None and requests is None:
+                continue
+            recordings[name] = Recording(
+                name, (), requests, origin=str(directory), errors=errors, divided=True
+            )
+            continue
         if not path.exists():
             continue
         points = read_matrix_file(path)
-        requests_path = directory / f"{name}.requests.json"
-        requests = read_matrix_file(requests_path) if requests_path.exists() else None
-        recordings[name] = Recording(name, points, requests, origin=str(path))
+        recordings[name] = Recording(
+            name, points, requests, origin=str(path), needs_requests=needs_requests(signal)
+        )
     if not recordings:
-        expected = ", ".join(f"{name}.json" for name in wanted) or "(no rules)"
+        expected = (
+            ", ".join(
+                f"{name}.errors.json + {name}.requests.json"
+                if divided(ruleset.signals.get(name))
+                else f"{name}.json"
+                for name in wanted
+            )
+            or "(no rules)"
+        )
         raise BacktestError(
             f"{directory}: no recording of any signal the rules watch (expected {expected})"
         )
-    known = {f"{name}.json" for name in wanted} | {f"{name}.requests.json" for name in wanted}
+    known = {f"{name}{part}.json" for name in wanted for part in ("", ".requests", ".errors")}
     known.add("deployments.json")
     for path in sorted(directory.glob("*.json")):
         if path.name not in known:
@@ -138,40 +208,143 @@ async def fetch_recordings(
         if signal is None:
             continue
         source = signal.source
-        if not isinstance(source, PrometheusSourceSpec) or signal.spec.query is None:
+        spec = signal.spec
+        if not isinstance(source, PrometheusSourceSpec):
             notes.append(
                 f"cannot fetch {name}: its source {signal.source_name!r} is {source.type}, "
                 "not prometheus (record it another way, or leave it out)"
             )
             continue
         base = url or source.url
-        points = await query_range(
-            http, base, signal.spec.query, start, end, step, source.timeout * 6
-        )
+        timeout = source.timeout * 6
         requests = None
-        if signal.spec.requests_query is not None:
-            requests = await query_range(
-                http, base, signal.spec.requests_query, start, end, step, source.timeout * 6
+        if spec.requests_query is not None:
+            requests = await query_range(http, base, spec.requests_query, start, end, step, timeout)
+        if spec.errors_query is not None:
+            errors = await query_range(http, base, spec.errors_query, start, end, step, timeout)
+            recordings[name] = Recording(
+                name, (), requests, step, origin=base, errors=errors, divided=True
             )
-        recordings[name] = Recording(name, points, requests, step, origin=base)
+            continue
+        if spec.query is None:  # the rules loader requires one of the two
+            continue
+        points = await query_range(http, base, spec.query, start, end, step, timeout)
+        recordings[name] = Recording(
+            name, points, requests, step, origin=base, needs_requests=requests is not None
+        )
     if not recordings:
         raise BacktestError("no signal of the rules can be fetched from Prometheus")
     return recordings, notes
 
 
 def write_recordings(directory: Path, recordings: Mapping[str, Recording]) -> list[Path]:
-    """``DIR/SIGNAL.json`` (and ``SIGNAL.requests.json``) for each recording."""
+    """``DIR/SIGNAL.json`` (and ``SIGNAL.requests.json``), or ``SIGNAL.errors.json`` and
+    ``SIGNAL.requests.json`` for errors over requests, for each recording. An answer
+    without series is written too (``"result": []``): it is evidence of its own."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, recording in recordings.items():
-        path = directory / f"{name}.json"
-        path.write_text(strict_json.dumps(matrix_body(recording.points)), encoding="utf-8")
+    for name, (_role, points) in _files(recordings).items():
+        path = directory / name
+        path.write_text(strict_json.dumps(matrix_body(points)), encoding="utf-8")
         written.append(path)
-        if recording.requests is not None:
-            path = directory / f"{name}.requests.json"
-            path.write_text(strict_json.dumps(matrix_body(recording.requests)), encoding="utf-8")
-            written.append(path)
     return written
+
+
+def _files(recordings: Mapping[str, Recording]) -> dict[str, tuple[str, Points]]:
+    """File name → (role, points): role is value, requests or errors."""
+    files: dict[str, tuple[str, Points]] = {}
+    for name, recording in recordings.items():
+        if recording.divided:
+            if recording.errors is not None:
+                files[f"{name}.errors.json"] = ("errors", recording.errors)
+        else:
+            files[f"{name}.json"] = ("value", recording.points)
+        if recording.requests is not None:
+            files[f"{name}.requests.json"] = ("requests", recording.requests)
+    return files
+
+
+def record_report(
+    directory: Path,
+    recordings: Mapping[str, Recording],
+    ruleset: RuleSet,
+    start: float,
+    end: float,
+    step: float,
+) -> list[str]:
+    """One line per written file: how many steps had an answer, and what the live
+    daemon makes of the rest (an empty answer is never silent)."""
+    expected = math.floor((end - start) / step + 1e-9) + 1
+    lines = []
+    for name, (role, points) in _files(recordings).items():
+        path = directory / name
+        signal = name.split(".")[0]
+        if not points:
+            lines.append(f"wrote {path}: no series: {_empty_meaning(role, signal, ruleset)}")
+            continue
+        line = f"wrote {path} ({len(points)} of {expected} steps"
+        missing = expected - len(points)
+        if missing > 0:
+            line += (
+                f"; the other {missing} are 0 errors wherever there was traffic, as live"
+                if role == "errors"
+                else f"; the other {missing} are no data: blind there, as live"
+            )
+        lines.append(line + ")")
+    return lines
+
+
+def _empty_meaning(role: str, signal: str, ruleset: RuleSet) -> str:
+    if role == "errors":
+        return "no errors, read as 0 errors wherever there was traffic (as live)"
+    what = "no traffic" if role == "requests" else "no data"
+    return f"{what}, so {readers(ruleset, signal)} would be blind throughout (as live)"
+
+
+def readers(ruleset: RuleSet, signal: str) -> str:
+    """The rules that read ``signal`` (or its verification), for notes."""
+    names = [rule.name for rule in ruleset.rules if rule.signal == signal]
+    return ", ".join(names) or f"the verification of {signal}"
+
+
+def evidence_notes(ruleset: RuleSet, recordings: Mapping[str, Recording]) -> list[str]:
+    """What the replay reads as missing evidence (or as 0 errors) because of what was
+    recorded: said in the summary, never silent."""
+    notes = []
+    for name, recording in recordings.items():
+        who = readers(ruleset, name)
+
+        def where(part: str, recording: Recording = recording, name: str = name) -> str:
+            if recording.from_prometheus:
+                return f"the {part or 'value'} query of {name}" if part else f"the query of {name}"
+            return f"{name}{'.' + part if part else ''}.json"
+
+        if recording.divided:
+            if recording.errors is None:
+                notes.append(
+                    f"no errors recording of {name} ({where('errors')}): a missing file is "
+                    f"not 0 errors, so {who} are blind throughout"
+                )
+            elif not recording.errors:
+                notes.append(
+                    f"{where('errors')} has no series: no errors, read as 0 errors wherever "
+                    "there was traffic (as live)"
+                )
+        elif not recording.points:
+            notes.append(
+                f"{where('')} has no series: the live daemon reads that as no data, so {who} "
+                "are blind throughout"
+            )
+        if (recording.divided or recording.needs_requests) and recording.requests is None:
+            notes.append(
+                f"no requests recording of {name} ({where('requests')}): without its "
+                f"traffic the live daemon has no evidence, so {who} are blind throughout"
+            )
+        elif (recording.divided or recording.needs_requests) and not recording.requests:
+            notes.append(
+                f"{where('requests')} has no series: no traffic, so {who} are blind throughout"
+            )
+    return notes
 
 
 # --- samples --------------------------------------------------------------------------
@@ -205,17 +378,20 @@ def samples_of(
 ) -> list[Sample]:
     """The samples a live daemon would have seen: one per step, a hole being no data.
     ``start``/``end`` extend the no-data fill to the whole replay."""
+    if recording.divided:
+        return _divided_samples(recording, start, end)
     points = recording.points
     step = recording.step or infer_step(points)
     requests = None
+    no_traffic = "no sample in the requests recording"
     if recording.requests is not None:
         requests = dict(recording.requests)
+    elif recording.needs_requests:
+        requests = {}  # every step without traffic, as live without a requests answer
+        no_traffic = f"no requests recording ({recording.signal}.requests.json)"
     out: list[Sample] = []
     if not points:
-        if step is None or start is None or end is None:
-            return out
-        count = math.floor((end - start) / step + 1e-9) + 1
-        return [Sample.no_data(start + k * step, _GAP_REASON) for k in range(count)]
+        return [Sample.no_data(at, NO_SERIES) for at in _grid([], step, start, end)]
     first = points[0][0]
     if step is not None and start is not None and start < first - step / 2:
         lead = math.floor((first - start) / step + 1e-9)
@@ -238,13 +414,66 @@ def samples_of(
             continue
         traffic = requests.get(at)
         if traffic is None:
-            joined = with_requests(
-                value_sample(at, value), Sample.no_data(at, "no sample in the requests recording")
-            )
+            joined = with_requests(value_sample(at, value), Sample.no_data(at, no_traffic))
         else:
             joined = with_requests(value_sample(at, value), value_sample(at, traffic))
         out.append(joined)
     if step is not None and end is not None and previous is not None and end > previous + step / 2:
         tail = math.floor((end - previous) / step + 1e-9)
         out.extend(Sample.no_data(previous + k * step, _GAP_REASON) for k in range(1, tail + 1))
+    return out
+
+
+def _grid(
+    times: Sequence[float], step: float | None, start: float | None, end: float | None
+) -> list[float]:
+    """The sampling moments: the recorded times with holes filled at ``step``, and
+    the fill extended to ``start``/``end`` (as ``samples_of`` does for values)."""
+    if not times:
+        if step is None or start is None or end is None:
+            return []
+        count = math.floor((end - start) / step + 1e-9) + 1
+        return [start + k * step for k in range(count)]
+    out: list[float] = []
+    first = times[0]
+    if step is not None and start is not None and start < first - step / 2:
+        lead = math.floor((first - start) / step + 1e-9)
+        out.extend(first - k * step for k in range(lead, 0, -1))
+    previous: float | None = None
+    for at in times:
+        if step is not None and previous is not None and at - previous > 1.5 * step:
+            missing = round((at - previous) / step) - 1
+            out.extend(previous + k * step for k in range(1, missing + 1))
+        out.append(at)
+        previous = at
+    if step is not None and end is not None and previous is not None and end > previous + step / 2:
+        tail = math.floor((end - previous) / step + 1e-9)
+        out.extend(previous + k * step for k in range(1, tail + 1))
+    return out
+
+
+def _divided_samples(recording: Recording, start: float | None, end: float | None) -> list[Sample]:
+    """Errors over requests, step by step, through the live source's ``divide``: no
+    error point with traffic is 0 errors, no traffic point is no traffic."""
+    errors = dict(recording.errors) if recording.errors is not None else None
+    requests = dict(recording.requests) if recording.requests is not None else None
+    times = sorted(set(errors or ()) | set(requests or ()))
+    step = recording.step or infer_step([(t, 0.0) for t in times])
+    out = []
+    for at in _grid(times, step, start, end):
+        if errors is None:
+            reason = f"no errors recording ({recording.signal}.errors.json)"
+            out.append(Sample.no_data(at, reason))
+        elif requests is None:
+            reason = f"no requests recording ({recording.signal}.requests.json)"
+            out.append(Sample.no_data(at, reason))
+        else:
+            failed, traffic = errors.get(at), requests.get(at)
+            out.append(
+                divide(
+                    None if failed is None else value_sample(at, failed),
+                    None if traffic is None else value_sample(at, traffic),
+                    at,
+                )
+            )
     return out

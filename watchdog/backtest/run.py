@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 from collections import Counter
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from watchdog.backtest.recordings import Recording, samples_of, watched_signals
+from watchdog.backtest.recordings import (
+    Recording,
+    evidence_notes,
+    infer_step,
+    samples_of,
+    watched_signals,
+)
 from watchdog.backtest.replay import Replay
 from watchdog.backtest.timeline import BacktestResult, RuleSummary, Summary
 from watchdog.backtest.times import Deployments
@@ -35,18 +42,29 @@ async def backtest(
     """Replay ``recordings`` through the rules; the timeline and the summary."""
     if not recordings:
         raise BacktestError("nothing to replay: no recording")
-    firsts = [r.points[0][0] for r in recordings.values() if r.points]
-    lasts = [r.points[-1][0] for r in recordings.values() if r.points]
-    lo = start if start is not None else min(firsts, default=None)
-    hi = end if end is not None else max(lasts, default=None)
-    samples = {
-        name: samples_of(recordings[name], lo, hi)
-        for name in watched_signals(ruleset)
-        if name in recordings
-    }
+    spans = [span for r in recordings.values() if (span := r.span()) is not None]
+    lo = start if start is not None else min((s[0] for s in spans), default=None)
+    hi = end if end is not None else max((s[1] for s in spans), default=None)
+    if lo is None or hi is None:
+        raise BacktestError(
+            "every recording is empty (no series at all): nothing says when the replay "
+            "runs (fetch with --prometheus and --from/--to)"
+        )
+    step = _common_step(recordings)
+    samples = {}
+    for name in watched_signals(ruleset):
+        recording = recordings.get(name)
+        if recording is None:
+            continue
+        if recording.step is None and recording.span() is None:
+            # An empty answer is no data at every step of the replay, as live.
+            signal = ruleset.signals.get(name)
+            own = step or (signal.interval if signal is not None else None)
+            recording = dataclasses.replace(recording, step=own)
+        samples[name] = samples_of(recording, lo, hi)
     replay = Replay(ruleset, deployments, silences, ignore_deploys)
     await replay.run(samples)
-    all_notes = list(notes)
+    all_notes = [*notes, *evidence_notes(ruleset, recordings)]
     if deployments is None and not ignore_deploys and ruleset.correlation.enabled:
         all_notes.append(
             "no deployments.json: no deploy is known, so deploy correlation blocks every "
@@ -54,6 +72,15 @@ async def backtest(
         )
     summary = _summarize(ruleset, replay, samples, all_notes)
     return BacktestResult(replay.timeline, summary, dict(replay.spans), samples)
+
+
+def _common_step(recordings: Mapping[str, Recording]) -> float | None:
+    """The recordings' step: a known one, else the one the longest series shows."""
+    for recording in recordings.values():
+        if recording.step is not None:
+            return recording.step
+    longest = max((r.longest() for r in recordings.values()), key=len, default=())
+    return infer_step(longest)
 
 
 def run_backtest(

@@ -21,6 +21,12 @@ becomes (see apis.md §10.1):
 
 When ``requests_query`` is set, the signal is a value only if both queries gave
 one: a ratio whose traffic is unknown cannot be held against ``min_requests``.
+
+A signal given as ``errors_query`` and ``requests_query`` (two counts over the same
+window, e.g. ``sum(increase(x{code=~"5.."}[1m]))`` and ``sum(increase(x[1m]))``) is
+divided here (``divide``): an errors answer without series while there is traffic
+is 0 errors (a 5xx series that does not exist yet is the healthy case), no traffic
+is no data, and the sample carries both counts.
 """
 
 from __future__ import annotations
@@ -72,23 +78,33 @@ class PrometheusSource:
         """Nothing to release: the HTTP client is shared."""
 
     async def _signal(self, signal: ResolvedSignal, now: float) -> Sample:
-        query = signal.spec.query
-        if query is None:  # the rules loader requires it; guard against hand-built signals
-            return Sample.error(now, "signal has no 'query' for a prometheus source")
-        reduce = signal.spec.reduce
+        spec = signal.spec
+        reduce = spec.reduce
         try:
             async with asyncio.timeout(self.spec.timeout):
-                if signal.spec.requests_query is None:
-                    return await self._instant(signal.name, query, reduce, now)
-                value, requests = await asyncio.gather(
-                    self._instant(signal.name, query, reduce, now),
-                    self._instant(signal.name, signal.spec.requests_query, reduce, now),
+                if spec.errors_query is not None and spec.requests_query is not None:
+                    errors, requests = await asyncio.gather(
+                        self._instant(signal.name, spec.errors_query, reduce, now),
+                        self._instant(signal.name, spec.requests_query, reduce, now),
+                    )
+                    return divide(errors, requests, now)
+                if spec.query is None:  # the rules loader requires it; guard hand-built ones
+                    return Sample.error(now, "signal has no 'query' for a prometheus source")
+                if spec.requests_query is None:
+                    value = await self._instant(signal.name, spec.query, reduce, now)
+                    return answered(value, now, signal.unit)
+                value, traffic = await asyncio.gather(
+                    self._instant(signal.name, spec.query, reduce, now),
+                    self._instant(signal.name, spec.requests_query, reduce, now),
                 )
         except TimeoutError:
             return Sample.error(now, _transport.timed_out(self.spec.timeout))
-        return with_requests(value, requests)
+        return with_requests(answered(value, now, signal.unit), answered(traffic, now))
 
-    async def _instant(self, signal: str, query: str, reduce: Reduce | None, now: float) -> Sample:
+    async def _instant(
+        self, signal: str, query: str, reduce: Reduce | None, now: float
+    ) -> Sample | None:
+        """The query's sample at ``now``; None when the answer has no series."""
         params = {"query": query, "time": f"{now:.3f}", "timeout": f"{self.spec.timeout:g}"}
         try:
             response = await self._get(params)
@@ -101,7 +117,7 @@ class PrometheusSource:
         try:
             body = _decode(response, ParseError)
             _log_warnings(body, source=self.name, signal=signal)
-            return parse_instant(body, reduce, now)
+            return read_instant(body, reduce, now)
         except SourceError as exc:
             return Sample.error(now, str(exc))
 
@@ -120,6 +136,46 @@ class PrometheusSource:
             )
         except bounded_read.BodyError as exc:
             raise SourceError(str(exc)) from None
+
+
+NO_SERIES = "no series"
+# A ratio query (errors / requests) has no series when nothing failed: it cannot tell
+# "no errors" from "no metric", so it stays missing evidence, and says what can.
+_RATIO_HINT = (
+    " (a ratio query is empty when nothing failed; errors_query + requests_query "
+    "counts that as 0 errors)"
+)
+NO_TRAFFIC = "no traffic: requests_query has no series"
+
+
+def answered(answer: Sample | None, at: float, unit: str = "number") -> Sample:
+    """An answer as a sample: no series is no data."""
+    if answer is not None:
+        return answer
+    return Sample.no_data(at, NO_SERIES + (_RATIO_HINT if unit == "ratio" else ""))
+
+
+def divide(errors: Sample | None, requests: Sample | None, at: float) -> Sample:
+    """``errors_query / requests_query`` as the live daemon, the backtest and rule
+    tests read it (None is an answer without series). No error series while there is
+    traffic is 0 errors; no traffic (no series, or 0) is no evidence; a failed or
+    unreadable answer of either is missing evidence that says which."""
+    if requests is None:
+        return Sample.no_data(at, NO_TRAFFIC)
+    if requests.kind is not SampleKind.VALUE:
+        return Sample(at, requests.kind, reason=f"requests_query: {requests.reason}")
+    traffic = requests.value
+    if traffic < 0:
+        return Sample.error(at, f"requests_query is {traffic:g}, not a count")
+    if traffic == 0:
+        return Sample.no_data(at, "no traffic: requests_query is 0")
+    if errors is None:
+        return Sample.ratio(at, 0.0, traffic)
+    if errors.kind is not SampleKind.VALUE:
+        return Sample(at, errors.kind, requests=traffic, reason=f"errors_query: {errors.reason}")
+    if errors.value < 0:
+        return Sample.error(at, f"errors_query is {errors.value:g}, not a count")
+    return Sample.ratio(at, errors.value, traffic)
 
 
 def with_requests(value: Sample, requests: Sample) -> Sample:
@@ -221,8 +277,15 @@ def _reduce(values: list[float], how: Reduce) -> float:
 
 
 def parse_instant(body: object, reduce: Reduce | None, at: float) -> Sample:
-    """An instant query's JSON → one sample. Raises ``SourceError`` for an error
-    envelope and ``ParseError`` for a payload that is not what the API returns."""
+    """An instant query's JSON → one sample (no series is no data). Raises
+    ``SourceError`` for an error envelope and ``ParseError`` for a payload that is not
+    what the API returns."""
+    return answered(read_instant(body, reduce, at), at)
+
+
+def read_instant(body: object, reduce: Reduce | None, at: float) -> Sample | None:
+    """``parse_instant``, but None for a vector without series (for ``errors_query``
+    that is 0 errors, for any other query no data)."""
     data = _data(body, ParseError)
     kind, result = data.get("resultType"), data.get("result")
     if kind == "scalar":
@@ -231,7 +294,7 @@ def parse_instant(body: object, reduce: Reduce | None, at: float) -> Sample:
         if not isinstance(result, list):
             raise ParseError("vector result is not a list")
         if not result:
-            return Sample.no_data(at, "no series")
+            return None
         values = [
             _fresh(_series_point(series, index), at, f"series {index}")
             for index, series in enumerate(result)
