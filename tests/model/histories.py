@@ -59,6 +59,14 @@ KNOWN_OPEN: dict[str, str] = {
     "manual_honest": "issue 10 #14 (a manual rollback under a silence does nothing, exit 0)",
 }
 
+# Invariant name -> a defect this model found (not in issue 10), pinned by a failing
+# test in tests/model/test_found_defects.py. Waived the same way until fixed.
+FOUND_OPEN: dict[str, str] = {
+    "verdict_honest": "found: a daemon restarted after a verification's deadline judges "
+    "it at once on an empty window ('no evidence') and escalates 'the rollback did not "
+    "help' (test_restart_past_the_verification_deadline_fails_it_without_evidence)",
+}
+
 INVARIANTS = (
     "no_redeploy",  # never deploy the live version, nor one rolled away from (by anyone)
     "healthy_only_verified",  # a healthy mark only after a passed verification
@@ -69,6 +77,7 @@ INVARIANTS = (
     "guards",  # cooldown per target and the hourly cap, between incidents
     "manual_honest",  # a manual rollback that exits 0 changed something
     "consistent",  # the model's view of what is live agrees with Cloudflare
+    "verdict_honest",  # a verification's verdict agrees with the samples fed
 )
 
 WORKER_POST = "/accounts/acct/workers/scripts/api/deployments"
@@ -213,6 +222,7 @@ class Model:
     silences: list[SilenceWindow] = field(default_factory=list)
     p95_healthy: set[float] = field(default_factory=lambda: {HEALTHY_P95})
     cli_exits: list[tuple[bool, int, bool]] = field(default_factory=list)  # dry, exit, changed
+    fed: list[tuple[float, float, float]] = field(default_factory=list)  # at, errors, p95
     _seen_calls: int = 0
     _step: int = 0
     _checked_cli: int = 0
@@ -262,7 +272,7 @@ class Model:
         cf.deploy(SCRIPT, split, f"deploy {name}")
         self.w.versions[name] = version
         self.worker_live = split
-        self._note(f"person deploys worker {name} {split}")
+        self._note(self.named(f"person deploys worker {split}"))
 
     async def deploy_pages(self) -> None:
         self.versions += 1
@@ -290,6 +300,7 @@ class Model:
             watchdog = self.runtime.watchdog
             watchdog.observe("error_rate", Sample.of(at, errors, 1000.0), "prom")
             watchdog.observe("p95", Sample.of(at, p95, 1000.0), "prom")
+            self.fed.append((at, errors, p95))
             await self.settle()
 
     async def advance(self, seconds: float) -> None:
@@ -326,22 +337,30 @@ class Model:
         window.record = expired
         self._note(f"silence {window.scope} expired")
 
-    async def restart(self, dry_run: bool | None = None) -> None:
-        """A clean restart (SIGTERM): stop, build a new Runtime on the same state file."""
+    async def restart(self, dry_run: bool | None = None, down_s: float = 0.0) -> None:
+        """A clean restart (SIGTERM): stop, ``down_s`` later a new Runtime on the same
+        state file."""
         dry = self.dry_run if dry_run is None else dry_run
-        self._note(f"daemon restarts (dry_run={dry})")
+        self._note(f"daemon restarts (dry_run={dry}, down {down_s:g}s)")
         old = self.w.runtime
         with contextlib.suppress(Killed):
             await old.stop()
         if self.store.dead:
             await self._revive(dry)
             return
+        self.w.clock.set(self.w.clock.now() + down_s)
         await self._build(old, dry)
 
-    def arm_kill(self, writes: int, after_write: bool) -> None:
+    def arm_kill(self, writes: int, after_write: bool, down_s: float = 0.0) -> None:
+        """kill -9 at the N-th store write from now; the new process starts ``down_s``
+        later."""
         self.store.arm(writes, after_write)
+        self._down_s = down_s
         when = "after" if after_write else "before"
-        self._note(f"the daemon will be killed {when} its next store write #{writes}")
+        self._note(
+            f"the daemon will be killed {when} its next store write #{writes} "
+            f"(down {down_s:g}s)"
+        )
 
     async def _revive(self, dry_run: bool | None = None) -> None:
         """The process died (its store says where): a new one on the same state file."""
@@ -351,6 +370,7 @@ class Model:
         with contextlib.suppress(Killed):
             await old.watchdog.stop(0.0)
         await old.store.close()
+        self.w.clock.set(self.w.clock.now() + self._down_s)
         await self._build(old, self.dry_run if dry_run is None else dry_run)
 
     async def _build(self, old: Runtime, dry: bool) -> None:
@@ -409,6 +429,7 @@ class Model:
         return code
 
     _manual: bool = False
+    _down_s: float = 0.0
 
     # --- what Cloudflare saw ---------------------------------------------------------
 
@@ -457,8 +478,14 @@ class Model:
 
     # --- invariants ------------------------------------------------------------------
 
+    def named(self, text: str) -> str:
+        """Version and deployment ids as the history names them (v3, p2, ...)."""
+        for name, ident in [*self.w.versions.items(), *self.w.pages.items()]:
+            text = text.replace(ident, name)
+        return text
+
     def _violate(self, invariant: str, detail: str) -> None:
-        violation = Violation(invariant, detail, self._step)
+        violation = Violation(invariant, self.named(detail), self._step)
         if invariant in self.known_open:
             self.waived.append(violation)
             return
@@ -598,10 +625,42 @@ class Model:
                         f"(healthy p95 is {HEALTHY_P95}s; the rule fires above 5s)",
                     )
 
+    def _check_verdicts(self, incident: IncidentRecord, events: list[Any]) -> None:
+        """A check failed although a sample fed in its time met its goal, or passed
+        although none did up to the verdict: the verdict is not the evidence's."""
+        started = incident.data.get("verify_started")
+        if started is None:
+            return
+        base = (incident.data.get("baselines") or {}).get("p95")
+        goals = {
+            "error_rate:below": (1, 0.005, 120.0),
+            "p95:baseline": (2, None if base is None else base * 1.2, 300.0),
+        }
+        for event in (e for e in events if e.kind == "verification"):
+            for key, verdict in event.data.get("results", {}).items():
+                if key not in goals:
+                    continue
+                column, goal, within = goals[key]
+                if goal is None:
+                    continue
+                met = [f for f in self.fed if started <= f[0] <= started + within + 1e-6]
+                met = [f for f in met if f[column] < goal]
+                if str(verdict).startswith("failed") and met:
+                    self._violate(
+                        "verdict_honest",
+                        f"{incident.id}: {key} {verdict!r}, but {met[0][column]:g} was fed "
+                        f"{met[0][0] - started:.0f}s after the verification began",
+                    )
+                if str(verdict).startswith("passed") and not [f for f in met if f[0] <= event.at]:
+                    self._violate(
+                        "verdict_honest", f"{incident.id}: {key} {verdict!r} with no such sample"
+                    )
+
     async def _check_healthy(self, incidents: list[IncidentRecord]) -> None:
         verified: dict[str, set[str]] = {"worker": set(), "frontend": set()}
         for incident in incidents:
             events = await self.runtime.store.events(incident.id)
+            self._check_verdicts(incident, events)
             passed = any(
                 e.kind == "verification"
                 and all(str(r).startswith("passed") for r in e.data.get("results", {}).values())
@@ -632,19 +691,36 @@ class Dispatch:
         await self.app(scope, receive, send)
 
 
+class SharedTransport(BusyTransport):
+    """tests/world.py's transport (virtual time stands still during loopback I/O) over
+    one connection pool for every example: a new pool loads the CA bundle (40 ms)."""
+
+    def __init__(self, clock: AutoClock, inner: httpx.AsyncHTTPTransport) -> None:
+        self.clock = clock
+        self.inner = inner
+
+    async def aclose(self) -> None:
+        """The pool outlives the example."""
+
+
 @dataclass
 class Servers:
     cloudflare: Dispatch
     receivers: Dispatch
     cloudflare_url: str
     receivers_url: str
+    pool: httpx.AsyncHTTPTransport
 
 
 @contextlib.asynccontextmanager
 async def servers() -> AsyncIterator[Servers]:
     cf, rx = Dispatch(), Dispatch()
-    async with serve(cf) as cf_srv, serve(rx) as rx_srv:
-        yield Servers(cf, rx, cf_srv.url, rx_srv.url)
+    async with (
+        serve(cf) as cf_srv,
+        serve(rx) as rx_srv,
+        httpx.AsyncHTTPTransport() as pool,
+    ):
+        yield Servers(cf, rx, cf_srv.url, rx_srv.url, pool)
 
 
 @contextlib.asynccontextmanager
@@ -688,12 +764,13 @@ async def model(
     }
     settings = load_settings(environ)
     try:
-        async with httpx.AsyncClient(timeout=5.0, transport=BusyTransport(clock)) as http:
+        async with httpx.AsyncClient(timeout=5.0, transport=SharedTransport(clock, srv.pool)) as http:
             store = KillableStore(settings.state, clock)
             runtime = await Runtime.build(settings, clock, http, store=store)
             await runtime.manager.restore()
             w = World(clock, cf, receivers, runtime, tmp, versions, pages, KillableStore)
-            m = Model(w, frozenset(KNOWN_OPEN) if known_open is None else known_open)
+            known = frozenset(KNOWN_OPEN) | frozenset(FOUND_OPEN)
+            m = Model(w, known if known_open is None else known_open)
             m.worker_live = w.worker_live()
             m.pages_live = cf.canonical(PROJECT) or ""
             m._seen_calls = len(cf.calls)
