@@ -30,6 +30,7 @@ async def rolled_back(m: Model) -> float:
         await m._feed([BAD], 30.0)
         for incident in m.runtime.manager.open.values():
             if incident.phase == "verifying":
+                await m.check("rolled back")
                 return float(incident.data["verify_started"])
     raise AssertionError(f"no rollback: {m.runtime.manager.open}")
 
@@ -58,3 +59,27 @@ async def test_the_sample_taken_at_the_verification_deadline_counts(m: Model) ->
     (results,) = await verdicts(m)
     assert results["error_rate:below"].startswith("passed"), results
     await m.check("verified")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cloudflare_pages.py PagesTarget.state: candidates are every eligible "
+    "deployment older than the live one; one rolled away from is not excluded "
+    "(issue 10 #1 in its Pages form; the ledger removes it)",
+)
+async def test_pages_never_goes_back_to_a_deployment_rolled_away_from(m: Model) -> None:
+    """p3 (ten minutes old) breaks the site: the watchdog rolls Pages back p3 -> p2;
+    the errors stay (the cause is elsewhere), so the incident escalates and stays
+    open. A person ships p4 and the operator runs ``rollback frontend``: it must not
+    make p3 canonical again. Observed: p4 -> p3, the deployment rolled away from (no
+    healthy mark hides it: the incident never closed)."""
+    await rolled_back(m)
+    p2, p3 = m.w.pages["p2"], m.w.pages["p3"]
+    assert m.pages_live == p2
+    await m._feed([BAD] * 6, 30.0)  # the rollback did not help: escalated, still open
+    (incident,) = m.runtime.manager.open.values()
+    assert incident.phase == "escalated"
+    await m.deploy_pages()
+    assert await m.manual_rollback(["frontend"], dry=False) == 0
+    assert m.w.cloudflare.canonical("site") != p3
+    await m.check("second rollback")
