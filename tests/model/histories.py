@@ -38,11 +38,11 @@ from watchdog.demo import BusyTransport
 from watchdog.fakes.cloudflare import FakeCloudflare
 from watchdog.fakes.receivers import Receivers
 from watchdog.httpserver import Receive, Scope, Send, serve
-from watchdog.settings import load_settings
 from watchdog.runtime import Runtime
 from watchdog.samples import Sample
+from watchdog.settings import load_settings
 from watchdog.silence import Matcher, make_matcher
-from watchdog.store import IncidentRecord, SQLiteStore, SilenceRecord
+from watchdog.store import IncidentRecord, SilenceRecord, SQLiteStore
 
 R = TypeVar("R")
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -85,6 +85,7 @@ PAGES_ROLLBACK = "/accounts/acct/pages/projects/site/deployments/"
 SCRIPT, PROJECT = "api", "site"
 TARGET_OF = {"worker": SCRIPT, "frontend": PROJECT}
 
+SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None  # state files: no fsync cost
 HEALTHY_P95 = 0.4  # seconds; every healthy p95 sample is exactly this
 SLOW_P95 = 7.5  # seconds: over the 5 s rule
 ERRORS = {"good": 0.001, "mild": 0.01, "bad": 0.08}  # good passes the 0.5 % check
@@ -111,12 +112,13 @@ class KillableStore(BusyStore):
     def __init__(self, path: str | Path, clock: AutoClock) -> None:
         super().__init__(path, clock)
         self.countdown: int | None = None
+        self.match = ""  # only writes whose description holds this count
         self.after_write = False
         self.dead = False
         self.died_at = ""
 
-    def arm(self, writes: int, after_write: bool) -> None:
-        self.countdown, self.after_write = writes, after_write
+    def arm(self, writes: int, after_write: bool, match: str = "") -> None:
+        self.countdown, self.after_write, self.match = writes, after_write, match
 
     async def _run(self, fn: Callable[[Any], R]) -> R:
         if self.dead:
@@ -124,14 +126,14 @@ class KillableStore(BusyStore):
         return await super()._run(fn)
 
     async def _write(self, what: str, write: Callable[[], Awaitable[R]]) -> R:
-        if self.countdown is not None:
+        if self.countdown is not None and self.match in what:
             self.countdown -= 1
             if self.countdown <= 0:
                 self.countdown = None
                 if not self.after_write:
                     self.dead, self.died_at = True, f"killed before {what}"
                     raise Killed(self.died_at)
-                result = await write()
+                await write()
                 self.dead, self.died_at = True, f"killed after {what}"
                 raise Killed(self.died_at)
         return await write()
@@ -200,7 +202,7 @@ class Violation:
         return f"[{self.invariant}] after move {self.step}: {self.detail}"
 
 
-class InvariantBroken(AssertionError):
+class InvariantError(AssertionError):
     pass
 
 
@@ -351,15 +353,18 @@ class Model:
         self.w.clock.set(self.w.clock.now() + down_s)
         await self._build(old, dry)
 
-    def arm_kill(self, writes: int, after_write: bool, down_s: float = 0.0) -> None:
-        """kill -9 at the N-th store write from now; the new process starts ``down_s``
-        later."""
-        self.store.arm(writes, after_write)
+    def arm_kill(
+        self, writes: int, after_write: bool, down_s: float = 0.0, match: str = ""
+    ) -> None:
+        """kill -9 at the N-th store write from now (only writes whose description
+        holds ``match``, like ``journal_intent`` or ``save_incident(rolling_back)``);
+        the new process starts ``down_s`` later."""
+        self.store.arm(writes, after_write, match)
         self._down_s = down_s
         when = "after" if after_write else "before"
         self._note(
-            f"the daemon will be killed {when} its next store write #{writes} "
-            f"(down {down_s:g}s)"
+            f"the daemon will be killed {when} its next {match or 'store write'} "
+            f"#{writes} (down {down_s:g}s)"
         )
 
     async def _revive(self, dry_run: bool | None = None) -> None:
@@ -471,8 +476,7 @@ class Model:
         if to in self.rolled_away[target]:
             self._violate(
                 "no_redeploy",
-                f"{target}: deployed {to}, a version rolled away from earlier "
-                f"(live was {live})",
+                f"{target}: deployed {to}, a version rolled away from earlier (live was {live})",
             )
         self.rolled_away[target] |= {v for v, _ in live if v != to}
 
@@ -489,7 +493,7 @@ class Model:
         if invariant in self.known_open:
             self.waived.append(violation)
             return
-        raise InvariantBroken(f"{violation}\nhistory:\n" + "\n".join(self.log))
+        raise InvariantError(f"{violation}\nhistory:\n" + "\n".join(self.log))
 
     async def check(self, step: str) -> None:
         """Every invariant, after every move."""
@@ -564,7 +568,9 @@ class Model:
                 (
                     n
                     for n, (at, _incident, target, to) in enumerate(journal)
-                    if n not in used and target == post.target and to == post.to
+                    if n not in used
+                    and target == post.target
+                    and to == post.to
                     and at <= post.at + 1e-6
                 ),
                 None,
@@ -731,8 +737,7 @@ async def model(
     live ten minutes ago; tests/world.py's, on the shared servers) and the model of it.
     State lives on /dev/shm when it can (SQLite's fsync per commit is most of a
     step's cost on a disk)."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    tmp = Path(tempfile.mkdtemp(prefix="histories-", dir=base))
+    tmp = Path(tempfile.mkdtemp(prefix="histories-", dir=SCRATCH))
     clock = AutoClock(T0)
     cf = FakeCloudflare(token=TOKEN, account_id="acct", clock=clock)
     versions, pages = seed_history(cf, T0)
@@ -764,7 +769,9 @@ async def model(
     }
     settings = load_settings(environ)
     try:
-        async with httpx.AsyncClient(timeout=5.0, transport=SharedTransport(clock, srv.pool)) as http:
+        async with httpx.AsyncClient(
+            timeout=5.0, transport=SharedTransport(clock, srv.pool)
+        ) as http:
             store = KillableStore(settings.state, clock)
             runtime = await Runtime.build(settings, clock, http, store=store)
             await runtime.manager.restore()

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 import structlog
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -41,6 +40,20 @@ WAIVED_LOG = os.environ.get("HISTORIES_WAIVED", "")
 PROFILE = os.environ.get(
     "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
 )
+
+
+# The journal steps of a rollback's way, as the store sees them.
+JOURNAL_STEPS = [
+    "save_incident(rolling_back)",
+    "journal_intent",
+    "journal_outcome",
+    "add_event(rollback_finished)",
+    "save_incident(verifying)",
+    "add_event(verification)",
+    "save_incident(escalated)",
+    "save_incident(resolved)",
+    "mark_healthy",
+]
 
 
 class Shared:
@@ -71,7 +84,8 @@ class Histories(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        assert Shared.loop is not None and Shared.servers is not None
+        assert Shared.loop is not None
+        assert Shared.servers is not None
         self.loop = Shared.loop
         self.servers = Shared.servers
         self.stack = contextlib.AsyncExitStack()
@@ -160,6 +174,12 @@ class Histories(RuleBasedStateMachine):
     @rule(writes=st.integers(1, 30), after_write=st.booleans(), down=st.sampled_from([0.0, 180.0]))
     def arm_kill(self, writes: int, after_write: bool, down: float) -> None:
         self.model.arm_kill(writes, after_write, down)
+
+    @precondition(lambda self: self.m is not None and self.m.store.countdown is None)
+    @rule(step=st.sampled_from(JOURNAL_STEPS), after_write=st.booleans())
+    def arm_kill_at(self, step: str, after_write: bool) -> None:
+        """kill -9 at the next write of one journal step (before or after it lands)."""
+        self.model.arm_kill(1, after_write, match=step)
 
     @invariant()
     def nothing_in_flight(self) -> None:
