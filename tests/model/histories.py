@@ -55,6 +55,8 @@ KNOWN_OPEN: dict[str, str] = {
     "healthy_only_verified": "issue 10 #2 (dry run / manual rollback / closing marks what "
     "is live healthy), #15 (a failed manual rollback marks the bad version healthy)",
     "baseline_clean": "issue 10 #3 (the baseline holds the flap's breaching samples)",
+    "compare_and_swap": "issue 10 #12 (a resumed rollback posts its journalled plan over "
+    "a newer deploy)",
     "guards": "issue 10 #13 (a resumed incident skips the cooldown and the hourly cap)",
     "manual_honest": "issue 10 #14 (a manual rollback under a silence does nothing, exit 0)",
 }
@@ -74,6 +76,7 @@ INVARIANTS = (
     "baseline_clean",  # no verification baseline holds a breaching sample
     "inert_when_silenced",  # nothing mutating while silenced (automatic path)
     "inert_when_dry",  # nothing mutating in dry run (daemon or --dry-run)
+    "compare_and_swap",  # a rollback posts only while its plan's 'from' is live
     "guards",  # cooldown per target and the hourly cap, between incidents
     "manual_honest",  # a manual rollback that exits 0 changed something
     "consistent",  # the model's view of what is live agrees with Cloudflare
@@ -179,6 +182,7 @@ class Post:
     to: str  # the version (Worker) or deployment id (Pages) made live; "" for a purge
     step: str  # the move during which it came
     manual: bool  # sent by the CLI's runtime
+    live_before: tuple[str, ...] = ()  # what served the target when it came
 
 
 @dataclass
@@ -248,6 +252,8 @@ class Model:
 
     async def settle(self) -> None:
         """Let the daemon work; a kill surfaces here or leaves the store dead."""
+        if self.down:
+            return
         with contextlib.suppress(Killed):
             await self.w.settle()
         if self.store.dead:
@@ -299,6 +305,8 @@ class Model:
         for errors, p95 in points:
             self.w.clock.set(self.w.clock.now() + interval)
             at = self.w.clock.now()
+            if self.down:
+                continue  # nobody samples
             watchdog = self.runtime.watchdog
             watchdog.observe("error_rate", Sample.of(at, errors, 1000.0), "prom")
             watchdog.observe("p95", Sample.of(at, p95, 1000.0), "prom")
@@ -312,6 +320,9 @@ class Model:
         await self.settle()
 
     async def silence(self, scope: str, minutes: float = 120.0) -> None:
+        if self.down:
+            self._note(f"silence {scope}: the daemon's API is down")
+            return
         matchers: list[Matcher] = [] if scope == "all" else [make_matcher("target", "=", scope)]
         try:
             record = await self.runtime.silences.add(
@@ -325,6 +336,8 @@ class Model:
         self._note(f"silence {scope} for {minutes:g}m")
 
     async def unsilence(self) -> None:
+        if self.down:
+            return
         now = self.w.clock.now()
         active = [s for s in self.silences if s.covers(s.scope, now)]
         if not active:
@@ -345,6 +358,10 @@ class Model:
         dry = self.dry_run if dry_run is None else dry_run
         self._note(f"daemon restarts (dry_run={dry}, down {down_s:g}s)")
         old = self.w.runtime
+        if self.down:  # killed earlier: only now does it come back
+            self.w.clock.set(self.w.clock.now() + down_s)
+            await self._build(old, dry)
+            return
         with contextlib.suppress(Killed):
             await old.stop()
         if self.store.dead:
@@ -354,17 +371,24 @@ class Model:
         await self._build(old, dry)
 
     def arm_kill(
-        self, writes: int, after_write: bool, down_s: float = 0.0, match: str = ""
+        self,
+        writes: int,
+        after_write: bool,
+        down_s: float = 0.0,
+        match: str = "",
+        stay_down: bool = False,
     ) -> None:
         """kill -9 at the N-th store write from now (only writes whose description
         holds ``match``, like ``journal_intent`` or ``save_incident(rolling_back)``);
-        the new process starts ``down_s`` later."""
+        the new process starts ``down_s`` later, or (``stay_down``) at the next
+        ``restart`` move, the world going on meanwhile."""
         self.store.arm(writes, after_write, match)
         self._down_s = down_s
+        self._stay_down = stay_down
         when = "after" if after_write else "before"
+        back = "until restarted" if stay_down else f"down {down_s:g}s"
         self._note(
-            f"the daemon will be killed {when} its next {match or 'store write'} "
-            f"#{writes} (down {down_s:g}s)"
+            f"the daemon will be killed {when} its next {match or 'store write'} #{writes} ({back})"
         )
 
     async def _revive(self, dry_run: bool | None = None) -> None:
@@ -375,13 +399,25 @@ class Model:
         with contextlib.suppress(Killed):
             await old.watchdog.stop(0.0)
         await old.store.close()
+        if self._stay_down:
+            # Built, not started: the checks read its store; nothing samples or acts.
+            self.log[-1] = self.log[-1].replace("a new daemon starts", "the daemon is down")
+            self.down = True
+            self.w.runtime = await self._runtime(old, self.dry_run)
+            return
         self.w.clock.set(self.w.clock.now() + self._down_s)
         await self._build(old, self.dry_run if dry_run is None else dry_run)
 
-    async def _build(self, old: Runtime, dry: bool) -> None:
+    async def _runtime(self, old: Runtime, dry: bool) -> Runtime:
         settings = old.settings.model_copy(update={"dry_run": dry})
         store = KillableStore(settings.state, self.w.clock)
-        self.w.runtime = await Runtime.build(settings, self.w.clock, old.http, store=store)
+        return await Runtime.build(settings, self.w.clock, old.http, store=store)
+
+    async def _build(self, old: Runtime, dry: bool) -> None:
+        if self.down:
+            await old.store.close()
+            self.down = False
+        self.w.runtime = await self._runtime(old, dry)
         clock = asyncio.create_task(self.w.clock.run())
         try:
             await self.w.runtime.manager.restore()
@@ -435,6 +471,9 @@ class Model:
 
     _manual: bool = False
     _down_s: float = 0.0
+    _stay_down: bool = False
+    _cas_checked: int = 0
+    down: bool = False  # killed, not restarted yet
 
     # --- what Cloudflare saw ---------------------------------------------------------
 
@@ -469,7 +508,7 @@ class Model:
         manual: bool,
         live: list[tuple[str, float]],
     ) -> None:
-        self.posts.append(Post(at, target, to, step, manual))
+        self.posts.append(Post(at, target, to, step, manual, tuple(v for v, _ in live)))
         sole = live[0][0] if len(live) == 1 else None
         if to == sole:
             self._violate("no_redeploy", f"{target}: deployed {to}, which was already live")
@@ -552,7 +591,13 @@ class Model:
         """Each rollback request with the incident whose journal row asked for it (the
         latest row for that target and version written before the request)."""
         journal = [
-            (a.created_at, a.incident_id, a.target, str(a.intent.get("to", "")))
+            (
+                a.created_at,
+                a.incident_id,
+                a.target,
+                str(a.intent.get("to", "")),
+                str(a.intent.get("from", "")),
+            )
             for i in incidents
             for a in rows[i.id]
             if a.kind == "rollback"
@@ -560,14 +605,14 @@ class Model:
         journal.sort()
         used: set[int] = set()
         out = []
-        for post in self.posts:
+        for index, post in enumerate(self.posts):
             if post.target == "zone":
                 continue
             # Requests come in order: each takes the earliest row not yet taken.
             row = next(
                 (
                     n
-                    for n, (at, _incident, target, to) in enumerate(journal)
+                    for n, (at, _incident, target, to, _from) in enumerate(journal)
                     if n not in used
                     and target == post.target
                     and to == post.to
@@ -584,7 +629,20 @@ class Model:
                 continue
             used.add(row)
             out.append((post, journal[row][1]))
+            if index >= self._cas_checked:
+                self._check_cas(post, journal[row][4])
+        self._cas_checked = len(self.posts)
         return out
+
+    def _check_cas(self, post: Post, planned_from: str) -> None:
+        """A rollback is a compare-and-swap: it posts only while what serves is what
+        its plan (journalled) rolls back from; otherwise someone deployed meanwhile."""
+        if not set(planned_from.split(",")) <= set(post.live_before):
+            self._violate(
+                "compare_and_swap",
+                f"{post.target}: rolled back to {post.to} from {planned_from} (the plan), "
+                f"but {', '.join(post.live_before)} was live: a newer deploy was overwritten",
+            )
 
     def _check_one_per_incident(self, owners: list[tuple[Post, str]]) -> None:
         seen: dict[tuple[str, str], int] = {}
@@ -637,11 +695,16 @@ class Model:
         started = incident.data.get("verify_started")
         if started is None:
             return
-        base = (incident.data.get("baselines") or {}).get("p95")
-        goals = {
-            "error_rate:below": (1, 0.005, 120.0),
-            "p95:baseline": (2, None if base is None else base * 1.2, 300.0),
-        }
+        baselines = incident.data.get("baselines") or {}
+        columns = {"error_rate": 1, "p95": 2}  # where ``fed`` keeps each signal
+        goals: dict[str, tuple[int, float | None, float]] = {}
+        for c in self.runtime.watchdog.ruleset.after_rollback.verify:
+            if c.below is not None:
+                goals[f"{c.signal}:below"] = (columns[c.signal], c.below.value, c.within)
+            else:
+                base = baselines.get(c.signal)
+                goal = None if base is None else base * (1 + c.tolerance)
+                goals[f"{c.signal}:baseline"] = (columns[c.signal], goal, c.within)
         for event in (e for e in events if e.kind == "verification"):
             for key, verdict in event.data.get("results", {}).items():
                 if key not in goals:

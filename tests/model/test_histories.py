@@ -170,16 +170,19 @@ class Histories(RuleBasedStateMachine):
     def restart(self, dry_run: bool | None, down: float) -> None:
         self.move("restart", self.model.restart(dry_run, down))
 
+    @precondition(lambda self: self.m is not None and not self.m.down)
     @precondition(lambda self: self.m is not None and self.m.store.countdown is None)
     @rule(writes=st.integers(1, 30), after_write=st.booleans(), down=st.sampled_from([0.0, 180.0]))
     def arm_kill(self, writes: int, after_write: bool, down: float) -> None:
         self.model.arm_kill(writes, after_write, down)
 
+    @precondition(lambda self: self.m is not None and not self.m.down)
     @precondition(lambda self: self.m is not None and self.m.store.countdown is None)
-    @rule(step=st.sampled_from(JOURNAL_STEPS), after_write=st.booleans())
-    def arm_kill_at(self, step: str, after_write: bool) -> None:
-        """kill -9 at the next write of one journal step (before or after it lands)."""
-        self.model.arm_kill(1, after_write, match=step)
+    @rule(step=st.sampled_from(JOURNAL_STEPS), after_write=st.booleans(), stay_down=st.booleans())
+    def arm_kill_at(self, step: str, after_write: bool, stay_down: bool) -> None:
+        """kill -9 at the next write of one journal step (before or after it lands);
+        back at once, or only at the next restart move."""
+        self.model.arm_kill(1, after_write, match=step, stay_down=stay_down)
 
     @invariant()
     def nothing_in_flight(self) -> None:
