@@ -228,7 +228,9 @@ class Model:
     silences: list[SilenceWindow] = field(default_factory=list)
     p95_healthy: set[float] = field(default_factory=lambda: {HEALTHY_P95})
     cli_exits: list[tuple[bool, int, bool]] = field(default_factory=list)  # dry, exit, changed
-    fed: list[tuple[float, float, float]] = field(default_factory=list)  # at, errors, p95
+    # Every sample fed: at, errors, p95, and the daemon (its start time) that saw it.
+    fed: list[tuple[float, float, float, float]] = field(default_factory=list)
+    started_at: list[float] = field(default_factory=lambda: [0.0])  # each daemon's start
     _seen_calls: int = 0
     _step: int = 0
     _checked_cli: int = 0
@@ -310,7 +312,7 @@ class Model:
             watchdog = self.runtime.watchdog
             watchdog.observe("error_rate", Sample.of(at, errors, 1000.0), "prom")
             watchdog.observe("p95", Sample.of(at, p95, 1000.0), "prom")
-            self.fed.append((at, errors, p95))
+            self.fed.append((at, errors, p95, self.started_at[-1]))
             await self.settle()
 
     async def advance(self, seconds: float) -> None:
@@ -418,6 +420,7 @@ class Model:
             await old.store.close()
             self.down = False
         self.w.runtime = await self._runtime(old, dry)
+        self.started_at.append(self.w.clock.now())
         clock = asyncio.create_task(self.w.clock.run())
         try:
             await self.w.runtime.manager.restore()
@@ -706,13 +709,17 @@ class Model:
                 goal = None if base is None else base * (1 + c.tolerance)
                 goals[f"{c.signal}:baseline"] = (columns[c.signal], goal, c.within)
         for event in (e for e in events if e.kind == "verification"):
+            # The samples the daemon that judged saw (a killed one's die with it),
+            # taken after the rollback (one at its very instant was taken before it).
+            judge = max(t for t in self.started_at if t <= event.at)
+            seen = [f for f in self.fed if f[3] == judge]
             for key, verdict in event.data.get("results", {}).items():
                 if key not in goals:
                     continue
                 column, goal, within = goals[key]
                 if goal is None:
                     continue
-                met = [f for f in self.fed if started <= f[0] <= started + within + 1e-6]
+                met = [f for f in seen if started < f[0] <= started + within + 1e-6]
                 met = [f for f in met if f[column] < goal]
                 if str(verdict).startswith("failed") and met:
                     self._violate(
@@ -720,7 +727,10 @@ class Model:
                         f"{incident.id}: {key} {verdict!r}, but {met[0][column]:g} was fed "
                         f"{met[0][0] - started:.0f}s after the verification began",
                     )
-                if str(verdict).startswith("passed") and not [f for f in met if f[0] <= event.at]:
+                passing = [f for f in self.fed if started <= f[0] <= event.at]
+                if str(verdict).startswith("passed") and not [
+                    f for f in passing if f[column] < goal
+                ]:
                     self._violate(
                         "verdict_honest", f"{incident.id}: {key} {verdict!r} with no such sample"
                     )
