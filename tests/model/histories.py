@@ -64,6 +64,9 @@ KNOWN_OPEN: dict[str, str] = {
 # Invariant name -> a defect this model found (not in issue 10), pinned by a failing
 # test in tests/model/test_found_defects.py. Waived the same way until fixed.
 FOUND_OPEN: dict[str, str] = {
+    "manual_in_person": "found: an interrupted `watchdog rollback` (Ctrl-C after its "
+    "incident row) is carried out by the daemon at its next restart, on whatever is live "
+    "then (test_an_interrupted_manual_rollback_is_not_resumed_by_the_daemon)",
     "verdict_honest": "found: a daemon restarted after a verification's deadline judges "
     "it at once on an empty window ('no evidence') and escalates 'the rollback did not "
     "help' (test_restart_past_the_verification_deadline_fails_it_without_evidence)",
@@ -81,6 +84,7 @@ INVARIANTS = (
     "manual_honest",  # a manual rollback that exits 0 changed something
     "consistent",  # the model's view of what is live agrees with Cloudflare
     "verdict_honest",  # a verification's verdict agrees with the samples fed
+    "manual_in_person",  # a manual rollback acts only while its CLI runs
 )
 
 WORKER_POST = "/accounts/acct/workers/scripts/api/deployments"
@@ -432,10 +436,11 @@ class Model:
                 await clock
         await self.settle()
 
-    async def manual_rollback(self, targets: list[str], dry: bool) -> int:
+    async def manual_rollback(self, targets: list[str], dry: bool, interrupt: str = "") -> int:
         """``watchdog rollback TARGET... --reason ... [--dry-run]``, as cli_ops._rollback
         does it (a Runtime of its own on the daemon's settings and state file), on the
-        world's clock and client. Returns the CLI's exit code."""
+        world's clock and client. Returns the CLI's exit code (130: ``interrupt`` named
+        a store write at which the operator's Ctrl-C stopped it, after that write)."""
         self._note(f"operator runs rollback {' '.join(targets)}{' --dry-run' if dry else ''}")
         before = (list(self.worker_live), self.pages_live)
         settings = self.runtime.settings
@@ -444,10 +449,20 @@ class Model:
         clock = asyncio.create_task(self.w.clock.run())
         self._manual = True
         try:
-            store = BusyStore(settings.state, self.w.clock)
+            store = KillableStore(settings.state, self.w.clock)
+            if interrupt:
+                store.arm(1, True, interrupt)
             cli = await Runtime.build(settings, self.w.clock, self.runtime.http, store=store)
             try:
-                incident = await cli.manager.manual_rollback(targets, "bad deploy", "oncall")
+                try:
+                    incident = await cli.manager.manual_rollback(targets, "bad deploy", "oncall")
+                except Killed:
+                    # Ctrl-C (or a lost SSH session) at that journal step: the CLI is gone.
+                    await cli.manager.stand_down()
+                    self.log.append(f"   ... interrupted: {store.died_at}")
+                    interrupted = True
+                    return 130
+                interrupted = False
                 await cli.manager.drain()
                 events = await cli.store.events(incident.id)
                 ok = any(e.kind == "rollback_finished" for e in events)
@@ -465,6 +480,8 @@ class Model:
             clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await clock
+            if interrupted:
+                await self._absorb_calls("manual rollback", manual=True)
         code = 0 if ok or would else 1
         await self._absorb_calls("manual rollback", manual=True)
         changed = before != (self.worker_live, self.pages_live)
@@ -662,6 +679,12 @@ class Model:
     ) -> None:
         for post, incident in owners:
             if incidents[incident].rule == "manual":
+                if not post.manual:
+                    self._violate(
+                        "manual_in_person",
+                        f"{incident}: the daemon rolled {post.target} back to {post.to} at "
+                        f"{post.at:.0f} for a person's rollback whose command had ended",
+                    )
                 continue  # a person decided: no cooldown, no cap
             others = [
                 (p, i) for p, i in owners if i != incident and post.at - 3600 < p.at <= post.at

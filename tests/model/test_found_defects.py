@@ -83,3 +83,28 @@ async def test_pages_never_goes_back_to_a_deployment_rolled_away_from(m: Model) 
     assert await m.manual_rollback(["frontend"], dry=False) == 0
     assert m.w.cloudflare.canonical("site") != p3
     await m.check("second rollback")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="restore.py:22-25 resumes every incident saved as rolling_back, including a "
+    "person's (manager.manual_rollback saves it so before planning), with a fresh plan "
+    "on whatever is live then",
+)
+async def test_an_interrupted_manual_rollback_is_not_resumed_by_the_daemon(m: Model) -> None:
+    """The operator runs ``watchdog rollback worker`` and presses Ctrl-C once its
+    incident is saved (a slow Cloudflare read). Two hours later a person ships v4;
+    later still the daemon restarts. Expected: nothing is rolled back (nobody asked
+    any more). Observed: the restarted daemon resumes the person's incident, plans
+    afresh from v4, rolls v4 back to v3 (the version the operator meant to leave),
+    with no correlation, cooldown or cap (a 'manual' decision), then escalates."""
+    assert await m.manual_rollback(["worker"], False, "save_incident(rolling_back)") == 130
+    assert m.w.cloudflare.live_versions("api") == [(m.w.versions["v3"], 100.0)]
+    await m.advance(7200)
+    await m.deploy_worker()
+    v4 = m.w.versions["v4"]
+    await m.traffic("good", HEALTHY_P95, 10)
+    await m.restart()
+    await m.traffic("good", HEALTHY_P95, 10)
+    assert m.w.cloudflare.live_versions("api") == [(v4, 100.0)]
+    await m.check("after the restart")

@@ -55,6 +55,9 @@ JOURNAL_STEPS = [
     "mark_healthy",
 ]
 
+# Where the operator's Ctrl-C can stop ``watchdog rollback`` (after that write).
+INTERRUPTS = ["save_incident(rolling_back)", "journal_intent", "journal_outcome"]
+
 
 class Shared:
     """One event loop and one pair of loopback servers for every example of a run."""
@@ -152,9 +155,10 @@ class Histories(RuleBasedStateMachine):
     @rule(
         which=st.sampled_from([["worker"], ["frontend"], ["worker", "frontend"]]),
         dry=st.booleans(),
+        interrupt=st.sampled_from(["", "", "", *INTERRUPTS]),
     )
-    def manual_rollback(self, which: list[str], dry: bool) -> None:
-        self.move("manual rollback", self.model.manual_rollback(which, dry))
+    def manual_rollback(self, which: list[str], dry: bool, interrupt: str) -> None:
+        self.move("manual rollback", self.model.manual_rollback(which, dry, interrupt))
 
     @rule(scope=st.sampled_from(["all", "worker"]))
     def silence(self, scope: str) -> None:
