@@ -5,8 +5,9 @@ between journal steps and time jumps, and checks every invariant after every mov
 
 Profiles: ``ci`` (CI=true) runs 200 derandomized examples; ``dev`` 40 random ones;
 HYPOTHESIS_PROFILE picks another (``long``: 1000). The invariants listed in
-``histories.KNOWN_OPEN`` fail today because of defects reported in issue 10; they are
-checked and reported, not asserted, until the lead empties that set."""
+``histories.KNOWN_OPEN`` fail today because of defects reported in issue 10, those in
+``histories.FOUND_OPEN`` because of defects this model found (test_found_defects.py);
+they are checked and reported, not asserted, until the lead empties those sets."""
 
 from __future__ import annotations
 
