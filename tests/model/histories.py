@@ -460,6 +460,8 @@ class Model:
         if dry:
             settings = settings.model_copy(update={"dry_run": True})
         clock = asyncio.create_task(self.w.clock.run())
+        tasks_before = asyncio.all_tasks()
+        interrupted, ok, would = False, False, False
         self._manual = True
         try:
             store = KillableStore(settings.state, self.w.clock)
@@ -467,15 +469,7 @@ class Model:
                 store.arm(1, True, interrupt)
             cli = await Runtime.build(settings, self.w.clock, self.runtime.http, store=store)
             try:
-                try:
-                    incident = await cli.manager.manual_rollback(targets, "bad deploy", "oncall")
-                except Killed:
-                    # Ctrl-C (or a lost SSH session) at that journal step: the CLI is gone.
-                    await cli.manager.stand_down()
-                    self.log.append(f"   ... interrupted: {store.died_at}")
-                    interrupted = True
-                    return 130
-                interrupted = False
+                incident = await cli.manager.manual_rollback(targets, "bad deploy", "oncall")
                 await cli.manager.drain()
                 events = await cli.store.events(incident.id)
                 ok = any(e.kind == "rollback_finished" for e in events)
@@ -486,6 +480,16 @@ class Model:
                     if ok
                     else "manual rollback did not go through",
                 )
+            except Killed:
+                # Ctrl-C (or a lost SSH session) at that journal step: the CLI is gone,
+                # with every task it had (a concurrent chain too).
+                await cli.manager.stand_down()
+                orphans = asyncio.all_tasks() - tasks_before
+                for task in orphans:
+                    task.cancel()
+                await asyncio.gather(*orphans, return_exceptions=True)
+                self.log.append(f"   ... interrupted: {store.died_at}")
+                interrupted = True
             finally:
                 await cli.store.close()
         finally:
@@ -493,10 +497,10 @@ class Model:
             clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await clock
-            if interrupted:
-                await self._absorb_calls("manual rollback", manual=True)
+            await self._absorb_calls("manual rollback", manual=True)
+        if interrupted:
+            return 130
         code = 0 if ok or would else 1
-        await self._absorb_calls("manual rollback", manual=True)
         changed = before != (self.worker_live, self.pages_live)
         self.cli_exits.append((settings.dry_run, code, changed))
         self.log.append(f"   ... exit {code}, changed={changed}")
