@@ -22,6 +22,7 @@ from watchdog.httpserver import serve
 from watchdog.runtime import Runtime
 from watchdog.server import build_app
 from watchdog.settings import Settings, listen_address
+from watchdog.state_lock import acquire as acquire_state_lock
 
 log = structlog.get_logger("watchdog.service")
 
@@ -77,6 +78,19 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
     clock = clock or SystemClock()
     init_sentry(settings)
     host, port = listen_address(settings.listen)
+    try:
+        state_lock = acquire_state_lock(settings.state, clock.now())
+    except StoreError as exc:
+        log.error("cannot start", error=str(exc))
+        return 1
+    try:
+        return await _run_locked(settings, clock, host, port)
+    finally:
+        if state_lock is not None:
+            state_lock.release()
+
+
+async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) -> int:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     async with httpx.AsyncClient(timeout=10.0, limits=limits, follow_redirects=False) as http:
         try:
