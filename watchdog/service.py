@@ -107,6 +107,7 @@ async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) ->
             reload=runtime.reload,
             extra_status=runtime.status_extra,
             silences=runtime.silences,
+            listen_host=host,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
