@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 LOOPBACK_CLIENTS = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 LOCAL_HOST_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (compared, never bound)
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 
 
 def is_loopback_client(address: str | None) -> bool:

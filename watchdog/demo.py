@@ -165,6 +165,7 @@ async def _silenced(demo: Demo) -> None:
         f"{demo.api_url}/api/v1/silences",
         json={
             "matchers": [],
+            "all": True,  # no matcher on purpose: every action
             "duration": "1h",
             "created_by": "alice",
             "comment": "migrating the database by hand",

@@ -146,7 +146,9 @@ async def test_dns_rebinding_a_foreign_host_is_refused(tmp_path: Path) -> None:
             assert answer.status_code == 403, answer.text
             assert "Host" in answer.json()["error"]
         posted = await api.http.post(
-            f"{api.url}/api/v1/silences", json=GOOD, headers={**evil, "origin": "http://" + evil["host"]}
+            f"{api.url}/api/v1/silences",
+            json=GOOD,
+            headers={**evil, "origin": "http://" + evil["host"]},
         )
         assert posted.status_code == 403
         assert api.made() == 0
