@@ -363,8 +363,8 @@ async def _postmortem(settings: Settings, incident_id: str, out: str | None) -> 
     if out:
         await asyncio.to_thread(_write, out, text)
         print(f"wrote {out}")
-    else:
-        print(text)
+    else:  # on a terminal: silence comments and reasons in it are outside text
+        print("\n".join(printable(line) for line in text.split("\n")))
     return 0
 
 

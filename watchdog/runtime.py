@@ -145,6 +145,7 @@ class Runtime:
         self.playbook.target_purges = fresh.target_purges
         self.watchdog.reloaded(ruleset)
         self.silences.set_known(known_names((r.name for r in ruleset.rules), ruleset.targets))
+        await self.silences.judge_all()
         return True
 
     async def stop(self, timeout_s: float = 10.0) -> None:

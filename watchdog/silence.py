@@ -12,6 +12,7 @@ the start-up flag (silenced while this process runs).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import difflib
 import math
@@ -210,12 +211,20 @@ class Silences:
         self._records = {s.id: s for s in await self.store.silences(include_expired=True)}
         for record in self._records.values():
             _warn_unsupported(record)
-        self._verdicts.rebuild(self.known or KnownNames(), self._records.values())
+        await self.judge_all()
 
     def set_known(self, known: KnownNames) -> None:
-        """The loaded rules changed (start, reload): judge every matcher again."""
+        """The loaded rules changed (start, reload); ``judge_all`` judges again. Until
+        then a matcher is judged per action, on the three names of that action."""
         self.known = known
-        self._verdicts.rebuild(known, self._records.values())
+        self._verdicts = _Verdicts()
+
+    async def judge_all(self) -> None:
+        """Judge every matcher against every known name, in a worker thread: linear
+        time each, but 10,000 rules times a large pattern is seconds of work."""
+        known = self.known or KnownNames()
+        records = list(self._records.values())
+        self._verdicts = await asyncio.to_thread(_Verdicts.of, known, records)
 
     def active(self) -> list[SilenceRecord]:
         now = self.clock.now()
@@ -308,7 +317,8 @@ class Silences:
         )
         await self.store.save_silence(record)
         self._records[record.id] = record
-        self._verdicts.rebuild(self.known or KnownNames(), [record], keep=True)
+        fresh = await asyncio.to_thread(_Verdicts.of, self.known or KnownNames(), [record])
+        self._verdicts.merge(fresh)
         return record
 
     @staticmethod
@@ -360,20 +370,23 @@ class _Verdicts:
     hits: dict[tuple[str, str, str], frozenset[str]] = field(default_factory=dict)
     judged: dict[tuple[str, str, str], frozenset[str]] = field(default_factory=dict)
 
-    def rebuild(
-        self, known: KnownNames, records: Iterable[SilenceRecord], keep: bool = False
-    ) -> None:
-        if not keep:
-            self.hits.clear()
-            self.judged.clear()
+    @classmethod
+    def of(cls, known: KnownNames, records: Iterable[SilenceRecord]) -> _Verdicts:
+        """A fresh judgement (pure: safe to run in a worker thread)."""
+        out = cls()
         for record in records:
             for m in matchers_of(record):
                 key = (m.name, m.op, m.value)
-                if m.op in ("=", "!=") or key in self.hits:
+                if m.op in ("=", "!=") or key in out.hits:
                     continue
                 names = frozenset(known.of(m.name))
-                self.judged[key] = names
-                self.hits[key] = frozenset(n for n in names if m.matches_value(n))
+                out.judged[key] = names
+                out.hits[key] = frozenset(n for n in names if m.matches_value(n))
+        return out
+
+    def merge(self, other: _Verdicts) -> None:
+        self.judged.update(other.judged)
+        self.hits.update(other.hits)
 
     def matches(self, matcher: Matcher, labels: dict[str, str]) -> bool:
         actual = labels.get(matcher.name, "")

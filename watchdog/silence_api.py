@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Annotated, Any
 
@@ -100,7 +101,10 @@ def install(router: Router, silences: Silences) -> None:
                 parse_matcher(m) if isinstance(m, str) else make_matcher(m.name, m.op, m.value)
                 for m in body.matchers
             ]
-            check_matchers(matchers, silences.known, everything=body.all, force=body.force)
+            # Off the loop: judging a pattern against thousands of rule names takes time.
+            await asyncio.to_thread(
+                check_matchers, matchers, silences.known, everything=body.all, force=body.force
+            )
             duration = parse_duration(body.duration) if body.duration is not None else None
             record = await silences.add(
                 matchers,
