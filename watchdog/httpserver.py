@@ -61,7 +61,10 @@ class Request:
             return json.loads(self.body, parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             # ValueError includes JSONDecodeError and int's digit limit (5,000 digits).
-            raise HTTPError(400, f"request body is not valid JSON: {str(exc)[:200]}") from None
+            why = str(exc)
+            if "integer string conversion" in why:
+                why = "a number has more digits than any request needs (over 4,300)"
+            raise HTTPError(400, f"request body is not valid JSON: {why[:200]}") from None
 
 
 # Deeper than any request this project accepts; far below the parser's recursion limit.

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from watchdog.clock import iso
 from watchdog.errors import StoreError
@@ -46,6 +54,20 @@ class SilenceIn(BaseModel):
     comment: str = Field(min_length=1, max_length=2000)
     all: bool = False
     force: bool = False
+
+    @field_validator("duration", "starts_at", "ends_at", mode="before")
+    @classmethod
+    def _not_bool(cls, value: object, info: ValidationInfo) -> object:
+        # JSON true is not 1 second: say what was expected instead of a union's errors.
+        allowed = (str, int, float) if info.field_name == "duration" else (int, float)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
+            expected = (
+                "a duration like 2h or a number of seconds"
+                if info.field_name == "duration"
+                else "a number (Unix seconds)"
+            )
+            raise ValueError(f"expected {expected}, got {json.dumps(value)[:40]}")
+        return value
 
     @field_validator("duration")
     @classmethod
