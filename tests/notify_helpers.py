@@ -138,11 +138,12 @@ async def served(**receiver_options: Any) -> AsyncIterator[Served]:
         "webhook_hmac_key": HMAC_KEY,
         **receiver_options,
     }
-    receivers = Receivers(**options)
+    clock = InstantClock()
+    receivers = Receivers(**{"now": clock.now, **options})
     receivers.statuspage.add_component(COMPONENT_ID)
     receivers.github.add_workflow("acme/pitchey")
     async with serve(receivers) as srv, httpx.AsyncClient() as http:
-        yield Served(receivers, srv.url, http, InstantClock())
+        yield Served(receivers, srv.url, http, clock)
 
 
 @contextlib.asynccontextmanager
@@ -154,9 +155,10 @@ async def in_process(**receiver_options: Any) -> AsyncIterator[Served]:
         "webhook_hmac_key": HMAC_KEY,
         **receiver_options,
     }
-    receivers = Receivers(**options)
+    clock = InstantClock()
+    receivers = Receivers(**{"now": clock.now, **options})
     receivers.statuspage.add_component(COMPONENT_ID)
     receivers.github.add_workflow("acme/pitchey")
     transport = httpx.ASGITransport(app=receivers)
     async with httpx.AsyncClient(transport=transport) as http:
-        yield Served(receivers, "http://receivers.test", http, InstantClock())
+        yield Served(receivers, "http://receivers.test", http, clock)

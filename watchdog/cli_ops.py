@@ -19,6 +19,7 @@ from watchdog import strict_json
 from watchdog.clock import SystemClock, iso
 from watchdog.errors import WatchdogError
 from watchdog.settings import Settings, load_settings
+from watchdog.termtext import printable
 from watchdog.units import format_duration, parse_duration
 
 if TYPE_CHECKING:
@@ -53,9 +54,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add = verbs.add_parser(
         "add",
         help="add a silence: MATCHER... like rule=error-rate "
-        "target=~worker|frontend severity!=low (none: everything)",
+        "target=~worker|frontend severity!=low (none: everything, with --all)",
     )
     add.add_argument("matchers", nargs="*", metavar="MATCHER")
+    add.add_argument(
+        "--all", action="store_true", help="no matcher on purpose: silence every action"
+    )
+    add.add_argument(
+        "--force",
+        action="store_true",
+        help="keep a matcher that matches no loaded rule, target or severity",
+    )
     add.add_argument("--duration", default="1h", help="how long (default 1h)")
     add.add_argument("--comment", required=True, help="why (required, as in amtool)")
     add.add_argument("--author", default=None, help="who (default: $USER)")
@@ -270,7 +279,8 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) ->
     except json.JSONDecodeError:
         data = {"error": response.text.strip()}
     if response.status_code >= 400:
-        raise WatchdogError(f"HTTP {response.status_code}: {data.get('error', data)}")
+        error = data.get("error", data) if isinstance(data, dict) else data
+        raise WatchdogError(printable(f"HTTP {response.status_code}: {error}"))
     return data
 
 
@@ -279,6 +289,13 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         parse_duration(args.duration)
     except ValueError as exc:
         print(f"error: --duration: {exc}", file=sys.stderr)
+        return 2
+    if not args.matchers and not args.all:
+        print(
+            "error: no matchers: this would silence every action of every rule; give "
+            "matchers (like rule=error-rate) or say so with --all",
+            file=sys.stderr,
+        )
         return 2
     author = args.author or os.environ.get("USER") or getpass.getuser()
     created = _call(
@@ -290,6 +307,8 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
             "duration": args.duration,
             "created_by": author,
             "comment": args.comment,
+            "all": args.all,
+            "force": args.force,
         },
     )
     print(created["id"])
@@ -304,20 +323,25 @@ def cmd_silence_query(args: argparse.Namespace) -> int:
         return 0
     for s in silences:
         if args.quiet:
-            print(s["id"])
+            _say(s["id"])
             continue
         matchers = " ".join(f"{m['name']}{m['op']}{m['value']}" for m in s["matchers"]) or "(all)"
-        print(
+        _say(
             f"{s['id']}  {s['state']:8} until {s['ends_at_iso']}  {matchers}  "
             f"by {s['created_by']}: {s['comment']}"
         )
     return 0
 
 
+def _say(line: str) -> None:
+    """Print one line of text that carries outside input, terminal escapes defused."""
+    print(printable(line))
+
+
 def cmd_silence_expire(args: argparse.Namespace) -> int:
     for silence_id in args.ids:
         _call(args, "DELETE", f"/api/v1/silences/{silence_id}")
-        print(f"expired {silence_id}")
+        _say(f"expired {silence_id}")
     return 0
 
 
@@ -328,12 +352,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     from watchdog.status_view import header_lines
 
-    print("\n".join(header_lines(status)))
+    for line in header_lines(status):
+        _say(line)
     print()
     print(f"{'RULE':24} {'STATE':9} {'VALUE':>10}   {'THRESHOLD':12} {'FOR':6} SEVERITY")
     for rule in status["rules"]:
         op = ">" if rule["comparison"] == "above" else "<"
-        print(
+        _say(
             f"{rule['rule']:24} {rule['state']:9} {rule['value_text']:>10}   "
             f"{op} {rule['threshold_text']:10} {rule['for']:6} {rule['severity']}"
             + (f"  ({rule['blind_reason']})" if rule.get("blind_reason") else "")
@@ -365,7 +390,7 @@ def _section(title: str, items: Sequence[dict[str, Any]], line: Any) -> None:
     print()
     print(f"{title}: {len(items) or 'none'}")
     for item in items:
-        print(f"  {line(item)}")
+        _say(f"  {line(item)}")
 
 
 # --- post-mortem -----------------------------------------------------------------------
@@ -397,8 +422,8 @@ async def _postmortem(settings: Settings, incident_id: str, out: str | None) -> 
     if out:
         await asyncio.to_thread(_write, out, text)
         print(f"wrote {out}")
-    else:
-        print(text)
+    else:  # on a terminal: silence comments and reasons in it are outside text
+        print("\n".join(printable(line) for line in text.split("\n")))
     return 0
 
 

@@ -50,13 +50,54 @@ class Request:
         return values[0] if values else default
 
     def json(self) -> Any:
-        """The body as JSON; a bad body is a 400 that says why."""
+        """The body as strict JSON; a bad body is a 400 that says why (too deeply nested,
+        a number too long for Python, NaN/Infinity, not JSON at all)."""
         if not self.body:
             raise HTTPError(400, "request body is empty (expected JSON)")
+        depth = json_depth(self.body)
+        if depth > MAX_JSON_DEPTH:
+            raise HTTPError(
+                400, f"request body is nested {depth} levels deep (at most {MAX_JSON_DEPTH})"
+            )
         try:
-            return json.loads(self.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
+            return json.loads(self.body, parse_constant=_no_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            # ValueError includes JSONDecodeError and int's digit limit (5,000 digits).
+            why = str(exc)
+            if "integer string conversion" in why:
+                why = "a number has more digits than any request needs (over 4,300)"
+            raise HTTPError(400, f"request body is not valid JSON: {why[:200]}") from None
+
+
+# Deeper than any request this project accepts; far below the parser's recursion limit.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest ``[``/``{`` nesting in ``body`` (strings skipped), in one pass, before
+    the recursive parser sees it."""
+    deepest = depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (strict JSON has no NaN or Infinity)")
 
 
 @dataclass

@@ -25,7 +25,7 @@ from watchdog.preflight import secret_problems
 from watchdog.rules import RuleSet, load_rules
 from watchdog.rules_watch import watch_rules
 from watchdog.settings import Settings
-from watchdog.silence import Silences
+from watchdog.silence import Silences, known_names
 from watchdog.sources.base import SourceDeps
 from watchdog.store import Store, open_store
 
@@ -69,7 +69,14 @@ class Runtime:
         store = store or open_store(settings.state)
         await store.open()
         try:
-            silences = Silences(store, clock, settings.silence_file, settings.silenced)
+            silences = Silences(
+                store,
+                clock,
+                settings.silence_file,
+                settings.silenced,
+                max_duration_s=settings.silence_max_duration,
+            )
+            silences.set_known(known_names((r.name for r in ruleset.rules), ruleset.targets))
             await silences.load()
             actions = build_actions(ruleset, settings, http, clock)
             deps = SourceDeps(
@@ -152,6 +159,8 @@ class Runtime:
         self.playbook.notifiers = fresh.notifiers
         self.playbook.target_purges = fresh.target_purges
         self.watchdog.reloaded(ruleset)
+        self.silences.set_known(known_names((r.name for r in ruleset.rules), ruleset.targets))
+        await self.silences.judge_all()
         return True
 
     async def stop(self, timeout_s: float = 10.0) -> None:

@@ -7,7 +7,6 @@ The control API (everything under /api/ and /-/) needs ``Authorization: Bearer
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -16,7 +15,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import SecretStr
 
-from watchdog import __version__, silence_api
+from watchdog import __version__, api_guard, silence_api
 from watchdog.clock import iso
 from watchdog.daemon import Watchdog
 from watchdog.httpserver import Request, Response, Router
@@ -26,28 +25,28 @@ from watchdog.units import format_duration, format_value
 StatusExtra = Callable[[], dict[str, Any]]
 
 
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 class ControlAuth:
-    """Bearer-token check for the control API, counting refusals."""
+    """Bearer-token check for the control API, counting refusals; without a token,
+    loopback only and no web page (``api_guard``)."""
 
-    def __init__(self, token: SecretStr | None, refusals: Counter) -> None:
+    def __init__(
+        self, token: SecretStr | None, refusals: Counter, listen_host: str | None = None
+    ) -> None:
         self.token = token
         self.refusals = refusals
+        self.hosts = api_guard.allowed_hosts(listen_host)
 
     async def __call__(self, request: Request) -> Response | None:
         if not request.path.startswith(("/api/", "/-/")):
             return None
         if self.token is None:
-            if _is_loopback(request.client_host):
-                return None
+            if api_guard.is_loopback_client(request.client_host):
+                refused = api_guard.refusal(request.method, request.headers, self.hosts)
+                if refused is None:
+                    return None
+                status, reason, message = refused
+                self.refusals.labels(reason=reason).inc()
+                return Response.json({"error": message}, status)
             self.refusals.labels(reason="not_loopback").inc()
             return Response.json(
                 {
@@ -135,10 +134,11 @@ def build_app(
     extra_status: StatusExtra | None = None,
     silences: Silences | None = None,
     dry_run: bool = False,
+    listen_host: str | None = None,
 ) -> Router:
     refusals = watchdog.metrics.api_refused
     router = Router(max_body_bytes=64 * 1024)
-    router.middleware.append(ControlAuth(token, refusals))
+    router.middleware.append(ControlAuth(token, refusals, listen_host))
     modes = Modes.of(watchdog, silences, dry_run)
     watchdog.metrics.set_modes(modes.dry_run, modes.silenced, modes.silences_active)
 

@@ -22,6 +22,7 @@ from watchdog.httpserver import serve
 from watchdog.runtime import Runtime
 from watchdog.server import build_app
 from watchdog.settings import Settings, listen_address
+from watchdog.state_lock import acquire as acquire_state_lock
 
 log = structlog.get_logger("watchdog.service")
 
@@ -83,6 +84,19 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
     clock = clock or SystemClock()
     init_sentry(settings)
     host, port = listen_address(settings.listen)
+    try:
+        state_lock = acquire_state_lock(settings.state, clock.now())
+    except StoreError as exc:
+        log.error("cannot start", error=str(exc))
+        return 1
+    try:
+        return await _run_locked(settings, clock, host, port)
+    finally:
+        if state_lock is not None:
+            state_lock.release()
+
+
+async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) -> int:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     report = await asyncio.to_thread(preflight.check, settings)
     if report.problems:  # every missing secret and rules problem at once
@@ -104,6 +118,7 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
             extra_status=runtime.status_extra,
             silences=runtime.silences,
             dry_run=settings.dry_run,
+            listen_host=host,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from watchdog.errors import ConfigError
+from watchdog.units import parse_duration
 
 DEFAULT_CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
 DEFAULT_SECRETS_DIR = "/run/secrets"
@@ -43,6 +44,8 @@ class Settings(BaseSettings):
     dry_run: bool = False
     silenced: bool = False
     silence_file: Path | None = None
+    # The longest silence the API accepts (a forgotten one must expire on its own).
+    silence_max_duration: float = Field(default=7 * 86400.0, gt=0)
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     environment: str = "production"
@@ -75,6 +78,11 @@ class Settings(BaseSettings):
     def _check_listen(cls, value: str) -> str:
         listen_address(value)
         return value
+
+    @field_validator("silence_max_duration", mode="before")
+    @classmethod
+    def _check_silence_max(cls, value: object) -> float:
+        return parse_duration(value)
 
     @field_validator("cloudflare_api_url")
     @classmethod

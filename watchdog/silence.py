@@ -12,17 +12,26 @@ the start-up flag (silenced while this process runs).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import difflib
 import math
-import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import structlog
+
 from watchdog.clock import Clock, iso
 from watchdog.errors import WatchdogError
+from watchdog.rules_model import SEVERITIES
+from watchdog.safe_regex import PatternError, compile_pattern
 from watchdog.store import SilenceRecord, Store
+from watchdog.units import format_duration
+
+log = structlog.get_logger("watchdog.silence")
 
 # The last second ``iso`` can write (9999-12-31T23:59:59Z): a silence ends by then.
 LATEST = 253_402_300_799.0
@@ -43,12 +52,19 @@ class Matcher:
     value: str
 
     def matches(self, labels: dict[str, str]) -> bool:
-        actual = labels.get(self.name, "")
+        return self.matches_value(labels.get(self.name, ""))
+
+    def matches_value(self, actual: str) -> bool:
         if self.op == "=":
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        hit = re.fullmatch(self.value, actual) is not None
+        # Linear time whatever the pattern (safe_regex); a stored pattern this version
+        # refuses (made before it) matches no name.
+        try:
+            hit = compile_pattern(self.value).fullmatch(actual)
+        except PatternError:
+            hit = False
         return hit if self.op == "=~" else not hit
 
     def text(self) -> str:
@@ -79,12 +95,62 @@ def make_matcher(name: str, op: str, value: str) -> Matcher:
         raise SilenceError(f"matcher operator {op!r} unknown (expected one of: {', '.join(_OPS)})")
     if op in ("=~", "!~"):
         try:
-            re.compile(value)
-        except re.error as exc:
+            compile_pattern(value)
+        except PatternError as exc:
             raise SilenceError(
-                f"matcher {name}{op}{value}: bad regular expression: {exc}"
+                f"matcher {name}{op}{value[:80]}: bad regular expression: {exc}"
             ) from None
     return Matcher(name, op, value)
+
+
+@dataclass(frozen=True)
+class KnownNames:
+    """The names a matcher can meet: the loaded rules, targets and severities."""
+
+    rules: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+
+    def of(self, label: str) -> tuple[str, ...]:
+        if label == "rule":
+            return self.rules
+        if label == "target":
+            return self.targets
+        return self.severities
+
+
+def known_names(rules: Iterable[str], targets: Iterable[str]) -> KnownNames:
+    """The loaded rule and target names; severities are the four the rules language has."""
+    return KnownNames(tuple(rules), tuple(targets), SEVERITIES)
+
+
+def check_matchers(
+    matchers: list[Matcher], known: KnownNames | None, *, everything: bool, force: bool
+) -> None:
+    """amtool's and our guards on a new silence: no matcher silences every action, so
+    it needs ``everything`` (``--all``); a matcher that meets no loaded name silences
+    nothing (a typo, most likely), so it needs ``force`` (``--force``)."""
+    if not matchers and not everything:
+        raise SilenceError(
+            "no matchers: this would silence every action of every rule; give matchers "
+            '(like rule=error-rate) or say so with --all ("all": true in the API)'
+        )
+    if force or known is None:  # None: no rules were ever given to judge against
+        return
+    for matcher in matchers:
+        names = known.of(matcher.name)
+        if any(matcher.matches_value(n) for n in names):
+            continue
+        hint = ""
+        if matcher.op == "=":
+            close = difflib.get_close_matches(matcher.value, names, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "") or "none loaded"
+        raise SilenceError(
+            f"matcher {matcher.text()[:100]} matches no loaded {matcher.name} "
+            f"(known: {shown}){hint}; it would silence nothing. Fix it, or keep it with "
+            '--force ("force": true in the API)'
+        )
 
 
 def matchers_of(record: SilenceRecord) -> list[Matcher]:
@@ -99,9 +165,13 @@ def describe(record: SilenceRecord) -> str:
 
 
 def _check_time(name: str, value: float) -> None:
-    if not (math.isfinite(value) and 0 <= value <= LATEST):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float (a 4,000-digit number)
+        finite = False
+    if not (finite and 0 <= value <= LATEST):
         raise SilenceError(
-            f"{name} {value!r} is not a time (Unix seconds, up to the year 9999; "
+            f"{name} {str(value)[:40]} is not a time (Unix seconds, up to the year 9999; "
             "or give a shorter duration)"
         )
 
@@ -123,17 +193,38 @@ class Silences:
         clock: Clock,
         flag_file: Path | None = None,
         startup_silenced: bool = False,
+        max_duration_s: float | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.flag_file = flag_file
         self.startup_silenced = startup_silenced
+        self.max_duration_s = max_duration_s  # None: no cap (backtests, tests)
+        self.known: KnownNames | None = None  # set_known: the loaded rules' names
         self._records: dict[str, SilenceRecord] = {}
         self._flag_cache: tuple[tuple[int, int], str] | None = None
+        self._verdicts = _Verdicts()
 
     async def load(self) -> None:
-        """Read persisted silences (after a restart they still hold)."""
+        """Read persisted silences (after a restart they still hold). Their matchers
+        are judged against the known names here, once, in linear time each."""
         self._records = {s.id: s for s in await self.store.silences(include_expired=True)}
+        for record in self._records.values():
+            _warn_unsupported(record)
+        await self.judge_all()
+
+    def set_known(self, known: KnownNames) -> None:
+        """The loaded rules changed (start, reload); ``judge_all`` judges again. Until
+        then a matcher is judged per action, on the three names of that action."""
+        self.known = known
+        self._verdicts = _Verdicts()
+
+    async def judge_all(self) -> None:
+        """Judge every matcher against every known name, in a worker thread: linear
+        time each, but 10,000 rules times a large pattern is seconds of work."""
+        known = self.known or KnownNames()
+        records = list(self._records.values())
+        self._verdicts = await asyncio.to_thread(_Verdicts.of, known, records)
 
     def active(self) -> list[SilenceRecord]:
         now = self.clock.now()
@@ -186,7 +277,7 @@ class Silences:
         """The first active silence covering this action, if any."""
         labels = {"rule": rule, "severity": severity, "target": target}
         for record in self.active():
-            if all(m.matches(labels) for m in matchers_of(record)):
+            if all(self._verdicts.matches(m, labels) for m in matchers_of(record)):
                 return record
         return None
 
@@ -211,6 +302,8 @@ class Silences:
         _check_text(created_by, comment, *(m.value for m in matchers))
         if ends_at <= start:
             raise SilenceError(f"silence ends ({iso(ends_at)}) before it starts ({iso(start)})")
+        if origin == "api" and self.max_duration_s is not None:
+            self._check_length(now, start, ends_at, self.max_duration_s)
         if not created_by.strip():
             raise SilenceError("a silence needs an author (created_by)")
         record = SilenceRecord(
@@ -224,7 +317,25 @@ class Silences:
         )
         await self.store.save_silence(record)
         self._records[record.id] = record
+        fresh = await asyncio.to_thread(_Verdicts.of, self.known or KnownNames(), [record])
+        self._verdicts.merge(fresh)
         return record
+
+    @staticmethod
+    def _check_length(now: float, start: float, ends_at: float, limit: float) -> None:
+        """A forgotten silence must expire on its own: at most ``limit`` long, and
+        starting no later than ``limit`` from now."""
+        text = format_duration(limit)
+        if ends_at - start > limit:
+            raise SilenceError(
+                f"the silence would last {format_duration(ends_at - start)}, longer than "
+                f"{text} (WATCHDOG_SILENCE_MAX_DURATION); add a shorter one and renew it"
+            )
+        if start - now > limit:
+            raise SilenceError(
+                f"the silence starts more than {text} from now "
+                "(WATCHDOG_SILENCE_MAX_DURATION); add it closer to the time"
+            )
 
     async def expire(self, silence_id: str) -> SilenceRecord:
         record = self._records.get(silence_id)
@@ -247,3 +358,54 @@ class Silences:
                 await self.expire(record.id)
                 count += 1
         return count
+
+
+@dataclass
+class _Verdicts:
+    """Each regex matcher judged once against every known name of its label (when the
+    silence is made or loaded, and when rules reload), so matching an action is a set
+    lookup. A name not known at that time (rare: a rule renamed since) is judged on
+    demand, still in linear time."""
+
+    hits: dict[tuple[str, str, str], frozenset[str]] = field(default_factory=dict)
+    judged: dict[tuple[str, str, str], frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, known: KnownNames, records: Iterable[SilenceRecord]) -> _Verdicts:
+        """A fresh judgement (pure: safe to run in a worker thread)."""
+        out = cls()
+        for record in records:
+            for m in matchers_of(record):
+                key = (m.name, m.op, m.value)
+                if m.op in ("=", "!=") or key in out.hits:
+                    continue
+                names = frozenset(known.of(m.name))
+                out.judged[key] = names
+                out.hits[key] = frozenset(n for n in names if m.matches_value(n))
+        return out
+
+    def merge(self, other: _Verdicts) -> None:
+        self.judged.update(other.judged)
+        self.hits.update(other.hits)
+
+    def matches(self, matcher: Matcher, labels: dict[str, str]) -> bool:
+        actual = labels.get(matcher.name, "")
+        key = (matcher.name, matcher.op, matcher.value)
+        judged = self.judged.get(key)
+        if judged is not None and actual in judged:
+            return actual in self.hits[key]
+        return matcher.matches_value(actual)
+
+
+def _warn_unsupported(record: SilenceRecord) -> None:
+    for m in matchers_of(record):
+        if m.op in ("=~", "!~"):
+            try:
+                compile_pattern(m.value)
+            except PatternError as exc:
+                log.warning(
+                    "a stored silence has a regex this version refuses; it matches no name",
+                    silence=record.id,
+                    matcher=m.text()[:100],
+                    error=str(exc),
+                )

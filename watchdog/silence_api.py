@@ -2,36 +2,72 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from watchdog.clock import iso
 from watchdog.errors import StoreError
 from watchdog.httpserver import HTTPError, Request, Response, Router
-from watchdog.silence import Matcher, SilenceError, Silences, make_matcher, parse_matcher
+from watchdog.silence import (
+    Matcher,
+    SilenceError,
+    Silences,
+    check_matchers,
+    make_matcher,
+    parse_matcher,
+)
 from watchdog.store import SilenceRecord
 from watchdog.units import parse_duration
 
 
 class MatcherIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    op: str = "="
-    value: str
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(max_length=20)
+    op: str = Field(default="=", max_length=2)
+    value: str = Field(max_length=300)
 
 
 class SilenceIn(BaseModel):
-    """A new silence: ``duration`` (like ``2h``) or ``ends_at`` (unix seconds)."""
+    """A new silence: ``duration`` (like ``2h``) or ``ends_at`` (unix seconds).
+    ``all``: no matchers on purpose (every action); ``force``: keep matchers that meet
+    no loaded rule, target or severity. Strict types: ``true`` is not a duration."""
 
-    model_config = ConfigDict(extra="forbid")
-    matchers: list[str | MatcherIn] = Field(default_factory=list, max_length=20)
-    duration: str | float | None = None
-    starts_at: float | None = None
-    ends_at: float | None = None
+    model_config = ConfigDict(extra="forbid", strict=True)
+    matchers: list[Annotated[str, Field(max_length=300)] | MatcherIn] = Field(
+        default_factory=list, max_length=20
+    )
+    duration: str | float | int | None = None
+    starts_at: float | int | None = None
+    ends_at: float | int | None = None
     created_by: str = Field(min_length=1, max_length=200)
     comment: str = Field(min_length=1, max_length=2000)
+    all: bool = False
+    force: bool = False
+
+    @field_validator("duration", "starts_at", "ends_at", mode="before")
+    @classmethod
+    def _not_bool(cls, value: object, info: ValidationInfo) -> object:
+        # JSON true is not 1 second: say what was expected instead of a union's errors.
+        allowed = (str, int, float) if info.field_name == "duration" else (int, float)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
+            expected = (
+                "a duration like 2h or a number of seconds"
+                if info.field_name == "duration"
+                else "a number (Unix seconds)"
+            )
+            raise ValueError(f"expected {expected}, got {json.dumps(value)[:40]}")
+        return value
 
     @field_validator("duration")
     @classmethod
@@ -80,11 +116,17 @@ def install(router: Router, silences: Silences) -> None:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             raise HTTPError(400, f"{where}: {first['msg']}") from None
+        except (OverflowError, ValueError) as exc:  # a number too big for a float
+            raise HTTPError(400, f"body: {str(exc)[:200]}") from None
         try:
             matchers: list[Matcher] = [
                 parse_matcher(m) if isinstance(m, str) else make_matcher(m.name, m.op, m.value)
                 for m in body.matchers
             ]
+            # Off the loop: judging a pattern against thousands of rule names takes time.
+            await asyncio.to_thread(
+                check_matchers, matchers, silences.known, everything=body.all, force=body.force
+            )
             duration = parse_duration(body.duration) if body.duration is not None else None
             record = await silences.add(
                 matchers,
@@ -95,7 +137,7 @@ def install(router: Router, silences: Silences) -> None:
                 comment=body.comment,
                 origin="api",
             )
-        except SilenceError as exc:
+        except (SilenceError, ValueError, OverflowError) as exc:
             raise HTTPError(400, str(exc)) from None
         except StoreError as exc:  # not the request's fault: say the silence is not saved
             raise HTTPError(503, f"the silence was not saved: {exc}") from None

@@ -215,7 +215,8 @@ async def test_silences_survive_a_failing_store(tmp_path: Path) -> None:
             w.runtime.watchdog, w.runtime.settings.api_token, silences=w.runtime.silences
         )
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://watchdog") as api:
+        # Loopback without a token: the Host must name this machine (no DNS rebinding).
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as api:
             body = {
                 "matchers": ["target=worker"],
                 "duration": "2h",

@@ -37,7 +37,12 @@ from watchdog.notify.base import Notifier
 from watchdog.notify.event import EventKind, IncidentEvent
 from watchdog.notify.registry import build_notifier
 from watchdog.notify.slack import build_message
-from watchdog.notify.webhook import SIGNATURE_HEADER, build_body, verify_signature
+from watchdog.notify.webhook import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    build_body,
+    verify_signature,
+)
 from watchdog.rules_model import GithubWorkflowTargetSpec, NotifierSpec
 
 SPEC = TypeAdapter(NotifierSpec)
@@ -139,7 +144,11 @@ async def test_webhook_body_is_exact_and_hmac_verifies(tmp_path: Path) -> None:
     [delivery] = env.receivers.webhook.deliveries
     assert delivery.signature_ok is True
     assert verify_signature(
-        delivery.body, delivery.headers[SIGNATURE_HEADER.lower()], "hmacKEYSECRET-0123456789"
+        delivery.body,
+        delivery.headers[SIGNATURE_HEADER.lower()],
+        delivery.headers[TIMESTAMP_HEADER.lower()],
+        "hmacKEYSECRET-0123456789",
+        now=T0,
     )
     assert delivery.json() == json.loads(json.dumps(build_body(sent, int(T0))))
     assert delivery.headers["x-watchdog-timestamp"] == str(int(T0))

@@ -71,7 +71,7 @@ def auth(token: str = TOKEN) -> dict[str, str]:
 
 
 GOOD = {
-    "matchers": ["rule=error-rate", {"name": "target", "op": "=~", "value": "worker|frontend"}],
+    "matchers": ["rule=error-rate", {"name": "severity", "op": "=~", "value": "critical|high"}],
     "duration": "2h",
     "created_by": "alice",
     "comment": "deploying by hand",
@@ -90,7 +90,7 @@ async def test_create_list_and_expire(tmp_path: Path) -> None:
         assert body["ends_at_iso"] == iso(T0 + 7200)
         assert body["matchers"] == [
             {"name": "rule", "op": "=", "value": "error-rate"},
-            {"name": "target", "op": "=~", "value": "worker|frontend"},
+            {"name": "severity", "op": "=~", "value": "critical|high"},
         ]
         assert [s.id for s in await api.runtime.store.silences(now=T0)] == [body["id"]]
         assert api.runtime.silences.match("error-rate", "critical", "worker") is not None

@@ -153,7 +153,8 @@ async def test_http_endpoints(tmp_path: Path) -> None:
     watchdog, clock, _ = make(tmp_path, lambda t: 0.01)
     app = build_app(watchdog, None)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
-    async with httpx.AsyncClient(transport=transport, base_url="http://watchdog") as client:
+    # Loopback without a token: the Host must name this machine (no DNS rebinding).
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         assert (await client.get("/healthz")).status_code == 200
         not_ready = await client.get("/readyz")
         assert not_ready.status_code == 503
@@ -190,6 +191,6 @@ async def test_control_api_without_token_is_loopback_only(
     """Without WATCHDOG_API_TOKEN the control API answers loopback clients only."""
     watchdog, _, _ = make(tmp_path, lambda t: 0.01)
     transport = httpx.ASGITransport(app=build_app(watchdog, None), client=client)
-    async with httpx.AsyncClient(transport=transport, base_url="http://w") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
         assert (await http.get("/api/v1/status", headers=headers)).status_code == status
         assert (await http.get("/metrics")).status_code == 200

@@ -34,23 +34,26 @@ from watchdog.notify.webhook import (
 )
 
 
-def test_signature_is_hmac_sha256_of_the_raw_body() -> None:
-    """The header is sha256=<hex>, computable with nothing but the stdlib."""
+def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
+    """The header is sha256=<hex> of "{timestamp}.{body}", computable with the stdlib."""
     body = b'{"a":1}'
-    expected = hmac.new(HMAC_KEY.encode(), body, hashlib.sha256).hexdigest()
-    assert sign(body, HMAC_KEY) == f"sha256={expected}"
-    assert sign(body, SecretStr(HMAC_KEY)) == sign(body, HMAC_KEY.encode())
+    material = f"{int(T0)}.".encode() + body
+    expected = hmac.new(HMAC_KEY.encode(), material, hashlib.sha256).hexdigest()
+    assert sign(body, HMAC_KEY, int(T0)) == f"sha256={expected}"
+    assert sign(body, SecretStr(HMAC_KEY), int(T0)) == sign(body, HMAC_KEY.encode(), int(T0))
 
 
 def test_verify_signature_rejects_tampering_wrong_key_and_missing_header() -> None:
-    """Only the exact body under the exact key verifies."""
+    """Only the exact body and timestamp under the exact key verify."""
     body = b'{"a":1}'
-    header = sign(body, HMAC_KEY)
-    assert verify_signature(body, header, HMAC_KEY)
-    assert not verify_signature(b'{"a":2}', header, HMAC_KEY)
-    assert not verify_signature(body, header, "other-key")
-    assert not verify_signature(body, None, HMAC_KEY)
-    assert not verify_signature(body, header.removeprefix("sha256="), HMAC_KEY)
+    stamp = str(int(T0))
+    header = sign(body, HMAC_KEY, stamp)
+    assert verify_signature(body, header, stamp, HMAC_KEY, now=T0)
+    assert not verify_signature(b'{"a":2}', header, stamp, HMAC_KEY, now=T0)
+    assert not verify_signature(body, header, stamp, "other-key", now=T0)
+    assert not verify_signature(body, None, stamp, HMAC_KEY, now=T0)
+    assert not verify_signature(body, header, None, HMAC_KEY, now=T0)
+    assert not verify_signature(body, header.removeprefix("sha256="), stamp, HMAC_KEY, now=T0)
 
 
 def test_body_follows_schema_v1() -> None:
@@ -98,7 +101,9 @@ async def test_request_headers_carry_timestamp_and_signature_of_the_exact_bytes(
         body, headers = WebhookNotifier("hook", url, key, http, InstantClock()).request(event())
     assert headers[TIMESTAMP_HEADER] == str(int(T0))
     assert json.loads(body)["sent_at"] == int(T0)
-    assert verify_signature(body, headers[SIGNATURE_HEADER], HMAC_KEY)
+    assert verify_signature(
+        body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER], HMAC_KEY, now=T0
+    )
     assert body == encode(json.loads(body))
 
 

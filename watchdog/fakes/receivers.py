@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watchdog.httpserver import Handler, Receive, Request, Response, Router, Scope, Send
-from watchdog.notify.webhook import SIGNATURE_HEADER, verify_signature
+from watchdog.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 
 Now = Callable[[], float]
 
@@ -185,10 +185,12 @@ class WebhookDelivery:
 
 
 class WebhookReceiver:
-    """Records each delivery; with ``hmac_key`` it rejects a bad signature with 401."""
+    """Records each delivery; with ``hmac_key`` it rejects a bad or stale signature
+    (a replay: the signed timestamp too far from ``now``) with 401."""
 
-    def __init__(self, hmac_key: str | None = None) -> None:
+    def __init__(self, hmac_key: str | None = None, now: Now = time.time) -> None:
         self.hmac_key = hmac_key
+        self.now = now
         self.deliveries: list[WebhookDelivery] = []
         self.faults = Faults()
 
@@ -207,14 +209,18 @@ class WebhookReceiver:
         ok = None
         if self.hmac_key is not None:
             ok = verify_signature(
-                request.body, request.headers.get(SIGNATURE_HEADER.lower()), self.hmac_key
+                request.body,
+                request.headers.get(SIGNATURE_HEADER.lower()),
+                request.headers.get(TIMESTAMP_HEADER.lower()),
+                self.hmac_key,
+                now=self.now(),
             )
         self.deliveries.append(WebhookDelivery(request.body, dict(request.headers), ok))
         fault = self.faults.take()
         if fault is not None:
             return fault
         if ok is False:
-            return Response.json({"error": "bad signature"}, 401)
+            return Response.json({"error": "bad or stale signature"}, 401)
         if not isinstance(_parse_json(request.body), dict):
             return Response.json({"error": "body is not a JSON object"}, 400)
         return Response.json({"received": True}, 200)
@@ -648,7 +654,7 @@ class Receivers:
     ) -> None:
         self.router = Router()
         self.slack = SlackReceiver()
-        self.webhook = WebhookReceiver(webhook_hmac_key)
+        self.webhook = WebhookReceiver(webhook_hmac_key, now)
         self.pagerduty = PagerDutyReceiver()
         self.statuspage = StatuspageReceiver(statuspage_api_key, now)
         self.github = GithubReceiver(github_token)

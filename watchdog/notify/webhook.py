@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 import httpx
@@ -25,14 +26,16 @@ SCHEMA = "rollback-watchdog/v1"
 SIGNATURE_HEADER = "X-Watchdog-Signature"
 TIMESTAMP_HEADER = "X-Watchdog-Timestamp"
 SCHEMA_HEADER = "X-Watchdog-Schema"
+# A receiver refuses a delivery whose signed timestamp is further than this from its clock.
+MAX_AGE_S = 300.0
 
 SCHEMA_DOC = """\
 POST <webhook_url>
 Content-Type: application/json
 X-Watchdog-Schema: rollback-watchdog/v1
 X-Watchdog-Timestamp: <unix seconds; equals sent_at in the body>
-X-Watchdog-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the shared secret>
-                      (only when the notifier has an hmac_secret)
+X-Watchdog-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>", keyed with the
+                      shared secret> (only when the notifier has an hmac_secret)
 
 {
   "schema": "rollback-watchdog/v1",
@@ -66,9 +69,10 @@ X-Watchdog-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the sh
   "sent_at": <unix seconds, integer>
 }
 
-Receivers verify with verify_signature(raw_body, header_value, key) and should reject
-a timestamp far from their own clock (replay). Fields may be added within v1; a
-breaking change bumps the schema to v2.
+Receivers verify with verify_signature(raw_body, signature, timestamp, key): the
+timestamp is signed with the body, and a timestamp more than 5 minutes (max_age_s) from
+the receiver's clock is refused, so a captured delivery cannot be replayed later.
+Fields may be added within v1; a breaking change bumps the schema to v2.
 """
 
 
@@ -144,17 +148,40 @@ def _key_bytes(key: str | bytes | SecretStr) -> bytes:
     return key.encode() if isinstance(key, str) else key
 
 
-def sign(body: bytes, key: str | bytes | SecretStr) -> str:
+def signed_material(timestamp: int | str, body: bytes) -> bytes:
+    """``"{timestamp}.{body}"``: the timestamp is signed too, so it cannot be swapped."""
+    return f"{timestamp}.".encode("ascii") + body
+
+
+def sign(body: bytes, key: str | bytes | SecretStr, timestamp: int | str) -> str:
     """``sha256=<hex>`` for the ``X-Watchdog-Signature`` header."""
-    return "sha256=" + hmac.new(_key_bytes(key), body, hashlib.sha256).hexdigest()
+    material = signed_material(timestamp, body)
+    return "sha256=" + hmac.new(_key_bytes(key), material, hashlib.sha256).hexdigest()
 
 
-def verify_signature(body: bytes, header: str | None, key: str | bytes | SecretStr) -> bool:
-    """True when ``header`` is the HMAC-SHA256 of the raw ``body`` under ``key``
-    (constant-time compare). For receivers."""
-    if not header or not header.startswith("sha256="):
+def verify_signature(
+    body: bytes,
+    signature: str | None,
+    timestamp: str | None,
+    key: str | bytes | SecretStr,
+    *,
+    now: float | None = None,
+    max_age_s: float = MAX_AGE_S,
+) -> bool:
+    """For receivers: True when ``signature`` (the ``X-Watchdog-Signature`` header) is
+    the HMAC-SHA256 of ``"{timestamp}.{body}"`` under ``key`` (constant-time compare)
+    and ``timestamp`` (the ``X-Watchdog-Timestamp`` header, Unix seconds) is within
+    ``max_age_s`` of ``now`` (default: this machine's clock) either way. A delivery
+    captured on the way is refused once it is older than that: no replay."""
+    if not signature or not signature.startswith("sha256=") or not timestamp:
         return False
-    return hmac.compare_digest(header.strip(), sign(body, key))
+    stamp = timestamp.strip()
+    if not stamp.isdigit() or len(stamp) > 12:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - int(stamp)) > max_age_s:
+        return False
+    return hmac.compare_digest(signature.strip(), sign(body, key, stamp))
 
 
 class WebhookNotifier:
@@ -184,7 +211,7 @@ class WebhookNotifier:
             TIMESTAMP_HEADER: str(sent_at),
         }
         if self._key is not None:
-            headers[SIGNATURE_HEADER] = sign(body, self._key)
+            headers[SIGNATURE_HEADER] = sign(body, self._key, sent_at)
         return body, headers
 
     async def send(self, event: IncidentEvent, dry_run: bool = False) -> ActionResult:
