@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,7 +47,7 @@ from watchdog.runtime import Runtime
 from watchdog.samples import Sample
 from watchdog.settings import load_settings
 from watchdog.silence import Matcher, make_matcher
-from watchdog.store import IncidentRecord, SilenceRecord, SQLiteStore
+from watchdog.store import IncidentRecord, LedgerEntry, SilenceRecord, SQLiteStore
 
 R = TypeVar("R")
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -173,10 +173,8 @@ class KillableStore(BusyStore):
             lambda: SQLiteStore.journal_outcome(self, key, state, outcome, at),
         )
 
-    async def mark_healthy(self, target: str, version: str, at: float) -> None:
-        await self._write(
-            f"mark_healthy({target})", lambda: SQLiteStore.mark_healthy(self, target, version, at)
-        )
+    async def save_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        await self._write("save_ledger", lambda: SQLiteStore.save_ledger(self, entries))
 
     async def save_silence(self, silence: SilenceRecord) -> None:
         await self._write("save_silence", lambda: SQLiteStore.save_silence(self, silence))
@@ -813,7 +811,8 @@ class Model:
                 for target, _from, to in incident.data.get("rolled_back") or []:
                     verified[target].add(to)
         for target in verified:
-            for version in await self.runtime.store.healthy_versions(target):
+            marked = [e.version for e in await self.runtime.store.ledger(target) if e.verified]
+            for version in marked:
                 if version not in verified[target] and not self._ran_healthy(target, version):
                     self._violate(
                         "healthy_only_verified",
