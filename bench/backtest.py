@@ -34,8 +34,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from watchdog.backtest import matrix_body
-from watchdog.series_notation import MISSING, STALE, Point, compact
+from watchdog.backtest.recordings import matrix_body
+from watchdog.backtest.series_notation import MISSING, STALE, Point, compact
 
 STEP = 15
 T0 = 1_790_000_000

@@ -62,10 +62,10 @@ from localproc import (
     start_prometheus,
 )
 
-from watchdog.fakes.app import AppState, FakeApp
-from watchdog.fakes.cloudflare import FakeCloudflare
-from watchdog.fakes.receivers import Receivers
-from watchdog.httpserver import Request, Response, Router, serve
+from watchdog.demo.fakes.app import AppState, FakeApp
+from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.http.server import Request, Response, Router, serve
 
 TOKEN = "bench-cloudflare-token"
 ACCOUNT = "bench-account"

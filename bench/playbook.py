@@ -26,24 +26,24 @@ from dataclasses import dataclass
 import httpx
 from pydantic import SecretStr
 
-from watchdog.actions.base import RollbackPlan
 from watchdog.actions.cloudflare_api import CloudflareClient
 from watchdog.actions.cloudflare_pages import PagesTarget
 from watchdog.actions.cloudflare_worker import WorkerTarget
+from watchdog.actions.notify.base import Notifier
+from watchdog.actions.notify.event import EventKind, IncidentEvent
+from watchdog.actions.notify.pagerduty import PagerDutyNotifier
+from watchdog.actions.notify.slack import SlackNotifier
+from watchdog.actions.notify.statuspage import StatuspageNotifier
+from watchdog.actions.playbook import Playbook
 from watchdog.actions.purge import ZonePurge
 from watchdog.clock import SystemClock
-from watchdog.decision import Decision, DecisionKind
-from watchdog.fakes.cloudflare import FakeCloudflare
-from watchdog.fakes.receivers import Receivers
-from watchdog.httpserver import Request, Response, serve
-from watchdog.notify.base import Notifier
-from watchdog.notify.event import EventKind, IncidentEvent
-from watchdog.notify.pagerduty import PagerDutyNotifier
-from watchdog.notify.slack import SlackNotifier
-from watchdog.notify.statuspage import StatuspageNotifier
-from watchdog.playbook import Playbook
-from watchdog.rules_model import PagesTargetSpec, WorkerTargetSpec, ZonePurgeSpec
-from watchdog.store import SQLiteStore
+from watchdog.core.decision import Decision, DecisionKind
+from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.http.server import Request, Response, serve
+from watchdog.model import RollbackPlan
+from watchdog.rules.model import PagesTargetSpec, WorkerTargetSpec, ZonePurgeSpec
+from watchdog.store.sqlite import SQLiteStore
 
 TOKEN = "bench-token"
 ACCOUNT = "acct"

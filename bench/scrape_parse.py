@@ -1,6 +1,6 @@
 """Benchmark: pick a rule set's families out of a 100,000-line ``/metrics`` page.
 
-Ours (``watchdog.expfmt.parse_families``, selective, regex-driven) against
+Ours (``watchdog.sources.expfmt.parse_families``, selective, regex-driven) against
 ``prometheus_client.parser.text_string_to_metric_families`` (which has to parse
 every line; we filter its families afterwards), in the same run, on the same text.
 Both must give the same samples for the wanted families.
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from watchdog.expfmt import parse_families
+from watchdog.sources.expfmt import parse_families
 
 # What a rule set reads: an error-ratio counter, a latency histogram, a gauge.
 WANTED = ("http_requests_total", "http_request_duration_seconds", "error_rate")
@@ -195,7 +195,7 @@ def main() -> int:
     ours_s = best_of(args.repeat, lambda: parse_families(text, WANTED))
     theirs_s = best_of(args.repeat, lambda: client_select(text))
     for label, seconds, note in (
-        ("watchdog.expfmt.parse_families", ours_s, ""),
+        ("watchdog.sources.expfmt.parse_families", ours_s, ""),
         ("prometheus_client text_string_to_metric_families", theirs_s, ", then filtered"),
     ):
         print(f"{label + ':':<51}{seconds * 1000:9.1f} ms (best of {args.repeat}{note})")

@@ -40,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from localproc import Proc, cpu_seconds, rss_bytes, start_daemon
 
-from watchdog.engine import Engine
-from watchdog.fakes.app import AppState, FakeApp, LatencyModel
-from watchdog.fakes.cloudflare import FakeCloudflare
-from watchdog.httpserver import serve
-from watchdog.samples import Sample
-from watchdog.window import SignalWindow
+from watchdog.core.engine import Engine
+from watchdog.core.window import SignalWindow
+from watchdog.demo.fakes.app import AppState, FakeApp, LatencyModel
+from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.http.server import serve
+from watchdog.model import Sample
 
 TOKEN = "soak-cloudflare-token"
 ACCOUNT = "soak-account"

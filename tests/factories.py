@@ -7,8 +7,8 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from watchdog.rules import RuleSet, load_rules
-from watchdog.samples import Sample
+from watchdog.model import Sample
+from watchdog.rules.load import RuleSet, load_rules
 
 T0 = 1_790_000_000.0
 

@@ -12,9 +12,9 @@ import httpx
 from pydantic import SecretStr
 
 from watchdog.actions.cloudflare_api import CloudflareClient
-from watchdog.actions.http import RetryPolicy
-from watchdog.fakes.cloudflare import API_PREFIX, FakeCloudflare
-from watchdog.httpserver import RunningServer, serve
+from watchdog.demo.fakes.cloudflare import API_PREFIX, FakeCloudflare
+from watchdog.http.client import RetryPolicy
+from watchdog.http.server import RunningServer, serve
 
 T0 = 1_790_000_000.0
 

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 
 from tests.helpers import InstantClock
-from watchdog.actions.base import ActionResult
-from watchdog.decision import Decision, DecisionKind
-from watchdog.fakes.receivers import Receivers
-from watchdog.httpserver import serve
-from watchdog.notify.event import EventKind, IncidentEvent, StatusPhase, default_phase
+from watchdog.actions.notify.event import EventKind, IncidentEvent, StatusPhase, default_phase
+from watchdog.core.decision import Decision, DecisionKind
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.http.server import serve
+from watchdog.model import ActionResult
 from watchdog.settings import Settings, load_settings
 
 T0 = 1_790_000_000.0

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from watchdog.httpserver import Request, Response, Router, RunningServer, serve
+from watchdog.http.server import Request, Response, Router, RunningServer, serve
 
 
 @dataclass

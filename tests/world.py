@@ -25,14 +25,15 @@ from typing import Any, TypeVar
 import httpx
 
 from watchdog.clock import AutoClock
-from watchdog.demo import BusyTransport
-from watchdog.fakes.cloudflare import FakeCloudflare
-from watchdog.fakes.receivers import Receivers
-from watchdog.httpserver import serve
-from watchdog.runtime import Runtime
-from watchdog.samples import Sample
+from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.demo.main import BusyTransport
+from watchdog.http.server import serve
+from watchdog.model import Sample
+from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
-from watchdog.store import EventRecord, SQLiteStore
+from watchdog.store.base import EventRecord
+from watchdog.store.sqlite import SQLiteStore
 
 R = TypeVar("R")
 

@@ -7,7 +7,6 @@ import contextlib
 import heapq
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -149,8 +148,3 @@ async def _settle(rounds: int = 20) -> None:
     """Let ready tasks run until they block again (on I/O or a virtual sleep)."""
     for _ in range(rounds):
         await asyncio.sleep(0)
-
-
-def iso(ts: float) -> str:
-    """RFC 3339 UTC with a Z, to the second: how times appear in logs and reports."""
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

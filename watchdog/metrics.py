@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from watchdog import __version__
-from watchdog.actions.base import ActionResult
-from watchdog.evaluator import State
-from watchdog.rules_model import RuleSpec
+from watchdog.core.evaluator import State
+from watchdog.model import ActionResult
+from watchdog.rules.model import RuleSpec
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 

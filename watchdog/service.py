@@ -15,14 +15,15 @@ from typing import Any
 import httpx
 import structlog
 
-from watchdog import __version__, preflight
+from watchdog import __version__
+from watchdog.api.app import build_app
 from watchdog.clock import Clock, SystemClock
 from watchdog.errors import ConfigError, RuleError, StoreError
-from watchdog.httpserver import serve
-from watchdog.runtime import Runtime
-from watchdog.server import build_app
+from watchdog.http.server import serve
+from watchdog.run import preflight
+from watchdog.run.runtime import Runtime
 from watchdog.settings import Settings, listen_address
-from watchdog.state_lock import acquire as acquire_state_lock
+from watchdog.store.lock import acquire as acquire_state_lock
 
 log = structlog.get_logger("watchdog.service")
 

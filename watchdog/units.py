@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from typing import Literal
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -128,3 +129,8 @@ def format_value(value: float, unit: Unit) -> str:
     if unit == "seconds":
         return f"{value * 1000:.0f}ms" if abs(value) < 1 else f"{value:.3g}s"
     return f"{value:.4g}"
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 UTC with a Z, to the second: how times appear in logs and reports."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

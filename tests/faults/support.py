@@ -21,13 +21,13 @@ from typing import Any
 import httpx
 
 from watchdog.clock import FakeClock
-from watchdog.daemon import Watchdog
-from watchdog.decision import Decision, DecisionKind
-from watchdog.engine import Observation
-from watchdog.evaluator import State
+from watchdog.core.decision import Decision, DecisionKind
+from watchdog.core.engine import Observation
+from watchdog.core.evaluator import State
 from watchdog.metrics import Metrics
-from watchdog.rules import load_rules
-from watchdog.samples import Sample, SampleKind
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import load_rules
+from watchdog.run.daemon import Watchdog
 from watchdog.sources.base import SourceDeps
 
 T0 = 1_790_000_000.0

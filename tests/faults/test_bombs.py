@@ -22,19 +22,19 @@ from pydantic import SecretStr
 
 from tests.faults.servers import MB, FaultyServer, Hit, Reply, faulty_server, gzip_bomb
 from tests.helpers import InstantClock
-from watchdog import bounded_read
-from watchdog.actions.http import RetryPolicy, send
 from watchdog.clock import FakeClock
 from watchdog.errors import ActionError
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import (
+from watchdog.http import bounded_read
+from watchdog.http.client import RetryPolicy, send
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import (
     CloudflareSourceSpec,
     ProbeSourceSpec,
     PrometheusSourceSpec,
     ScrapeSourceSpec,
     SignalSpec,
 )
-from watchdog.samples import Sample, SampleKind
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.cloudflare import CloudflareSource
 from watchdog.sources.probe import ProbeSource

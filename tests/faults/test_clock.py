@@ -14,9 +14,9 @@ from tests.faults.servers import PrometheusBehaviour, faulty_server
 from tests.faults.support import INTERVAL, PROMETHEUS_RULES, log_text, source_rig
 from tests.scenarios.support import breach, calm, recover
 from tests.world import World, world
-from watchdog.decision import DecisionKind
-from watchdog.evaluator import State
-from watchdog.samples import SampleKind
+from watchdog.core.decision import DecisionKind
+from watchdog.core.evaluator import State
+from watchdog.model import SampleKind
 
 HOUR = 3600.0
 WORKER_ONLY = """

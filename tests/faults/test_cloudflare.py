@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from tests.faults.support import log_text
 from tests.scenarios.support import breach, calm, pagerduty_triggers, recover
 from tests.world import World, world
-from watchdog.store import ActionRecord, IncidentRecord
+from watchdog.store.base import ActionRecord, IncidentRecord
 
 DEPLOYMENTS = "/accounts/acct/workers/scripts/api/deployments"
 WORKER_ONLY = """

@@ -24,10 +24,10 @@ import httpx
 import pytest
 
 from tests.factories import MINIMAL_RULES
+from watchdog.api.app import build_app
 from watchdog.clock import FakeClock
-from watchdog.httpserver import Router, serve
-from watchdog.runtime import Runtime
-from watchdog.server import build_app
+from watchdog.http.server import Router, serve
+from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
 
 T0 = 1_790_000_000.0

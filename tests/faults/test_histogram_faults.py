@@ -11,9 +11,9 @@ import httpx
 
 from tests.faults.servers import Hit, Reply, faulty_server
 from watchdog.clock import FakeClock
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import ScrapeSourceSpec, SignalSpec
-from watchdog.samples import SampleKind
+from watchdog.model import SampleKind
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import ScrapeSourceSpec, SignalSpec
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.scrape import ScrapeSource
 

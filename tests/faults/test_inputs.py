@@ -21,14 +21,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.factories import MINIMAL_RULES
+from watchdog.api.app import build_app
 from watchdog.clock import FakeClock
 from watchdog.errors import ParseError, RuleError, SourceError
-from watchdog.expfmt import parse_families
-from watchdog.httpserver import Router
-from watchdog.rules import load_rules
-from watchdog.runtime import Runtime
-from watchdog.server import build_app
+from watchdog.http.server import Router
+from watchdog.rules.load import load_rules
+from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
+from watchdog.sources.expfmt import parse_families
 from watchdog.sources.prometheus import parse_instant
 
 PROPERTY = settings(

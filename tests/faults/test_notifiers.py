@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from tests.faults.support import log_text
 from tests.scenarios.support import BAD, HEALTHY, breach, calm, pagerduty_triggers, recover
 from tests.world import World, world
-from watchdog.store import EventRecord
+from watchdog.store.base import EventRecord
 
 ATTEMPTS = 4  # watchdog.notify.base.NOTIFY_POLICY.max_attempts
 

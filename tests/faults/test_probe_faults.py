@@ -15,12 +15,12 @@ from structlog.testing import capture_logs
 from tests.faults.servers import FaultyServer, Hit, Reply, faulty_server
 from tests.faults.support import source_rig
 from watchdog.clock import AutoClock
-from watchdog.decision import DecisionKind
-from watchdog.demo import BusyTransport
-from watchdog.evaluator import State
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import ProbeSourceSpec, SignalSpec
-from watchdog.samples import SampleKind
+from watchdog.core.decision import DecisionKind
+from watchdog.core.evaluator import State
+from watchdog.demo.main import BusyTransport
+from watchdog.model import SampleKind
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import ProbeSourceSpec, SignalSpec
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.probe import ProbeSource
 

@@ -31,7 +31,7 @@ import pytest
 
 from tests.integration import proc_world
 from tests.integration.proc_world import DEPLOYMENTS, PURGE, SLACK_TOKEN, STALL_S, TOKEN, Stack
-from watchdog.fakes.cloudflare import Fault
+from watchdog.demo.fakes.cloudflare import Fault
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from tests.faults.support import T0
 from watchdog.clock import FakeClock
-from watchdog.daemon import Watchdog
-from watchdog.decision import DecisionKind
+from watchdog.core.decision import DecisionKind
 from watchdog.metrics import Metrics
-from watchdog.rules import ResolvedSignal, load_rules
-from watchdog.rules_model import SourceSpec
-from watchdog.samples import Sample
+from watchdog.model import Sample
+from watchdog.rules.load import ResolvedSignal, load_rules
+from watchdog.rules.model import SourceSpec
+from watchdog.run.daemon import Watchdog
 from watchdog.sources.base import Source, SourceDeps
 
 ANSWER_S = 5.0

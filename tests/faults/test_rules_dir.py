@@ -18,8 +18,8 @@ from typing import TypeVar
 import pytest
 
 from watchdog.errors import RuleError
-from watchdog.rules import load_rules
-from watchdog.rules_watch import fingerprint
+from watchdog.rules.load import load_rules
+from watchdog.rules.watch import fingerprint
 
 T = TypeVar("T")
 WAIT_S = 10.0

@@ -16,7 +16,7 @@ import pytest
 from tests.factories import MINIMAL_RULES
 from tests.integration.daemon_proc import REPO, DaemonProc, free_port
 from watchdog.errors import StoreError
-from watchdog.state_lock import acquire
+from watchdog.store.lock import acquire
 
 pytestmark = pytest.mark.integration
 

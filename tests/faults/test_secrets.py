@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 from tests.scenarios.support import BAD, HEALTHY, breach, calm, recover
 from tests.world import PD_KEY, SLACK_TOKEN, SP_KEY, TOKEN, World, world
 from watchdog import logs
-from watchdog.server import status_snapshot
+from watchdog.api.app import status_snapshot
 
 DEPLOYMENTS = "/accounts/acct/workers/scripts/api/deployments"
 PAGES_ROLLBACK = "/accounts/acct/pages/projects/site/deployments/{id}/rollback"

@@ -21,11 +21,11 @@ import httpx
 import pytest
 
 from tests.factories import MINIMAL_RULES
-from watchdog.cli import main
+from watchdog.api.app import build_app
+from watchdog.cli.main import main
 from watchdog.clock import SystemClock
-from watchdog.httpserver import serve
-from watchdog.runtime import Runtime
-from watchdog.server import build_app
+from watchdog.http.server import serve
+from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
 from watchdog.termtext import printable
 

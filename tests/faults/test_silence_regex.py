@@ -22,9 +22,9 @@ import httpx
 from tests.integration.daemon_proc import REPO
 from tests.scenarios.support import breach, calm
 from tests.world import world
-from watchdog.httpserver import serve
-from watchdog.server import build_app
-from watchdog.store import SilenceRecord
+from watchdog.api.app import build_app
+from watchdog.http.server import serve
+from watchdog.store.base import SilenceRecord
 
 EVIL = r"(.*.*.*.*.*)*[^\s\S]"
 CHILD_TIMEOUT_S = 60.0  # the fixed code answers in well under a second; the old never
@@ -33,8 +33,8 @@ CHILD = textwrap.dedent(
     f"""
     import asyncio
     from watchdog.clock import FakeClock
-    from watchdog.silence import Silences, known_names, parse_matcher
-    from watchdog.store import SQLiteStore
+    from watchdog.incidents.silence import Silences, known_names, parse_matcher
+    from watchdog.store.sqlite import SQLiteStore
 
     async def main():
         store = SQLiteStore(":memory:")

@@ -32,12 +32,12 @@ from tests.faults.support import (
     source_rig,
 )
 from watchdog.clock import FakeClock
-from watchdog.daemon import Watchdog
-from watchdog.decision import DecisionKind
-from watchdog.evaluator import State
+from watchdog.core.decision import DecisionKind
+from watchdog.core.evaluator import State
 from watchdog.metrics import Metrics
-from watchdog.rules import ResolvedSignal, load_rules
-from watchdog.samples import Sample, SampleKind
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import ResolvedSignal, load_rules
+from watchdog.run.daemon import Watchdog
 from watchdog.sources.base import SourceDeps
 
 FAULT_ROUNDS = 6  # 75 s of faults: past blind_after (1m)

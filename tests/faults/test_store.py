@@ -25,10 +25,10 @@ from tests.scenarios.support import (
     slack_bodies,
 )
 from tests.world import BusyStore, World, world
+from watchdog.api.app import build_app
 from watchdog.clock import AutoClock
 from watchdog.errors import StoreError
-from watchdog.server import build_app
-from watchdog.store import (
+from watchdog.store.base import (
     ActionRecord,
     EventRecord,
     IncidentRecord,

@@ -9,8 +9,7 @@ from pydantic import SecretStr
 
 from tests.helpers import InstantClock
 from tests.notify_helpers import HMAC_KEY, T0, event, served
-from watchdog.fakes.receivers import Receivers
-from watchdog.notify.webhook import (
+from watchdog.actions.notify.webhook import (
     MAX_AGE_S,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -18,6 +17,7 @@ from watchdog.notify.webhook import (
     sign,
     verify_signature,
 )
+from watchdog.demo.fakes.receivers import Receivers
 
 
 async def test_a_replayed_delivery_is_refused_once_stale() -> None:

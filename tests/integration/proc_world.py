@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from tests.integration.daemon_proc import DaemonProc
-from watchdog.fakes.cloudflare import FakeCloudflare
-from watchdog.fakes.receivers import Receivers
-from watchdog.httpserver import Request, Response, Router, serve
+from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.http.server import Request, Response, Router, serve
 
 if TYPE_CHECKING:
     import psycopg

@@ -14,18 +14,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from watchdog.cli import main
+from watchdog.api.app import build_app
+from watchdog.cli.main import main
 from watchdog.clock import SystemClock
-from watchdog.daemon import Watchdog
-from watchdog.fakes.cloudflare import FakeCloudflare
-from watchdog.fakes.receivers import Receivers
-from watchdog.httpserver import serve
+from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.http.server import serve
+from watchdog.incidents.silence import Silences
 from watchdog.metrics import Metrics
-from watchdog.rules import load_rules
-from watchdog.server import build_app
-from watchdog.silence import Silences
+from watchdog.rules.load import load_rules
+from watchdog.run.daemon import Watchdog
 from watchdog.sources.base import SourceDeps
-from watchdog.store import SQLiteStore
+from watchdog.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.integration
 

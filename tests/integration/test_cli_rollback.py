@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from tests.faults.servers import PrometheusBehaviour, faulty_server
-from watchdog.cli import main
-from watchdog.fakes.cloudflare import VALIDATION_CODE, FakeCloudflare
-from watchdog.fakes.receivers import Receivers
-from watchdog.httpserver import serve
-from watchdog.store import EventRecord, SilenceRecord, SQLiteStore
+from watchdog.cli.main import main
+from watchdog.demo.fakes.cloudflare import VALIDATION_CODE, FakeCloudflare
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.http.server import serve
+from watchdog.store.base import EventRecord, SilenceRecord
+from watchdog.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.integration
 

@@ -12,20 +12,15 @@ import pytest
 from pydantic import SecretStr
 
 from tests.helpers import T0, CloudflareStack, InstantClock, cloudflare_stack
-from watchdog.actions.base import RollbackPlan
 from watchdog.actions.cloudflare_pages import PagesTarget
 from watchdog.actions.cloudflare_worker import WorkerTarget
-from watchdog.actions.http import RetryPolicy
 from watchdog.actions.purge import AppCachePurge, ZonePurge
+from watchdog.demo.fakes.cloudflare import FakeCloudflare, Fault
 from watchdog.errors import ConfigError, PermanentActionError, RetryableActionError
-from watchdog.fakes.cloudflare import FakeCloudflare, Fault
-from watchdog.httpserver import Request, Response, Router, serve
-from watchdog.rules_model import (
-    AppCachePurgeSpec,
-    PagesTargetSpec,
-    WorkerTargetSpec,
-    ZonePurgeSpec,
-)
+from watchdog.http.client import RetryPolicy
+from watchdog.http.server import Request, Response, Router, serve
+from watchdog.model import RollbackPlan
+from watchdog.rules.model import AppCachePurgeSpec, PagesTargetSpec, WorkerTargetSpec, ZonePurgeSpec
 from watchdog.settings import load_settings
 
 ACCOUNT = "test-account"

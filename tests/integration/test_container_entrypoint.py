@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.deploy_support import dockerfile, exec_form, healthcheck_command
-from watchdog.httpserver import Request, Response, Router, serve
+from watchdog.http.server import Request, Response, Router, serve
 from watchdog.settings import Settings
 
 pytestmark = pytest.mark.integration

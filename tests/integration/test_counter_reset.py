@@ -10,10 +10,10 @@ import pytest
 
 from tests.factories import T0, ruleset
 from watchdog.clock import FakeClock
-from watchdog.engine import Engine
-from watchdog.evaluator import State
-from watchdog.fakes.app import AppState, FakeApp
-from watchdog.httpserver import Receive, Scope, Send, serve
+from watchdog.core.engine import Engine
+from watchdog.core.evaluator import State
+from watchdog.demo.fakes.app import AppState, FakeApp
+from watchdog.http.server import Receive, Scope, Send, serve
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.scrape import ScrapeSource
 

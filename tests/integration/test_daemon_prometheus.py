@@ -14,11 +14,11 @@ import pytest
 from tests.factories import ruleset
 from tests.integration.conftest import StartPrometheus
 from watchdog.clock import SystemClock
-from watchdog.daemon import Watchdog
-from watchdog.evaluator import State
-from watchdog.fakes.app import AppState, FakeApp, drive
-from watchdog.httpserver import serve
+from watchdog.core.evaluator import State
+from watchdog.demo.fakes.app import AppState, FakeApp, drive
+from watchdog.http.server import serve
 from watchdog.metrics import Metrics
+from watchdog.run.daemon import Watchdog
 from watchdog.sources.base import SourceDeps
 
 pytestmark = pytest.mark.integration

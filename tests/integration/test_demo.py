@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from watchdog.demo import SCENARIOS, run_demo
+from watchdog.demo.main import SCENARIOS, run_demo
 
 
 @pytest.mark.integration

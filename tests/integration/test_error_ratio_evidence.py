@@ -20,11 +20,11 @@ import httpx
 import pytest
 
 from tests.integration.conftest import RunningPrometheus, StartPrometheus
-from watchdog.cli import main
+from watchdog.cli.main import main
 from watchdog.clock import SystemClock
-from watchdog.httpserver import Request, Response, Router, serve
-from watchdog.rules import load_rules
-from watchdog.samples import SampleKind
+from watchdog.http.server import Request, Response, Router, serve
+from watchdog.model import SampleKind
+from watchdog.rules.load import load_rules
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.registry import build_source
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.proc_world import DEPLOYMENTS, STALL_S, Stack, stack
-from watchdog.fakes.cloudflare import Fault
+from watchdog.demo.fakes.cloudflare import Fault
 
 pytestmark = pytest.mark.integration
 

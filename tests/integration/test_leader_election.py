@@ -18,7 +18,7 @@ import pytest
 
 from watchdog.clock import FakeClock
 from watchdog.errors import StoreError
-from watchdog.leader import AlwaysLeader, LeaderElection, leadership_for
+from watchdog.run.leader import AlwaysLeader, LeaderElection, leadership_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 import structlog
 
 from watchdog import logs
-from watchdog.demo import TOKEN, run_demo
-from watchdog.fakes.receivers import Receivers
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.demo.main import TOKEN, run_demo
 
 
 @pytest.mark.integration

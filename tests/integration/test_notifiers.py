@@ -30,20 +30,20 @@ from tests.notify_helpers import (
     settings,
 )
 from watchdog import logs
-from watchdog.actions.base import ActionResult, RollbackPlan
 from watchdog.actions.github_workflow import GithubWorkflowTarget
-from watchdog.fakes.receivers import Receivers
-from watchdog.notify.base import Notifier
-from watchdog.notify.event import EventKind, IncidentEvent
-from watchdog.notify.registry import build_notifier
-from watchdog.notify.slack import build_message
-from watchdog.notify.webhook import (
+from watchdog.actions.notify.base import Notifier
+from watchdog.actions.notify.event import EventKind, IncidentEvent
+from watchdog.actions.notify.registry import build_notifier
+from watchdog.actions.notify.slack import build_message
+from watchdog.actions.notify.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     build_body,
     verify_signature,
 )
-from watchdog.rules_model import GithubWorkflowTargetSpec, NotifierSpec
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.model import ActionResult, RollbackPlan
+from watchdog.rules.model import GithubWorkflowTargetSpec, NotifierSpec
 
 SPEC = TypeAdapter(NotifierSpec)
 PLAN = RollbackPlan("ci", "live", "previous", "error-rate: error_rate 7.2% > 5% for 5m")

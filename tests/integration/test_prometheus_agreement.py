@@ -40,10 +40,10 @@ import pytest
 from tests.factories import ruleset
 from tests.integration.conftest import RunningPrometheus, StartPrometheus
 from watchdog.clock import SystemClock
-from watchdog.fakes.app import BUCKETS, AppState, FakeApp, LatencyModel, TrafficSummary
-from watchdog.httpserver import serve
-from watchdog.rules import RuleSet
-from watchdog.samples import SampleKind
+from watchdog.demo.fakes.app import BUCKETS, AppState, FakeApp, LatencyModel, TrafficSummary
+from watchdog.http.server import serve
+from watchdog.model import SampleKind
+from watchdog.rules.load import RuleSet
 from watchdog.sources.base import Source, SourceDeps
 from watchdog.sources.prometheus import query_range
 from watchdog.sources.registry import build_source

@@ -27,11 +27,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watchdog.backtest import Replay, value_sample
-from watchdog.evaluator import State
-from watchdog.rules import load_rules
-from watchdog.samples import Sample
-from watchdog.series_notation import MISSING, STALE, Point, compact, expand
+from watchdog.backtest.recordings import value_sample
+from watchdog.backtest.replay import Replay
+from watchdog.backtest.series_notation import MISSING, STALE, Point, compact, expand
+from watchdog.core.evaluator import State
+from watchdog.model import Sample
+from watchdog.rules.load import load_rules
 
 pytestmark = pytest.mark.integration
 

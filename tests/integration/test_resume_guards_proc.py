@@ -12,9 +12,10 @@ import pytest
 
 from tests.integration.proc_world import DEPLOYMENTS, STALL_S, Stack, stack
 from tests.integration.test_ha_postgres import replicas, start_leader_then_follower, take_over
-from watchdog.fakes.cloudflare import Fault
-from watchdog.store import ActionRecord, SQLiteStore, Store
-from watchdog.store_postgres import PostgresStore
+from watchdog.demo.fakes.cloudflare import Fault
+from watchdog.store.base import ActionRecord, Store
+from watchdog.store.postgres import PostgresStore
+from watchdog.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,12 @@ import httpx
 import pytest
 
 from tests.factories import MINIMAL_RULES
-from watchdog.clock import FakeClock, iso
-from watchdog.httpserver import Router, serve
-from watchdog.runtime import Runtime
-from watchdog.server import build_app
+from watchdog.api.app import build_app
+from watchdog.clock import FakeClock
+from watchdog.http.server import Router, serve
+from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
+from watchdog.units import iso
 
 T0 = 1_790_000_000.0
 TOKEN = "api-token-6f1e2d"

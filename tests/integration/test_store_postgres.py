@@ -11,8 +11,9 @@ import psycopg
 import pytest
 
 from watchdog.errors import ConfigError, StoreError
-from watchdog.store import ActionRecord, IncidentRecord, LedgerEntry, open_store
-from watchdog.store_postgres import PostgresStore, redact
+from watchdog.store import open_store
+from watchdog.store.base import ActionRecord, IncidentRecord, LedgerEntry
+from watchdog.store.postgres import PostgresStore, redact
 
 pytestmark = pytest.mark.integration
 

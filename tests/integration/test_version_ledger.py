@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import T0, CloudflareStack, InstantClock, cloudflare_stack
-from watchdog.actions.base import RollbackPlan, Target, TargetState
+from watchdog.actions.base import Target
 from watchdog.actions.cloudflare_pages import PagesTarget
 from watchdog.actions.cloudflare_worker import WorkerTarget
-from watchdog.evaluator import RuleState, State
-from watchdog.fakes.cloudflare import FakeCloudflare
-from watchdog.ledger import Ledgers
-from watchdog.rules_model import PagesTargetSpec, WorkerTargetSpec
-from watchdog.store import ActionRecord, SQLiteStore
+from watchdog.actions.ledger import Ledgers
+from watchdog.core.evaluator import RuleState, State
+from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.model import RollbackPlan, TargetState
+from watchdog.rules.model import PagesTargetSpec, WorkerTargetSpec
+from watchdog.store.base import ActionRecord
+from watchdog.store.sqlite import SQLiteStore
 
 ACCOUNT = "test-account"
 DEPLOYMENTS = f"/accounts/{ACCOUNT}/workers/scripts/api/deployments"

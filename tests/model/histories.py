@@ -39,15 +39,16 @@ import httpx
 from tests.world import PD_KEY, SLACK_TOKEN, SP_KEY, T0, TOKEN, BusyStore, World, seed_history
 from tests.world import RULES as WORLD_RULES
 from watchdog.clock import AutoClock
-from watchdog.demo import BusyTransport
-from watchdog.fakes.cloudflare import FakeCloudflare
-from watchdog.fakes.receivers import Receivers
-from watchdog.httpserver import Receive, Scope, Send, serve
-from watchdog.runtime import Runtime
-from watchdog.samples import Sample
+from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.receivers import Receivers
+from watchdog.demo.main import BusyTransport
+from watchdog.http.server import Receive, Scope, Send, serve
+from watchdog.incidents.silence import Matcher, make_matcher
+from watchdog.model import Sample
+from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
-from watchdog.silence import Matcher, make_matcher
-from watchdog.store import IncidentRecord, LedgerEntry, SilenceRecord, SQLiteStore
+from watchdog.store.base import IncidentRecord, LedgerEntry, SilenceRecord
+from watchdog.store.sqlite import SQLiteStore
 
 R = TypeVar("R")
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.scenarios.support import BAD, HEALTHY, breach, calm, mutating_calls, recover
 from tests.world import World, world
-from watchdog.samples import Sample
+from watchdog.model import Sample
 
 WORKER_ONLY = """
 - {name: error-rate, signal: error_rate, above: 5%, for: 5m, severity: critical,

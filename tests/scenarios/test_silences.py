@@ -11,11 +11,11 @@ import httpx
 
 from tests.scenarios.support import breach, calm, mutating_calls, recover
 from tests.world import World, world
-from watchdog.clock import iso
-from watchdog.httpserver import serve
-from watchdog.server import build_app
+from watchdog.api.app import build_app
+from watchdog.http.server import serve
+from watchdog.incidents.silence import parse_matcher
 from watchdog.service import silence_by_signal, unsilence_by_signal
-from watchdog.silence import parse_matcher
+from watchdog.units import iso
 
 
 async def assert_silenced(w: World, author: str, until: str, comment: str) -> None:

@@ -17,7 +17,7 @@ from tests.scenarios.support import (
     slack_bodies,
 )
 from tests.world import World, world
-from watchdog.store import SQLiteStore
+from watchdog.store.sqlite import SQLiteStore
 
 
 async def sql(w: World, statement: str) -> None:

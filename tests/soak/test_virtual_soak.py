@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.world import World, world
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import SourceSpec
-from watchdog.samples import Sample
+from watchdog.model import Sample
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import SourceSpec
 from watchdog.sources.base import Source, SourceDeps
 
 DAY = 86400.0

@@ -16,25 +16,22 @@ from typing import Any
 import httpx
 import pytest
 
-from watchdog.backtest import (
+from watchdog.backtest.recordings import (
     Recording,
-    Replay,
     fetch_recordings,
     load_recordings,
     matrix_body,
-    parse_deployments,
-    parse_time,
-    rfc3339,
-    run_backtest,
     samples_of,
-    suppression_reason,
 )
-from watchdog.cli import main
+from watchdog.backtest.replay import Replay, suppression_reason
+from watchdog.backtest.run import run_backtest
+from watchdog.backtest.times import parse_deployments, parse_time, rfc3339
+from watchdog.cli.main import main
+from watchdog.core.evaluator import RuleState, State, _quiet, step
 from watchdog.errors import BacktestError
-from watchdog.evaluator import RuleState, State, _quiet, step
-from watchdog.httpserver import Request, Response, Router, serve
-from watchdog.rules import RuleSet, load_rules
-from watchdog.samples import Sample, SampleKind
+from watchdog.http.server import Request, Response, Router, serve
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import RuleSet, load_rules
 
 T0 = 1_790_000_000
 STEP = 15

@@ -11,14 +11,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from watchdog.clock import FakeClock, iso
-from watchdog.fakes.cloudflare_graphql import WorkersAnalytics, install
-from watchdog.httpserver import Request, Response, Router, serve
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import IMPLICIT_FIELDS, CloudflareSourceSpec, SignalSpec
-from watchdog.samples import Sample, SampleKind
+from watchdog.clock import FakeClock
+from watchdog.demo.fakes.cloudflare_graphql import WorkersAnalytics, install
+from watchdog.http.server import Request, Response, Router, serve
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import IMPLICIT_FIELDS, CloudflareSourceSpec, SignalSpec
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.cloudflare import CloudflareSource
+from watchdog.units import iso
 
 NOW = 1_790_000_040.0  # on a minute boundary
 TOKEN = "cf-test-token-123"

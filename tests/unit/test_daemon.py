@@ -10,14 +10,14 @@ import httpx
 import pytest
 
 from tests.factories import T0
+from watchdog.api.app import build_app
 from watchdog.clock import FakeClock
-from watchdog.daemon import Watchdog
-from watchdog.evaluator import State
+from watchdog.core.evaluator import State
 from watchdog.metrics import Metrics
-from watchdog.rules import ResolvedSignal, load_rules
-from watchdog.rules_model import SourceSpec
-from watchdog.samples import Sample
-from watchdog.server import build_app
+from watchdog.model import Sample
+from watchdog.rules.load import ResolvedSignal, load_rules
+from watchdog.rules.model import SourceSpec
+from watchdog.run.daemon import Watchdog
 from watchdog.sources.base import Source, SourceDeps
 
 RULES = """

@@ -38,16 +38,16 @@ from tests.deploy_support import (
     setting_names,
     tool,
 )
-from watchdog.actions.base import RollbackPlan
 from watchdog.actions.github_workflow import GithubWorkflowTarget
 from watchdog.actions.registry import build_actions
-from watchdog.cli import build_parser
+from watchdog.api.app import build_app
+from watchdog.cli.main import build_parser
 from watchdog.clock import FakeClock
-from watchdog.daemon import Watchdog
 from watchdog.metrics import Metrics
-from watchdog.rules import RuleSet, check_files, load_rules
-from watchdog.rules_model import GithubWorkflowTargetSpec
-from watchdog.server import build_app
+from watchdog.model import RollbackPlan
+from watchdog.rules.load import RuleSet, check_files, load_rules
+from watchdog.rules.model import GithubWorkflowTargetSpec
+from watchdog.run.daemon import Watchdog
 from watchdog.settings import DEFAULT_SECRETS_DIR, listen_address, load_settings
 from watchdog.sources.base import SourceDeps
 
@@ -211,7 +211,7 @@ def test_dockerfile_entrypoint_is_the_exec_form_run_command() -> None:
     entrypoint = exec_form(runtime_stage().one("ENTRYPOINT").args)
     assert entrypoint == ["rollback-watchdog", "run"]
     scripts = _pyproject()["project"]["scripts"]
-    assert scripts[entrypoint[0]] == "watchdog.cli:main"
+    assert scripts[entrypoint[0]] == "watchdog.cli.main:main"
     args = build_parser().parse_args(entrypoint[1:])
     assert args.command == "run"
     assert all(s.args == "SIGTERM" for s in runtime_stage().all("STOPSIGNAL"))
@@ -527,7 +527,7 @@ async def test_probe_and_scrape_paths_are_served_by_the_watchdog() -> None:
         daemon = Watchdog(ruleset, SourceDeps(http=http, clock=FakeClock()), Metrics())
         app = build_app(daemon, None)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://w") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             assert (await client.get("/healthz")).status_code == 200
             assert (await client.get("/readyz")).status_code in (200, 503)
             assert (await client.get("/metrics")).status_code == 200

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.factories import T0, flatten, repeat, ruleset, series
-from watchdog.decision import DecisionKind
-from watchdog.engine import Engine
-from watchdog.evaluator import INITIAL, State, step
-from watchdog.rules import RuleSet
-from watchdog.samples import Sample
+from watchdog.core.decision import DecisionKind
+from watchdog.core.engine import Engine
+from watchdog.core.evaluator import INITIAL, State, step
+from watchdog.model import Sample
+from watchdog.rules.load import RuleSet
 
 ERROR_RULE = """
 rules:

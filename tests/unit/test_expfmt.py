@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from watchdog.errors import ParseError
-from watchdog.expfmt import ExpSample, parse_families, spellings
+from watchdog.sources.expfmt import ExpSample, parse_families, spellings
 
 PAGE = """\
 # HELP http_requests_total Requests.

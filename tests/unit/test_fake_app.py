@@ -8,8 +8,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from watchdog.fakes.app import AppState, FakeApp, LatencyModel, drive
-from watchdog.httpserver import serve
+from watchdog.demo.fakes.app import AppState, FakeApp, LatencyModel, drive
+from watchdog.http.server import serve
 
 
 class InstantClock:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from watchdog.fakes.cloudflare import FakeCloudflare, Fault, truncate_utf8
+from watchdog.demo.fakes.cloudflare import FakeCloudflare, Fault, truncate_utf8
 
 ACCOUNT = "test-account"
 SCRIPT = f"/accounts/{ACCOUNT}/workers/scripts/api"

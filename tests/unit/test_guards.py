@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.factories import T0, ruleset
-from watchdog.actions.base import Deploy, TargetState
 from watchdog.incidents.guards import ClockStep, blocker, record_clock_step
 from watchdog.incidents.model import Incident, manual_decision
-from watchdog.rules import RuleSet
-from watchdog.store import ActionRecord, IncidentRecord, SQLiteStore
+from watchdog.model import Deploy, TargetState
+from watchdog.rules.load import RuleSet
+from watchdog.store.base import ActionRecord, IncidentRecord
+from watchdog.store.sqlite import SQLiteStore
 
 HOUR = 3600.0
 MINUTE = 60.0

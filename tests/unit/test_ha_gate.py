@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.world import World, world
-from watchdog.ha import LeaderGate
-from watchdog.leader import Callback
-from watchdog.samples import Sample
-from watchdog.silence import Silences
+from watchdog.incidents.silence import Silences
+from watchdog.model import Sample
+from watchdog.run.ha import LeaderGate
+from watchdog.run.leader import Callback
 
 HEALTHY = {"p95": 0.4}
 POLLS = 500  # x 0.01 s of real time: loopback HTTP in flight

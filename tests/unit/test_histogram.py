@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from watchdog.histogram import bucket_quantile, bucket_quantile_detail
+from watchdog.sources.histogram import bucket_quantile, bucket_quantile_detail
 
 INF = math.inf
 

@@ -3,9 +3,9 @@ away from (by anyone), and the choice with its reasons."""
 
 from __future__ import annotations
 
-from watchdog.actions.base import Candidate, Deploy, LiveStep, Observed
-from watchdog.ledger import choose, describe_step_how, rebuild
-from watchdog.store import ActionRecord, LedgerEntry
+from watchdog.actions.ledger import choose, describe_step_how, rebuild
+from watchdog.model import Candidate, Deploy, LiveStep, Observed
+from watchdog.store.base import ActionRecord, LedgerEntry
 
 T0 = 1_790_000_000.0
 

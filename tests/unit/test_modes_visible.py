@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from tests.world import world
-from watchdog.cli import main
-from watchdog.httpserver import serve
-from watchdog.server import build_app
+from watchdog.api.app import build_app
+from watchdog.cli.main import main
+from watchdog.http.server import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = """
@@ -36,7 +36,7 @@ async def _scrape_and_status(env: dict[str, str], tmp_path: Path) -> tuple[str, 
             dry_run=w.runtime.settings.dry_run,
         )
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
-        async with httpx.AsyncClient(transport=transport, base_url="http://w") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             metrics = (await http.get("/metrics")).text
             status = (await http.get("/api/v1/status")).json()
     return metrics, status

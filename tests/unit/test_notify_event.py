@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.notify_helpers import ACTIONS, ROLLED_BACK, event
-from watchdog.notify.event import (
+from watchdog.actions.notify.event import (
     DEFAULT_PHASES,
     STATUS_PHASES,
     EventKind,

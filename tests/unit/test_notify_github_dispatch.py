@@ -10,10 +10,10 @@ from pydantic import SecretStr
 
 from tests.helpers import InstantClock
 from tests.notify_helpers import GITHUB_TOKEN, Served, in_process
-from watchdog.actions.base import RollbackPlan
 from watchdog.actions.github_workflow import GithubWorkflowTarget
-from watchdog.fakes.receivers import Receivers, WorkflowInput
-from watchdog.rules_model import GithubWorkflowTargetSpec
+from watchdog.demo.fakes.receivers import Receivers, WorkflowInput
+from watchdog.model import RollbackPlan
+from watchdog.rules.model import GithubWorkflowTargetSpec
 
 PLAN = RollbackPlan("ci", "live", "previous", "error-rate: error_rate 7.2% > 5% for 5m")
 

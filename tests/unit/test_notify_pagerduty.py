@@ -6,9 +6,9 @@ import pytest
 from pydantic import SecretStr
 
 from tests.notify_helpers import LINKS, ROLLED_BACK, ROUTING_KEY, event, in_process
-from watchdog.fakes.receivers import Receivers
-from watchdog.notify.event import EventKind
-from watchdog.notify.pagerduty import PagerDutyNotifier, build_body, event_action
+from watchdog.actions.notify.event import EventKind
+from watchdog.actions.notify.pagerduty import PagerDutyNotifier, build_body, event_action
+from watchdog.demo.fakes.receivers import Receivers
 
 
 @pytest.mark.parametrize(

@@ -10,14 +10,14 @@ from pydantic import TypeAdapter
 
 from tests.helpers import InstantClock
 from tests.notify_helpers import settings
+from watchdog.actions.notify.pagerduty import PagerDutyNotifier
+from watchdog.actions.notify.registry import NOTIFIER_FACTORIES, build_notifier
+from watchdog.actions.notify.sentry_event import SentryNotifier
+from watchdog.actions.notify.slack import SlackNotifier
+from watchdog.actions.notify.statuspage import StatuspageNotifier
+from watchdog.actions.notify.webhook import WebhookNotifier
 from watchdog.errors import ConfigError
-from watchdog.notify.pagerduty import PagerDutyNotifier
-from watchdog.notify.registry import NOTIFIER_FACTORIES, build_notifier
-from watchdog.notify.sentry_event import SentryNotifier
-from watchdog.notify.slack import SlackNotifier
-from watchdog.notify.statuspage import StatuspageNotifier
-from watchdog.notify.webhook import WebhookNotifier
-from watchdog.rules_model import NOTIFIER_TYPES, NotifierSpec
+from watchdog.rules.model import NOTIFIER_TYPES, NotifierSpec
 
 SPEC = TypeAdapter(NotifierSpec)
 

@@ -11,8 +11,8 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from tests.notify_helpers import event
-from watchdog.notify.event import EventKind
-from watchdog.notify.sentry_event import SentryNotifier
+from watchdog.actions.notify.event import EventKind
+from watchdog.actions.notify.sentry_event import SentryNotifier
 
 
 class RecordingTransport(Transport):

@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from tests.notify_helpers import ACTIONS, LINKS, ROLLED_BACK, SLACK_TOKEN, event, in_process
-from watchdog.fakes.receivers import Receivers
-from watchdog.notify.event import EventKind
-from watchdog.notify.slack import SlackNotifier, build_message, escape
+from watchdog.actions.notify.event import EventKind
+from watchdog.actions.notify.slack import SlackNotifier, build_message, escape
+from watchdog.demo.fakes.receivers import Receivers
 
 
 def _all_text(message: dict[str, Any]) -> str:

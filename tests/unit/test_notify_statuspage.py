@@ -6,9 +6,9 @@ import pytest
 from pydantic import SecretStr
 
 from tests.notify_helpers import COMPONENT_ID, PAGE_ID, STATUSPAGE_KEY, Served, event, in_process
-from watchdog.fakes.receivers import Receivers
-from watchdog.notify.event import EventKind
-from watchdog.notify.statuspage import StatuspageNotifier, component_status
+from watchdog.actions.notify.event import EventKind
+from watchdog.actions.notify.statuspage import StatuspageNotifier, component_status
+from watchdog.demo.fakes.receivers import Receivers
 
 
 def _notifier(env: Served, key: str = STATUSPAGE_KEY, **kwargs: object) -> StatuspageNotifier:

@@ -19,9 +19,8 @@ from tests.notify_helpers import (
     event,
     in_process,
 )
-from watchdog.fakes.receivers import Receivers
-from watchdog.notify.event import EventKind
-from watchdog.notify.webhook import (
+from watchdog.actions.notify.event import EventKind
+from watchdog.actions.notify.webhook import (
     SCHEMA,
     SCHEMA_DOC,
     SIGNATURE_HEADER,
@@ -32,6 +31,7 @@ from watchdog.notify.webhook import (
     sign,
     verify_signature,
 )
+from watchdog.demo.fakes.receivers import Receivers
 
 
 def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:

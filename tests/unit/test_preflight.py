@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from watchdog.cli import main
+from watchdog.cli.main import main
 from watchdog.errors import ConfigError
 from watchdog.service import run_service
 from watchdog.settings import load_settings

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from watchdog.clock import FakeClock
-from watchdog.httpserver import Request, Response, Router, serve
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import ProbeSourceSpec, SignalSpec
-from watchdog.samples import Sample, SampleKind
+from watchdog.http.server import Request, Response, Router, serve
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import ProbeSourceSpec, SignalSpec
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.probe import ProbeSource
 

@@ -15,10 +15,10 @@ from structlog.testing import capture_logs
 
 from watchdog.clock import FakeClock
 from watchdog.errors import BacktestError
-from watchdog.httpserver import Request, Response, Router, serve
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import PrometheusSourceSpec, SignalSpec
-from watchdog.samples import Sample, SampleKind
+from watchdog.http.server import Request, Response, Router, serve
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import PrometheusSourceSpec, SignalSpec
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.prometheus import (
     MAX_POINTS,

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.cli import build_parser, main
-from watchdog.rules import check_files
-from watchdog.ruletest import run_rule_tests
+from watchdog.backtest.ruletest import run_rule_tests
+from watchdog.cli.main import build_parser, main
+from watchdog.rules.load import check_files
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -318,9 +318,9 @@ def inline_json() -> list[dict[str, object]]:
 
 def test_inline_json_examples_are_accepted() -> None:
     """The silence API body and ``deployments.json`` examples are what the code takes."""
-    from watchdog.backtest import parse_deployments
-    from watchdog.silence import parse_matcher
-    from watchdog.silence_api import SilenceIn
+    from watchdog.api.silences import SilenceIn
+    from watchdog.backtest.times import parse_deployments
+    from watchdog.incidents.silence import parse_matcher
 
     shown = inline_json()
     silences = [s for s in shown if "matchers" in s]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.cli import main
+from watchdog.cli.main import main
 from watchdog.errors import RuleError
-from watchdog.rules import check_files, load_rules
+from watchdog.rules.load import check_files, load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = sorted((ROOT / "tests/data/bad_rules").glob("*.yaml"))

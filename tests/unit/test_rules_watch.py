@@ -15,8 +15,8 @@ from structlog.testing import capture_logs
 
 from watchdog.clock import FakeClock
 from watchdog.errors import ConfigError
-from watchdog.rules import load_rules
-from watchdog.rules_watch import Fingerprint, changed_names, fingerprint, watch_rules
+from watchdog.rules.load import load_rules
+from watchdog.rules.watch import Fingerprint, changed_names, fingerprint, watch_rules
 
 INTERVAL = 10.0
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.cli import main
-from watchdog.ruletest import run_rule_tests
+from watchdog.backtest.ruletest import run_rule_tests
+from watchdog.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

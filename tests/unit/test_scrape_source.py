@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from watchdog.clock import FakeClock
-from watchdog.histogram import bucket_quantile
-from watchdog.httpserver import Request, Response, Router, serve
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import ScrapeSourceSpec, SignalSpec
-from watchdog.samples import Sample, SampleKind
+from watchdog.http.server import Request, Response, Router, serve
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import ScrapeSourceSpec, SignalSpec
 from watchdog.sources.base import SourceDeps
+from watchdog.sources.histogram import bucket_quantile
 from watchdog.sources.scrape import FIRST_SCRAPE, NO_REQUESTS, ScrapeSource
 from watchdog.units import Unit
 

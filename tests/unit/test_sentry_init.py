@@ -55,8 +55,8 @@ async def test_no_trace_propagation_to_third_parties(no_sentry: None) -> None:
     import httpx
 
     from tests.recorder import recorder
-    from watchdog.actions.http import send
     from watchdog.clock import SystemClock
+    from watchdog.http.client import send
 
     settings = load_settings(
         {"WATCHDOG_SECRETS_DIR": "/nonexistent", "SENTRY_DSN": "http://publickey@127.0.0.1:9/1"}

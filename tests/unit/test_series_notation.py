@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watchdog.series_notation import (
+from watchdog.backtest.series_notation import (
     MISSING,
     STALE,
     Point,

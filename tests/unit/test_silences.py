@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.clock import FakeClock, iso
-from watchdog.silence import (
+from watchdog.clock import FakeClock
+from watchdog.incidents.silence import (
     Matcher,
     SilenceError,
     Silences,
@@ -18,7 +18,9 @@ from watchdog.silence import (
     matchers_of,
     parse_matcher,
 )
-from watchdog.store import SilenceRecord, SQLiteStore
+from watchdog.store.base import SilenceRecord
+from watchdog.store.sqlite import SQLiteStore
+from watchdog.units import iso
 
 T0 = 1_790_000_000.0
 

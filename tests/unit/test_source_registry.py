@@ -7,7 +7,7 @@ import pytest
 
 from watchdog.clock import FakeClock
 from watchdog.errors import RuleError
-from watchdog.rules_model import CloudflareSourceSpec, ProbeSourceSpec, PrometheusSourceSpec
+from watchdog.rules.model import CloudflareSourceSpec, ProbeSourceSpec, PrometheusSourceSpec
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.cloudflare import CloudflareSource
 from watchdog.sources.probe import ProbeSource
@@ -30,7 +30,7 @@ async def test_each_type_builds_its_source() -> None:
 
 def test_registry_covers_every_rules_type() -> None:
     """Every ``type:`` the rules format accepts has a factory."""
-    from watchdog.rules_model import SOURCE_TYPES as RULE_TYPES
+    from watchdog.rules.model import SOURCE_TYPES as RULE_TYPES
 
     assert set(SOURCE_TYPES) == set(RULE_TYPES)
 

@@ -17,16 +17,15 @@ from pathlib import Path
 import pytest
 
 from watchdog.errors import StoreError
-from watchdog.store import (
-    MIGRATIONS,
+from watchdog.store.base import (
     ActionRecord,
     EventRecord,
     IncidentRecord,
     LedgerEntry,
     SilenceRecord,
-    SQLiteStore,
     Store,
 )
+from watchdog.store.sqlite import MIGRATIONS, SQLiteStore
 
 T0 = 1_790_000_000.0
 
@@ -80,8 +79,8 @@ def postgres_backend(url: str) -> Backend:
     """A fresh database in the test PostgreSQL (tests/integration/postgres_fixture.py)."""
     import psycopg
 
-    from watchdog.store_postgres import MIGRATIONS as PG_MIGRATIONS
-    from watchdog.store_postgres import PostgresStore
+    from watchdog.store.postgres import MIGRATIONS as PG_MIGRATIONS
+    from watchdog.store.postgres import PostgresStore
 
     async def version() -> int:
         async with await psycopg.AsyncConnection.connect(url) as conn:

@@ -19,9 +19,9 @@ import httpx
 from pydantic import SecretStr
 from tenacity import AsyncRetrying
 
-from watchdog.actions.http import RetryPolicy, retrying, send
 from watchdog.clock import Clock
 from watchdog.errors import ConfigError, PermanentActionError
+from watchdog.http.client import RetryPolicy, retrying, send
 
 AUTH_ERROR_CODE = 10000
 SECRETS_CHANGED_CODE = 10220

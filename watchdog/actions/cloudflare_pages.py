@@ -20,7 +20,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.actions.base import (
+from watchdog.actions.base import deployed_meanwhile
+from watchdog.actions.cloudflare_api import CloudflareClient, parse_time, seg, target_account
+from watchdog.actions.ledger import choose, describe_step_how, rebuild, verified_from
+from watchdog.errors import PermanentActionError, RetryableActionError
+from watchdog.model import (
     ActionResult,
     Candidate,
     Deploy,
@@ -28,14 +32,10 @@ from watchdog.actions.base import (
     Observed,
     RollbackPlan,
     TargetState,
-    deployed_meanwhile,
 )
-from watchdog.actions.cloudflare_api import CloudflareClient, parse_time, seg, target_account
-from watchdog.clock import iso
-from watchdog.errors import PermanentActionError, RetryableActionError
-from watchdog.ledger import choose, describe_step_how, rebuild, verified_from
-from watchdog.rules_model import PagesTargetSpec
-from watchdog.store import LedgerEntry
+from watchdog.rules.model import PagesTargetSpec
+from watchdog.store.base import LedgerEntry
+from watchdog.units import iso
 
 KIND = "cloudflare-pages"
 DEPLOYMENT_NOT_FOUND_CODE = 8000009

@@ -16,16 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.actions.base import (
-    ActionResult,
-    Candidate,
-    Deploy,
-    LiveStep,
-    Observed,
-    RollbackPlan,
-    TargetState,
-    deployed_meanwhile,
-)
+from watchdog.actions.base import deployed_meanwhile
 from watchdog.actions.cloudflare_api import (
     SECRETS_CHANGED_CODE,
     CloudflareClient,
@@ -35,10 +26,19 @@ from watchdog.actions.cloudflare_api import (
     target_account,
     truncate_utf8,
 )
+from watchdog.actions.ledger import choose, describe_step_how, rebuild, verified_from
 from watchdog.errors import PermanentActionError
-from watchdog.ledger import choose, describe_step_how, rebuild, verified_from
-from watchdog.rules_model import WorkerTargetSpec
-from watchdog.store import LedgerEntry
+from watchdog.model import (
+    ActionResult,
+    Candidate,
+    Deploy,
+    LiveStep,
+    Observed,
+    RollbackPlan,
+    TargetState,
+)
+from watchdog.rules.model import WorkerTargetSpec
+from watchdog.store.base import LedgerEntry
 
 KIND = "cloudflare-worker"
 

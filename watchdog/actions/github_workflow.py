@@ -16,11 +16,11 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from watchdog.actions.base import ActionResult, Deploy, RollbackPlan, TargetState
-from watchdog.actions.http import RetryPolicy, send
 from watchdog.clock import Clock
 from watchdog.errors import ActionError, PermanentActionError, RetryableActionError
-from watchdog.rules_model import GithubWorkflowTargetSpec
+from watchdog.http.client import RetryPolicy, send
+from watchdog.model import ActionResult, Deploy, RollbackPlan, TargetState
+from watchdog.rules.model import GithubWorkflowTargetSpec
 
 API_VERSION = "2022-11-28"
 DISPATCH_POLICY = RetryPolicy(deadline_s=60.0, retry_statuses=frozenset({429}), idempotent=False)

@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from watchdog.actions.base import ActionResult
 from watchdog.actions.cloudflare_api import CloudflareClient, seg
-from watchdog.actions.http import RetryPolicy, send
 from watchdog.clock import Clock
 from watchdog.errors import ConfigError, PermanentActionError, RetryableActionError
-from watchdog.rules_model import AppCachePurgeSpec, ZonePurgeSpec
+from watchdog.http.client import RetryPolicy, send
+from watchdog.model import ActionResult
+from watchdog.rules.model import AppCachePurgeSpec, ZonePurgeSpec
 from watchdog.settings import Settings
 
 MAX_ITEMS_PER_REQUEST = 100  # tags, hosts, prefixes and files per purge request

@@ -12,12 +12,12 @@ from watchdog.actions.cloudflare_api import CloudflareClient
 from watchdog.actions.cloudflare_pages import PagesTarget
 from watchdog.actions.cloudflare_worker import WorkerTarget
 from watchdog.actions.github_workflow import GithubWorkflowTarget
+from watchdog.actions.notify.base import Notifier
+from watchdog.actions.notify.registry import build_notifier
 from watchdog.actions.purge import AppCachePurge, ZonePurge
 from watchdog.clock import Clock
 from watchdog.errors import ConfigError
-from watchdog.notify.base import Notifier
-from watchdog.notify.registry import build_notifier
-from watchdog.rules import RuleSet
+from watchdog.rules.load import RuleSet
 from watchdog.settings import Settings
 
 

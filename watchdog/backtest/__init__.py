@@ -1,110 +1,22 @@
-"""Backtest: how would these rules have behaved over recorded history?
+"""Replays over recorded history, rule unit tests and plots: the live engine and
+incident manager on a virtual clock.
 
-Recorded samples go through the live ``Engine`` and ``IncidentManager`` on a virtual
-clock, so the answer comes from the same code that acts in production; nothing here
-decides anything. Only the edges are stand-ins:
-
-- **targets** read their state from ``deployments.json`` at the virtual now and never
-  call an API. A rollback answers as if it went through, so the manager's guards
-  (cooldown, hourly cap, one rollback per incident) and verification run as live; the
-  timeline says "would roll back".
-- **purges and notifiers** send nothing; each notification the manager would send is
-  a "would notify" line naming the notifiers and the kind of message.
-- **the store** is SQLite in memory; **silences** are none unless ``--silence`` gives
-  some (they then cover the whole replay).
-
-The package, one job a module (each docstring has the details):
-
-- ``recordings``: ``DIR/SIGNAL.json`` (``--series DIR``) read and written, fetching
-  from Prometheus' ``query_range``, and the samples a live daemon would have seen
-  (an empty answer, a missing requests recording: read exactly as live, and noted)
-- ``times``: time parsing and ``deployments.json``
-- ``standins``: the recorded targets, purges, notifiers and the in-memory store
-- ``replay``: ``Replay``, the engine and incident manager driven on a virtual clock
-- ``timeline``: the result: timeline events and summaries
-- ``run``: ``backtest``/``run_backtest``, from recordings to a result
-- ``render``: the result as text or JSON lines
-
-Everything callers use is importable from ``watchdog.backtest`` itself.
+- ``plot``: ``backtest --plot FILE``: one panel per signal, so a person sees at a glance why a
+  rollback would or would not have happened.
+- ``recordings``: Recordings: a signal's history as ``DIR/SIGNAL.json`` files or fetched from
+  Prometheus, and the samples a live daemon would have seen from it.
+- ``render``: A backtest's output: JSON lines for machines, a timeline and summary for people.
+- ``replay``: The replay: the live ``Engine`` and ``IncidentManager`` on a virtual clock, fed
+  recorded samples in time order, with the stand-ins for the outside world; each state change,
+  decision and incident step becomes a timeline event.
+- ``ruletest``: ``rollback-watchdog test rules FILE...``: unit tests for rules files, in the
+  spirit of ``promtool test rules``.
+- ``run``: Running a backtest: recordings in, the replay run, the summary counted from its
+  timeline; and the helpers that keep a month of samples fast to replay.
+- ``series_notation``: promtool's expanding notation for input series, both ways.
+- ``standins``: The outside world during a replay: targets read the recorded deploy history at
+  the virtual now, purges and notifiers send nothing, and the store is SQLite in memory.
+- ``timeline``: What a backtest says: timeline events, per-rule and overall summaries, and the
+  result that carries them (with the replayed samples and each rule's state spans).
+- ``times``: Times (RFC 3339, Unix seconds, ``now-7d``) and the recorded deploy history.
 """
-
-from __future__ import annotations
-
-from watchdog.backtest.recordings import (
-    Points,
-    Recording,
-    evidence_notes,
-    fetch_recordings,
-    infer_step,
-    load_recordings,
-    matrix_body,
-    read_matrix_file,
-    record_report,
-    samples_of,
-    value_sample,
-    watched_signals,
-    write_recordings,
-)
-from watchdog.backtest.render import render_json, render_text
-from watchdog.backtest.replay import Replay, suppression_reason
-from watchdog.backtest.run import backtest, paused_gc, run_backtest, run_sync
-from watchdog.backtest.standins import (
-    RecordedNotifier,
-    RecordedPurge,
-    RecordedTarget,
-    ReplayStore,
-)
-from watchdog.backtest.timeline import (
-    STATES,
-    BacktestResult,
-    Event,
-    RuleSummary,
-    Span,
-    Summary,
-)
-from watchdog.backtest.times import (
-    Deployments,
-    load_deployments,
-    parse_deployments,
-    parse_time,
-    rfc3339,
-)
-
-__all__ = [
-    "STATES",
-    "BacktestResult",
-    "Deployments",
-    "Event",
-    "Points",
-    "RecordedNotifier",
-    "RecordedPurge",
-    "RecordedTarget",
-    "Recording",
-    "Replay",
-    "ReplayStore",
-    "RuleSummary",
-    "Span",
-    "Summary",
-    "backtest",
-    "evidence_notes",
-    "fetch_recordings",
-    "infer_step",
-    "load_deployments",
-    "load_recordings",
-    "matrix_body",
-    "parse_deployments",
-    "parse_time",
-    "paused_gc",
-    "read_matrix_file",
-    "record_report",
-    "render_json",
-    "render_text",
-    "rfc3339",
-    "run_backtest",
-    "run_sync",
-    "samples_of",
-    "suppression_reason",
-    "value_sample",
-    "watched_signals",
-    "write_recordings",
-]

@@ -30,9 +30,9 @@ import httpx
 
 from watchdog import strict_json
 from watchdog.errors import BacktestError
-from watchdog.rules import ResolvedSignal, RuleSet
-from watchdog.rules_model import PrometheusSourceSpec
-from watchdog.samples import Sample, SampleKind
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import ResolvedSignal, RuleSet
+from watchdog.rules.model import PrometheusSourceSpec
 from watchdog.sources.prometheus import (
     NO_SERIES,
     divide,

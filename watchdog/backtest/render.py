@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from watchdog import strict_json
 from watchdog.backtest.timeline import STATES, BacktestResult
 from watchdog.backtest.times import rfc3339
-from watchdog.rules import RuleSet
+from watchdog.rules.load import RuleSet
 from watchdog.units import format_duration
 
 

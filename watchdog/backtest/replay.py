@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from watchdog.actions.notify.event import IncidentEvent
+from watchdog.actions.playbook import Playbook
 from watchdog.backtest.standins import (
     RecordedNotifier,
     RecordedPurge,
@@ -23,16 +25,14 @@ from watchdog.backtest.standins import (
 from watchdog.backtest.timeline import STATES, Event, Span
 from watchdog.backtest.times import Deployments
 from watchdog.clock import FakeClock
-from watchdog.decision import Decision, DecisionKind
-from watchdog.engine import Engine, Observation
-from watchdog.evaluator import State
-from watchdog.incidents import IncidentManager
-from watchdog.notify.event import IncidentEvent
-from watchdog.playbook import Playbook
-from watchdog.rules import RuleSet
-from watchdog.rules_model import Correlation
-from watchdog.samples import Sample
-from watchdog.silence import Matcher, Silences
+from watchdog.core.decision import Decision, DecisionKind
+from watchdog.core.engine import Engine, Observation
+from watchdog.core.evaluator import State
+from watchdog.incidents.manager import IncidentManager
+from watchdog.incidents.silence import Matcher, Silences
+from watchdog.model import Sample
+from watchdog.rules.load import RuleSet
+from watchdog.rules.model import Correlation
 from watchdog.units import format_duration, format_value
 
 

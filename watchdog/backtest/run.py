@@ -22,9 +22,9 @@ from watchdog.backtest.replay import Replay
 from watchdog.backtest.timeline import BacktestResult, RuleSummary, Summary
 from watchdog.backtest.times import Deployments
 from watchdog.errors import BacktestError
-from watchdog.rules import RuleSet
-from watchdog.samples import Sample
-from watchdog.silence import Matcher
+from watchdog.incidents.silence import Matcher
+from watchdog.model import Sample
+from watchdog.rules.load import RuleSet
 
 T = TypeVar("T")
 

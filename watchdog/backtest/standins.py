@@ -8,12 +8,12 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
-from watchdog.actions.base import ActionResult, Deploy, RollbackPlan, TargetState
+from watchdog.actions.notify.event import IncidentEvent
 from watchdog.backtest.times import rfc3339
 from watchdog.clock import FakeClock
 from watchdog.errors import StoreError
-from watchdog.notify.event import IncidentEvent
-from watchdog.store import SQLiteStore
+from watchdog.model import ActionResult, Deploy, RollbackPlan, TargetState
+from watchdog.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watchdog.backtest.times import rfc3339
-from watchdog.evaluator import State
-from watchdog.samples import Sample
+from watchdog.core.evaluator import State
+from watchdog.model import Sample
 
 STATES: tuple[State, ...] = (State.INACTIVE, State.PENDING, State.FIRING, State.BLIND)
 

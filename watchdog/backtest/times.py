@@ -25,10 +25,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watchdog.actions.base import Deploy
-from watchdog.clock import iso
 from watchdog.errors import BacktestError
-from watchdog.units import parse_duration
+from watchdog.model import Deploy
+from watchdog.units import iso, parse_duration
 
 _RELATIVE = re.compile(r"^now(?:(?P<sign>[+-])(?P<span>.+))?$")
 

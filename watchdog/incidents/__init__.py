@@ -1,56 +1,23 @@
-"""Incidents: what the watchdog does with a decision, safely.
+"""What the watchdog does with a decision, safely: incidents and their phases,
+guards, the rollback choice, verification, escalation, silences and the post-mortem.
 
-A firing rule opens an incident (or joins the open one for the same targets). The
-severity matrix decides: ``critical`` rolls back at once; ``high`` waits a grace
-period and rolls back only if the breach is still there; ``medium`` notifies and
-escalates if it lasts; ``low`` notifies. Before any rollback:
-
-- deploy correlation: the live deploy must have gone live before the breach began
-  and be younger than ``max_deploy_age``; otherwise a rollback would not help, so
-  notify and escalate instead;
-- guards: one automatic rollback per target per incident (the journal key), a
-  cooldown per target, a global cap per hour;
-- silences: a silenced action is recorded and notified as "would have rolled
-  back", never taken.
-
-After a rollback: purge, verify (below a value / back to the pre-incident baseline
-within a time), then Monitoring, Resolved after a stable period and the all-clear;
-not verified escalates along the ladder. Never a second rollback.
-
-Every step is an event in the store; deadlines live in the incident's data, so a
-restarted watchdog picks the incident up where it was. Time comes from the clock.
-
-The modules, one job each:
-
-- ``model``: phases, the incident, decisions to and from the store;
-- ``recorder``: events, phases and notifications, written for every step;
-- ``manager``: ``IncidentManager``, decisions in, opening and joining incidents;
-- ``lifecycle``: the phases after opening, driven by ``tick``, up to closing;
-- ``rollback``: planning and running a rollback, and what follows it;
-- ``guards``: deploy correlation, cooldown and the hourly cap;
-- ``verification``: goals, baselines and the checks after a rollback;
-- ``escalation``: the ladder, and telling people when the watchdog cannot act;
-- ``restore``: open incidents and unfinished actions back after a restart.
+- ``escalation``: The escalation ladder, and what people hear when the watchdog cannot act.
+- ``guards``: Before a rollback: may this target be rolled back now?.
+- ``lifecycle``: An open incident's way to resolved: each tick moves it on at its deadlines
+  (grace, escalate_at, a lifted silence, a resumed rollback, verification, the stable period), a
+  rule's resolution may close it, and closing writes the post-mortem draft.
+- ``manager``: The incident manager, the package's public face: decisions open, join and resolve
+  incidents; ``tick`` and ``clock_jumped`` move their deadlines, under one lock.
+- ``model``: What an incident is: its phases, its record and decision, and the shared constants.
+- ``postmortem``: The runbook's post-mortem template, filled with an incident's real timeline.
+- ``recorder``: Bookkeeping: every step an event in the store, and the notifications that go
+  with it.
+- ``restore``: After a restart or an election: the store's open incidents back in memory, and
+  actions a crash left at 'intent' reconciled with what is live.
+- ``rollback``: Carrying out a rollback: plan per target (guards, silences, the journal when
+  resumed), run the playbook, record the outcome, then verify or escalate.
+- ``safe_regex``: Regular expressions for silence matchers, matched without backtracking.
+- ``silence``: Silences: the Alertmanager model applied to *actions*.
+- ``verification``: Verification after a rollback: each check's goal (below a value, or back to
+  the pre-incident baseline) met within its time, or not.
 """
-
-from __future__ import annotations
-
-from watchdog.incidents.manager import IncidentManager
-from watchdog.incidents.model import (
-    RESUME_AFTER_S,
-    EngineView,
-    Incident,
-    Phase,
-    decision_from,
-    rollback_message,
-)
-
-__all__ = [
-    "RESUME_AFTER_S",
-    "EngineView",
-    "Incident",
-    "IncidentManager",
-    "Phase",
-    "decision_from",
-    "rollback_message",
-]

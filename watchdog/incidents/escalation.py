@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchdog.decision import Decision, DecisionKind
+from watchdog.actions.notify.event import EventKind, IncidentEvent
+from watchdog.actions.playbook import Playbook
+from watchdog.core.decision import Decision, DecisionKind
 from watchdog.incidents.model import Incident, Phase, log
 from watchdog.incidents.recorder import Recorder
-from watchdog.notify.event import EventKind, IncidentEvent
-from watchdog.playbook import Playbook
 
 
 async def escalate(rec: Recorder, incident: Incident, why: str) -> None:

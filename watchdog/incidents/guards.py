@@ -17,13 +17,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from watchdog.actions.base import TargetState
-from watchdog.clock import iso
 from watchdog.errors import ActionError
 from watchdog.incidents.model import Incident
-from watchdog.rules import RuleSet
-from watchdog.store import EventRecord, Store
-from watchdog.units import format_duration
+from watchdog.model import TargetState
+from watchdog.rules.load import RuleSet
+from watchdog.store.base import EventRecord, Store
+from watchdog.units import format_duration, iso
 
 # The wall-clock steps the watchdog noticed are kept as events of this pseudo
 # incident, so that a restarted process still knows them.

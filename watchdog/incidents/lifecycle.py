@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from watchdog.evaluator import State
+from watchdog.actions.notify.event import EventKind
+from watchdog.core.evaluator import State
 from watchdog.incidents.escalation import escalate, ladder
 from watchdog.incidents.model import (
     NOT_OVER,
@@ -18,12 +19,11 @@ from watchdog.incidents.model import (
     log,
     states_of,
 )
+from watchdog.incidents.postmortem import write_draft
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.rollback import Rollbacks
+from watchdog.incidents.silence import Silences
 from watchdog.incidents.verification import verify
-from watchdog.notify.event import EventKind
-from watchdog.postmortem import write_draft
-from watchdog.silence import Silences
 from watchdog.units import format_duration
 
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watchdog.clock import Clock, iso
-from watchdog.decision import Decision, DecisionKind
+from watchdog.actions.notify.event import EventKind, IncidentEvent
+from watchdog.actions.playbook import Playbook
+from watchdog.clock import Clock
+from watchdog.core.decision import Decision, DecisionKind
+from watchdog.core.evaluator import State
 from watchdog.errors import StoreError
-from watchdog.evaluator import State
 from watchdog.incidents.escalation import count_refused, escalate, refused
 from watchdog.incidents.guards import ClockStep, record_clock_step
 from watchdog.incidents.lifecycle import Lifecycle
@@ -33,13 +35,11 @@ from watchdog.incidents.model import (
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.restore import restore as restore_incidents
 from watchdog.incidents.rollback import Rollbacks
+from watchdog.incidents.silence import Silences
 from watchdog.incidents.verification import baselines
-from watchdog.notify.event import EventKind, IncidentEvent
-from watchdog.playbook import Playbook
-from watchdog.rules import RuleSet
-from watchdog.silence import Silences
-from watchdog.store import IncidentRecord, Store
-from watchdog.units import format_duration
+from watchdog.rules.load import RuleSet
+from watchdog.store.base import IncidentRecord, Store
+from watchdog.units import format_duration, iso
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,11 @@ from typing import Any, Protocol
 
 import structlog
 
-from watchdog.decision import Decision, DecisionKind
-from watchdog.evaluator import RuleState, State
-from watchdog.store import IncidentRecord
+from watchdog.core.decision import Decision, DecisionKind
+from watchdog.core.evaluator import RuleState, State
+from watchdog.core.window import SignalWindow
+from watchdog.store.base import IncidentRecord
 from watchdog.units import format_duration
-from watchdog.window import SignalWindow
 
 # One logger for the whole package: log lines keep the name they always had.
 log = structlog.get_logger("watchdog.incidents")

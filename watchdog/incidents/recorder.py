@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from watchdog.actions.base import ActionResult
+from watchdog.actions.ledger import Ledgers
+from watchdog.actions.notify.event import EventKind, IncidentEvent, StatusPhase
+from watchdog.actions.playbook import Playbook
 from watchdog.clock import Clock
-from watchdog.decision import Decision
+from watchdog.core.decision import Decision
 from watchdog.incidents.model import Incident, Phase, log
-from watchdog.ledger import Ledgers
-from watchdog.notify.event import EventKind, IncidentEvent, StatusPhase
-from watchdog.playbook import Playbook
-from watchdog.rules import RuleSet
-from watchdog.store import EventRecord, Store
+from watchdog.model import ActionResult
+from watchdog.rules.load import RuleSet
+from watchdog.store.base import EventRecord, Store
 
 
 class Recorder:

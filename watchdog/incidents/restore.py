@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchdog.actions.base import TargetState
 from watchdog.errors import StoreError
 from watchdog.incidents.model import Incident, Phase, decision_from, log
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.rollback import Rollbacks
+from watchdog.model import TargetState
 
 
 async def restore(rec: Recorder, rollbacks: Rollbacks) -> None:

@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-from watchdog.actions.base import RollbackPlan, TargetState
+from watchdog.actions.notify.event import EventKind
+from watchdog.actions.playbook import PlaybookOutcome
 from watchdog.errors import StoreError
 from watchdog.incidents.escalation import count_refused, escalate, refused
 from watchdog.incidents.guards import blocker
@@ -23,10 +24,9 @@ from watchdog.incidents.model import (
     rollback_message,
 )
 from watchdog.incidents.recorder import Recorder
+from watchdog.incidents.silence import Silences, describe
 from watchdog.incidents.verification import baselines
-from watchdog.notify.event import EventKind
-from watchdog.playbook import PlaybookOutcome
-from watchdog.silence import Silences, describe
+from watchdog.model import RollbackPlan, TargetState
 
 
 class Rollbacks:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+from watchdog.actions.notify.event import EventKind
+from watchdog.core.window import SignalWindow
 from watchdog.incidents.escalation import escalate
 from watchdog.incidents.model import Incident, Phase
 from watchdog.incidents.recorder import Recorder
-from watchdog.notify.event import EventKind
-from watchdog.rules import RuleSet
-from watchdog.rules_model import VerifyCheck
+from watchdog.rules.load import RuleSet
+from watchdog.rules.model import VerifyCheck
 from watchdog.units import Unit, format_duration, format_value
-from watchdog.window import SignalWindow
 
 # How far back a baseline reaches, and how close an earlier breaching sample must be
 # to count as the same episode (a signal that flapped before it fired).

@@ -1,1 +1,14 @@
-"""Signal sources: one Protocol (``base.Source``), one registry keyed by ``type:``."""
+"""Where samples come from: one ``Source`` protocol and one registry keyed by the
+rules file's ``type:``. Every source answers a value, no data or an error, never a guess.
+
+- ``_transport``: How the HTTP sources word a failed fetch.
+- ``base``: The ``Source`` protocol and what every source is built with.
+- ``cloudflare``: The ``cloudflare`` source: Workers invocation analytics over the GraphQL API.
+- ``expfmt``: A fast, selective parser of the Prometheus text exposition format (version 0.0.4).
+- ``histogram``: ``histogram_quantile`` for classic histograms, exactly as PromQL computes it.
+- ``probe``: The ``probe`` source: one HTTP GET of a health URL per call.
+- ``prometheus``: The ``prometheus`` source: PromQL instant queries over the HTTP API, and the
+  range-query reader the backtest uses.
+- ``registry``: Source types by the rules file's ``type:`` key: one dict, one builder.
+- ``scrape``: The ``scrape`` source: read an app's own ``/metrics`` page, no Prometheus server.
+"""

@@ -10,8 +10,8 @@ import httpx
 from pydantic import SecretStr
 
 from watchdog.clock import Clock
-from watchdog.rules import ResolvedSignal
-from watchdog.samples import Sample
+from watchdog.model import Sample
+from watchdog.rules.load import ResolvedSignal
 
 
 @dataclass(frozen=True)

@@ -38,15 +38,17 @@ from typing import Any
 
 import httpx
 
-from watchdog import bounded_read, strict_json
-from watchdog.actions.http import parse_retry_after
-from watchdog.clock import Clock, iso
+from watchdog import strict_json
+from watchdog.clock import Clock
 from watchdog.errors import SourceError
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import IMPLICIT_FIELDS, CloudflareSourceSpec
-from watchdog.samples import Sample
+from watchdog.http import bounded_read
+from watchdog.http.client import parse_retry_after
+from watchdog.model import Sample
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import IMPLICIT_FIELDS, CloudflareSourceSpec
 from watchdog.sources import _transport
 from watchdog.sources.base import SourceDeps, error_for_all
+from watchdog.units import iso
 
 FIELDS = tuple(IMPLICIT_FIELDS["cloudflare"])
 MICROSECONDS = 1_000_000.0

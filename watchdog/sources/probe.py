@@ -11,7 +11,7 @@ It gives two fields, chosen per signal by ``field``:
   otherwise the latency sample is an error, since a refused connection or an error
   page's speed says nothing about how fast the service answers.
 
-The body is read through ``watchdog.bounded_read`` and capped at ``MAX_BYTES``
+The body is read through ``watchdog.http.bounded_read`` and capped at ``MAX_BYTES``
 after decoding: a body over the cap, in an encoding we refuse, or that does not
 decode is a failed probe (down), logged once until the reason changes.
 
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from watchdog import bounded_read
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import IMPLICIT_FIELDS, ProbeSourceSpec
-from watchdog.samples import Sample, SampleKind
+from watchdog.http import bounded_read
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import IMPLICIT_FIELDS, ProbeSourceSpec
 from watchdog.sources import _transport
 from watchdog.sources.base import SourceDeps
 

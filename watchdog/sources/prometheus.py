@@ -40,15 +40,14 @@ from typing import Any
 import httpx
 import structlog
 
-from watchdog import bounded_read
-from watchdog.clock import iso
 from watchdog.errors import BacktestError, ParseError, SourceError, WatchdogError
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import PrometheusSourceSpec, Reduce
-from watchdog.samples import Sample, SampleKind
+from watchdog.http import bounded_read
+from watchdog.model import Sample, SampleKind
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import PrometheusSourceSpec, Reduce
 from watchdog.sources import _transport
 from watchdog.sources.base import SourceDeps
-from watchdog.units import format_duration
+from watchdog.units import format_duration, iso
 
 log = structlog.get_logger("watchdog.sources.prometheus")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from watchdog.errors import RuleError
-from watchdog.rules_model import (
+from watchdog.rules.model import (
     CloudflareSourceSpec,
     ProbeSourceSpec,
     PrometheusSourceSpec,

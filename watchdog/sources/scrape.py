@@ -1,8 +1,8 @@
 """The ``scrape`` source: read an app's own ``/metrics`` page, no Prometheus server.
 
 Each ``sample`` call fetches the page once (streamed, cut off at ``max_bytes`` after
-decoding: ``watchdog.bounded_read``),
-parses only the families the signals name (``watchdog.expfmt``, in a worker thread
+decoding: ``watchdog.http.bounded_read``),
+parses only the families the signals name (``watchdog.sources.expfmt``, in a worker thread
 so a large page never blocks the event loop) and turns counters into rates between
 this scrape and the previous one, the way PromQL's ``increase`` would:
 
@@ -34,14 +34,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from watchdog import bounded_read
 from watchdog.errors import ParseError, SourceError
-from watchdog.expfmt import ExpSample, parse_families
-from watchdog.histogram import SMALL_DELTA_TOLERANCE, almost_equal, bucket_quantile_detail
-from watchdog.rules import ResolvedSignal
-from watchdog.rules_model import ScrapeSourceSpec, SignalSpec
-from watchdog.samples import Sample
+from watchdog.http import bounded_read
+from watchdog.model import Sample
+from watchdog.rules.load import ResolvedSignal
+from watchdog.rules.model import ScrapeSourceSpec, SignalSpec
 from watchdog.sources.base import SourceDeps, error_for_all
+from watchdog.sources.expfmt import ExpSample, parse_families
+from watchdog.sources.histogram import SMALL_DELTA_TOLERANCE, almost_equal, bucket_quantile_detail
 from watchdog.units import format_duration
 
 # Ask for the classic text format (no OpenMetrics exemplars, timestamps in ms).

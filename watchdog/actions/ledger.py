@@ -1,0 +1,414 @@
+"""The version ledger: per target (Worker, Pages), every version's history, kept in
+the store and rebuilt from the remote history and the journal before every choice
+(every rollback, every ``targets``): what happened while the watchdog was away is
+read then, never assumed.
+
+For each version: when and how it first went live (a person, CI, the watchdog: from
+the deployment's source, trigger and ``workers/message``, and the journal), whether
+it was ever rolled away from (by anyone: a version that was live and was replaced by
+an older one, or that a rollback moved away from), and whether it was verified
+healthy: only after a passed verification, or after serving ``guards.healthy_after``
+with every rule inactive. Never after a dry run, and never for merely being live.
+
+The rollback choice: never the live version, never a version rolled away from;
+among the rest, a verified-healthy one first (newest), else the newest; none left:
+no choice, with the reason, and the incident escalates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Protocol, runtime_checkable
+
+import structlog
+
+from watchdog.actions.base import Target
+from watchdog.clock import Clock
+from watchdog.core.evaluator import RuleState, State
+from watchdog.errors import ActionError, StoreError
+from watchdog.model import Candidate, Deploy, LedgerLine, LiveStep, Observed, TargetState
+from watchdog.store.base import ActionRecord, LedgerEntry, Store
+from watchdog.units import format_duration, iso
+
+log = structlog.get_logger("watchdog.actions.ledger")
+
+HOW_TEXT = {
+    "person": "a person",
+    "ci": "CI",
+    "watchdog": "the watchdog",
+    "unknown": "unknown means",
+}
+
+
+@runtime_checkable
+class LedgerTarget(Protocol):
+    """A target whose remote history the ledger can read (Cloudflare Worker, Pages)."""
+
+    name: str
+    kind: str
+
+    async def observe(self, ledger: Mapping[str, LedgerEntry]) -> Observed:
+        """Read what is live, the steps that led there and the candidates;
+        ``ledger`` lets a paginated walk stop once the answer is certain."""
+        ...
+
+
+# --- building the ledger (pure) ------------------------------------------------------------
+
+
+def rebuild(
+    target: str,
+    known: Mapping[str, LedgerEntry],
+    observed: Observed,
+    journal: Sequence[ActionRecord],
+) -> dict[str, LedgerEntry]:
+    """The ledger after merging the remote history and the journal into ``known``:
+    only the entries that are new or changed."""
+    entries = {v: replace(e) for v, e in known.items()}
+    changed: set[str] = set()
+
+    def entry(version: str) -> LedgerEntry:
+        if version not in entries:
+            entries[version] = LedgerEntry(target, version)
+        return entries[version]
+
+    def went_live(version: str, step: LiveStep) -> None:
+        e = entry(version)
+        if e.went_live_at is None or step.at < e.went_live_at:
+            e.went_live_at = step.at
+            e.how, e.live_detail = step.how, step.detail
+            changed.add(version)
+        elif e.how == "unknown" and step.how != "unknown" and e.went_live_at == step.at:
+            e.how, e.live_detail = step.how, step.detail
+            changed.add(version)
+
+    def away(version: str, at: float, why: str) -> None:
+        e = entry(version)
+        if e.rolled_away_at is None:
+            e.rolled_away_at, e.rolled_away_why = at, why
+            changed.add(version)
+
+    previous: tuple[str, ...] = ()
+    for step in observed.steps:
+        for version in step.versions:
+            went_live(version, step)
+        newest_now = max((entry(v).went_live_at or step.at) for v in step.versions)
+        by = f"by {HOW_TEXT.get(step.how, step.how)}" + (f" ({step.detail})" if step.detail else "")
+        for version in previous:
+            if version in step.versions:
+                continue
+            first = entry(version).went_live_at or step.at
+            if step.rollback or first > newest_now:
+                away(
+                    version,
+                    step.at,
+                    f"replaced by older {', '.join(step.versions)} in {step.id} {by}",
+                )
+        for version in step.away:
+            away(version, step.at, f"production moved back to older {step.id} {by}")
+        previous = step.versions
+    for row in journal:
+        if row.kind != "rollback" or row.state != "done":
+            continue
+        at = row.finished_at or row.created_at
+        for version in str(row.intent.get("from", "")).split(","):
+            if version and version != row.intent.get("to"):
+                away(version, at, f"rolled back by the watchdog in incident {row.incident_id}")
+    return {v: entries[v] for v in changed}
+
+
+# --- choosing a rollback target (pure) -------------------------------------------------------
+
+
+def choose(
+    target: str,
+    kind: str,
+    observed: Observed,
+    ledger: Mapping[str, LedgerEntry],
+) -> TargetState:
+    """The rollback target from the ledger, with a line per version saying why."""
+    live = observed.live
+    if live is None:
+        return TargetState(target, kind, None, None, observed.empty_why or "nothing is live")
+    last = observed.steps[-1] if observed.steps else None
+    live_how = last.how if last is not None and last.id == live.id else ""
+    result = _choose(target, kind, observed, ledger, live)
+    return replace(result, live_how=live_how)
+
+
+def _choose(
+    target: str,
+    kind: str,
+    observed: Observed,
+    ledger: Mapping[str, LedgerEntry],
+    live: Deploy,
+) -> TargetState:
+    lines = [
+        LedgerLine(v, "live", _live_text(ledger.get(v)) + " (a rollback moves away from it)")
+        for v in observed.bad
+    ]
+    if observed.uncertain:
+        why = f"refusing: the history is uncertain ({observed.uncertain})"
+        return TargetState(target, kind, live, None, why, tuple(lines))
+    usable: list[Candidate] = []
+    seen: set[str] = set(observed.bad)
+    for c in observed.candidates:
+        if c.version in seen:
+            continue
+        seen.add(c.version)
+        e = ledger.get(c.version)
+        if e is not None and e.rolled_away:
+            lines.append(LedgerLine(c.version, "skipped", _away_text(e)))
+        elif c.blocked:
+            lines.append(LedgerLine(c.version, "skipped", c.blocked))
+        else:
+            usable.append(c)
+    verified = [c for c in usable if (e := ledger.get(c.version)) is not None and e.verified]
+    chosen = verified[0] if verified else (usable[0] if usable else None)
+    for c in usable:
+        e = ledger.get(c.version)
+        status = "chosen" if c is chosen else "candidate"
+        lines.append(LedgerLine(c.version, status, _candidate_text(e)))
+    note = f"{observed.note}; " if observed.note else ""
+    skipped = [line for line in lines if line.status == "skipped"]
+    skip_text = (
+        " (skipped: " + "; ".join(f"{s.version}: {s.reason}" for s in skipped) + ")"
+        if skipped
+        else ""
+    )
+    if chosen is None:
+        why = (
+            f"{note}no version left to roll back to: never the live version, never one "
+            f"rolled away from{skip_text}"
+            if observed.candidates
+            else f"{note}{observed.empty_why or 'no earlier version'}"
+        )
+        return TargetState(target, kind, live, None, why, tuple(lines))
+    e = ledger.get(chosen.version)
+    if e is not None and e.verified:
+        why = (
+            f"{note}{chosen.version} is the newest earlier version verified healthy "
+            f"({_verified_text(e)})"
+        )
+    else:
+        why = (
+            f"{note}{chosen.version} is the newest earlier version not rolled away from; "
+            "none is verified healthy"
+        )
+    return TargetState(target, kind, live, chosen.deploy, why + skip_text, tuple(lines))
+
+
+def _live_text(e: LedgerEntry | None) -> str:
+    if e is None or e.went_live_at is None:
+        return "live now"
+    how = HOW_TEXT.get(e.how, e.how)
+    detail = f" ({e.live_detail})" if e.live_detail else ""
+    health = f"verified healthy: {_verified_text(e)}" if e.verified else "not verified healthy"
+    return f"live now; went live {iso(e.went_live_at)} by {how}{detail}; {health}"
+
+
+def _away_text(e: LedgerEntry) -> str:
+    assert e.rolled_away_at is not None
+    return f"rolled away from at {iso(e.rolled_away_at)}: {e.rolled_away_why}"
+
+
+def _verified_text(e: LedgerEntry) -> str:
+    assert e.verified_at is not None
+    return f"{e.verified_why}, {iso(e.verified_at)}"
+
+
+def _candidate_text(e: LedgerEntry | None) -> str:
+    if e is None:
+        return "never rolled away from; not verified healthy"
+    parts = []
+    if e.went_live_at is not None:
+        parts.append(f"went live {iso(e.went_live_at)} by {HOW_TEXT.get(e.how, e.how)}")
+    parts.append("never rolled away from")
+    if e.verified:
+        parts.append(f"verified healthy: {_verified_text(e)}")
+    else:
+        parts.append("not verified healthy")
+        if e.legacy_seen_at is not None:
+            parts.append(
+                f"seen live when an incident closed at {iso(e.legacy_seen_at)} "
+                "(before the ledger; not evidence)"
+            )
+    return "; ".join(parts)
+
+
+def verified_from(healthy: Iterable[str], target: str) -> dict[str, LedgerEntry]:
+    """A ledger that knows only which versions are verified healthy (a target asked
+    for its state without the store, as the backtest does)."""
+    return {
+        v: LedgerEntry(target, v, verified_at=0.0, verified_why="given as healthy") for v in healthy
+    }
+
+
+# --- the service ---------------------------------------------------------------------------
+
+
+class Ledgers:
+    """The ledger of every target, kept in the store. ``inspect`` brings each target's
+    ledger up to date from its remote history and the journal, then chooses."""
+
+    def __init__(
+        self, store: Store, clock: Clock, targets: Callable[[], Mapping[str, Target]]
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self._targets = targets  # the playbook's, which a reload replaces
+        self._runs: dict[str, float] = {}  # target -> start of its healthy run
+        self._checking: dict[str, asyncio.Task[None]] = {}
+
+    async def inspect(self, names: Iterable[str]) -> dict[str, TargetState | ActionError]:
+        """Every target's live deploy and ledger-based rollback choice, read concurrently."""
+        names = list(names)
+        found = await asyncio.gather(*(self._one(name) for name in names))
+        return dict(zip(names, found, strict=True))
+
+    @property
+    def targets(self) -> Mapping[str, Target]:
+        return self._targets()
+
+    async def _one(self, name: str) -> TargetState | ActionError:
+        target = self.targets[name]
+        try:
+            if not isinstance(target, LedgerTarget):
+                return await target.state()
+            known = {e.version: e for e in await self.store.ledger(name)}
+            observed = await target.observe(known)
+            journal = await self.store.rollbacks_since(0.0, name)
+            changed = rebuild(name, known, observed, journal)
+            if changed:
+                await self.store.save_ledger(list(changed.values()))
+            return choose(name, target.kind, observed, {**known, **changed})
+        except ActionError as exc:
+            return exc
+
+    async def verified(self, target: str, version: str, why: str) -> None:
+        """``version`` passed a verification (or a healthy run): evidence, recorded."""
+        now = self.clock.now()
+        await self.store.save_ledger(
+            [LedgerEntry(target, version, verified_at=now, verified_why=why)]
+        )
+        log.info("version verified healthy", target=target, version=version, why=why)
+
+    async def rolled_back(self, incident_id: str, rolled_back: Sequence[Sequence[str]]) -> None:
+        """The watchdog just rolled each ``(target, from, to)`` back: ``from`` is rolled
+        away from as of now (the next read of the history would find it in the
+        journal too; recording it at once keeps the ledger right in between)."""
+        now = self.clock.now()
+        entries = [
+            LedgerEntry(
+                target,
+                version,
+                rolled_away_at=now,
+                rolled_away_why=f"rolled back by the watchdog in incident {incident_id}",
+            )
+            for target, frm, to in rolled_back
+            for version in frm.split(",")
+            if version and version != to and isinstance(self.targets.get(target), LedgerTarget)
+        ]
+        if entries:
+            await self.store.save_ledger(entries)
+
+    async def verified_rollback(
+        self, incident_id: str, rolled_back: Sequence[Sequence[str]], checks: Mapping[str, str]
+    ) -> None:
+        """A verification after incident ``incident_id``'s rollback passed: each
+        ``(target, from, to)`` rolled back to is verified healthy. With no check
+        configured nothing was measured: no evidence, no mark."""
+        if not checks:
+            return
+        for target, _from, to in rolled_back:
+            if target in self.targets and isinstance(self.targets[target], LedgerTarget):
+                await self.verified(
+                    target, to, f"verification passed after the rollback in incident {incident_id}"
+                )
+
+    # --- healthy runs ------------------------------------------------------------------
+
+    def healthy_tick(
+        self, now: float, states: Mapping[str, RuleState], healthy_after: float
+    ) -> None:
+        """Called every tick: with every rule inactive on evidence (not blind, not
+        before its first sample) a run goes on; any other state ends it. Once a run is
+        ``healthy_after`` long, one read checks that the live deployment served the
+        whole run; then its version is verified healthy. The read runs in a
+        background task (one per target at a time), so a slow remote never holds
+        the tick."""
+        calm = bool(states) and all(
+            s.state is State.INACTIVE and s.at is not None for s in states.values()
+        )
+        for name, target in self.targets.items():
+            if not isinstance(target, LedgerTarget):
+                continue
+            if not calm:
+                self._runs.pop(name, None)
+                continue
+            since = self._runs.setdefault(name, now)
+            if now >= since + healthy_after and name not in self._checking:
+                task = asyncio.create_task(self._check_run(name, target, since, now))
+                self._checking[name] = task
+                task.add_done_callback(functools.partial(self._checked, name))
+
+    def _checked(self, name: str, _task: asyncio.Task[None]) -> None:
+        self._checking.pop(name, None)
+
+    async def _check_run(self, name: str, target: LedgerTarget, since: float, now: float) -> None:
+        try:
+            known = {e.version: e for e in await self.store.ledger(name)}
+            observed = await target.observe(known)
+        except (ActionError, StoreError) as exc:
+            log.warning("healthy run: cannot read the target", target=name, error=str(exc))
+            return
+        if name not in self._runs:
+            return  # a breach ended the run while the target was read
+        live_since = observed.live_since
+        if observed.live is None or len(observed.bad) != 1 or live_since is None:
+            self._runs[name] = now  # nothing single and provably steady to credit
+            return
+        if live_since > since:
+            self._runs[name] = live_since  # a deploy in the run: its own run starts then
+            return
+        self._runs[name] = now  # checked: the next look is a whole period away
+        version = observed.bad[0]
+        entry = known.get(version)
+        if entry is not None and (entry.verified or entry.rolled_away):
+            return
+        try:
+            await self.verified(
+                name,
+                version,
+                f"served {format_duration(now - since)} with every rule inactive "
+                "(guards.healthy_after)",
+            )
+        except StoreError as exc:
+            log.warning("healthy run: cannot record it", target=name, error=str(exc))
+
+    async def drain(self) -> None:
+        while self._checking:
+            await asyncio.gather(*self._checking.values(), return_exceptions=True)
+
+
+def describe_step_how(source: str, trigger: str, message: str) -> str:
+    """``person``, ``ci``, ``watchdog`` or ``unknown`` from a deployment's source, its
+    trigger and its message (the watchdog signs its own ``workers/message``)."""
+    if message.startswith("rollback-watchdog manual"):
+        return "person"  # a person's `rollback`, carried out by the watchdog
+    if message.startswith("rollback-watchdog"):
+        return "watchdog"
+    if source in ("workersci", "integration", "terraform") or trigger in (
+        "github:push",
+        "deploy_hook",
+        "push",
+    ):
+        return "ci"
+    if source in ("wrangler", "dash", "dash_template", "quick_editor", "playground") or (
+        trigger == "ad_hoc"
+    ):
+        return "person"
+    return "unknown"

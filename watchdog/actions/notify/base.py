@@ -1,0 +1,53 @@
+"""The ``Notifier`` protocol and the few helpers every notifier shares.
+
+A notifier never raises for a remote failure: it retries through
+``watchdog.http.client.send`` and then answers ``ActionResult(ok=False, ...)``, so a
+Slack outage never blocks a rollback. In dry-run it sends nothing and returns the
+exact request body it would have sent, with secrets (webhook URLs, keys) left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from watchdog.actions.notify.event import IncidentEvent
+from watchdog.errors import ActionError
+from watchdog.http.client import RetryPolicy
+from watchdog.model import ActionResult
+
+ACTION = "notify"
+REDACTED = "**********"
+
+# Notifications are worth a short fight, not a long one: the playbook waits for them.
+NOTIFY_POLICY = RetryPolicy(deadline_s=30.0, max_attempts=4, retry_after_cap_s=20.0)
+NOTIFY_TIMEOUT_S = 10.0
+
+
+class Notifier(Protocol):
+    """Tells people (or systems) about an incident event."""
+
+    name: str
+
+    async def send(self, event: IncidentEvent, dry_run: bool = False) -> ActionResult:
+        """Deliver ``event``; never raises for a remote failure."""
+        ...
+
+
+def sent(name: str, detail: str, **data: Any) -> ActionResult:
+    return ActionResult(action=ACTION, target=name, ok=True, detail=detail, data=data)
+
+
+def skipped(name: str, detail: str) -> ActionResult:
+    """Nothing to send for this event kind: not a failure."""
+    return ActionResult(action=ACTION, target=name, ok=True, detail=detail, data={"skipped": True})
+
+
+def failed(name: str, exc: ActionError) -> ActionResult:
+    """``exc``'s message names the API, never its URL (see ``actions.http``)."""
+    return ActionResult(action=ACTION, target=name, ok=False, detail=str(exc))
+
+
+def would(name: str, detail: str, request: dict[str, Any], **data: Any) -> ActionResult:
+    return ActionResult(
+        action=ACTION, target=name, ok=True, detail=detail, would=True, request=request, data=data
+    )

@@ -1,0 +1,483 @@
+"""``rollback-watchdog test rules FILE...``: unit tests for rules files, in the spirit of
+``promtool test rules``.
+
+A test file names rules files, gives input series in promtool's expanding notation
+and says what must hold at evaluation times. The series go through the same engine
+and incident manager as the live daemon (see ``backtest.Replay``) on a virtual clock.
+
+Test file format::
+
+    rule_files: [../example.yaml]      # relative to this file; merged like --rules
+    tests:
+      - name: a 5m error spike rolls back     # shown in failures
+        interval: 15s                  # time between input values (default: the rules'
+                                       # defaults.interval); rules evaluate on each value
+        start_time: 2026-11-28T10:00:00Z   # time of the first value (default 0 = 1970)
+        input_series:
+          - series: p95_latency        # a signal of the rules
+            values: 0.3x19 6x40        # expanding notation (below)
+          - series: error_rate         # a signal given as errors_query + requests_query:
+            errors: _x19 80x40         # its two counts; `_` errors is no error series
+            requests: 1000x59          # (0 errors where there is traffic), `_` requests
+                                       # is no traffic (blind)
+        deployments:                   # optional; as deployments.json, `at` may be a
+          worker:                      # duration from start_time (-10m, 5m)
+            - {version: v41, at: -2d}
+            - {version: v42, at: -10m}
+        silences:                      # optional; each a list of matchers
+          - [rule=error-rate, target=frontend]
+        rule_test:
+          - eval_time: 5m              # a multiple of interval, within the input
+            rule: error-rate
+            exp_state: pending         # inactive | pending | firing | blind
+          - eval_time: 10m
+            rule: error-rate
+            exp_state: firing
+            exp_decision: rollback     # or a list: [rollback, blocked]
+          - eval_time: 20m             # empty: nothing may fire (no rule firing, no
+                                       # rollback/notify/grace/silenced/blocked)
+          - eval_time: 30m
+            rule: slow-p95             # empty with a rule: that rule may not fire
+
+Expanding notation (``watchdog/series_notation.py``): ``a`` one value; ``a+bxn`` and
+``a-bxn`` are ``a`` then ``n`` more values ``b`` apart (n+1 values); ``axn`` is ``n+1``
+times ``a``; ``_`` a missing sample, ``_xn`` n of them; ``stale`` a staleness marker.
+A missing or stale sample, ``NaN`` or a series that ended before the others is no data:
+the rule is blind there (a gap resets ``for:``, as an absent series resets a pending
+alert in Prometheus). A signal with a ``requests_query`` beside its ``query`` takes
+``values`` and ``requests`` (its traffic); without ``requests`` it is blind, as the
+live daemon is without a traffic answer.
+
+``exp_decision`` is what the watchdog does for that rule at that moment, a value or a
+list (compared as a set): ``rollback`` (targets would be rolled back; also for a
+``dry_run`` rule), ``silenced`` (a silence held it back), ``blocked`` (a guard or deploy
+correlation held it back), ``grace`` (high severity: waiting out the grace period),
+``notify`` (a notify-only severity fired), ``blind`` (no evidence for blind_after),
+``resolved`` (it stopped firing), ``escalated``, or ``none``.
+
+Deploy correlation needs deploys: without ``deployments`` a test runs with
+correlation off (every target has a live and a previous version); with them, as the
+rules file says. Cooldowns, the hourly cap and silences always apply.
+
+Output and exit codes follow promtool: ``Unit Testing:  FILE`` then ``SUCCESS``, or
+``FAILED:`` and every failing expectation with what was expected and what happened;
+exit 0 when every file passed, 1 otherwise (a file that cannot be read or parsed is a
+failure too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BeforeValidator, ValidationError
+
+from watchdog.backtest.recordings import value_sample
+from watchdog.backtest.replay import Replay
+from watchdog.backtest.series_notation import MISSING, STALE, Point, SeriesNotationError, expand
+from watchdog.backtest.times import parse_deployments, parse_time
+from watchdog.core.evaluator import State
+from watchdog.errors import BacktestError, RuleError, WatchdogError
+from watchdog.incidents.silence import Matcher, parse_matcher
+from watchdog.model import Sample
+from watchdog.rules.load import RuleSet, load_rules
+from watchdog.rules.model import Duration, Model
+from watchdog.sources.prometheus import divide, with_requests
+from watchdog.units import format_duration
+
+Outcome = Literal[
+    "rollback", "silenced", "blocked", "grace", "notify", "blind", "resolved", "escalated", "none"
+]
+OUTCOMES: tuple[str, ...] = (
+    "rollback",
+    "silenced",
+    "blocked",
+    "grace",
+    "notify",
+    "blind",
+    "resolved",
+    "escalated",
+    "none",
+)
+# What "nothing may fire" rules out.
+ACTING: frozenset[str] = frozenset({"rollback", "silenced", "blocked", "grace", "notify"})
+
+
+class InputSeries(Model):
+    series: str
+    values: str | None = None
+    errors: str | None = None
+    requests: str | None = None
+
+
+class Expectation(Model):
+    eval_time: Duration
+    rule: str | None = None
+    exp_state: Literal["inactive", "pending", "firing", "blind"] | None = None
+    exp_decision: Outcome | tuple[Outcome, ...] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.exp_state is None and self.exp_decision is None
+
+    def decisions(self) -> frozenset[str]:
+        wanted = self.exp_decision
+        items = (wanted,) if isinstance(wanted, str) else tuple(wanted or ())
+        return frozenset(i for i in items if i != "none")
+
+
+def _yaml_time(value: Any) -> Any:
+    """YAML reads an unquoted ``2026-11-28T10:00:00Z`` as a datetime: take it as the
+    RFC 3339 text it was (a time without a zone is still refused, by ``parse_time``)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class RuleTestGroup(Model):
+    name: str = ""
+    interval: Duration | None = None
+    start_time: Annotated[str | float | None, BeforeValidator(_yaml_time)] = None
+    input_series: tuple[InputSeries, ...]
+    deployments: dict[str, Any] | None = None
+    silences: tuple[tuple[str, ...], ...] = ()
+    rule_test: tuple[Expectation, ...] = ()
+
+
+class RuleTestFile(Model):
+    rule_files: tuple[str, ...]
+    tests: tuple[RuleTestGroup, ...]
+
+
+@dataclass(frozen=True)
+class Failure:
+    group: str
+    rule: str | None
+    eval_time: float
+    expected: str
+    got: str
+
+    def render(self) -> str:
+        rule = f"rule: {self.rule}, " if self.rule else ""
+        return (
+            f"    name: {self.group}, {rule}time: {format_duration(self.eval_time)},\n"
+            f"        exp: {self.expected}\n"
+            f"        got: {self.got}"
+        )
+
+
+class RuleTestError(WatchdogError):
+    """A test file that cannot be run (unreadable, invalid, bad series, bad times)."""
+
+
+def load_test_file(path: Path) -> RuleTestFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RuleTestError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleTestError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RuleTestError(f"{path}: invalid YAML: {exc}") from None
+    try:
+        return RuleTestFile.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise RuleTestError(f"{path}: " + "; ".join(problems)) from None
+
+
+def run_test_file(path: Path, run: re.Pattern[str] | None = None) -> list[Failure]:
+    """Every failing expectation of the file's groups (``run`` selects groups by name).
+    Raises ``RuleTestError``, ``RuleError`` or ``BacktestError`` for a file that cannot
+    be run."""
+    spec = load_test_file(path)
+    ruleset = load_rules([path.parent / name for name in spec.rule_files])
+    failures: list[Failure] = []
+    for index, group in enumerate(spec.tests):
+        label = group.name or f"tests[{index}]"
+        if run is not None and run.search(group.name) is None:
+            continue
+        failures += asyncio.run(_run_group(ruleset, group, label))
+    return failures
+
+
+@dataclass
+class _Observed:
+    states: dict[float, dict[str, State]]
+    outcomes: dict[tuple[float, str], set[str]]
+    blind_reasons: dict[tuple[float, str], str] = field(default_factory=dict)
+
+
+async def _run_group(ruleset: RuleSet, group: RuleTestGroup, label: str) -> list[Failure]:
+    interval = group.interval if group.interval is not None else ruleset.defaults.interval
+    if not interval > 0:
+        raise RuleTestError(f"{label}: interval must be longer than 0s")
+    start = parse_time(group.start_time) if group.start_time is not None else 0.0
+    streams = _streams(ruleset, group, label, start, interval)
+    length = max((len(s) for s in streams.values()), default=0)
+    rule_names = {rule.name for rule in ruleset.rules}
+    wanted: set[float] = set()
+    for expectation in group.rule_test:
+        if expectation.rule is not None and expectation.rule not in rule_names:
+            raise RuleTestError(
+                f"{label}: unknown rule {expectation.rule!r} "
+                f"(expected one of: {', '.join(sorted(rule_names))})"
+            )
+        steps = expectation.eval_time / interval
+        if abs(steps - round(steps)) > 1e-9:
+            raise RuleTestError(
+                f"{label}: eval_time {format_duration(expectation.eval_time)} is not a "
+                f"multiple of the interval {format_duration(interval)}"
+            )
+        if round(steps) >= length:
+            raise RuleTestError(
+                f"{label}: eval_time {format_duration(expectation.eval_time)} is after the "
+                f"last input value ({format_duration((length - 1) * interval)})"
+            )
+        wanted.add(start + round(steps) * interval)
+    deployments = None
+    if group.deployments is not None:
+        try:
+            deployments = parse_deployments(group.deployments, f"{label}: deployments", start)
+        except BacktestError as exc:
+            raise RuleTestError(str(exc)) from None
+    silences = [_matchers(items, label) for items in group.silences]
+    replay = Replay(ruleset, deployments, silences, ignore_deploys=deployments is None)
+    observed = _Observed({}, defaultdict(set))
+
+    def snapshot(at: float) -> None:
+        if at in wanted:
+            states = replay.engine.states
+            observed.states[at] = {name: s.state for name, s in states.items()}
+            for name, state in states.items():
+                if state.state is State.BLIND:
+                    observed.blind_reasons[(at, name)] = state.blind_reason
+
+    await replay.run(streams, after=snapshot)
+    for event in replay.timeline:
+        outcome = _outcome(event.event, event.fields)
+        if outcome is not None:
+            observed.outcomes[(event.at, event.rule)].add(outcome)
+    return [
+        failure
+        for expectation in group.rule_test
+        for failure in _check(expectation, start, interval, ruleset, observed, label)
+    ]
+
+
+def _matchers(items: Iterable[str], label: str) -> list[Matcher]:
+    try:
+        return [parse_matcher(item) for item in items]
+    except WatchdogError as exc:
+        raise RuleTestError(f"{label}: silences: {exc}") from None
+
+
+def _streams(
+    ruleset: RuleSet, group: RuleTestGroup, label: str, start: float, interval: float
+) -> dict[str, list[Sample]]:
+    expanded: dict[str, _Input] = {}
+    for index, item in enumerate(group.input_series):
+        where = f"{label}: input_series[{index}] ({item.series})"
+        signal = ruleset.signals.get(item.series)
+        if signal is None:
+            known = ", ".join(sorted(ruleset.signals))
+            raise RuleTestError(f"{where}: unknown signal (expected one of: {known})")
+        if item.series in expanded:
+            raise RuleTestError(f"{where}: the signal is given twice")
+        divided = signal.spec.errors_query is not None
+        if divided and (item.values is not None or item.errors is None or item.requests is None):
+            raise RuleTestError(
+                f"{where}: give errors and requests (the watchdog divides this signal's "
+                "errors_query by its requests_query), not values"
+            )
+        if not divided and item.errors is not None:
+            raise RuleTestError(
+                f"{where}: errors applies only to a signal given as errors_query + "
+                "requests_query; give values"
+            )
+        if not divided and item.values is None:
+            raise RuleTestError(f"{where}: values is missing")
+        try:
+            main = expand((item.errors if divided else item.values) or "")
+            requests = expand(item.requests) if item.requests is not None else None
+        except SeriesNotationError as exc:
+            raise RuleTestError(f"{where}: {exc}") from None
+        if requests is not None and len(requests) != len(main):
+            what = "errors" if divided else "values"
+            raise RuleTestError(
+                f"{where}: requests has {len(requests)} values but {what} has {len(main)}"
+            )
+        # A signal with a requests_query has no known traffic without `requests:`,
+        # which live is no evidence: the same here.
+        expanded[item.series] = _Input(
+            main, requests, divided, signal.spec.requests_query is not None
+        )
+    if not expanded:
+        raise RuleTestError(f"{label}: no input_series")
+    length = max(len(given.main) for given in expanded.values())
+    # Rules evaluate signal by signal in rules order, as the live daemon samples them.
+    order = [name for name in ruleset.signals if name in expanded]
+    return {
+        name: [expanded[name].sample(start + i * interval, i) for i in range(length)]
+        for name in order
+    }
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One input series: ``main`` is the values, or the errors of a divided signal."""
+
+    main: list[Point]
+    requests: list[Point] | None
+    divided: bool
+    needs_requests: bool
+
+    def sample(self, at: float, i: int) -> Sample:
+        point = self.main[i] if i < len(self.main) else MISSING
+        if self.divided:
+            # `_` errors is an answer without series (0 errors when there is traffic).
+            assert self.requests is not None
+            traffic = self.requests[i] if i < len(self.requests) else MISSING
+            return divide(_answer(at, point), _answer(at, traffic), at)
+        if point is MISSING:
+            return Sample.no_data(at, "no sample (_)")
+        if point is STALE:
+            return Sample.no_data(at, "stale")
+        assert isinstance(point, float)
+        sample = value_sample(at, point)
+        if self.requests is None:
+            if self.needs_requests:
+                return with_requests(sample, Sample.no_data(at, "no requests series given"))
+            return sample
+        traffic = self.requests[i] if i < len(self.requests) else MISSING
+        if traffic is MISSING or traffic is STALE:
+            requests = Sample.no_data(at, "no sample (_)")
+        else:
+            assert isinstance(traffic, float)
+            requests = value_sample(at, traffic)
+        return with_requests(sample, requests)
+
+
+def _answer(at: float, point: Point) -> Sample | None:
+    """A point as a query's answer: `_` and `stale` are an answer without series."""
+    if point is MISSING or point is STALE:
+        return None
+    assert isinstance(point, float)
+    return value_sample(at, point)
+
+
+def _outcome(event: str, fields: Any) -> str | None:
+    if event == "would_rollback":
+        return "rollback"
+    if event == "suppressed":
+        return "silenced" if fields.get("reason") == "silence" else "blocked"
+    if event == "grace":
+        return "grace"
+    if event == "decision" and fields.get("action") in ("notify", "blind"):
+        return str(fields["action"])
+    if event == "resolved":
+        return "resolved"
+    if event == "escalated":
+        return "escalated"
+    return None
+
+
+def _check(
+    expectation: Expectation,
+    start: float,
+    interval: float,
+    ruleset: RuleSet,
+    observed: _Observed,
+    label: str,
+) -> list[Failure]:
+    at = start + round(expectation.eval_time / interval) * interval
+    states = observed.states.get(at, {})
+    names = [expectation.rule] if expectation.rule else [r.name for r in ruleset.rules]
+    if expectation.empty:
+        acting = {name: sorted(observed.outcomes.get((at, name), set()) & ACTING) for name in names}
+        busy = [
+            f"{name} {states.get(name, State.INACTIVE).value}"
+            + (f", decision {', '.join(acting[name])}" if acting[name] else "")
+            for name in names
+            if states.get(name) is State.FIRING or acting[name]
+        ]
+        if not busy:
+            return []
+        return [
+            Failure(
+                label,
+                expectation.rule,
+                expectation.eval_time,
+                "nothing firing, no decision to act",
+                "; ".join(busy),
+            )
+        ]
+    if expectation.rule is None:
+        raise RuleTestError(
+            f"{label}: eval_time {format_duration(expectation.eval_time)}: exp_state and "
+            "exp_decision need a rule"
+        )
+    name = expectation.rule
+    state = states.get(name, State.INACTIVE).value
+    reason = observed.blind_reasons.get((at, name))
+    decisions = frozenset(observed.outcomes.get((at, name), set()))
+    ok = True
+    expected: list[str] = []
+    got: list[str] = []
+    if expectation.exp_state is not None:
+        ok = ok and state == expectation.exp_state
+        expected.append(f"state {expectation.exp_state}")
+    got.append(f"state {state}" + (f" ({reason})" if state == "blind" and reason else ""))
+    if expectation.exp_decision is not None:
+        want = expectation.decisions()
+        ok = ok and decisions == want
+        expected.append(f"decision {_set_text(want)}")
+    got.append(f"decision {_set_text(decisions)}")
+    if ok:
+        return []
+    return [Failure(label, name, expectation.eval_time, ", ".join(expected), ", ".join(got))]
+
+
+def _set_text(items: Iterable[str]) -> str:
+    ordered = [o for o in OUTCOMES if o in set(items)]
+    return ", ".join(ordered) or "none"
+
+
+def run_rule_tests(paths: Sequence[str], run: str | None = None) -> tuple[int, list[str]]:
+    """Run every file; (exit code, output lines) as promtool prints them."""
+    pattern = re.compile(run) if run else None
+    lines: list[str] = []
+    code = 0
+    for raw in paths:
+        path = Path(raw)
+        lines.append(f"Unit Testing:  {path}")
+        try:
+            failures = run_test_file(path, pattern)
+        except RuleError as exc:
+            code = 1
+            lines.append("  FAILED:")
+            lines += [f"    {problem}" for problem in exc.problems]
+            lines.append("")
+            continue
+        except (RuleTestError, BacktestError) as exc:
+            code = 1
+            lines += ["  FAILED:", f"    {exc}", ""]
+            continue
+        if failures:
+            code = 1
+            lines.append("  FAILED:")
+            lines += [failure.render() for failure in failures]
+        else:
+            lines.append("  SUCCESS")
+        lines.append("")
+    return code, lines

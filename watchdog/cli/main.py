@@ -1,0 +1,210 @@
+"""The ``rollback-watchdog`` command line, in the promtool/amtool style.
+
+Exit codes: 0 ok, 1 failure (bad rules, failed action, unhealthy), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from watchdog import __version__, strict_json
+from watchdog.errors import ConfigError, RuleError, WatchdogError
+from watchdog.settings import Settings, load_settings
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(None, **_overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "rules", None):
+        overrides["rules"] = ":".join(args.rules) if isinstance(args.rules, list) else args.rules
+    if getattr(args, "dry_run", False):
+        overrides["dry_run"] = True
+    if getattr(args, "silenced", False):
+        overrides["silenced"] = True
+    if getattr(args, "listen", None):
+        overrides["listen"] = args.listen
+    return overrides
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from watchdog import logs
+    from watchdog.service import run_service
+
+    settings = _settings(args)
+    logs.configure(settings.log_format, settings.log_level)
+    return asyncio.run(run_service(settings))
+
+
+def cmd_check_rules(args: argparse.Namespace) -> int:
+    from watchdog.rules.load import check_files
+
+    paths = args.paths or load_settings().rules_paths
+    summaries, problems = check_files(paths)
+    for line in summaries:
+        print(line)
+    if problems:
+        print(f"FAILED: {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """The preflight: the settings (secrets by name only, URLs without passwords), then
+    every problem at once; exit 1 on any."""
+    from watchdog.redact import redact_urls
+    from watchdog.run.preflight import preflight
+
+    report = preflight(None, **_overrides(args))
+    if report.settings is not None:
+        shown = report.settings.model_dump(mode="json", exclude={"secrets"})
+        shown["secrets"] = sorted(report.settings.secrets)
+        shown = {k: redact_urls(v) if isinstance(v, str) else v for k, v in shown.items()}
+        print(strict_json.dumps(shown, indent=2, default=str))
+    if report.problems:
+        print(f"FAILED: {len(report.problems)} problem(s)", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  {redact_urls(problem)}", file=sys.stderr)
+        return 1
+    rules = len(report.ruleset.rules) if report.ruleset is not None else 0
+    print(f"config OK: {rules} rule(s), every secret they need is set")
+    return 0
+
+
+def cmd_check_healthy(args: argparse.Namespace) -> int:
+    try:
+        response = httpx.get(f"{args.url.rstrip('/')}/{args.endpoint}", timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(f"unhealthy: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(f"{response.status_code} {response.text.strip()}")
+    return 0 if response.status_code == 200 else 1
+
+
+def _default_url() -> str:
+    try:
+        listen = load_settings().listen
+    except ConfigError:
+        listen = "127.0.0.1:9464"
+    host, _, port = listen.rpartition(":")
+    if host in ("0.0.0.0", "", "[::]", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from watchdog import logs
+    from watchdog.demo.main import run_demo
+
+    # The demo speaks through its live view; the daemon's own logs only when they matter.
+    logs.configure("console", os.environ.get("WATCHDOG_LOG_LEVEL", "error"), cache=False)
+    record = Path(args.record) if args.record else None
+    return asyncio.run(run_demo(args.scenario, virtual_time=args.virtual_time, record_to=record))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rollback-watchdog",
+        description="Watches error rate, p95 latency and health; rolls back a bad "
+        "Cloudflare deploy, verifies, escalates.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run the watchdog daemon")
+    run.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
+    run.add_argument("--dry-run", action="store_true", help="never make a mutating call")
+    run.add_argument("--silenced", action="store_true", help="start with all actions silenced")
+    run.add_argument("--listen", help="host:port of the HTTP server (default WATCHDOG_LISTEN)")
+    run.set_defaults(func=cmd_run)
+
+    check = commands.add_parser("check", help="validate rules, config, or a running watchdog")
+    check_what = check.add_subparsers(dest="what", metavar="WHAT", required=True)
+    check_rules = check_what.add_parser("rules", help="validate rules files")
+    check_rules.add_argument(
+        "paths", nargs="*", help="files or directories (default WATCHDOG_RULES)"
+    )
+    check_rules.set_defaults(func=cmd_check_rules)
+    check_config = check_what.add_parser(
+        "config", help="the preflight: settings, every missing secret and rules problem"
+    )
+    check_config.set_defaults(func=cmd_check_config)
+    for name, endpoint in (("healthy", "healthz"), ("ready", "readyz")):
+        sub = check_what.add_parser(name, help=f"GET /{endpoint} of a running watchdog")
+        sub.add_argument(
+            "--url", default=None, help="watchdog base URL (default from WATCHDOG_LISTEN)"
+        )
+        sub.add_argument("--timeout", type=float, default=3.0)
+        sub.set_defaults(func=cmd_check_healthy, endpoint=endpoint)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the whole story on loopback: a bad deploy, "
+        "detected, rolled back, verified (nothing to set up)",
+    )
+    demo.add_argument(
+        "--scenario",
+        default="bad-deploy",
+        choices=("bad-deploy", "slow-p95", "outage-without-deploy", "flapping", "silenced"),
+    )
+    demo.add_argument(
+        "--virtual-time",
+        action="store_true",
+        help="run on a self-driving virtual clock (minutes in seconds)",
+    )
+    demo.add_argument(
+        "--record",
+        metavar="FILE",
+        help="write what the strict verdict judged (failed actions, logged errors, "
+        "blindness) to FILE as JSON",
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
+    return parser
+
+
+# Modules that add their own commands (each has ``register(commands)``), so this file
+# stays the dispatcher.
+COMMAND_MODULES: tuple[str, ...] = ("watchdog.cli.ops", "watchdog.cli.tune")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "url", "unset") is None:
+        args.url = _default_url()
+    func: Command = args.func
+    if args.command not in ("run", "demo"):
+        # Commands print their own results; logs go to stderr and only when they matter.
+        from watchdog import logs
+
+        logs.configure("console", os.environ.get("WATCHDOG_LOG_LEVEL", "warning"), cache=False)
+    try:
+        return func(args)
+    except RuleError as exc:
+        print("error: the rules are invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except WatchdogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,257 @@
+"""Commands for tuning rules: ``backtest``, ``record`` and ``test rules``.
+
+Exit codes as the rest of the CLI: 0 ok, 1 bad input or failed tests (with a message
+on stderr), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from watchdog import logs
+from watchdog.backtest.recordings import (
+    Recording,
+    fetch_recordings,
+    load_recordings,
+    record_report,
+    write_recordings,
+)
+from watchdog.backtest.render import render_json, render_text
+from watchdog.backtest.run import paused_gc, run_backtest, run_sync
+from watchdog.backtest.times import load_deployments, parse_time
+from watchdog.errors import BacktestError, RuleError, WatchdogError
+from watchdog.incidents.silence import Matcher, SilenceError, parse_matcher
+from watchdog.model import Deploy
+from watchdog.rules.load import RuleSet, load_rules
+from watchdog.units import parse_duration
+
+
+def register(commands: Any) -> None:
+    """Add ``backtest``, ``record`` and ``test rules`` to the CLI's subcommands."""
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay recorded signals through the rules: timeline and summary",
+        description="Replay recorded signals through the live engine and incident "
+        "manager on a virtual clock. Nothing is rolled back or sent.",
+    )
+    _rules_arg(backtest)
+    where = backtest.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--series",
+        metavar="DIR",
+        help="recordings: DIR/SIGNAL.json (a query_range body), optional DIR/deployments.json",
+    )
+    _prometheus_args(backtest, where)
+    backtest.add_argument(
+        "--deployments", metavar="FILE", help="deploy history (default DIR/deployments.json)"
+    )
+    backtest.add_argument(
+        "--ignore-deploys",
+        action="store_true",
+        help="no deploy correlation: act as if a deploy explained every breach",
+    )
+    backtest.add_argument(
+        "--silence",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="MATCHER",
+        help="a silence over the whole replay, e.g. --silence rule=error-rate target=frontend "
+        "(repeat for several silences)",
+    )
+    backtest.add_argument("--format", choices=("text", "json"), default="text")
+    backtest.add_argument("--plot", metavar="FILE", help="also draw the replay (.png or .svg)")
+    backtest.set_defaults(func=cmd_backtest)
+
+    record = commands.add_parser(
+        "record",
+        help="save each prometheus signal's history as DIR/SIGNAL.json for backtests",
+    )
+    _rules_arg(record)
+    _prometheus_args(record, None)
+    record.add_argument("--out", metavar="DIR", required=True, help="directory to write")
+    record.set_defaults(func=cmd_record)
+
+    test = commands.add_parser("test", help="unit-test rules files (like promtool test rules)")
+    what = test.add_subparsers(dest="what", metavar="WHAT", required=True)
+    rules = what.add_parser("rules", help="run rule test files")
+    rules.add_argument("files", nargs="+", metavar="FILE", help="test files")
+    rules.add_argument("--run", metavar="REGEX", help="only test groups whose name matches")
+    rules.set_defaults(func=cmd_test_rules)
+
+
+def _rules_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rules", required=True, action="append", metavar="PATH", help="rules file or directory"
+    )
+
+
+def _prometheus_args(parser: argparse.ArgumentParser, group: Any) -> None:
+    target = group if group is not None else parser
+    target.add_argument(
+        "--prometheus",
+        metavar="URL",
+        nargs="?",
+        const="",
+        required=group is None,
+        help="fetch each prometheus signal with query_range from URL "
+        "(without URL: each source's own url)",
+    )
+    parser.add_argument("--from", dest="start", metavar="T", help="RFC 3339, Unix s, now-7d")
+    parser.add_argument("--to", dest="end", metavar="T", help="RFC 3339, Unix s, now")
+    parser.add_argument("--step", default="15s", help="query_range step (default 15s)")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Errors only while a command runs: the incident manager logs every step at info,
+    and the timeline already says it. The previous set-up comes back afterwards (and
+    nothing is cached), so a caller that runs commands in-process keeps its logging."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure("console", "error", cache=False)
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+        root.handlers = handlers
+        root.setLevel(level)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _load(paths: list[str]) -> RuleSet:
+    return load_rules(paths)
+
+
+def _window(args: argparse.Namespace) -> tuple[float, float, float]:
+    if not args.start or not args.end:
+        raise BacktestError("--prometheus needs --from and --to")
+    start, end = parse_time(args.start), parse_time(args.end)
+    try:
+        step = parse_duration(args.step)
+    except ValueError as exc:
+        raise BacktestError(f"--step: {exc}") from None
+    if not step > 0:
+        raise BacktestError("--step must be longer than 0s")
+    if end <= start:
+        raise BacktestError("--to must be after --from")
+    return start, end, step
+
+
+async def _fetch(
+    ruleset: RuleSet, args: argparse.Namespace
+) -> tuple[dict[str, Recording], list[str], float, float]:
+    start, end, step = _window(args)
+    async with httpx.AsyncClient() as http:
+        recordings, notes = await fetch_recordings(
+            ruleset, http, start, end, step, url=args.prometheus or None
+        )
+    return recordings, notes, start, end
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    with _quiet(), paused_gc():
+        return _backtest(args)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    try:
+        ruleset = _load(args.rules)
+        silences = [_matchers(items) for items in args.silence]
+        deployments: dict[str, list[Deploy]] | None = None
+        start = end = None
+        if args.series is not None:
+            directory = Path(args.series)
+            recordings, notes = load_recordings(directory, ruleset)
+            default = directory / "deployments.json"
+            if args.deployments is None and default.exists():
+                deployments = load_deployments(default)
+        else:
+            recordings, notes, start, end = run_sync(_fetch(ruleset, args))
+        if args.deployments is not None:
+            deployments = load_deployments(Path(args.deployments))
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        result = run_backtest(
+            ruleset,
+            recordings,
+            deployments=deployments,
+            silences=silences,
+            ignore_deploys=args.ignore_deploys,
+            notes=notes,
+            start=start,
+            end=end,
+        )
+        if args.plot:
+            from watchdog.backtest.plot import write_plot
+
+            write_plot(result, ruleset, Path(args.plot))
+    except RuleError as exc:
+        return _fail("the rules are not valid:\n  " + "\n  ".join(exc.problems))
+    except WatchdogError as exc:
+        return _fail(str(exc))
+    lines = render_json(result) if args.format == "json" else render_text(result, ruleset)
+    try:
+        for line in lines:
+            print(line)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
+def _matchers(items: list[str]) -> list[Matcher]:
+    try:
+        return [parse_matcher(item) for item in items]
+    except SilenceError as exc:
+        raise BacktestError(f"--silence: {exc}") from None
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    with _quiet():
+        return _record(args)
+
+
+def _record(args: argparse.Namespace) -> int:
+    try:
+        ruleset = _load(args.rules)
+        recordings, notes, start, end = run_sync(_fetch(ruleset, args))
+        write_recordings(Path(args.out), recordings)
+        step = parse_duration(args.step)
+        report = record_report(Path(args.out), recordings, ruleset, start, end, step)
+    except RuleError as exc:
+        return _fail("the rules are not valid:\n  " + "\n  ".join(exc.problems))
+    except WatchdogError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc}")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    for line in report:
+        print(line)
+    return 0
+
+
+def cmd_test_rules(args: argparse.Namespace) -> int:
+    from watchdog.backtest.ruletest import run_rule_tests
+
+    with _quiet():
+        code, lines = run_rule_tests(args.files, args.run)
+    for line in lines:
+        print(line)
+    return code

@@ -1,0 +1,11 @@
+"""The pure heart: signal windows, the evaluator's step function, the decider and the
+engine. No I/O and no clock reads: the daemon, the backtest and the rule tests all
+drive this same code with their own clocks and sample feeds.
+
+- ``decider``: From rule state changes to decisions: the severity matrix applied to one rule.
+- ``decision``: What the evaluator and decider hand to the actions: an explicit, complete
+  decision.
+- ``engine``: The one engine: samples in, rule states, transitions and decisions out.
+- ``evaluator``: The evaluator: a pure step function ``(rule, state, sample) -> state``.
+- ``window``: A bounded, time-ordered buffer of one signal's recent samples.
+"""

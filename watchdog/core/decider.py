@@ -1,0 +1,85 @@
+"""From rule state changes to decisions: the severity matrix applied to one rule.
+
+Pure, like the evaluator. What happens to a decision afterwards (incidents, grace,
+silences, cooldowns, deploy correlation) is the incident manager's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from watchdog.core.decision import Decision, DecisionKind
+from watchdog.core.evaluator import RuleState, State
+from watchdog.rules.load import ResolvedSignal, RuleSet
+from watchdog.rules.model import RuleSpec
+from watchdog.units import format_duration
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A rule moved from one state to another at ``at``."""
+
+    rule: str
+    at: float
+    before: State
+    after: State
+
+
+def transition(rule: RuleSpec, prev: RuleState, new: RuleState) -> Transition | None:
+    if prev.state is new.state or new.at is None:
+        return None
+    return Transition(rule.name, new.at, prev.state, new.state)
+
+
+def decide(
+    rule: RuleSpec, signal: ResolvedSignal, ruleset: RuleSet, prev: RuleState, new: RuleState
+) -> Decision | None:
+    """The decision this step calls for, if any."""
+    assert new.at is not None
+    if new.state is State.FIRING and prev.state is not State.FIRING:
+        policy = ruleset.severities[rule.severity]
+        act = policy.act == "rollback" and bool(rule.rollback)
+        kind = DecisionKind.ROLLBACK if act else DecisionKind.NOTIFY
+        op = ">" if rule.comparison == "above" else "<"
+        why = (
+            f"{signal.name} {op} {rule.threshold.text} "
+            f"for {format_duration(new.at - (new.active_since or new.at))} "
+            f"(rule needs {format_duration(rule.for_)}); severity {rule.severity}: "
+            + ("roll back" if act else "notify")
+        )
+        return _decision(kind, rule, signal, new, why)
+    if new.blind_long and not prev.blind_long:
+        since = new.blind_since if new.blind_since is not None else new.at
+        why = (
+            f"no evidence for {format_duration(new.at - since)} ({new.blind_reason}); "
+            "the watchdog is blind and will not act on this rule"
+        )
+        return _decision(DecisionKind.BLIND, rule, signal, new, why)
+    if prev.state is State.FIRING and new.state is State.INACTIVE:
+        why = f"{signal.name} back within {rule.threshold.text}"
+        return _decision(DecisionKind.RESOLVED, rule, signal, new, why)
+    return None
+
+
+def _decision(
+    kind: DecisionKind, rule: RuleSpec, signal: ResolvedSignal, state: RuleState, why: str
+) -> Decision:
+    assert state.at is not None
+    return Decision(
+        kind=kind,
+        rule=rule.name,
+        severity=rule.severity,
+        signal=signal.name,
+        targets=tuple(rule.rollback),
+        observed=state.value,
+        threshold=rule.threshold.value,
+        comparison=rule.comparison,
+        unit=signal.unit,
+        window_s=rule.for_,
+        sample_count=state.breach_samples,
+        first_breach_at=state.active_since,
+        decided_at=state.at,
+        why=why,
+        requests=state.requests,
+        dry_run=rule.dry_run,
+    )

@@ -1,0 +1,110 @@
+"""The one engine: samples in, rule states, transitions and decisions out.
+
+The daemon feeds it live samples, the backtest recorded ones, the rule unit tests
+expanded series; all with their own clock. It holds no I/O and no wall clock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from watchdog.core.decider import Transition, decide, transition
+from watchdog.core.decision import Decision
+from watchdog.core.evaluator import INITIAL, RuleState, step
+from watchdog.core.window import SignalWindow
+from watchdog.model import Sample
+from watchdog.rules.load import ResolvedSignal, RuleSet
+from watchdog.rules.model import RuleSpec
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one sample changed. Most samples change nothing: the empty tuples are
+    shared, and lists are made only for a sample that moves a rule (a month of
+    backtest samples would otherwise allocate two lists each)."""
+
+    signal: str
+    sample: Sample
+    transitions: Sequence[Transition] = ()
+    decisions: Sequence[Decision] = ()
+
+
+class Engine:
+    """Rule states for a rule set, advanced one sample at a time."""
+
+    def __init__(self, ruleset: RuleSet, window_span_s: float = 3600.0) -> None:
+        self.window_span_s = window_span_s
+        self.states: dict[str, RuleState] = {}
+        self.windows: dict[str, SignalWindow] = {}
+        self.ruleset = ruleset
+        self._by_signal: Mapping[str, list[RuleSpec]] = {}
+        # Per signal, each rule with its blind_after: resolved once, not per sample.
+        self._plan: dict[str, tuple[tuple[RuleSpec, float], ...]] = {}
+        self.replace_rules(ruleset)
+
+    def replace_rules(self, ruleset: RuleSet) -> None:
+        """Swap in new rules; a rule whose definition did not change keeps its state."""
+        old = self.ruleset
+        by_signal: dict[str, list[RuleSpec]] = defaultdict(list)
+        states: dict[str, RuleState] = {}
+        for rule in ruleset.rules:
+            by_signal[rule.signal].append(rule)
+            kept = self.states.get(rule.name)
+            if kept is not None and _same(old, ruleset, rule):
+                states[rule.name] = kept
+            else:
+                states[rule.name] = INITIAL
+        for name in ruleset.signals:
+            if name not in self.windows:
+                self.windows[name] = SignalWindow(self.window_span_s)
+        self.ruleset = ruleset
+        self.states = states
+        self._by_signal = dict(by_signal)
+        self._plan = {
+            name: tuple((rule, ruleset.blind_after(rule)) for rule in rules)
+            for name, rules in by_signal.items()
+        }
+
+    def rules_for(self, signal: str) -> list[RuleSpec]:
+        return self._by_signal.get(signal, [])
+
+    def observe(self, signal_name: str, sample: Sample) -> Observation:
+        """Feed one sample of one signal through every rule that watches it."""
+        if signal_name not in self.ruleset.signals:
+            raise KeyError(signal_name)
+        window = self.windows.get(signal_name)
+        if window is None:
+            window = self.windows[signal_name] = SignalWindow(self.window_span_s)
+        window.add(sample)
+        transitions: list[Transition] | None = None
+        decisions: list[Decision] | None = None
+        states = self.states
+        for rule, blind_after in self._plan.get(signal_name, ()):
+            name = rule.name
+            prev = states[name]
+            new = step(rule, prev, sample, blind_after)
+            states[name] = new
+            # Hot path: only a new state or a new blind_long can be a transition or a
+            # decision (see ``decide``); most samples change neither.
+            if new.state is prev.state and new.blind_long == prev.blind_long:
+                continue
+            moved = transition(rule, prev, new)
+            if moved is not None:
+                transitions = [*(transitions or ()), moved]
+            signal: ResolvedSignal = self.ruleset.signals[signal_name]
+            decision = decide(rule, signal, self.ruleset, prev, new)
+            if decision is not None:
+                decisions = [*(decisions or ()), decision]
+        if transitions is None and decisions is None:
+            return Observation(signal_name, sample)
+        return Observation(signal_name, sample, transitions or (), decisions or ())
+
+
+def _same(old: RuleSet, new: RuleSet, rule: RuleSpec) -> bool:
+    try:
+        before = old.rule(rule.name)
+    except KeyError:
+        return False
+    return before == rule and old.signals.get(rule.signal) == new.signals.get(rule.signal)

@@ -1,0 +1,10 @@
+"""The demo and its local stand-ins (the simulated app, a stateful Cloudflare API,
+receivers for Slack, PagerDuty, Statuspage and webhooks). Nothing in the product but
+the CLI's ``demo`` verb imports this wing.
+
+- ``fakes/``: Stateful local stand-ins for remote APIs, served over real loopback sockets in
+  tests, the benchmark and the demo.
+- ``main``: ``rollback-watchdog demo``: the whole story in one process on loopback.
+- ``view``: The demo's live terminal view: signals against thresholds, rule states and the
+  incident timeline.
+"""

@@ -1,0 +1,208 @@
+"""Everything a running watchdog is made of, wired once: store, silences, actions,
+playbook, incident manager and the sampling daemon. The service, the demo and the
+scenario tests build the same ``Runtime``; only the clock and the sources differ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+from watchdog.actions.playbook import Playbook
+from watchdog.actions.registry import Actions, build_actions
+from watchdog.clock import Clock
+from watchdog.errors import ConfigError, RuleError
+from watchdog.incidents.manager import IncidentManager
+from watchdog.incidents.silence import Silences, known_names
+from watchdog.metrics import Metrics
+from watchdog.rules.load import RuleSet, load_rules
+from watchdog.rules.watch import watch_rules
+from watchdog.run.daemon import Coalesced, Watchdog
+from watchdog.run.ha import LeaderGate
+from watchdog.run.leader import leadership_for
+from watchdog.run.preflight import secret_problems
+from watchdog.settings import Settings
+from watchdog.sources.base import SourceDeps
+from watchdog.store import open_store
+from watchdog.store.base import Store
+
+log = structlog.get_logger("watchdog.run.runtime")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    http: httpx.AsyncClient
+    store: Store
+    silences: Silences
+    watchdog: Watchdog
+    playbook: Playbook
+    manager: IncidentManager
+    gate: LeaderGate  # replicas on PostgreSQL: only the leader's manager acts
+    tick_s: float = 1.0
+    watch_rules_files: bool = False  # poll the rules files (ConfigMap swaps) and reload
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _coalesced_reload: Coalesced = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._coalesced_reload = Coalesced(self._reload)
+
+    @classmethod
+    async def build(
+        cls,
+        settings: Settings,
+        clock: Clock,
+        http: httpx.AsyncClient,
+        ruleset: RuleSet | None = None,
+        store: Store | None = None,
+        metrics: Metrics | None = None,
+    ) -> Runtime:
+        """Load rules (unless given), open the store, build actions; ``RuleError`` or
+        ``ConfigError`` when something is wrong, before anything runs."""
+        from_files = ruleset is None
+        if ruleset is None:
+            ruleset = await asyncio.to_thread(load_rules, settings.rules_paths)
+        store = store or open_store(settings.state)
+        await store.open()
+        try:
+            silences = Silences(
+                store,
+                clock,
+                settings.silence_file,
+                settings.silenced,
+                max_duration_s=settings.silence_max_duration,
+            )
+            silences.set_known(known_names((r.name for r in ruleset.rules), ruleset.targets))
+            await silences.load()
+            actions = build_actions(ruleset, settings, http, clock)
+            deps = SourceDeps(
+                http=http,
+                clock=clock,
+                cloudflare_api_url=settings.cloudflare_api_url,
+                cloudflare_api_token=settings.cloudflare_api_token,
+                cloudflare_account_id=settings.cloudflare_account_id,
+            )
+            watchdog = Watchdog(ruleset, deps, metrics or Metrics(), settings.rules_paths)
+            playbook = _playbook(actions, store, clock, watchdog.metrics)
+            manager = IncidentManager(
+                lambda: watchdog.ruleset,
+                watchdog.engine,
+                playbook,
+                store,
+                silences,
+                clock,
+                dry_run=settings.dry_run,
+                postmortem_dir=settings.postmortem_dir,
+            )
+            leadership = leadership_for(
+                settings.state, clock, settings.leader_name, settings.leader_retry
+            )
+            gate = LeaderGate(leadership, manager, watchdog)
+            watchdog.on_decision = gate.on_decision
+            watchdog.on_clock_jump = manager.clock_jumped
+        except BaseException:
+            await store.close()
+            raise
+        runtime = cls(settings, clock, http, store, silences, watchdog, playbook, manager, gate)
+        # A rule set handed in (tests, backtest) must not be replaced by WATCHDOG_RULES.
+        runtime.watch_rules_files = from_files and settings.rules_watch_interval > 0
+        return runtime
+
+    async def start(self) -> None:
+        await self.gate.leadership.start()  # elected: restore, then act (SQLite: at once)
+        await self.watchdog.start()
+        self._tasks.append(asyncio.create_task(self._tick_loop(), name="incident-ticks"))
+        if self.watch_rules_files:
+            watcher = watch_rules(
+                self.settings.rules_paths,
+                self.clock,
+                self.reload,
+                interval_s=self.settings.rules_watch_interval,
+            )
+            self._tasks.append(asyncio.create_task(watcher, name="rules-watch"))
+
+    async def _tick_loop(self) -> None:
+        while True:
+            try:
+                await self.gate.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # boundary: the ticker must outlive one bad tick
+                log.exception("incident tick failed")
+            await self.clock.sleep(self.tick_s)
+
+    async def reload(self) -> bool:
+        """Rules and actions together: if either is bad, keep the old ones. Coalesced
+        (at most one in flight, the last one wins); unchanged rules change nothing."""
+        return await self._coalesced_reload()
+
+    async def _reload(self) -> bool:
+        try:
+            ruleset = await asyncio.to_thread(load_rules, self.settings.rules_paths)
+            missing = secret_problems(self.settings, ruleset)
+            if missing:  # all at once, not one per attempt
+                raise RuleError(missing)
+            if ruleset == self.watchdog.ruleset:
+                self.watchdog.reloaded(ruleset)  # counted and logged; nothing rebuilt
+                return True
+            actions = build_actions(ruleset, self.settings, self.http, self.clock)
+        except (RuleError, ConfigError) as exc:
+            self.watchdog.reload_failed(exc.problems if isinstance(exc, RuleError) else [str(exc)])
+            return False
+        fresh = _playbook(actions, self.store, self.clock, self.watchdog.metrics)
+        self.playbook.targets = fresh.targets
+        self.playbook.purges = fresh.purges
+        self.playbook.notifiers = fresh.notifiers
+        self.playbook.target_purges = fresh.target_purges
+        self.watchdog.reloaded(ruleset)
+        self.silences.set_known(known_names((r.name for r in ruleset.rules), ruleset.targets))
+        await self.silences.judge_all()
+        return True
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.watchdog.stop(timeout_s)
+        try:
+            await asyncio.wait_for(self.manager.drain(), timeout=timeout_s)
+        except TimeoutError:
+            log.warning("shutdown: in-flight actions did not finish; the journal has them")
+        await self.gate.stop()
+        await self.store.close()
+
+    def status_extra(self) -> dict[str, Any]:
+        return {
+            "leadership": self.gate.describe(),
+            "incidents": [
+                {
+                    "id": i.id,
+                    "rule": i.record.rule,
+                    "severity": i.record.severity,
+                    "phase": i.record.phase,
+                    "targets": i.record.targets,
+                    "opened_at": i.record.opened_at,
+                }
+                for i in self.manager.open.values()
+            ],
+        }
+
+
+def _playbook(actions: Actions, store: Store, clock: Clock, metrics: Metrics) -> Playbook:
+    return Playbook(
+        actions.targets,
+        actions.purges,
+        actions.notifiers,
+        store,
+        clock,
+        actions.target_purges,
+        metrics=metrics,
+    )
