@@ -38,14 +38,14 @@ from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
 
 # rules/demo.yaml: in a wheel it is packaged as watchdog/_rules/ (see pyproject.toml).
-_HERE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # watchdog/
 RULES = next(
     (
         p
-        for p in (_HERE / "_rules" / "demo.yaml", _HERE.parent / "rules" / "demo.yaml")
+        for p in (_PACKAGE / "_rules" / "demo.yaml", _PACKAGE.parent / "rules" / "demo.yaml")
         if p.exists()
     ),
-    _HERE.parent / "rules" / "demo.yaml",
+    _PACKAGE.parent / "rules" / "demo.yaml",
 )
 TOKEN = "demo-cloudflare-token"  # noqa: S105 (the local fake's own token)
 # PagerDuty's integration keys are 32 characters; the local receiver checks it.
