@@ -5,6 +5,8 @@
 - ``parse``: One file: YAML with line numbers, pydantic validation, ``FILE:LINE`` messages.
 - ``merge``: Merge parsed files into one ``RuleSet``; resolve signals and cross-references.
 - ``ruleset``: What loading yields: the ``RuleSet`` and its ``ResolvedSignal``s.
-- ``model``: The rules file format (``version: 1``) as frozen pydantic models.
+- ``model``: The rules file format (``version: 1``): sources, signals, rules, the file.
+- ``response``: What to do about a breach: targets, purges, notifiers, severities, guards.
+- ``fields``: The shared field types: durations, shares, names, thresholds, ``Model``.
 - ``watch``: Reload the rules when their files change, without anyone sending SIGHUP.
 """
