@@ -53,10 +53,6 @@ RULES = next(
     ),
     _PACKAGE.parent / "rules" / "demo.yaml",
 )
-        if p.exists()
-    ),
-    _HERE.parent / "rules" / "demo.yaml",
-)
 
 
 def _rules_text(app_url: str, receivers_url: str) -> str:
