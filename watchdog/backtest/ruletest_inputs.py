@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from watchdog.backtest.recordings import value_sample
 from watchdog.backtest.ruletest_file import RuleTestError, RuleTestGroup
+from watchdog.backtest.samples import value_sample
 from watchdog.backtest.series_notation import MISSING, STALE, Point, SeriesNotationError, expand
 from watchdog.model import Sample
 from watchdog.rules.load import RuleSet
