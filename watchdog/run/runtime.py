@@ -21,7 +21,8 @@ from watchdog.incidents.silence import Silences, known_names
 from watchdog.metrics import Metrics
 from watchdog.rules.load import RuleSet, load_rules
 from watchdog.rules.watch import watch_rules
-from watchdog.run.daemon import Coalesced, Watchdog
+from watchdog.run.coalesce import Coalesced
+from watchdog.run.daemon import Watchdog
 from watchdog.run.ha import LeaderGate
 from watchdog.run.leader import leadership_for
 from watchdog.run.preflight import secret_problems
