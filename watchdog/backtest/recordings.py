@@ -31,10 +31,7 @@ from watchdog import strict_json
 from watchdog.errors import BacktestError
 from watchdog.rules.load import ResolvedSignal, RuleSet
 from watchdog.rules.model import PrometheusSourceSpec
-from watchdog.sources.prometheus import (
-    parse_matrix,
-    query_range,
-)
+from watchdog.sources.prometheus_range import parse_matrix, query_range
 
 Points = Sequence[tuple[float, float]]
 
