@@ -39,7 +39,7 @@ from watchdog.demo.scenarios import TOKEN as TOKEN
 from watchdog.demo.transport import BusyTransport as BusyTransport
 from watchdog.demo.transport import busy_transport
 from watchdog.demo.view import LiveView, Timeline
-from watchdog.http.server import serve
+from watchdog.http.server import Router, serve
 from watchdog.run.runtime import Runtime
 from watchdog.settings import Settings, load_settings
 
@@ -179,15 +179,7 @@ async def _run(
             settings = _demo_settings(work, rules, cf_srv.url, rx_srv.url, app.admin_token)
             runtime = await Runtime.build(settings, clock, http)
             runtime.manager.on_event = _on_event(demo_ref)
-            api = build_app(
-                runtime.watchdog,
-                None,
-                reload=runtime.reload,
-                extra_status=runtime.status_extra,
-                silences=runtime.silences,
-                dry_run=settings.dry_run,
-            )
-            async with serve(api) as api_srv:
+            async with serve(_control_api(runtime, settings)) as api_srv:
                 demo = Demo(
                     clock,
                     app,
@@ -232,6 +224,18 @@ def _demo_settings(work: Path, rules: Path, cf_url: str, rx_url: str, admin_toke
             "WATCHDOG_SECRETS__STATUSPAGE_API_KEY": "demo-statuspage-key",
             "WATCHDOG_SECRETS__APP_ADMIN_TOKEN": admin_token,
         }
+    )
+
+
+def _control_api(runtime: Runtime, settings: Settings) -> Router:
+    """The watchdog's HTTP face, as ``run`` serves it (without a token: loopback)."""
+    return build_app(
+        runtime.watchdog,
+        None,
+        reload=runtime.reload,
+        extra_status=runtime.status_extra,
+        silences=runtime.silences,
+        dry_run=settings.dry_run,
     )
 
 
