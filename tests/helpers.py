@@ -1,14 +1,16 @@
-"""Shared test helpers: an instant clock for retry waits, and the local Cloudflare API
-served on a real loopback socket with a client pointed at it."""
+"""Shared test helpers: an instant clock for retry waits, bounded polling of a condition
+in real time (for subprocesses and servers), and the local Cloudflare API served on a
+real loopback socket with a client pointed at it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from watchdog.actions.cloudflare_api import CloudflareClient
@@ -38,6 +40,27 @@ class InstantClock:
         self.sleeps.append(seconds)
         self._now += max(0.0, seconds)
         await asyncio.sleep(0)
+
+
+async def until(
+    check: Callable[[], object | Awaitable[object]],
+    what: str,
+    *,
+    polls: int,
+    every_s: float,
+    detail: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``check`` (sync or async) until it is true, at most ``polls`` times
+    ``every_s`` apart; then fail saying ``what`` never happened (and ``detail()``, such
+    as a server's log)."""
+    for _ in range(polls):
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(every_s)
+    pytest.fail(f"timed out waiting for {what}" + (f"\n{detail()}" if detail else ""))
 
 
 @dataclass

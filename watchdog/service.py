@@ -120,6 +120,7 @@ async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) ->
             silences=runtime.silences,
             dry_run=settings.dry_run,
             listen_host=host,
+            allowed_hosts=settings.api_hosts,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

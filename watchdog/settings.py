@@ -5,6 +5,7 @@ they name entries of ``secrets`` (``WATCHDOG_SECRETS__SLACK_WEBHOOK`` or a file
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,8 @@ from watchdog.units import parse_duration
 
 DEFAULT_CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
 DEFAULT_SECRETS_DIR = "/run/secrets"
+# A DNS name or an IPv4 address (a trailing dot allowed), or an IPv6 address in brackets.
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]+\]")
 
 # Settings read without the WATCHDOG_ prefix, as the rest of the ecosystem names them.
 _UNPREFIXED = {
@@ -59,6 +62,10 @@ class Settings(BaseSettings):
     leader_name: str = Field(default="rollback-watchdog", min_length=1)
     leader_retry: float = Field(default=5.0, gt=0)
     api_token: SecretStr | None = None
+    # Without a token, extra Host names the control API answers to (comma-separated):
+    # the name a port-forward or local proxy puts in Host. localhost and the listen
+    # host always count; any other name could be a DNS-rebound web page.
+    api_allowed_hosts: str = ""
     cloudflare_api_url: str = DEFAULT_CLOUDFLARE_API_URL
     cloudflare_api_token: SecretStr | None = Field(
         default=None,
@@ -78,6 +85,26 @@ class Settings(BaseSettings):
     def _check_listen(cls, value: str) -> str:
         listen_address(value)
         return value
+
+    @field_validator("api_allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: str) -> str:
+        for name in value.split(","):
+            if name.strip() and not _HOST_NAME.fullmatch(name.strip()):
+                raise ValueError(
+                    f"{name.strip()[:80]!r} is not a host name (a name or an address, "
+                    "without scheme, port or path; comma-separated)"
+                )
+        return value
+
+    @property
+    def api_hosts(self) -> tuple[str, ...]:
+        """``api_allowed_hosts`` as names, the way a ``Host`` header is compared."""
+        return tuple(
+            name.strip().strip("[]").rstrip(".").lower()
+            for name in self.api_allowed_hosts.split(",")
+            if name.strip()
+        )
 
     @field_validator("silence_max_duration", mode="before")
     @classmethod

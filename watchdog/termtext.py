@@ -1,5 +1,5 @@
 """Text from outside (silence comments, authors, matchers, rule names, reasons) made
-safe to print on a terminal.
+safe to print on a terminal, and cut to a byte limit without splitting a character.
 
 A silence comment is written by whoever reaches the API; printed raw, an ESC sequence
 can recolour or rewrite the operator's screen, OSC 52 can write their clipboard, and a
@@ -29,3 +29,9 @@ def printable(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """At most ``limit`` bytes of UTF-8, never cutting a character in half (an API that
+    counts bytes, like Cloudflare's 100-byte deployment message)."""
+    return text.encode()[:limit].decode("utf-8", errors="ignore")

@@ -26,6 +26,7 @@ import pytest
 from tests.factories import MINIMAL_RULES
 from watchdog.api.app import build_app
 from watchdog.clock import FakeClock
+from watchdog.errors import ConfigError
 from watchdog.http.server import Router, serve
 from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
@@ -74,6 +75,7 @@ async def tokenless(
                 reload=runtime.reload,
                 silences=runtime.silences,
                 listen_host=host,
+                allowed_hosts=runtime.settings.api_hosts,
             )
             async with serve(app, host) as srv:
                 yield Api(srv.url, srv.port, app, runtime, http)
@@ -158,6 +160,40 @@ async def test_dns_rebinding_a_foreign_host_is_refused(tmp_path: Path) -> None:
         # /healthz and /metrics stay open whatever the Host (probes use the pod IP).
         health = await api.http.get(f"{api.url}/healthz", headers=evil)
         assert health.status_code == 200
+
+
+async def test_extra_host_names_are_allowed_by_setting(tmp_path: Path) -> None:
+    """WATCHDOG_API_ALLOWED_HOSTS: the names a port-forward or local proxy puts in
+    ``Host`` are accepted (any case, trailing dot, a port); others stay refused."""
+    extra = {"WATCHDOG_API_ALLOWED_HOSTS": "watchdog.internal, Proxy.Local., [fd00::1]"}
+    async with tokenless(tmp_path, **extra) as api:
+        for host in (
+            f"watchdog.internal:{api.port}",
+            "WATCHDOG.internal",
+            "proxy.local.",
+            f"[fd00::1]:{api.port}",
+            "localhost",
+        ):
+            fine = await api.http.get(f"{api.url}/api/v1/status", headers={"host": host})
+            assert fine.status_code == 200, (host, fine.text)
+        for host in ("rebind.evil.example", "internal", "watchdog.internal.evil.example"):
+            refused = await api.http.get(f"{api.url}/api/v1/status", headers={"host": host})
+            assert refused.status_code == 403, (host, refused.text)
+        posted = await api.http.post(
+            f"{api.url}/api/v1/silences",
+            json=GOOD,
+            headers={
+                "host": f"watchdog.internal:{api.port}",
+                "origin": f"http://watchdog.internal:{api.port}",
+            },
+        )
+        assert posted.status_code == 201, posted.text
+
+
+@pytest.mark.parametrize("bad", ["http://watchdog.internal", "a b", "host/path", "*"])
+def test_an_allowed_host_that_is_not_a_name_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError, match=r"WATCHDOG_API_ALLOWED_HOSTS: .* is not a host name"):
+        load_settings({"WATCHDOG_API_ALLOWED_HOSTS": f"ok.example,{bad}"})
 
 
 async def test_only_exact_loopback_addresses_are_trusted(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import until
+
 READY_POLLS = 200  # x 0.05 s: Prometheus is usually ready in well under a second
 POLL_INTERVAL_S = 0.05
 START_ATTEMPTS = 3  # a free port can be taken between choosing it and binding it
@@ -64,14 +66,20 @@ class RunningPrometheus:
         """Poll an instant query until ``done(value)``: waiting for scrapes to land,
         a bounded number of times; fails with the last value and the server log."""
         value = math.nan
-        for _ in range(polls):
+
+        async def reached() -> bool:
+            nonlocal value
             value = await self.value(http, promql)
-            if done(value):
-                return value
-            await asyncio.sleep(POLL_INTERVAL_S)
-        pytest.fail(
-            f"{promql!r} never reached the expected value (last: {value})\n{self.log_tail()}"
+            return done(value)
+
+        await until(
+            reached,
+            f"{promql!r} to reach the expected value",
+            polls=polls,
+            every_s=POLL_INTERVAL_S,
+            detail=lambda: f"last: {value}\n{self.log_tail()}",
         )
+        return value
 
 
 StartPrometheus = Callable[[Sequence[str]], Awaitable[RunningPrometheus]]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 import pytest
 
+from tests.helpers import until
 from tests.integration.daemon_proc import DaemonProc
 from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.demo.fakes.receivers import Receivers
@@ -210,14 +211,7 @@ class Stack:
 
     async def until(self, check: Callable[[], Any], what: str) -> None:
         """Poll ``check`` (sync or async) a bounded number of times."""
-        for _ in range(POLLS):
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(POLL_S)
-        pytest.fail(f"timed out waiting for {what}\n{self.log_tails()}")
+        await until(check, what, polls=POLLS, every_s=POLL_S, detail=self.log_tails)
 
     async def stalled(self) -> None:
         """Wait (bounded) until a request to the local API stalls on an injected wait."""

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.factories import ruleset
+from tests.helpers import until
 from tests.integration.conftest import StartPrometheus
 from watchdog.clock import SystemClock
 from watchdog.core.evaluator import State
@@ -27,11 +28,7 @@ POLLS = 120  # at 0.5 s: the bound on how long Prometheus may take to show the c
 
 
 async def _until(check: Callable[[], bool], what: str) -> None:
-    for _ in range(POLLS):
-        if check():
-            return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
+    await until(check, what, polls=POLLS, every_s=0.5)
 
 
 async def test_daemon_fires_when_errors_rise(

@@ -7,7 +7,6 @@ lock going with it) is real and awaited by bounded polling.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +15,7 @@ from contextlib import asynccontextmanager
 import psycopg
 import pytest
 
+from tests.helpers import until
 from watchdog.clock import FakeClock
 from watchdog.errors import StoreError
 from watchdog.run.leader import AlwaysLeader, LeaderElection, leadership_for
@@ -42,12 +42,8 @@ class Recorder:
         self.deposed += 1
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(POLLS):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail(f"never happened: {what}")
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    await until(condition, what, polls=POLLS, every_s=0.01)
 
 
 async def terminate(url: str, pid: int | None) -> None:
@@ -71,11 +67,11 @@ async def holders(url: str, key: int) -> list[int]:
 
 async def until_free(url: str, key: int) -> None:
     """The server has ended the old session and released its lock."""
-    for _ in range(POLLS):
-        if not await holders(url, key):
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail("the lock was never released")
+
+    async def free() -> bool:
+        return not await holders(url, key)
+
+    await until(free, "the lock to be released", polls=POLLS, every_s=0.01)
 
 
 @asynccontextmanager
@@ -116,13 +112,13 @@ async def test_a_dead_leaders_lock_passes_to_the_follower_within_one_retry(
         await a.start()
         await b.start()
         await terminate(postgres_url, a.backend_pid)
-        await until(lambda: not a.is_leader, "the old leader stepped down")
+        await _until(lambda: not a.is_leader, "the old leader stepped down")
         assert ra.deposed == 1
         await until_free(postgres_url, a.key)
         await clock_b.advance(RETRY_S - 0.001)
         assert not b.is_leader  # not before its retry
         await clock_b.advance(0.001)
-        await until(lambda: b.is_leader, "the follower took over")
+        await _until(lambda: b.is_leader, "the follower took over")
         assert rb.elected == 1
         assert await holders(postgres_url, b.key) == [b.backend_pid]
 
@@ -137,7 +133,7 @@ async def test_a_stopped_leader_releases_the_lock(postgres_url: str) -> None:
         assert not a.is_leader
         assert await holders(postgres_url, a.key) == []  # released at once, not later
         await clock_b.advance(RETRY_S)
-        await until(lambda: b.is_leader, "the follower took over")
+        await _until(lambda: b.is_leader, "the follower took over")
 
 
 async def test_the_lock_key_comes_from_the_name(postgres_url: str) -> None:
@@ -220,7 +216,7 @@ async def test_a_leader_whose_database_stops_answering_steps_down(postgres_url: 
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)
         try:
-            await until(lambda: not a.is_leader, "the silent leader stepped down")
+            await _until(lambda: not a.is_leader, "the silent leader stepped down")
             assert recorder.deposed == 1
             assert "did not answer" in (a.last_error or "")
         finally:
@@ -228,4 +224,4 @@ async def test_a_leader_whose_database_stops_answering_steps_down(postgres_url: 
         await a.stop()
         await until_free(postgres_url, a.key)
         await clock_b.advance(RETRY_S)
-        await until(lambda: b.is_leader, "the follower took over")
+        await _until(lambda: b.is_leader, "the follower took over")

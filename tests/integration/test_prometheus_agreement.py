@@ -45,7 +45,7 @@ from watchdog.http.server import serve
 from watchdog.model import SampleKind
 from watchdog.rules.load import RuleSet
 from watchdog.sources.base import Source, SourceDeps
-from watchdog.sources.prometheus import query_range
+from watchdog.sources.prometheus_range import query_range
 from watchdog.sources.registry import build_source
 
 pytestmark = pytest.mark.integration

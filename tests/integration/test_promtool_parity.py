@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watchdog.backtest.recordings import value_sample
 from watchdog.backtest.replay import Replay
+from watchdog.backtest.samples import value_sample
 from watchdog.backtest.series_notation import MISSING, STALE, Point, compact, expand
 from watchdog.core.evaluator import State
 from watchdog.model import Sample

@@ -21,10 +21,10 @@ from watchdog.backtest.recordings import (
     fetch_recordings,
     load_recordings,
     matrix_body,
-    samples_of,
 )
 from watchdog.backtest.replay import Replay, suppression_reason
 from watchdog.backtest.run import run_backtest
+from watchdog.backtest.samples import samples_of
 from watchdog.backtest.times import parse_deployments, parse_time, rfc3339
 from watchdog.cli.main import main
 from watchdog.core.evaluator import RuleState, State, _quiet, step

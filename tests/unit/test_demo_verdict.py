@@ -72,3 +72,12 @@ def test_failures_counted_but_not_reported_fail_the_run() -> None:
 def test_a_record_survives_its_json() -> None:
     record = load("outage-33-char-routing-key.json")
     assert RunRecord.from_json(record.to_json()) == record
+
+
+def test_the_demo_finds_its_rules_file_in_a_checkout() -> None:
+    """The demo reads rules/demo.yaml (watchdog/_rules/ in a wheel); the move into
+    watchdog/demo/ left it looking in watchdog/rules/, so ``demo`` could not start."""
+    from watchdog.demo.main import RULES
+
+    assert RULES.is_file(), RULES
+    assert RULES.read_text(encoding="utf-8").startswith(("#", "version"))

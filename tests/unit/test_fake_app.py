@@ -8,26 +8,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import InstantClock
 from watchdog.demo.fakes.app import AppState, FakeApp, LatencyModel, drive
 from watchdog.http.server import serve
-
-
-class InstantClock:
-    """Sleeps return at once, moving time by the wait (recorded in ``sleeps``)."""
-
-    def __init__(self) -> None:
-        self._now = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self._now += max(0.0, seconds)
 
 
 @pytest.fixture

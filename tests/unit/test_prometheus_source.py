@@ -20,12 +20,8 @@ from watchdog.model import Sample, SampleKind
 from watchdog.rules.load import ResolvedSignal
 from watchdog.rules.model import PrometheusSourceSpec, SignalSpec
 from watchdog.sources.base import SourceDeps
-from watchdog.sources.prometheus import (
-    MAX_POINTS,
-    PrometheusSource,
-    parse_matrix,
-    query_range,
-)
+from watchdog.sources.prometheus import MAX_POINTS, PrometheusSource
+from watchdog.sources.prometheus_range import parse_matrix, query_range
 
 NOW = 1_790_000_000.0
 HANG = "hang"

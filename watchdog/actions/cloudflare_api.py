@@ -19,6 +19,7 @@ import httpx
 from pydantic import SecretStr
 from tenacity import AsyncRetrying
 
+from watchdog import termtext
 from watchdog.clock import Clock
 from watchdog.errors import ConfigError, PermanentActionError
 from watchdog.http.client import RetryPolicy, retrying, send
@@ -45,7 +46,7 @@ def seg(value: str) -> str:
 
 def truncate_utf8(text: str, limit: int = MESSAGE_MAX_BYTES) -> str:
     """At most ``limit`` bytes of UTF-8, never cutting a character in half."""
-    return text.encode()[:limit].decode("utf-8", errors="ignore")
+    return termtext.truncate_utf8(text, limit)
 
 
 def target_account(name: str, spec_account: str | None, default: str | None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,11 +31,15 @@ class ControlAuth:
     loopback only and no web page (``api_guard``)."""
 
     def __init__(
-        self, token: SecretStr | None, refusals: Counter, listen_host: str | None = None
+        self,
+        token: SecretStr | None,
+        refusals: Counter,
+        listen_host: str | None = None,
+        extra_hosts: Sequence[str] = (),
     ) -> None:
         self.token = token
         self.refusals = refusals
-        self.hosts = api_guard.allowed_hosts(listen_host)
+        self.hosts = api_guard.allowed_hosts(listen_host, extra_hosts)
 
     async def __call__(self, request: Request) -> Response | None:
         if not request.path.startswith(("/api/", "/-/")):
@@ -136,10 +140,11 @@ def build_app(
     silences: Silences | None = None,
     dry_run: bool = False,
     listen_host: str | None = None,
+    allowed_hosts: Sequence[str] = (),
 ) -> Router:
     refusals = watchdog.metrics.api_refused
     router = Router(max_body_bytes=64 * 1024)
-    router.middleware.append(ControlAuth(token, refusals, listen_host))
+    router.middleware.append(ControlAuth(token, refusals, listen_host, allowed_hosts))
     modes = Modes.of(watchdog, silences, dry_run)
     watchdog.metrics.set_modes(modes.dry_run, modes.silenced, modes.silences_active)
 

@@ -5,8 +5,9 @@ web page in the operator's browser also satisfies. So, besides the client addres
 
 - the client is exactly 127.0.0.1, ::1 or ::ffff:127.0.0.1 (IPv4 on a dual-stack
   ``[::]`` socket); not all of 127/8: a service-mesh sidecar forwards from 127.0.0.6;
-- ``Host`` names this server (the listen host, localhost, 127.0.0.1, [::1]): a
-  DNS-rebound name (``evil.example`` resolving to 127.0.0.1) is refused;
+- ``Host`` names this server (the listen host, localhost, 127.0.0.1, [::1], and the
+  names in ``WATCHDOG_API_ALLOWED_HOSTS``): a DNS-rebound name (``evil.example``
+  resolving to 127.0.0.1) is refused;
 - ``Origin``, when a browser sends one, is this server itself (same origin);
 - a mutating request is ``application/json``: a page can send ``text/plain`` or a form
   without a CORS preflight, never JSON.
@@ -14,7 +15,7 @@ web page in the operator's browser also satisfies. So, besides the client addres
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 LOOPBACK_CLIENTS = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
@@ -27,9 +28,10 @@ def is_loopback_client(address: str | None) -> bool:
     return address in LOOPBACK_CLIENTS
 
 
-def allowed_hosts(listen_host: str | None) -> frozenset[str]:
-    """Host names a local client may use: localhost names and the listen host."""
-    names = set(LOCAL_HOST_NAMES)
+def allowed_hosts(listen_host: str | None, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Host names a local client may use: localhost names, the listen host and the
+    ``extra`` names of ``WATCHDOG_API_ALLOWED_HOSTS``."""
+    names = set(LOCAL_HOST_NAMES) | set(extra)
     if listen_host is not None and listen_host not in _WILDCARDS:
         names.add(listen_host.strip("[]").lower())
     return frozenset(names)

@@ -11,8 +11,12 @@ incident manager on a virtual clock.
   decision and incident step becomes a timeline event.
 - ``ruletest``: ``rollback-watchdog test rules FILE...``: unit tests for rules files, in the
   spirit of ``promtool test rules``.
+- ``ruletest_file``: The rule test file format, its outcomes, and its loading.
+- ``ruletest_inputs``: A rule test's ``input_series`` as the samples a live daemon would see.
 - ``run``: Running a backtest: recordings in, the replay run, the summary counted from its
   timeline; and the helpers that keep a month of samples fast to replay.
+- ``samples``: The samples a live daemon would have seen from a recording (gaps, NaN, Inf,
+  errors over requests), as the live prometheus source reads them.
 - ``series_notation``: promtool's expanding notation for input series, both ways.
 - ``standins``: The outside world during a replay: targets read the recorded deploy history at
   the virtual now, purges and notifiers send nothing, and the store is SQLite in memory.

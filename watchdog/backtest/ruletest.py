@@ -72,128 +72,27 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import yaml
-from pydantic import BeforeValidator, ValidationError
-
-from watchdog.backtest.recordings import value_sample
 from watchdog.backtest.replay import Replay
-from watchdog.backtest.series_notation import MISSING, STALE, Point, SeriesNotationError, expand
+from watchdog.backtest.ruletest_file import (
+    ACTING,
+    OUTCOMES,
+    Expectation,
+    Failure,
+    RuleTestError,
+    RuleTestGroup,
+    load_test_file,
+)
+from watchdog.backtest.ruletest_inputs import input_streams
 from watchdog.backtest.times import parse_deployments, parse_time
 from watchdog.core.evaluator import State
 from watchdog.errors import BacktestError, RuleError, WatchdogError
 from watchdog.incidents.silence import Matcher, parse_matcher
-from watchdog.model import Sample
+from watchdog.model import Deploy
 from watchdog.rules.load import RuleSet, load_rules
-from watchdog.rules.model import Duration, Model
-from watchdog.sources.prometheus import divide, with_requests
 from watchdog.units import format_duration
-
-Outcome = Literal[
-    "rollback", "silenced", "blocked", "grace", "notify", "blind", "resolved", "escalated", "none"
-]
-OUTCOMES: tuple[str, ...] = (
-    "rollback",
-    "silenced",
-    "blocked",
-    "grace",
-    "notify",
-    "blind",
-    "resolved",
-    "escalated",
-    "none",
-)
-# What "nothing may fire" rules out.
-ACTING: frozenset[str] = frozenset({"rollback", "silenced", "blocked", "grace", "notify"})
-
-
-class InputSeries(Model):
-    series: str
-    values: str | None = None
-    errors: str | None = None
-    requests: str | None = None
-
-
-class Expectation(Model):
-    eval_time: Duration
-    rule: str | None = None
-    exp_state: Literal["inactive", "pending", "firing", "blind"] | None = None
-    exp_decision: Outcome | tuple[Outcome, ...] | None = None
-
-    @property
-    def empty(self) -> bool:
-        return self.exp_state is None and self.exp_decision is None
-
-    def decisions(self) -> frozenset[str]:
-        wanted = self.exp_decision
-        items = (wanted,) if isinstance(wanted, str) else tuple(wanted or ())
-        return frozenset(i for i in items if i != "none")
-
-
-def _yaml_time(value: Any) -> Any:
-    """YAML reads an unquoted ``2026-11-28T10:00:00Z`` as a datetime: take it as the
-    RFC 3339 text it was (a time without a zone is still refused, by ``parse_time``)."""
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-class RuleTestGroup(Model):
-    name: str = ""
-    interval: Duration | None = None
-    start_time: Annotated[str | float | None, BeforeValidator(_yaml_time)] = None
-    input_series: tuple[InputSeries, ...]
-    deployments: dict[str, Any] | None = None
-    silences: tuple[tuple[str, ...], ...] = ()
-    rule_test: tuple[Expectation, ...] = ()
-
-
-class RuleTestFile(Model):
-    rule_files: tuple[str, ...]
-    tests: tuple[RuleTestGroup, ...]
-
-
-@dataclass(frozen=True)
-class Failure:
-    group: str
-    rule: str | None
-    eval_time: float
-    expected: str
-    got: str
-
-    def render(self) -> str:
-        rule = f"rule: {self.rule}, " if self.rule else ""
-        return (
-            f"    name: {self.group}, {rule}time: {format_duration(self.eval_time)},\n"
-            f"        exp: {self.expected}\n"
-            f"        got: {self.got}"
-        )
-
-
-class RuleTestError(WatchdogError):
-    """A test file that cannot be run (unreadable, invalid, bad series, bad times)."""
-
-
-def load_test_file(path: Path) -> RuleTestFile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RuleTestError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleTestError(f"{path}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RuleTestError(f"{path}: invalid YAML: {exc}") from None
-    try:
-        return RuleTestFile.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        raise RuleTestError(f"{path}: " + "; ".join(problems)) from None
 
 
 def run_test_file(path: Path, run: re.Pattern[str] | None = None) -> list[Failure]:
@@ -223,34 +122,10 @@ async def _run_group(ruleset: RuleSet, group: RuleTestGroup, label: str) -> list
     if not interval > 0:
         raise RuleTestError(f"{label}: interval must be longer than 0s")
     start = parse_time(group.start_time) if group.start_time is not None else 0.0
-    streams = _streams(ruleset, group, label, start, interval)
+    streams = input_streams(ruleset, group, label, start, interval)
     length = max((len(s) for s in streams.values()), default=0)
-    rule_names = {rule.name for rule in ruleset.rules}
-    wanted: set[float] = set()
-    for expectation in group.rule_test:
-        if expectation.rule is not None and expectation.rule not in rule_names:
-            raise RuleTestError(
-                f"{label}: unknown rule {expectation.rule!r} "
-                f"(expected one of: {', '.join(sorted(rule_names))})"
-            )
-        steps = expectation.eval_time / interval
-        if abs(steps - round(steps)) > 1e-9:
-            raise RuleTestError(
-                f"{label}: eval_time {format_duration(expectation.eval_time)} is not a "
-                f"multiple of the interval {format_duration(interval)}"
-            )
-        if round(steps) >= length:
-            raise RuleTestError(
-                f"{label}: eval_time {format_duration(expectation.eval_time)} is after the "
-                f"last input value ({format_duration((length - 1) * interval)})"
-            )
-        wanted.add(start + round(steps) * interval)
-    deployments = None
-    if group.deployments is not None:
-        try:
-            deployments = parse_deployments(group.deployments, f"{label}: deployments", start)
-        except BacktestError as exc:
-            raise RuleTestError(str(exc)) from None
+    wanted = _wanted_times(ruleset, group, label, start, interval, length)
+    deployments = _deployments(group, label, start)
     silences = [_matchers(items, label) for items in group.silences]
     replay = Replay(ruleset, deployments, silences, ignore_deploys=deployments is None)
     observed = _Observed({}, defaultdict(set))
@@ -275,105 +150,47 @@ async def _run_group(ruleset: RuleSet, group: RuleTestGroup, label: str) -> list
     ]
 
 
+def _wanted_times(
+    ruleset: RuleSet, group: RuleTestGroup, label: str, start: float, interval: float, length: int
+) -> set[float]:
+    """The instants the expectations look at, each checked against the rules and inputs."""
+    rule_names = {rule.name for rule in ruleset.rules}
+    wanted: set[float] = set()
+    for expectation in group.rule_test:
+        if expectation.rule is not None and expectation.rule not in rule_names:
+            raise RuleTestError(
+                f"{label}: unknown rule {expectation.rule!r} "
+                f"(expected one of: {', '.join(sorted(rule_names))})"
+            )
+        steps = expectation.eval_time / interval
+        if abs(steps - round(steps)) > 1e-9:
+            raise RuleTestError(
+                f"{label}: eval_time {format_duration(expectation.eval_time)} is not a "
+                f"multiple of the interval {format_duration(interval)}"
+            )
+        if round(steps) >= length:
+            raise RuleTestError(
+                f"{label}: eval_time {format_duration(expectation.eval_time)} is after the "
+                f"last input value ({format_duration((length - 1) * interval)})"
+            )
+        wanted.add(start + round(steps) * interval)
+    return wanted
+
+
+def _deployments(group: RuleTestGroup, label: str, start: float) -> dict[str, list[Deploy]] | None:
+    if group.deployments is None:
+        return None
+    try:
+        return parse_deployments(group.deployments, f"{label}: deployments", start)
+    except BacktestError as exc:
+        raise RuleTestError(str(exc)) from None
+
+
 def _matchers(items: Iterable[str], label: str) -> list[Matcher]:
     try:
         return [parse_matcher(item) for item in items]
     except WatchdogError as exc:
         raise RuleTestError(f"{label}: silences: {exc}") from None
-
-
-def _streams(
-    ruleset: RuleSet, group: RuleTestGroup, label: str, start: float, interval: float
-) -> dict[str, list[Sample]]:
-    expanded: dict[str, _Input] = {}
-    for index, item in enumerate(group.input_series):
-        where = f"{label}: input_series[{index}] ({item.series})"
-        signal = ruleset.signals.get(item.series)
-        if signal is None:
-            known = ", ".join(sorted(ruleset.signals))
-            raise RuleTestError(f"{where}: unknown signal (expected one of: {known})")
-        if item.series in expanded:
-            raise RuleTestError(f"{where}: the signal is given twice")
-        divided = signal.spec.errors_query is not None
-        if divided and (item.values is not None or item.errors is None or item.requests is None):
-            raise RuleTestError(
-                f"{where}: give errors and requests (the watchdog divides this signal's "
-                "errors_query by its requests_query), not values"
-            )
-        if not divided and item.errors is not None:
-            raise RuleTestError(
-                f"{where}: errors applies only to a signal given as errors_query + "
-                "requests_query; give values"
-            )
-        if not divided and item.values is None:
-            raise RuleTestError(f"{where}: values is missing")
-        try:
-            main = expand((item.errors if divided else item.values) or "")
-            requests = expand(item.requests) if item.requests is not None else None
-        except SeriesNotationError as exc:
-            raise RuleTestError(f"{where}: {exc}") from None
-        if requests is not None and len(requests) != len(main):
-            what = "errors" if divided else "values"
-            raise RuleTestError(
-                f"{where}: requests has {len(requests)} values but {what} has {len(main)}"
-            )
-        # A signal with a requests_query has no known traffic without `requests:`,
-        # which live is no evidence: the same here.
-        expanded[item.series] = _Input(
-            main, requests, divided, signal.spec.requests_query is not None
-        )
-    if not expanded:
-        raise RuleTestError(f"{label}: no input_series")
-    length = max(len(given.main) for given in expanded.values())
-    # Rules evaluate signal by signal in rules order, as the live daemon samples them.
-    order = [name for name in ruleset.signals if name in expanded]
-    return {
-        name: [expanded[name].sample(start + i * interval, i) for i in range(length)]
-        for name in order
-    }
-
-
-@dataclass(frozen=True)
-class _Input:
-    """One input series: ``main`` is the values, or the errors of a divided signal."""
-
-    main: list[Point]
-    requests: list[Point] | None
-    divided: bool
-    needs_requests: bool
-
-    def sample(self, at: float, i: int) -> Sample:
-        point = self.main[i] if i < len(self.main) else MISSING
-        if self.divided:
-            # `_` errors is an answer without series (0 errors when there is traffic).
-            assert self.requests is not None
-            traffic = self.requests[i] if i < len(self.requests) else MISSING
-            return divide(_answer(at, point), _answer(at, traffic), at)
-        if point is MISSING:
-            return Sample.no_data(at, "no sample (_)")
-        if point is STALE:
-            return Sample.no_data(at, "stale")
-        assert isinstance(point, float)
-        sample = value_sample(at, point)
-        if self.requests is None:
-            if self.needs_requests:
-                return with_requests(sample, Sample.no_data(at, "no requests series given"))
-            return sample
-        traffic = self.requests[i] if i < len(self.requests) else MISSING
-        if traffic is MISSING or traffic is STALE:
-            requests = Sample.no_data(at, "no sample (_)")
-        else:
-            assert isinstance(traffic, float)
-            requests = value_sample(at, traffic)
-        return with_requests(sample, requests)
-
-
-def _answer(at: float, point: Point) -> Sample | None:
-    """A point as a query's answer: `_` and `stale` are an answer without series."""
-    if point is MISSING or point is STALE:
-        return None
-    assert isinstance(point, float)
-    return value_sample(at, point)
 
 
 def _outcome(event: str, fields: Any) -> str | None:

@@ -9,17 +9,17 @@ import dataclasses
 import gc
 from collections import Counter
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from watchdog.backtest.recordings import (
     Recording,
     evidence_notes,
-    infer_step,
-    samples_of,
     watched_signals,
 )
 from watchdog.backtest.replay import Replay
-from watchdog.backtest.timeline import BacktestResult, RuleSummary, Summary
+from watchdog.backtest.samples import infer_step, samples_of
+from watchdog.backtest.timeline import BacktestResult, Event, RuleSummary, Summary
 from watchdog.backtest.times import Deployments
 from watchdog.errors import BacktestError
 from watchdog.incidents.silence import Matcher
@@ -121,6 +121,39 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass
+class _Tally:
+    """What the whole replay would have done, counted from its timeline."""
+
+    incidents: int = 0
+    rollbacks: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    notifications: int = 0
+
+    def count(self, event: Event) -> None:
+        if event.event == "incident_opened":
+            self.incidents += 1
+        elif event.event == "would_rollback" and not event.fields.get("dry_run"):
+            self.rollbacks.update(event.fields["targets"])
+        elif event.event == "suppressed":
+            self.suppressed[event.fields["reason"]] += 1
+        elif event.event == "would_notify":
+            self.notifications += len(event.fields["notifiers"])
+
+
+def _count_for_rule(event: Event, per_rule: RuleSummary) -> None:
+    if event.event == "would_rollback" and not event.fields.get("dry_run"):
+        per_rule.would_rollback += 1
+    elif event.event == "suppressed":
+        per_rule.suppressed[event.fields["reason"]] += 1
+    elif event.event == "would_notify":
+        per_rule.notifications += len(event.fields["notifiers"])
+    elif event.event == "firing":
+        per_rule.fired += 1
+    elif event.event == "decision":
+        per_rule.decisions[event.fields["action"]] += 1
+
+
 def _summarize(
     ruleset: RuleSet,
     replay: Replay,
@@ -138,40 +171,22 @@ def _summarize(
     if missing:
         signals = sorted({ruleset.rule(name).signal for name in missing})
         notes.append(f"not backtested: {', '.join(missing)} (no recording of {', '.join(signals)})")
-    incidents = 0
-    rollbacks: Counter[str] = Counter()
-    suppressed: Counter[str] = Counter()
-    notifications = 0
+    tally = _Tally()
     for event in replay.timeline:
+        tally.count(event)
         per_rule = rules.get(event.rule)
-        if event.event == "incident_opened":
-            incidents += 1
-        elif event.event == "would_rollback" and not event.fields.get("dry_run"):
-            rollbacks.update(event.fields["targets"])
-            if per_rule is not None:
-                per_rule.would_rollback += 1
-        elif event.event == "suppressed":
-            suppressed[event.fields["reason"]] += 1
-            if per_rule is not None:
-                per_rule.suppressed[event.fields["reason"]] += 1
-        elif event.event == "would_notify":
-            notifications += len(event.fields["notifiers"])
-            if per_rule is not None:
-                per_rule.notifications += len(event.fields["notifiers"])
-        elif event.event == "firing" and per_rule is not None:
-            per_rule.fired += 1
-        elif event.event == "decision" and per_rule is not None:
-            per_rule.decisions[event.fields["action"]] += 1
+        if per_rule is not None:
+            _count_for_rule(event, per_rule)
     all_times = [s.at for stream in samples.values() for s in stream[:1]]
     all_ends = [stream[-1].at for stream in samples.values() if stream]
     return Summary(
         start=min(all_times, default=0.0),
         end=max(all_ends, default=0.0),
         samples=sum(len(s) for s in samples.values()),
-        incidents=incidents,
-        rollbacks=rollbacks,
-        suppressed=suppressed,
-        notifications=notifications,
+        incidents=tally.incidents,
+        rollbacks=tally.rollbacks,
+        suppressed=tally.suppressed,
+        notifications=tally.notifications,
         rules=rules,
         notes=notes,
     )

@@ -11,7 +11,6 @@ from typing import TypeVar
 from watchdog.actions.notify.event import IncidentEvent
 from watchdog.backtest.times import rfc3339
 from watchdog.clock import FakeClock
-from watchdog.errors import StoreError
 from watchdog.model import ActionResult, Deploy, RollbackPlan, TargetState
 from watchdog.store.sqlite import SQLiteStore
 
@@ -97,11 +96,4 @@ class ReplayStore(SQLiteStore):
         super().__init__(":memory:")
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            if self._conn is None:
-                raise StoreError("store is not open")
-            try:
-                with self._conn:  # one transaction, committed on success
-                    return fn(self._conn)
-            except sqlite3.Error as exc:
-                raise StoreError(f"state store {self.path}: {exc}") from exc
+        return self._transaction(fn)  # here, on the event loop: no thread hop per call

@@ -1,8 +1,11 @@
 """The ``rollback-watchdog`` verbs, in the promtool/amtool style.
 
-- ``main``: The ``rollback-watchdog`` command line, in the promtool/amtool style.
-- ``ops``: Operator commands: ``targets``, ``rollback``, ``silence add|query|expire``,
-  ``status``, ``postmortem``.
+- ``main``: The command line: the parser from each module's ``register``, and dispatch.
+- ``args``: The settings with the command line's overrides, read the same way by every verb.
+- ``ops``: Verbs that work without a running watchdog: ``targets``, ``rollback``,
+  ``postmortem``.
+- ``silences``: Verbs that talk to a running watchdog's API: ``silence add|query|expire``,
+  ``status``.
 - ``status_view``: The head of ``rollback-watchdog status``: whether the watchdog would act at
   all.
 - ``tune``: Commands for tuning rules: ``backtest``, ``record`` and ``test rules``.

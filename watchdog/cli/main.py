@@ -7,44 +7,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 import httpx
 
 from watchdog import __version__, strict_json
+from watchdog.cli import ops, silences, tune
+from watchdog.cli.args import overrides, settings_from_args
 from watchdog.errors import ConfigError, RuleError, WatchdogError
-from watchdog.settings import Settings, load_settings
+from watchdog.settings import load_settings
 
 Command = Callable[[argparse.Namespace], int]
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(None, **_overrides(args))
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "rules", None):
-        overrides["rules"] = ":".join(args.rules) if isinstance(args.rules, list) else args.rules
-    if getattr(args, "dry_run", False):
-        overrides["dry_run"] = True
-    if getattr(args, "silenced", False):
-        overrides["silenced"] = True
-    if getattr(args, "listen", None):
-        overrides["listen"] = args.listen
-    return overrides
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from watchdog import logs
     from watchdog.service import run_service
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     logs.configure(settings.log_format, settings.log_level)
     return asyncio.run(run_service(settings))
 
@@ -70,7 +54,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from watchdog.redact import redact_urls
     from watchdog.run.preflight import preflight
 
-    report = preflight(None, **_overrides(args))
+    report = preflight(None, **overrides(args))
     if report.settings is not None:
         shown = report.settings.model_dump(mode="json", exclude={"secrets"})
         shown["secrets"] = sorted(report.settings.secrets)
@@ -117,15 +101,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args.scenario, virtual_time=args.virtual_time, record_to=record))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rollback-watchdog",
-        description="Watches error rate, p95 latency and health; rolls back a bad "
-        "Cloudflare deploy, verifies, escalates.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+
+def _register_run(commands: Commands) -> None:
     run = commands.add_parser("run", help="run the watchdog daemon")
     run.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
     run.add_argument("--dry-run", action="store_true", help="never make a mutating call")
@@ -133,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", help="host:port of the HTTP server (default WATCHDOG_LISTEN)")
     run.set_defaults(func=cmd_run)
 
+
+def _register_check(commands: Commands) -> None:
     check = commands.add_parser("check", help="validate rules, config, or a running watchdog")
     check_what = check.add_subparsers(dest="what", metavar="WHAT", required=True)
     check_rules = check_what.add_parser("rules", help="validate rules files")
@@ -152,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--timeout", type=float, default=3.0)
         sub.set_defaults(func=cmd_check_healthy, endpoint=endpoint)
 
+
+def _register_demo(commands: Commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="the whole story on loopback: a bad deploy, "
@@ -175,14 +158,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(commands)
+
+# Each adds its verbs to the parser (``register(commands)``), in the order ``--help`` lists
+# them, so this file stays the dispatcher.
+REGISTER: tuple[Callable[[Commands], None], ...] = (
+    _register_run,
+    _register_check,
+    _register_demo,
+    ops.register,
+    silences.register,
+    tune.register,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rollback-watchdog",
+        description="Watches error rate, p95 latency and health; rolls back a bad "
+        "Cloudflare deploy, verifies, escalates.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in REGISTER:
+        register(commands)
     return parser
-
-
-# Modules that add their own commands (each has ``register(commands)``), so this file
-# stays the dispatcher.
-COMMAND_MODULES: tuple[str, ...] = ("watchdog.cli.ops", "watchdog.cli.tune")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

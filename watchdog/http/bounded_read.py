@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -151,39 +151,57 @@ async def read_body(response: httpx.Response, max_bytes: int) -> bytes:
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_big()  # on the wire already more than we would keep
     decoder = _decoder(response.headers.get("content-encoding", ""), status)
-    chunks: list[bytes] = []
-    size = raw = 0
-
-    def room() -> int:
-        # One byte more than allowed, so an oversize body is seen, never held.
-        return min(SLICE_BYTES, max_bytes - size + 1)
-
-    def keep(out: bytes) -> None:
-        nonlocal size
-        size += len(out)
-        if size > max_bytes:
-            raise too_big()
-        if out:
-            chunks.append(out)
-
+    kept = _Kept(max_bytes, too_big)
     try:
-        async for data in response.aiter_raw():
-            raw += len(data)
-            if raw > max_bytes:
-                raise too_big()
-            keep(decoder.feed(data, room()))
-            while decoder.pending():
-                await asyncio.sleep(0)  # a slice at a time: the event loop stays live
-                keep(decoder.feed(b"", room()))
-        while True:
-            out = decoder.finish(room())
-            if not out:
-                break
-            keep(out)
-            await asyncio.sleep(0)
+        await _decode_stream(response, decoder, kept, max_bytes, too_big)
     except ValueError as exc:
         raise BodyError(str(exc), status) from None
-    return b"".join(chunks)
+    return b"".join(kept.chunks)
+
+
+class _Kept:
+    """The decoded bytes kept so far; one byte past ``max_bytes`` raises."""
+
+    def __init__(self, max_bytes: int, too_big: Callable[[], BodyError]) -> None:
+        self.max_bytes = max_bytes
+        self.too_big = too_big
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def room(self) -> int:
+        # One byte more than allowed, so an oversize body is seen, never held.
+        return min(SLICE_BYTES, self.max_bytes - self.size + 1)
+
+    def keep(self, out: bytes) -> None:
+        self.size += len(out)
+        if self.size > self.max_bytes:
+            raise self.too_big()
+        if out:
+            self.chunks.append(out)
+
+
+async def _decode_stream(
+    response: httpx.Response,
+    decoder: _Decoder,
+    kept: _Kept,
+    max_bytes: int,
+    too_big: Callable[[], BodyError],
+) -> None:
+    raw = 0
+    async for data in response.aiter_raw():
+        raw += len(data)
+        if raw > max_bytes:
+            raise too_big()
+        kept.keep(decoder.feed(data, kept.room()))
+        while decoder.pending():
+            await asyncio.sleep(0)  # a slice at a time: the event loop stays live
+            kept.keep(decoder.feed(b"", kept.room()))
+    while True:
+        out = decoder.finish(kept.room())
+        if not out:
+            break
+        kept.keep(out)
+        await asyncio.sleep(0)
 
 
 async def fetch(

@@ -209,6 +209,15 @@ async def _once(
                 f"{what}: connection lost ({type(exc).__name__}); it may have taken effect"
             ) from None
         raise RetryableActionError(f"{what}: connection failed ({type(exc).__name__})") from None
+    _judge_status(response, what=what, clock=clock, policy=policy, accept_4xx=accept_4xx)
+    return response
+
+
+def _judge_status(
+    response: httpx.Response, *, what: str, clock: Clock, policy: RetryPolicy, accept_4xx: bool
+) -> None:
+    """Raise for a status that is not a success: retryable, permanent, or (a 5xx to a
+    call that is not idempotent) one that may have taken effect."""
     if response.status_code in policy.retry_statuses:
         retry_after = parse_retry_after(response.headers.get("retry-after"), clock.now())
         raise RetryableActionError(
@@ -224,7 +233,6 @@ async def _once(
                 f"{what}: HTTP {response.status_code}{_excerpt(response)}; it may have taken effect"
             )
         raise RetryableActionError(f"{what}: HTTP {response.status_code}{_excerpt(response)}")
-    return response
 
 
 def _excerpt(response: httpx.Response, limit: int = 200) -> str:

@@ -8,10 +8,13 @@ guards, the rollback choice, verification, escalation, silences and the post-mor
   rule's resolution may close it, and closing writes the post-mortem draft.
 - ``manager``: The incident manager, the package's public face: decisions open, join and resolve
   incidents; ``tick`` and ``clock_jumped`` move their deadlines, under one lock.
+- ``matchers``: A silence's matchers, the guards on new ones, and regexes judged once against
+  the known names.
 - ``model``: What an incident is: its phases, its record and decision, and the shared constants.
 - ``postmortem``: The runbook's post-mortem template, filled with an incident's real timeline.
 - ``recorder``: Bookkeeping: every step an event in the store, and the notifications that go
   with it.
+- ``regex_syntax``: The syntax of a matcher's regular expression: a parser into a small tree.
 - ``restore``: After a restart or an election: the store's open incidents back in memory, and
   actions a crash left at 'intent' reconciled with what is live.
 - ``rollback``: Carrying out a rollback: plan per target (guards, silences, the journal when

@@ -75,7 +75,6 @@ class IncidentManager:
     ) -> None:
         self._ruleset = ruleset
         self.engine = engine
-        self.playbook = playbook
         self.store = store
         self.silences = silences
         self.clock = clock
@@ -91,6 +90,14 @@ class IncidentManager:
     @property
     def ruleset(self) -> RuleSet:
         return self._ruleset()
+
+    @property
+    def playbook(self) -> Playbook:
+        return self._rec.playbook
+
+    def replace_playbook(self, playbook: Playbook) -> None:
+        """A reload's new actions: the one reference every helper reads (the recorder's)."""
+        self._rec.playbook = playbook
 
     @property
     def on_event(self) -> Callable[[str, str, dict[str, Any]], None] | None:

@@ -14,6 +14,7 @@ from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
 from watchdog.core.window import SignalWindow
 from watchdog.store.base import IncidentRecord
+from watchdog.termtext import truncate_utf8
 from watchdog.units import format_duration
 
 # One logger for the whole package: log lines keep the name they always had.
@@ -104,13 +105,13 @@ def rollback_message(decision: Decision) -> str:
     """The ``workers/message`` annotation: why, in at most 100 bytes."""
     if decision.extra.get("manual"):
         text = f"rollback-watchdog manual: {decision.extra.get('reason', '')}"
-        return text.encode()[:100].decode(errors="ignore")
+        return truncate_utf8(text, 100)
     op = ">" if decision.comparison == "above" else "<"
     text = (
         f"rollback-watchdog: {decision.rule} {decision.observed_text} {op} "
         f"{decision.threshold_text} for {format_duration(decision.window_s)}"
     )
-    return text.encode()[:100].decode(errors="ignore")
+    return truncate_utf8(text, 100)
 
 
 def rules_of(incident: Incident) -> list[str]:

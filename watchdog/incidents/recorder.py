@@ -38,7 +38,7 @@ class Recorder:
         self.dry_run = dry_run
         self.on_event = on_event
         # The version ledger of every target (the playbook's targets, after reloads too).
-        self.ledgers = Ledgers(store, clock, lambda: playbook.targets)
+        self.ledgers = Ledgers(store, clock, lambda: self.playbook.targets)
 
     @property
     def ruleset(self) -> RuleSet:

@@ -1,7 +1,12 @@
 """The rules files: their format (frozen pydantic models), loading and merging with
 ``file:line key.path`` errors, and the watcher that reloads them when they change.
 
-- ``load``: Load rules files: YAML with line numbers, pydantic validation, cross-references.
-- ``model``: The rules file format (``version: 1``) as frozen pydantic models.
+- ``load``: Load rules files (a file or a directory's files merged); ``check rules``.
+- ``parse``: One file: YAML with line numbers, pydantic validation, ``FILE:LINE`` messages.
+- ``merge``: Merge parsed files into one ``RuleSet``; resolve signals and cross-references.
+- ``ruleset``: What loading yields: the ``RuleSet`` and its ``ResolvedSignal``s.
+- ``model``: The rules file format (``version: 1``): sources, signals, rules, the file.
+- ``response``: What to do about a breach: targets, purges, notifiers, severities, guards.
+- ``fields``: The shared field types: durations, shares, names, thresholds, ``Model``.
 - ``watch``: Reload the rules when their files change, without anyone sending SIGHUP.
 """

@@ -1,6 +1,6 @@
 """The rules file format (``version: 1``) as frozen pydantic models.
 
-Loading, location tracking and cross-reference checks live in ``rules.py``; this
+Loading, location tracking and cross-reference checks live in ``load``; this
 module only says what a valid file looks like. Units are parsed here, so the rest
 of the program sees seconds and ratios, never ``"5m"`` or ``"5%"``.
 """
@@ -10,76 +10,45 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import BaseModel, Field, model_validator
 
-from watchdog.units import (
-    MAX_RULES_DURATION,
-    Unit,
-    parse_duration,
-    parse_share,
-    parse_threshold,
-)
-
-# Validation context of a file a person wrote: durations need a unit and stay below
-# MAX_RULES_DURATION. Models built in code (already in seconds) are not held to it.
-FILE_CONTEXT = {"file": True}
-
-
-def _duration(value: object, info: ValidationInfo) -> float:
-    from_file = bool(info.context and info.context.get("file"))
-    seconds = parse_duration(value, need_unit=from_file)
-    if from_file and seconds > MAX_RULES_DURATION:
-        raise ValueError(
-            f"{value} is longer than the {MAX_RULES_DURATION / 86400:g}d a rules file allows"
-        )
-    return seconds
-
-
-def _positive_duration(value: object, info: ValidationInfo) -> float:
-    seconds = _duration(value, info)
-    if not seconds > 0:
-        raise ValueError(f"must be longer than 0s, got {value!r}")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-# A timeout or a sampling interval: 0 would spin or never wait.
-PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
-Share = Annotated[float, BeforeValidator(parse_share)]
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
-
-Severity = Literal["critical", "high", "medium", "low"]
-SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
-
-
-def _threshold(value: object) -> Threshold:
-    if isinstance(value, Threshold):
-        return value
-    number, unit = parse_threshold(value)
-    return Threshold(value=number, unit=unit, text=str(value))
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Threshold(Model):
-    value: float
-    unit: Unit
-    text: str
-
-
-ThresholdField = Annotated[Threshold, BeforeValidator(_threshold)]
-
+# The shared field types and the response side, re-exported: a reader finds every spec
+# of the format here.
+from watchdog.rules.fields import FILE_CONTEXT as FILE_CONTEXT
+from watchdog.rules.fields import SEVERITIES as SEVERITIES
+from watchdog.rules.fields import Duration as Duration
+from watchdog.rules.fields import Model as Model
+from watchdog.rules.fields import Name as Name
+from watchdog.rules.fields import PositiveDuration as PositiveDuration
+from watchdog.rules.fields import Severity as Severity
+from watchdog.rules.fields import Share as Share
+from watchdog.rules.fields import Threshold as Threshold
+from watchdog.rules.fields import ThresholdField as ThresholdField
+from watchdog.rules.response import NOTIFIER_TYPES as NOTIFIER_TYPES
+from watchdog.rules.response import PURGE_TYPES as PURGE_TYPES
+from watchdog.rules.response import TARGET_TYPES as TARGET_TYPES
+from watchdog.rules.response import AfterRollback as AfterRollback
+from watchdog.rules.response import AppCachePurgeSpec as AppCachePurgeSpec
+from watchdog.rules.response import Correlation as Correlation
+from watchdog.rules.response import EscalationLevel as EscalationLevel
+from watchdog.rules.response import GithubWorkflowTargetSpec as GithubWorkflowTargetSpec
+from watchdog.rules.response import Guards as Guards
+from watchdog.rules.response import NotifierSpec as NotifierSpec
+from watchdog.rules.response import PagerDutyNotifierSpec as PagerDutyNotifierSpec
+from watchdog.rules.response import PagesTargetSpec as PagesTargetSpec
+from watchdog.rules.response import PurgeSpec as PurgeSpec
+from watchdog.rules.response import SentryNotifierSpec as SentryNotifierSpec
+from watchdog.rules.response import SeverityPolicy as SeverityPolicy
+from watchdog.rules.response import SilencePolicy as SilencePolicy
+from watchdog.rules.response import SlackNotifierSpec as SlackNotifierSpec
+from watchdog.rules.response import StatuspageNotifierSpec as StatuspageNotifierSpec
+from watchdog.rules.response import TargetSpec as TargetSpec
+from watchdog.rules.response import VerifyCheck as VerifyCheck
+from watchdog.rules.response import WebhookNotifierSpec as WebhookNotifierSpec
+from watchdog.rules.response import WorkerTargetSpec as WorkerTargetSpec
+from watchdog.rules.response import ZonePurgeSpec as ZonePurgeSpec
+from watchdog.rules.response import runbook_severities as runbook_severities
+from watchdog.units import Unit
 
 # --- sources ---------------------------------------------------------------------------
 
@@ -224,191 +193,9 @@ class RuleSpec(Model):
         return "above" if self.above is not None else "below"
 
 
-# --- targets ---------------------------------------------------------------------------
-
-
-class WorkerTargetSpec(Model):
-    type: Literal["cloudflare-worker"]
-    script: str
-    account: str | None = None
-    on_secret_changed: Literal["refuse", "force"] = "refuse"
-    purge: tuple[Name, ...] = ()
-
-
-class PagesTargetSpec(Model):
-    type: Literal["cloudflare-pages"]
-    project: str
-    account: str | None = None
-    purge: tuple[Name, ...] = ()
-
-
-class GithubWorkflowTargetSpec(Model):
-    """Roll back by dispatching the runbook's ``rollback.yml`` in CI instead of calling the API."""
-
-    type: Literal["github-workflow"]
-    repo: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")]
-    workflow: str = "rollback.yml"
-    ref: str = "main"
-    component: Literal["worker", "frontend", "both"] = "both"
-    token_secret: str = "github_token"
-    api_url: str = "https://api.github.com"
-    purge: tuple[Name, ...] = ()
-
-
-TargetSpec = Annotated[
-    WorkerTargetSpec | PagesTargetSpec | GithubWorkflowTargetSpec, Field(discriminator="type")
-]
-TARGET_TYPES = ("cloudflare-worker", "cloudflare-pages", "github-workflow")
-
-# --- purges ----------------------------------------------------------------------------
-
-
-class AppCachePurgeSpec(Model):
-    """The runbook's ``DELETE /api/admin/cache`` with a bearer token."""
-
-    type: Literal["app-admin"]
-    url: str
-    method: Literal["DELETE", "POST"] = "DELETE"
-    token_secret: str = "app_admin_token"
-
-
-class ZonePurgeSpec(Model):
-    type: Literal["cloudflare-zone"]
-    zone: str
-    everything: bool = False
-    tags: tuple[str, ...] = ()
-    hosts: tuple[str, ...] = ()
-    prefixes: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> ZonePurgeSpec:
-        kinds = [k for k in ("tags", "hosts", "prefixes", "files") if getattr(self, k)] + (
-            ["everything"] if self.everything else []
-        )
-        if len(kinds) != 1:
-            raise ValueError(
-                "give exactly one of everything: true, tags, hosts, prefixes or files "
-                f"(got {', '.join(kinds) or 'none'})"
-            )
-        return self
-
-
-PurgeSpec = Annotated[AppCachePurgeSpec | ZonePurgeSpec, Field(discriminator="type")]
-PURGE_TYPES = ("app-admin", "cloudflare-zone")
-
-# --- notifiers -------------------------------------------------------------------------
-
-
-class SlackNotifierSpec(Model):
-    type: Literal["slack"]
-    webhook_secret: str = "slack_webhook"
-
-
-class WebhookNotifierSpec(Model):
-    type: Literal["webhook"]
-    url_secret: str = "webhook_url"
-    hmac_secret: str | None = "webhook_hmac_key"
-
-
-class PagerDutyNotifierSpec(Model):
-    type: Literal["pagerduty"]
-    routing_key_secret: str = "pagerduty_routing_key"
-    url: str = "https://events.pagerduty.com/v2/enqueue"
-
-
-class StatuspageNotifierSpec(Model):
-    type: Literal["statuspage"]
-    page_id: str
-    component_id: str | None = None
-    api_key_secret: str = "statuspage_api_key"
-    url: str = "https://api.statuspage.io/v1"
-
-
-class SentryNotifierSpec(Model):
-    type: Literal["sentry"]
-
-
-NotifierSpec = Annotated[
-    SlackNotifierSpec
-    | WebhookNotifierSpec
-    | PagerDutyNotifierSpec
-    | StatuspageNotifierSpec
-    | SentryNotifierSpec,
-    Field(discriminator="type"),
-]
-NOTIFIER_TYPES = ("slack", "webhook", "pagerduty", "statuspage", "sentry")
-
-# --- policy ----------------------------------------------------------------------------
-
-
-class SeverityPolicy(Model):
-    act: Literal["rollback", "notify"]
-    grace: Duration = 0.0
-    escalate_after: Duration | None = None
-
-
-def runbook_severities() -> dict[Severity, SeverityPolicy]:
-    """The team runbook's decision matrix, used when a rules file has none."""
-    return {
-        "critical": SeverityPolicy(act="rollback"),
-        "high": SeverityPolicy(act="rollback", grace=600.0),
-        "medium": SeverityPolicy(act="notify", escalate_after=1800.0),
-        "low": SeverityPolicy(act="notify"),
-    }
-
-
-class VerifyCheck(Model):
-    """After a rollback: ``signal`` below a value, or back to its pre-incident baseline."""
-
-    signal: str
-    below: ThresholdField | None = None
-    baseline: bool = False
-    tolerance: Share = 0.2
-    within: Duration
-
-    @model_validator(mode="after")
-    def _one_goal(self) -> VerifyCheck:
-        if (self.below is None) == (not self.baseline):
-            raise ValueError("give exactly one of 'below' or 'baseline: true'")
-        return self
-
-
-class AfterRollback(Model):
-    purge: tuple[Name, ...] = ()
-    verify: tuple[VerifyCheck, ...] = ()
-    stable_for: Duration = 300.0
-
-
-class EscalationLevel(Model):
-    level: int = Field(ge=1, le=10)
-    name: str = ""
-    after: Duration = 0.0
-    notify: tuple[Name, ...]
-
-
-class Correlation(Model):
-    """Roll back only a deploy that explains the breach."""
-
-    enabled: bool = True
-    max_deploy_age: Duration = 7200.0
-
-
-class Guards(Model):
-    cooldown: Duration = 1800.0
-    max_rollbacks_per_hour: int = Field(default=3, ge=0)
-    # A version that served this long with every rule inactive is verified healthy
-    # (a preferred rollback target), as a passed verification makes it.
-    healthy_after: Duration = Field(default=7200.0, gt=0)
-
-
 class Defaults(Model):
     interval: PositiveDuration = 15.0
     blind_after: Duration = 300.0
-
-
-class SilencePolicy(Model):
-    signal_duration: Duration = 3600.0
 
 
 class RulesFile(Model):

@@ -1,11 +1,14 @@
 """The running daemon: sampling loops, reloads, the runtime wired from the rules, and
 leader election so that only one replica acts.
 
+- ``coalesce``: At most one run of a job at a time, later calls sharing the next (reloads).
 - ``daemon``: The daemon's core: sampling loops feeding the engine, reloads, decisions out.
 - ``ha``: Only the leader acts; every replica samples.
 - ``leader``: Which replica acts.
 - ``preflight``: One preflight for a configuration: settings, rules and every secret the rules
   need, all problems at once.
+- ``sampling``: Signals grouped by source and interval, one round of a group's samples, and
+  readiness.
 - ``runtime``: Everything a running watchdog is made of, wired once: store, silences, actions,
   playbook, incident manager and the sampling daemon.
 """

@@ -10,7 +10,6 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -21,8 +20,11 @@ from watchdog.core.engine import Engine, Observation
 from watchdog.errors import RuleError
 from watchdog.metrics import Metrics
 from watchdog.model import Sample, SampleKind
-from watchdog.rules.load import ResolvedSignal, RuleSet, load_rules
+from watchdog.rules.load import RuleSet, load_rules
 from watchdog.rules.model import SourceSpec
+from watchdog.run.coalesce import Coalesced
+from watchdog.run.sampling import SignalGroup as _Group
+from watchdog.run.sampling import readiness, sample_group, signal_groups
 from watchdog.sources.base import Source, SourceDeps
 from watchdog.sources.registry import SourceFactory, build_source
 
@@ -31,39 +33,6 @@ log = structlog.get_logger("watchdog.run.daemon")
 DecisionHandler = Callable[[Decision], Awaitable[None]]
 ClockJumpHandler = Callable[[float], Coroutine[Any, Any, None]]
 ObservationHook = Callable[[Observation], None]
-
-
-@dataclass
-class _Group:
-    """Signals sampled together: same source, same interval."""
-
-    source_name: str
-    interval: float
-    signals: list[ResolvedSignal]
-
-
-class Coalesced:
-    """Runs ``job`` at most once at a time. Calls that arrive while it runs share the
-    next run, which starts when it ends and reads the files as they are then (the
-    last one wins): a storm of reloads costs two loads, not one per request."""
-
-    def __init__(self, job: Callable[[], Awaitable[bool]]) -> None:
-        self._job = job
-        self._lock = asyncio.Lock()
-        self._asked = 0
-        self._done = 0
-        self._result = False
-
-    async def __call__(self) -> bool:
-        self._asked += 1
-        ticket = self._asked
-        async with self._lock:
-            if self._done >= ticket:  # a run that started after this call covered it
-                return self._result
-            covered = self._asked
-            self._result = await self._job()
-            self._done = covered
-            return self._result
 
 
 class Watchdog:
@@ -217,17 +186,7 @@ class Watchdog:
         return rebuilt
 
     def _groups(self) -> list[_Group]:
-        groups: dict[tuple[str, float], _Group] = {}
-        watched = {rule.signal for rule in self.ruleset.rules}
-        watched |= {check.signal for check in self.ruleset.after_rollback.verify}
-        for signal in self.ruleset.signals.values():
-            if signal.name not in watched:
-                continue
-            key = (signal.source_name, signal.interval)
-            groups.setdefault(key, _Group(signal.source_name, signal.interval, [])).signals.append(
-                signal
-            )
-        return list(groups.values())
+        return signal_groups(self.ruleset)
 
     def _start_loops(self) -> None:
         self._restart_loops(set(self._sources))
@@ -350,21 +309,7 @@ class Watchdog:
         spec, source = self._sources[group.source_name]
         started = time.perf_counter()
         now = self.clock.now() if at is None else at
-        try:
-            # The source enforces its own timeout; this is the backstop for a hung one.
-            async with asyncio.timeout(spec.timeout + 1.0):
-                samples = await source.sample(group.signals, now)
-        except TimeoutError:
-            samples = {
-                s.name: Sample.error(
-                    now, f"source {group.source_name} hung past its {spec.timeout:g}s timeout"
-                )
-                for s in group.signals
-            }
-        except Exception as exc:  # boundary: a source bug must not end sampling for good
-            log.exception("source failed unexpectedly", source=group.source_name)
-            reason = f"source {group.source_name} failed: {type(exc).__name__}"
-            samples = {s.name: Sample.error(now, reason) for s in group.signals}
+        samples = await sample_group(spec, source, group, now)
         self.metrics.sample_duration.labels(source=group.source_name).observe(
             time.perf_counter() - started
         )
@@ -449,15 +394,4 @@ class Watchdog:
 
     def ready(self, now: float | None = None) -> tuple[bool, str]:
         """Ready when rules are loaded and every sampled source answered recently."""
-        now = self.clock.now() if now is None else now
-        if not self.ruleset.rules:
-            return False, "no rules loaded"
-        stale = []
-        for group in self._groups():
-            last = self._last_answer.get(group.source_name)
-            horizon = max(3 * group.interval, 30.0)
-            if last is None or now - last > horizon:
-                stale.append(group.source_name)
-        if stale:
-            return False, f"sources not answering: {', '.join(sorted(set(stale)))}"
-        return True, "ok"
+        return readiness(self.ruleset, self._last_answer, self.clock.now() if now is None else now)

@@ -90,7 +90,7 @@ def _owners(ruleset: RuleSet) -> list[Owner]:
 def _owners_of_files(paths: list[str]) -> list[Owner]:
     """When the rules as a whole are invalid: every entry that is valid on its own, so
     the missing secrets are listed beside the rules problems."""
-    from watchdog.rules.load import _parse_yaml
+    from watchdog.rules.parse import _parse_yaml
 
     out: list[Owner] = []
     for path in rule_files(paths):

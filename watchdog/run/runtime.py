@@ -21,7 +21,8 @@ from watchdog.incidents.silence import Silences, known_names
 from watchdog.metrics import Metrics
 from watchdog.rules.load import RuleSet, load_rules
 from watchdog.rules.watch import watch_rules
-from watchdog.run.daemon import Coalesced, Watchdog
+from watchdog.run.coalesce import Coalesced
+from watchdog.run.daemon import Watchdog
 from watchdog.run.ha import LeaderGate
 from watchdog.run.leader import leadership_for
 from watchdog.run.preflight import secret_problems
@@ -41,8 +42,7 @@ class Runtime:
     store: Store
     silences: Silences
     watchdog: Watchdog
-    playbook: Playbook
-    manager: IncidentManager
+    manager: IncidentManager  # holds the playbook: a reload swaps that one reference
     gate: LeaderGate  # replicas on PostgreSQL: only the leader's manager acts
     tick_s: float = 1.0
     watch_rules_files: bool = False  # poll the rules files (ConfigMap swaps) and reload
@@ -51,6 +51,10 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self._coalesced_reload = Coalesced(self._reload)
+
+    @property
+    def playbook(self) -> Playbook:
+        return self.manager.playbook
 
     @classmethod
     async def build(
@@ -88,7 +92,7 @@ class Runtime:
                 cloudflare_account_id=settings.cloudflare_account_id,
             )
             watchdog = Watchdog(ruleset, deps, metrics or Metrics(), settings.rules_paths)
-            playbook = _playbook(actions, store, clock, watchdog.metrics)
+            playbook = build_playbook(actions, store, clock, watchdog.metrics)
             manager = IncidentManager(
                 lambda: watchdog.ruleset,
                 watchdog.engine,
@@ -108,7 +112,7 @@ class Runtime:
         except BaseException:
             await store.close()
             raise
-        runtime = cls(settings, clock, http, store, silences, watchdog, playbook, manager, gate)
+        runtime = cls(settings, clock, http, store, silences, watchdog, manager, gate)
         # A rule set handed in (tests, backtest) must not be replaced by WATCHDOG_RULES.
         runtime.watch_rules_files = from_files and settings.rules_watch_interval > 0
         return runtime
@@ -154,11 +158,11 @@ class Runtime:
         except (RuleError, ConfigError) as exc:
             self.watchdog.reload_failed(exc.problems if isinstance(exc, RuleError) else [str(exc)])
             return False
-        fresh = _playbook(actions, self.store, self.clock, self.watchdog.metrics)
-        self.playbook.targets = fresh.targets
-        self.playbook.purges = fresh.purges
-        self.playbook.notifiers = fresh.notifiers
-        self.playbook.target_purges = fresh.target_purges
+        # A new playbook, not fields copied into the old one (a field added later would
+        # be forgotten there); an action in flight finishes on the one it started with.
+        self.manager.replace_playbook(
+            build_playbook(actions, self.store, self.clock, self.watchdog.metrics)
+        )
         self.watchdog.reloaded(ruleset)
         self.silences.set_known(known_names((r.name for r in ruleset.rules), ruleset.targets))
         await self.silences.judge_all()
@@ -196,7 +200,8 @@ class Runtime:
         }
 
 
-def _playbook(actions: Actions, store: Store, clock: Clock, metrics: Metrics) -> Playbook:
+def build_playbook(actions: Actions, store: Store, clock: Clock, metrics: Metrics) -> Playbook:
+    """The playbook of a rule set's actions."""
     return Playbook(
         actions.targets,
         actions.purges,

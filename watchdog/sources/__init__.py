@@ -7,8 +7,8 @@ rules file's ``type:``. Every source answers a value, no data or an error, never
 - ``expfmt``: A fast, selective parser of the Prometheus text exposition format (version 0.0.4).
 - ``histogram``: ``histogram_quantile`` for classic histograms, exactly as PromQL computes it.
 - ``probe``: The ``probe`` source: one HTTP GET of a health URL per call.
-- ``prometheus``: The ``prometheus`` source: PromQL instant queries over the HTTP API, and the
-  range-query reader the backtest uses.
+- ``prometheus``: The ``prometheus`` source: PromQL instant queries over the HTTP API.
+- ``prometheus_range``: Range queries and the matrix reader, for the backtest's recordings.
 - ``registry``: Source types by the rules file's ``type:`` key: one dict, one builder.
 - ``scrape``: The ``scrape`` source: read an app's own ``/metrics`` page, no Prometheus server.
 """

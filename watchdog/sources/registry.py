@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -15,6 +14,10 @@ from watchdog.rules.model import (
     SourceSpec,
 )
 from watchdog.sources.base import Source, SourceDeps
+from watchdog.sources.cloudflare import CloudflareSource
+from watchdog.sources.probe import ProbeSource
+from watchdog.sources.prometheus import PrometheusSource
+from watchdog.sources.scrape import ScrapeSource
 
 SourceFactory = Callable[[str, SourceSpec, SourceDeps], Source]
 _Spec = TypeVar("_Spec")
@@ -27,28 +30,18 @@ def _expect(name: str, spec: SourceSpec, kind: type[_Spec]) -> _Spec:
 
 
 def _prometheus(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
-    from watchdog.sources.prometheus import PrometheusSource
-
     return PrometheusSource(name, _expect(name, spec, PrometheusSourceSpec), deps)
 
 
 def _scrape(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
-    # Imported by name when first used, so this registry loads (and type-checks)
-    # whether or not the scrape module is present.
-    module = importlib.import_module("watchdog.sources.scrape")
-    source: Source = module.ScrapeSource(name, _expect(name, spec, ScrapeSourceSpec), deps)
-    return source
+    return ScrapeSource(name, _expect(name, spec, ScrapeSourceSpec), deps)
 
 
 def _probe(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
-    from watchdog.sources.probe import ProbeSource
-
     return ProbeSource(name, _expect(name, spec, ProbeSourceSpec), deps)
 
 
 def _cloudflare(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
-    from watchdog.sources.cloudflare import CloudflareSource
-
     return CloudflareSource(name, _expect(name, spec, CloudflareSourceSpec), deps)
 
 

@@ -8,6 +8,7 @@ PostgreSQL serves replicas; ``open_store`` picks one from ``WATCHDOG_STATE``.
   file beside the database for as long as it lives.
 - ``postgres``: The state store in PostgreSQL, for replicas that share one state
   (``WATCHDOG_STATE`` = ``postgresql://…``).
+- ``postgres_migrate``: PostgreSQL advisory lock keys; the migrations, run once under one.
 - ``sqlite``: The state store in SQLite: the embedded default (WAL, one worker thread so the
   event loop never blocks, versioned migrations).
 """

@@ -18,7 +18,6 @@ psycopg is imported here only: SQLite users need not install it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,6 +41,8 @@ from watchdog.store.base import (
     pick_incident,
     silences_from_rows,
 )
+from watchdog.store.postgres_migrate import advisory_key as advisory_key
+from watchdog.store.postgres_migrate import migrate
 
 if TYPE_CHECKING:
     Conn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -97,14 +98,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit advisory lock key for ``name`` (PostgreSQL's bigint)."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-MIGRATION_LOCK = advisory_key("rollback-watchdog/migrate")
 
 # The URL without its password, for log lines and errors (the one shared helper).
 redact = redact_url
@@ -174,7 +167,7 @@ class PostgresStore:
     async def open(self) -> None:
         self._open = True
         try:
-            await self._run(_migrate)
+            await self._run(lambda conn: migrate(conn, MIGRATIONS))
         except StoreError as exc:
             self._open = False
             await self._discard()
@@ -388,21 +381,3 @@ class PostgresStore:
             return await cursor.fetchall()
 
         return await self._run(read)
-
-
-async def _migrate(conn: Conn) -> None:
-    # Replicas starting together: the first migrates, the others wait, then see it done.
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-    await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    cursor = await conn.execute("SELECT MAX(version) FROM schema_version")
-    row = await cursor.fetchone()
-    current = (row[0] if row is not None else None) or 0
-    if current > len(MIGRATIONS):
-        raise StoreError(
-            f"state store schema version {current} is newer than this watchdog knows "
-            f"({len(MIGRATIONS)}); upgrade the watchdog"
-        )
-    for version in range(current + 1, len(MIGRATIONS) + 1):
-        # Our own constant DDL, no parameters: the simple protocol runs it as one script.
-        await conn.execute(MIGRATIONS[version - 1])
-        await conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))

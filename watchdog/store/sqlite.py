@@ -90,19 +90,23 @@ class SQLiteStore:
         self._closed = False
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            with self._lock:
-                if self._conn is None:
-                    raise StoreError("store is not open")
-                try:
-                    with self._conn:  # one transaction, committed on success
-                        return fn(self._conn)
-                except sqlite3.Error as exc:
-                    raise StoreError(f"state store {self.path}: {exc}") from exc
-
         if self._closed:  # its worker thread is gone: say so as a StoreError
             raise StoreError(f"state store {self.path} is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._transaction, fn
+        )
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in one transaction, committed on success; a database error is a
+        ``StoreError``."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError("store is not open")
+            try:
+                with self._conn:
+                    return fn(self._conn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"state store {self.path}: {exc}") from exc
 
     async def open(self) -> None:
         def connect() -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from watchdog import termtext
 from watchdog.clock import Clock, SystemClock
 from watchdog.demo.fakes.cloudflare_graphql import WorkersAnalytics, install
 from watchdog.http.server import Request, Response, Router
@@ -223,7 +224,7 @@ def envelope_error(
 
 def truncate_utf8(text: str, limit: int = MESSAGE_MAX_BYTES) -> str:
     """At most ``limit`` bytes of UTF-8, never cutting a character in half."""
-    return text.encode()[:limit].decode("utf-8", errors="ignore")
+    return termtext.truncate_utf8(text, limit)
 
 
 def _iso_us(ts: float) -> str:

@@ -1,0 +1,63 @@
+"""The field types every part of a rules file shares: durations with units, shares,
+names, severities and thresholds, and the frozen base ``Model``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+
+from watchdog.units import MAX_RULES_DURATION, Unit, parse_duration, parse_share, parse_threshold
+
+# Validation context of a file a person wrote: durations need a unit and stay below
+# MAX_RULES_DURATION. Models built in code (already in seconds) are not held to it.
+FILE_CONTEXT = {"file": True}
+
+
+def _duration(value: object, info: ValidationInfo) -> float:
+    from_file = bool(info.context and info.context.get("file"))
+    seconds = parse_duration(value, need_unit=from_file)
+    if from_file and seconds > MAX_RULES_DURATION:
+        raise ValueError(
+            f"{value} is longer than the {MAX_RULES_DURATION / 86400:g}d a rules file allows"
+        )
+    return seconds
+
+
+def _positive_duration(value: object, info: ValidationInfo) -> float:
+    seconds = _duration(value, info)
+    if not seconds > 0:
+        raise ValueError(f"must be longer than 0s, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+# A timeout or a sampling interval: 0 would spin or never wait.
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+Share = Annotated[float, BeforeValidator(parse_share)]
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+
+Severity = Literal["critical", "high", "medium", "low"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
+
+
+def _threshold(value: object) -> Threshold:
+    if isinstance(value, Threshold):
+        return value
+    number, unit = parse_threshold(value)
+    return Threshold(value=number, unit=unit, text=str(value))
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Threshold(Model):
+    value: float
+    unit: Unit
+    text: str
+
+
+ThresholdField = Annotated[Threshold, BeforeValidator(_threshold)]

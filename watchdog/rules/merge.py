@@ -1,0 +1,387 @@
+"""Merge parsed rules files into one ``RuleSet``: names defined once, one-file sections
+given once, every cross-reference (signal, source, target, purge, notifier) resolved,
+and each threshold checked against its signal's unit. Every problem is collected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from watchdog.rules.model import (
+    IMPLICIT_FIELDS,
+    NAMED_SECTIONS,
+    SINGLETON_SECTIONS,
+    AfterRollback,
+    Correlation,
+    Defaults,
+    EscalationLevel,
+    Guards,
+    NotifierSpec,
+    PurgeSpec,
+    RuleSpec,
+    SignalSpec,
+    SilencePolicy,
+    SourceSpec,
+    TargetSpec,
+    Threshold,
+    runbook_severities,
+)
+from watchdog.rules.parse import Parsed, Path_, where
+from watchdog.rules.ruleset import ResolvedSignal, RuleSet
+from watchdog.units import Unit, threshold_problem
+
+
+def merge(parsed: list[Parsed]) -> tuple[RuleSet, list[str]]:
+    """The files' merged ``RuleSet`` and every problem found (the set is only usable
+    when there are none)."""
+    return _Merge(parsed).run()
+
+
+class _Merge:
+    """One merge: the sections collected from every file, with where each came from."""
+
+    def __init__(self, parsed: list[Parsed]) -> None:
+        self.parsed = parsed
+        self.problems: list[str] = []
+        self.named: dict[str, dict[str, Any]] = {section: {} for section in NAMED_SECTIONS}
+        self.origin: dict[tuple[str, str], tuple[Parsed, Path_]] = {}
+        self.singletons: dict[str, Any] = {}
+        self.singleton_origin: dict[str, Parsed] = {}
+        self.rules: list[tuple[RuleSpec, Parsed, Path_]] = []
+        self.rule_origin: dict[str, tuple[Parsed, Path_]] = {}
+        self.signals: dict[str, ResolvedSignal] = {}
+
+    def run(self) -> tuple[RuleSet, list[str]]:
+        for item in self.parsed:
+            self._collect_named(item)
+            self._collect_singletons(item)
+            self._collect_rules(item)
+        self.defaults: Defaults = self.singletons.get("defaults") or Defaults()
+        self.sources: dict[str, SourceSpec] = self.named["sources"]
+        self._resolve_signals()
+        self.targets: dict[str, TargetSpec] = self.named["targets"]
+        self.purges: dict[str, PurgeSpec] = self.named["purges"]
+        self.notifiers: dict[str, NotifierSpec] = self.named["notifiers"]
+        for name, target in self.targets.items():
+            item, path = self.origin[("targets", name)]
+            self._need(target.purge, self.purges, "purge", item, (*path, "purge"))
+        for rule, item, path in self.rules:
+            self._check_rule(rule, item, path)
+        after = self._after_rollback()
+        notify = self._notify()
+        escalation = self._escalation()
+        return self._ruleset(after, notify, escalation), self.problems
+
+    # --- collecting, each name once ------------------------------------------------------
+
+    def _collect_named(self, item: Parsed) -> None:
+        for section in NAMED_SECTIONS:
+            for name, spec in getattr(item.model, section).items():
+                path: Path_ = (section, name)
+                if name in self.named[section]:
+                    first, first_path = self.origin[(section, name)]
+                    self.problems.append(
+                        f"{where(item, path)}: duplicate name (first defined at "
+                        f"{first.file}:{first.marks.line_of(first_path)})"
+                    )
+                    continue
+                self.named[section][name] = spec
+                self.origin[(section, name)] = (item, path)
+
+    def _collect_singletons(self, item: Parsed) -> None:
+        for section in SINGLETON_SECTIONS:
+            value = getattr(item.model, section)
+            if value is None:
+                continue
+            if section in self.singletons:
+                first = self.singleton_origin[section]
+                self.problems.append(
+                    f"{where(item, (section,))}: defined again (first at "
+                    f"{first.file}:{first.marks.line_of((section,))}); give it in one file"
+                )
+                continue
+            self.singletons[section] = value
+            self.singleton_origin[section] = item
+
+    def _collect_rules(self, item: Parsed) -> None:
+        for index, rule in enumerate(item.model.rules):
+            path: Path_ = ("rules", index)
+            if rule.name in self.rule_origin:
+                first, first_path = self.rule_origin[rule.name]
+                self.problems.append(
+                    f"{where(item, (*path, 'name'))}: duplicate rule name {rule.name!r} "
+                    f"(first at {first.file}:{first.marks.line_of(first_path)})"
+                )
+                continue
+            self.rule_origin[rule.name] = (item, path)
+            self.rules.append((rule, item, path))
+
+    # --- cross-references ----------------------------------------------------------------
+
+    def _resolve_signals(self) -> None:
+        for name, spec in self.named["signals"].items():
+            item, path = self.origin[("signals", name)]
+            resolved, found = resolve_signal(name, spec, self.sources, self.defaults, item, path)
+            self.problems.extend(found)
+            if resolved is not None:
+                self.signals[name] = resolved
+
+    def _need(
+        self, names: Iterable[str], pool: Mapping[str, Any], what: str, item: Parsed, path: Path_
+    ) -> None:
+        for index, name in enumerate(names):
+            if name not in pool:
+                known = ", ".join(sorted(pool)) or "none defined"
+                self.problems.append(
+                    f"{where(item, (*path, index))}: unknown {what} {name!r} "
+                    f"(expected one of: {known})"
+                )
+
+    def _check_rule(self, rule: RuleSpec, item: Parsed, path: Path_) -> None:
+        signal = _implicit_signal(rule.signal, self.signals, self.sources, self.defaults)
+        if signal is None:
+            known = ", ".join(sorted(self.signals)) or "none defined"
+            self.problems.append(
+                f"{where(item, (*path, 'signal'))}: unknown signal {rule.signal!r} "
+                f"(expected one of: {known})"
+            )
+        else:
+            self.signals.setdefault(signal.name, signal)
+            threshold = rule.threshold
+            problem = _threshold_problem(rule.comparison, threshold, signal)
+            if problem is not None:
+                self.problems.append(f"{where(item, (*path, rule.comparison))}: {problem}")
+            if rule.min_requests > 0 and not reports_traffic(signal):
+                # Silently ignoring min_requests would act on too little traffic.
+                self.problems.append(
+                    f"{where(item, (*path, 'min_requests'))}: signal {signal.name!r} does not "
+                    "report its traffic (give the prometheus signal a requests_query, or use "
+                    "a scrape error_ratio/quantile or cloudflare error_rate signal)"
+                )
+        self._need(rule.rollback, self.targets, "target", item, (*path, "rollback"))
+        if rule.notify is not None:
+            self._need(rule.notify, self.notifiers, "notifier", item, (*path, "notify"))
+
+    def _after_rollback(self) -> AfterRollback:
+        after: AfterRollback = self.singletons.get("after_rollback") or AfterRollback()
+        if "after_rollback" not in self.singletons:
+            return after
+        item = self.singleton_origin["after_rollback"]
+        self._need(after.purge, self.purges, "purge", item, ("after_rollback", "purge"))
+        for index, check in enumerate(after.verify):
+            signal = _implicit_signal(check.signal, self.signals, self.sources, self.defaults)
+            at_signal = where(item, ("after_rollback", "verify", index, "signal"))
+            if signal is None:
+                self.problems.append(f"{at_signal}: unknown signal {check.signal!r}")
+                continue
+            self.signals.setdefault(signal.name, signal)
+            if check.below is not None:
+                problem = _threshold_problem("below", check.below, signal)
+                if problem is not None:
+                    at = where(item, ("after_rollback", "verify", index, "below"))
+                    self.problems.append(f"{at}: {problem}")
+        return after
+
+    def _notify(self) -> tuple[str, ...]:
+        notify: tuple[str, ...] = self.singletons.get("notify") or tuple(self.notifiers)
+        if "notify" in self.singletons:
+            item = self.singleton_origin["notify"]
+            self._need(notify, self.notifiers, "notifier", item, ("notify",))
+        return notify
+
+    def _escalation(self) -> tuple[EscalationLevel, ...]:
+        escalation: tuple[EscalationLevel, ...] = self.singletons.get("escalation") or ()
+        if "escalation" in self.singletons:
+            item = self.singleton_origin["escalation"]
+            for index, level in enumerate(escalation):
+                path: Path_ = ("escalation", index, "notify")
+                self._need(level.notify, self.notifiers, "notifier", item, path)
+        return escalation
+
+    def _ruleset(
+        self, after: AfterRollback, notify: tuple[str, ...], escalation: tuple[EscalationLevel, ...]
+    ) -> RuleSet:
+        severities = dict(runbook_severities())
+        severities.update(self.singletons.get("severities") or {})
+        summaries = {
+            p.file: f"{len(p.model.rules)} rules, {len(p.model.signals)} signals, "
+            f"{len(p.model.sources)} sources, {len(p.model.targets)} targets"
+            for p in self.parsed
+        }
+        return RuleSet(
+            sources=self.sources,
+            signals=self.signals,
+            targets=self.targets,
+            purges=self.purges,
+            notifiers=self.notifiers,
+            rules=tuple(rule for rule, _, _ in self.rules),
+            severities=severities,
+            notify=notify,
+            after_rollback=after,
+            escalation=escalation,
+            correlation=self.singletons.get("correlation") or Correlation(),
+            guards=self.singletons.get("guards") or Guards(),
+            defaults=self.defaults,
+            silence=self.singletons.get("silence") or SilencePolicy(),
+            files=tuple(p.file for p in self.parsed),
+            summaries=summaries,
+        )
+
+
+# --- signals -------------------------------------------------------------------------
+
+
+def reports_traffic(signal: ResolvedSignal) -> bool:
+    """Whether samples of ``signal`` carry a request count (for ``min_requests``)."""
+    spec = signal.spec
+    if signal.source.type == "prometheus":
+        return spec.requests_query is not None
+    if signal.source.type == "scrape":
+        return spec.kind in ("error_ratio", "quantile")
+    if signal.source.type == "cloudflare":
+        return spec.field in ("error_rate", "requests")
+    return False
+
+
+def _threshold_problem(comparison: str, threshold: Threshold, signal: ResolvedSignal) -> str | None:
+    if not _units_fit(threshold.unit, signal.unit):
+        return (
+            f"threshold {threshold.text!r} is a {threshold.unit} but signal {signal.name!r} "
+            f"is in {signal.unit}"
+        )
+    return threshold_problem(
+        comparison, threshold.value, threshold.unit, threshold.text, signal.unit
+    )
+
+
+def _units_fit(threshold: Unit, signal: Unit) -> bool:
+    # A bare number fits any signal (0.05 for a ratio, 5 for seconds); units must agree.
+    return threshold == "number" or threshold == signal
+
+
+def _implicit_signal(
+    name: str,
+    signals: Mapping[str, ResolvedSignal],
+    sources: Mapping[str, SourceSpec],
+    defaults: Defaults,
+) -> ResolvedSignal | None:
+    """``health.up`` names field ``up`` of probe source ``health`` without a signals entry."""
+    if name in signals:
+        return signals[name]
+    source_name, _, field_name = name.rpartition(".")
+    source = sources.get(source_name)
+    if source is None:
+        return None
+    fields = IMPLICIT_FIELDS.get(source.type, {})
+    if field_name not in fields:
+        return None
+    spec = SignalSpec(source=source_name, field=field_name)
+    interval = source.interval if source.interval is not None else defaults.interval
+    return ResolvedSignal(name, source_name, source, spec, fields[field_name], interval)
+
+
+_SCRAPE_UNITS: dict[str, Unit] = {
+    "error_ratio": "ratio",
+    "quantile": "seconds",
+    "gauge": "number",
+    "rate": "number",
+}
+
+
+def resolve_signal(
+    name: str,
+    spec: SignalSpec,
+    sources: Mapping[str, SourceSpec],
+    defaults: Defaults,
+    item: Parsed,
+    path: Path_,
+) -> tuple[ResolvedSignal | None, list[str]]:
+    """A signals entry with its source and unit settled, or the problems with it."""
+    source = sources.get(spec.source)
+    if source is None:
+        known = ", ".join(sorted(sources)) or "none defined"
+        return None, [
+            f"{where(item, (*path, 'source'))}: unknown source {spec.source!r} "
+            f"(expected one of: {known})"
+        ]
+    check = _SignalCheck(spec, source, item, path)
+    if source.type == "prometheus":
+        unit = check.prometheus()
+    elif source.type == "scrape":
+        unit = check.scrape()
+    else:
+        unit = check.implicit_field()
+    interval = spec.interval or source.interval or defaults.interval
+    if check.problems:
+        return None, check.problems
+    return ResolvedSignal(name, spec.source, source, spec, unit, interval), []
+
+
+class _SignalCheck:
+    """The keys a signal needs and must not have for its source's type, and its unit."""
+
+    def __init__(self, spec: SignalSpec, source: SourceSpec, item: Parsed, path: Path_) -> None:
+        self.spec = spec
+        self.source = source
+        self.item = item
+        self.path = path
+        self.problems: list[str] = []
+
+    def require(self, key: str, why: str) -> None:
+        if getattr(self.spec, key) is None:
+            self.problems.append(
+                f"{where(self.item, self.path)}.{key}: missing required key ({why})"
+            )
+
+    def forbid(self, *keys: str) -> None:
+        for key in keys:
+            if key in self.spec.model_fields_set:
+                self.problems.append(
+                    f"{where(self.item, (*self.path, key))}: does not apply to a "
+                    f"{self.source.type} source"
+                )
+
+    def prometheus(self) -> Unit:
+        spec = self.spec
+        unit: Unit = spec.unit or "number"
+        if spec.errors_query is None:
+            self.require("query", "a PromQL expression for a prometheus source")
+        elif spec.query is not None:
+            self.problems.append(
+                f"{where(self.item, (*self.path, 'errors_query'))}: give either query or "
+                "errors_query + requests_query, not both"
+            )
+        else:
+            self.require("requests_query", "errors_query is divided by requests_query")
+            if spec.unit not in (None, "ratio"):
+                self.problems.append(
+                    f"{where(self.item, (*self.path, 'unit'))}: errors over requests is a "
+                    f"ratio, not {spec.unit}"
+                )
+            unit = "ratio"
+        self.forbid("kind", "metric", "labels", "status_label", "error_status", "quantile", "field")
+        return unit
+
+    def scrape(self) -> Unit:
+        spec = self.spec
+        self.require("kind", "error_ratio, quantile, gauge or rate for a scrape source")
+        self.require("metric", "the metric family to read")
+        self.forbid("query", "errors_query", "requests_query", "reduce", "field")
+        if spec.kind is not None and spec.unit is None:
+            return _SCRAPE_UNITS[spec.kind]
+        return spec.unit or "number"
+
+    def implicit_field(self) -> Unit:
+        """A probe or cloudflare signal: one of the source's named fields."""
+        spec = self.spec
+        fields = IMPLICIT_FIELDS[self.source.type]
+        self.forbid("query", "errors_query", "requests_query", "reduce", "kind", "metric", "labels")
+        if spec.field is None or spec.field not in fields:
+            got = f"unknown {spec.field!r}" if spec.field is not None else "missing required key"
+            self.problems.append(
+                f"{where(self.item, (*self.path, 'field'))}: {got} "
+                f"(expected one of: {', '.join(fields)})"
+            )
+        elif spec.unit is None:
+            return fields[spec.field]
+        return spec.unit or "number"

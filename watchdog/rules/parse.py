@@ -1,0 +1,293 @@
+"""Read one rules file: YAML with line numbers for every key, pydantic validation, and
+each problem as ``FILE:LINE key.path: message`` (the way ``promtool check rules`` reports)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from watchdog.rules.model import (
+    FILE_CONTEXT,
+    NOTIFIER_TYPES,
+    PURGE_TYPES,
+    SOURCE_TYPES,
+    TARGET_TYPES,
+    RulesFile,
+)
+
+Path_ = tuple[str | int, ...]
+
+# Values a file may hold once its aliases are expanded: a large rules file has a few
+# tens of thousands; an alias bomb ("billion laughs") has billions.
+MAX_VALUES = 200_000
+# What PyYAML's safe constructor raises for a tag it refuses or a tagged scalar it
+# cannot read (``!!bool maybe`` is a KeyError, ``!!timestamp nope`` an AttributeError).
+_SCALAR_ERRORS = (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, OverflowError)
+
+
+# --- YAML with locations ---------------------------------------------------------------
+
+
+class _TooManyValuesError(Exception):
+    """Raised out of ``_construct`` when a file expands past ``MAX_VALUES``."""
+
+
+class _Marks:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[Path_, int] = {}
+        self.values = 0
+        self.open: set[int] = set()  # collections being built (an alias to one is a loop)
+
+    def line_of(self, path: Path_) -> int:
+        """The line of the deepest known prefix of ``path``."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return 1
+
+
+def _construct(node: yaml.Node, path: Path_, marks: _Marks, problems: list[str]) -> Any:
+    marks.lines.setdefault(path, node.start_mark.line + 1)
+    marks.values += 1
+    if marks.values > MAX_VALUES:
+        raise _TooManyValuesError
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if id(node) in marks.open:
+            problems.append(
+                f"{marks.file}:{node.start_mark.line + 1} {_dotted(path)}: "
+                "an alias to a collection that contains it (a loop)"
+            )
+            return None
+        marks.open.add(id(node))
+        try:
+            return _construct_collection(node, path, marks, problems)
+        finally:
+            marks.open.discard(id(node))
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    except _SCALAR_ERRORS as exc:
+        why = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else "not a valid value"
+        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        problems.append(
+            f"{marks.file}:{node.start_mark.line + 1} {_dotted(path)}: cannot read "
+            f"{node.value!r:.40} tagged {tag}: {why}"
+        )
+        return None
+    finally:
+        loader.dispose()
+
+
+def _construct_collection(
+    node: yaml.MappingNode | yaml.SequenceNode, path: Path_, marks: _Marks, problems: list[str]
+) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(
+                    f"{marks.file}:{key_node.start_mark.line + 1} {_dotted(path)}: "
+                    "keys must be plain strings"
+                )
+                continue
+            key = str(key_node.value)
+            child = (*path, key)
+            if key in result:
+                problems.append(
+                    f"{marks.file}:{key_node.start_mark.line + 1} {_dotted(child)}: "
+                    f"duplicate key (first at line {marks.lines[child]})"
+                )
+                continue
+            marks.lines[child] = key_node.start_mark.line + 1
+            result[key] = _construct(value_node, child, marks, problems)
+        return result
+    return [
+        _construct(item, (*path, index), marks, problems) for index, item in enumerate(node.value)
+    ]
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks, list[str]]:
+    marks = _Marks(file)
+    problems: list[str] = []
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        return None, marks, [f"{file}:{line} (top level): invalid YAML: {exc.problem}"]
+    except yaml.YAMLError as exc:
+        return None, marks, [f"{file}:1 (top level): invalid YAML: {exc}"]
+    except RecursionError:
+        return None, marks, [f"{file}:1 (top level): invalid YAML: nested too deeply"]
+    if node is None:
+        return None, marks, [f"{file}:1 (top level): the file is empty (expected version: 1)"]
+    try:
+        return _construct(node, (), marks, problems), marks, problems
+    except RecursionError:
+        return None, marks, [f"{file}:1 (top level): invalid YAML: nested too deeply"]
+    except _TooManyValuesError:
+        return (
+            None,
+            marks,
+            [
+                f"{file}:1 (top level): over {MAX_VALUES} values once aliases are expanded "
+                "(an alias bomb?)"
+            ],
+        )
+
+
+# --- pydantic errors to our messages ---------------------------------------------------
+
+_EXPECTED_BY_SECTION = {
+    "sources": SOURCE_TYPES,
+    "targets": TARGET_TYPES,
+    "purges": PURGE_TYPES,
+    "notifiers": NOTIFIER_TYPES,
+}
+
+
+def _choices(text: str) -> str:
+    parts = re.split(r",| or ", text)
+    return ", ".join(part.strip().strip("'\"") for part in parts if part.strip())
+
+
+def _data_path(loc: Sequence[str | int], data: Any) -> Path_:
+    """Drop the parts pydantic adds (union tags, validator names) that are not in the data."""
+    out: list[str | int] = []
+    current = data
+    for part in loc:
+        if isinstance(current, dict) and part in current:
+            out.append(part)
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+            out.append(part)
+            current = current[part]
+        elif isinstance(current, dict) and part == "for_" and "for" in current:
+            out.append("for")
+            current = current["for"]
+        elif isinstance(part, str) and (
+            "[" in part or (isinstance(current, dict) and current.get("type") == part)
+        ):
+            continue
+        else:
+            out.append(part)
+            current = None
+    return tuple(out)
+
+
+def _message(error: Mapping[str, Any], path: Path_) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        return f"unknown '{ctx.get('tag')}' (expected one of: {_choices(ctx['expected_tags'])})"
+    if kind == "union_tag_not_found":
+        expected = _EXPECTED_BY_SECTION.get(str(path[0]) if path else "", ())
+        return "missing required key 'type'" + (
+            f" (expected one of: {', '.join(expected)})" if expected else ""
+        )
+    if kind == "literal_error":
+        return f"unknown {error['input']!r} (expected one of: {_choices(ctx['expected'])})"
+    if kind == "missing":
+        return "missing required key"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", error["msg"]))
+    if kind == "string_pattern_mismatch":
+        return f"invalid name {error['input']!r} (letters, digits, '_', '.', '-')"
+    return f"{error['msg'][0].lower()}{error['msg'][1:]}"
+
+
+def _validation_problems(exc: ValidationError, data: Any, marks: _Marks) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        path = _data_path(error["loc"], data)
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            path = (*path, "type")
+        if error["type"] in ("missing", "union_tag_not_found") and path:
+            line = marks.line_of(path[:-1])
+        else:
+            line = marks.line_of(path)
+        problems.append(f"{marks.file}:{line} {_dotted(path)}: {_message(error, path)}")
+    return problems
+
+
+# --- loading and merging ---------------------------------------------------------------
+
+# --- one file ---------------------------------------------------------------------
+
+
+@dataclass
+class Parsed:
+    file: str
+    model: RulesFile
+    marks: _Marks
+
+
+def rule_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand directories into their YAML files, sorted; keep files as given. In a
+    directory only regular files count (a FIFO would hang the read, a dangling
+    ``.#prod.yaml`` lock would stop the start); hidden and editor files are skipped."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if _is_rules_file(p)))
+        else:
+            out.append(path)
+    return out
+
+
+def _is_rules_file(path: Path) -> bool:
+    name = path.name
+    if name.startswith((".", "#")) or name.endswith(("~", ".swp")):
+        return False
+    return path.suffix in (".yaml", ".yml") and path.is_file()  # follows a ConfigMap link
+
+
+def parse_file(path: Path) -> tuple[Parsed | None, list[str]]:
+    file = str(path)
+    if path.exists() and not path.is_file():  # a FIFO or a device: reading could hang
+        return None, [f"{file}:0 (top level): not a regular file"]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [f"{file}:0 (top level): no such file"]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{file}:0 (top level): cannot read: {exc}"]
+    return parse_text(text, file)
+
+
+def parse_text(text: str, file: str) -> tuple[Parsed | None, list[str]]:
+    data, marks, problems = _parse_yaml(text, file)
+    if problems:
+        return None, problems
+    if not isinstance(data, dict):
+        return None, [f"{file}:{marks.line_of(())} (top level): expected a mapping with version: 1"]
+    try:
+        model = RulesFile.model_validate(data, context=FILE_CONTEXT)
+    except ValidationError as exc:
+        return None, _validation_problems(exc, data, marks)
+    return Parsed(file, model, marks), []
+
+
+def where(parsed: Parsed, path: Path_) -> str:
+    return f"{parsed.file}:{parsed.marks.line_of(path)} {_dotted(path)}"

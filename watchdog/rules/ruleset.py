@@ -1,0 +1,75 @@
+"""What loading yields: the merged, checked ``RuleSet`` and its ``ResolvedSignal``s."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from watchdog.rules.model import (
+    AfterRollback,
+    Correlation,
+    Defaults,
+    EscalationLevel,
+    Guards,
+    NotifierSpec,
+    PurgeSpec,
+    RuleSpec,
+    Severity,
+    SeverityPolicy,
+    SignalSpec,
+    SilencePolicy,
+    SourceSpec,
+    TargetSpec,
+)
+from watchdog.units import Unit
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where a key path sits: file and 1-based line."""
+
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class ResolvedSignal:
+    """A signal with its source and unit settled: what samplers and the evaluator use."""
+
+    name: str
+    source_name: str
+    source: SourceSpec
+    spec: SignalSpec
+    unit: Unit
+    interval: float
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """All rules files merged and checked. Immutable: a reload builds a new one."""
+
+    sources: Mapping[str, SourceSpec]
+    signals: Mapping[str, ResolvedSignal]
+    targets: Mapping[str, TargetSpec]
+    purges: Mapping[str, PurgeSpec]
+    notifiers: Mapping[str, NotifierSpec]
+    rules: tuple[RuleSpec, ...]
+    severities: Mapping[Severity, SeverityPolicy]
+    notify: tuple[str, ...]
+    after_rollback: AfterRollback
+    escalation: tuple[EscalationLevel, ...]
+    correlation: Correlation
+    guards: Guards
+    defaults: Defaults
+    silence: SilencePolicy
+    files: tuple[str, ...] = ()
+    summaries: Mapping[str, str] = field(default_factory=dict)
+
+    def rule(self, name: str) -> RuleSpec:
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise KeyError(name)
+
+    def blind_after(self, rule: RuleSpec) -> float:
+        return rule.blind_after if rule.blind_after is not None else self.defaults.blind_after
