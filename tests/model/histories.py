@@ -55,28 +55,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Invariant name -> the issue 10 defects that break it today. Each listed invariant is
 # still checked; its violations are collected in ``Model.waived`` instead of failing.
-KNOWN_OPEN: dict[str, str] = {
-    "no_redeploy": "issue 10 #1 (a second rollback re-deploys the version rolled away "
-    "from), #12 (a rollback overwrites a newer deploy)",
-    "healthy_only_verified": "issue 10 #2 (dry run / manual rollback / closing marks what "
-    "is live healthy), #15 (a failed manual rollback marks the bad version healthy)",
-    "baseline_clean": "issue 10 #3 (the baseline holds the flap's breaching samples)",
-    "compare_and_swap": "issue 10 #12 (a resumed rollback posts its journalled plan over "
-    "a newer deploy)",
-    "guards": "issue 10 #13 (a resumed incident skips the cooldown and the hourly cap)",
-    "manual_honest": "issue 10 #14 (a manual rollback under a silence does nothing, exit 0)",
-}
+KNOWN_OPEN: dict[str, str] = {}
 
 # Invariant name -> a defect this model found (not in issue 10), pinned by a failing
 # test in tests/model/test_found_defects.py. Waived the same way until fixed.
-FOUND_OPEN: dict[str, str] = {
-    "manual_in_person": "found: an interrupted `watchdog rollback` (Ctrl-C after its "
-    "incident row) is carried out by the daemon at its next restart, on whatever is live "
-    "then (test_an_interrupted_manual_rollback_is_not_resumed_by_the_daemon)",
-    "verdict_honest": "found: a daemon restarted after a verification's deadline judges "
-    "it at once on an empty window ('no evidence') and escalates 'the rollback did not "
-    "help' (test_restart_past_the_verification_deadline_fails_it_without_evidence)",
-}
+FOUND_OPEN: dict[str, str] = {}
 
 INVARIANTS = (
     "no_redeploy",  # never deploy the live version, nor one rolled away from (by anyone)
@@ -105,7 +88,7 @@ ERRORS = {"good": 0.001, "mild": 0.01, "bad": 0.08}  # good passes the 0.5 % che
 # The ledger's "stated healthy run" (issue 10): a version live alone this long with
 # every rule inactive may be marked healthy without a verification. None: no such
 # rule yet (set it to the ledger's figure when it lands).
-HEALTHY_RUN_S: float | None = None
+HEALTHY_RUN_S: float | None = 7200.0
 COOLDOWN_S = 1800.0
 CAP_PER_HOUR = 3
 

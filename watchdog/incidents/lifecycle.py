@@ -153,12 +153,18 @@ class Lifecycle:
             )
 
     async def close(self, incident: Incident, why: str) -> None:
+        """Closed: resolved with the all-clear, or, escalated (a failed or interrupted
+        manual rollback), closed as escalated: humans own it, nothing says resolved."""
         rec = self.rec
         now = rec.clock.now()
-        await rec.notify(incident, EventKind.RESOLVED, phase="resolved", message=why)
         incident.record.closed_at = now
-        await rec.set_phase(incident, Phase.RESOLVED)
-        await rec.event(incident.id, "resolved", {"why": why})
+        if incident.phase is Phase.ESCALATED:
+            await rec.store.save_incident(incident.record)
+            await rec.event(incident.id, "closed_unresolved", {"why": why})
+        else:
+            await rec.notify(incident, EventKind.RESOLVED, phase="resolved", message=why)
+            await rec.set_phase(incident, Phase.RESOLVED)
+            await rec.event(incident.id, "resolved", {"why": why})
         rec.open.pop(incident.id, None)
         if self.postmortem_dir is not None:
             path = await write_draft(rec.store, incident.id, self.postmortem_dir)

@@ -34,6 +34,7 @@ CLOCK_FIELDS = (
     "resume_at",
     "evidence_after",
     "refused_at",
+    "late_from",
 )
 
 
