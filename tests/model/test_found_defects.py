@@ -154,3 +154,22 @@ async def test_no_evidence_after_the_deadline_is_its_own_verdict(m: Model) -> No
     (incident,) = await m.runtime.store.recent_incidents(5)
     assert "did not help" not in incident.data["escalation_why"], incident.data
     assert "could not be verified" in incident.data["escalation_why"], incident.data
+
+
+async def test_the_watchdogs_own_rollback_is_not_a_fresh_deploy_to_blame(m: Model) -> None:
+    """Invariant 7 (issue 10, defect b): v3 breaks, the watchdog rolls back to v2, the
+    verification passes and the incident closes. 40 minutes later (past the cooldown,
+    within max_deploy_age) errors come back with v2 live: the live deployment is the
+    watchdog's own, no deploy explains the breach. Observed: a second rollback, v2 ->
+    v1. Expected: no rollback; the incident escalates saying why."""
+    await rolled_back(m)
+    v2 = m.w.versions["v2"]
+    assert m.worker_live == [(v2, 100.0)]
+    await m._feed([GOOD] * 80, 30.0)  # verified, stable, closed; the cooldown passes
+    assert not m.runtime.manager.open
+    await m._feed([BAD] * 14, 30.0)
+    assert m.w.cloudflare.live_versions("api") == [(v2, 100.0)]
+    (incident,) = m.runtime.manager.open.values()
+    assert incident.phase == "escalated"
+    assert "the watchdog's own rollback" in incident.data["escalation_why"]
+    await m.check("breach after the rollback")
