@@ -39,7 +39,7 @@ import httpx
 from tests.world import PD_KEY, SLACK_TOKEN, SP_KEY, T0, TOKEN, BusyStore, World, seed_history
 from tests.world import RULES as WORLD_RULES
 from watchdog.clock import AutoClock
-from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.cloudflare import FakeCloudflare, Fault, compile_path
 from watchdog.demo.fakes.receivers import Receivers
 from watchdog.demo.main import BusyTransport
 from watchdog.http.server import Receive, Scope, Send, serve
@@ -320,6 +320,31 @@ class Model:
         self.w.clock.set(self.w.clock.now() + seconds)
         await self.settle()
 
+    async def cloudflare_fails(self, target: str, kind: str, times: int) -> None:
+        """Cloudflare answers the next ``times`` rollback requests for ``target`` with a
+        failure and changes nothing: ``status`` (503), ``rate_limit`` (429 with a
+        Retry-After) or ``refuse`` (a 400 with an API error)."""
+        cf = self.w.cloudflare
+        path = WORKER_POST if target == "worker" else PAGES_ROLLBACK + "{id}/rollback"
+        if kind == "status":
+            fault = cf.fail("POST", path, 503, times=times)
+        elif kind == "rate_limit":
+            fault = cf.rate_limit("POST", path, retry_after="20", times=times)
+        else:
+            fault = cf.refuse("POST", path, 10021, "refused by the model", times=times)
+        self.faults.append(fault)
+        self._note(f"cloudflare answers the next {times} {target} rollback(s) with {kind}")
+
+    def _faulted(self, path: str) -> bool:
+        """Was this (absorbed, in order) request answered by an injected fault, so
+        that nothing changed? Faults take the first matching requests after them."""
+        for n, fault in enumerate(self.faults):
+            seen = self._fault_seen.get(n, 0)
+            if fault.hits > seen and compile_path(fault.path).match(path):
+                self._fault_seen[n] = seen + 1
+                return True
+        return False
+
     async def silence(self, scope: str, minutes: float = 120.0) -> None:
         if self.down:
             self._note(f"silence {scope}: the daemon's API is down")
@@ -492,6 +517,8 @@ class Model:
     _down_s: float = 0.0
     _stay_down: bool = False
     _cas_checked: int = 0
+    faults: list[Fault] = field(default_factory=list)
+    _fault_seen: dict[int, int] = field(default_factory=dict)
     down: bool = False  # killed, not restarted yet
 
     # --- what Cloudflare saw ---------------------------------------------------------
@@ -502,6 +529,8 @@ class Model:
         calls = self.w.cloudflare.calls
         for call in calls[self._seen_calls :]:
             if call.method == "GET":
+                continue
+            if self._faulted(call.path):
                 continue
             if call.path == WORKER_POST:
                 versions = (call.json or {}).get("versions") or [{}]

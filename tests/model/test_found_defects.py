@@ -173,3 +173,22 @@ async def test_the_watchdogs_own_rollback_is_not_a_fresh_deploy_to_blame(m: Mode
     assert incident.phase == "escalated"
     assert "the watchdog's own rollback" in incident.data["escalation_why"]
     await m.check("breach after the rollback")
+
+
+async def test_a_failed_manual_rollback_marks_nothing_healthy_and_says_no_all_clear(
+    m: Model,
+) -> None:
+    """Issue 10 #15 and defect e: Cloudflare refuses the operator's ``rollback worker``.
+    The command exits 1; the bad live version is not marked healthy, the next choice
+    still avoids nothing wrongly, and no 'resolved' (all-clear) goes out for it."""
+    await m.cloudflare_fails("worker", "refuse", 10)
+    assert await m.manual_rollback(["worker"], dry=False) == 1
+    assert m.w.cloudflare.live_versions("api") == [(m.w.versions["v3"], 100.0)]
+    await m.check("after the failed rollback")
+    marked = [e.version for e in await m.runtime.store.ledger("worker") if e.verified]
+    assert m.w.versions["v3"] not in marked
+    (incident,) = await m.runtime.store.recent_incidents(5)
+    assert incident.phase == "escalated"
+    kinds = [e.kind for e in await m.runtime.store.events(incident.id)]
+    assert "resolved" not in kinds
+    assert not [r for r in m.w.receivers.slack.messages if "All clear" in str(r)]

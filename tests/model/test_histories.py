@@ -161,6 +161,14 @@ class Histories(RuleBasedStateMachine):
     def manual_rollback(self, which: list[str], dry: bool, interrupt: str) -> None:
         self.move("manual rollback", self.model.manual_rollback(which, dry, interrupt))
 
+    @rule(
+        which=st.sampled_from(["worker", "frontend"]),
+        kind=st.sampled_from(["status", "rate_limit", "refuse"]),
+        times=st.sampled_from([1, 2, 10]),
+    )
+    def cloudflare_fails(self, which: str, kind: str, times: int) -> None:
+        self.move("cloudflare fails", self.model.cloudflare_fails(which, kind, times))
+
     @rule(scope=st.sampled_from(["all", "worker"]))
     def silence(self, scope: str) -> None:
         self.move("silence", self.model.silence(scope))
