@@ -136,32 +136,32 @@ async def _targets(settings: Settings) -> int:
     now = clock.now()
     for name, state in states.items():
         if not isinstance(state, TargetState):
-            print(f"{name}: ERROR {state}")
+            _say(f"{name}: ERROR {state}")
             failed += 1
             continue
-        print(f"{name} ({state.kind})")
+        _say(f"{name} ({state.kind})")
         if state.live is not None:
             age = format_duration(max(0.0, now - state.live.created_at))
-            print(
+            _say(
                 f"  live:        {state.live.version}  deployed {iso(state.live.created_at)} "
                 f"({age} ago)  {state.live.description}".rstrip()
             )
         else:
-            print("  live:        unknown")
+            _say("  live:        unknown")
         if state.rollback_to is not None:
-            print(
+            _say(
                 f"  rollback to: {state.rollback_to.version}  "
                 f"{state.rollback_to.description}".rstrip()
             )
         else:
-            print("  rollback to: none")
-        print(f"  why:         {state.why}")
+            _say("  rollback to: none")
+        _say(f"  why:         {state.why}")
         if state.ledger:
-            print("  ledger:")
+            _say("  ledger:")
             for line in state.ledger[:LEDGER_LINES]:
-                print(f"    {line.version}  {line.status:9}  {line.reason}")
+                _say(f"    {line.version}  {line.status:9}  {line.reason}")
             if len(state.ledger) > LEDGER_LINES:
-                print(f"    ... and {len(state.ledger) - LEDGER_LINES} more")
+                _say(f"    ... and {len(state.ledger) - LEDGER_LINES} more")
     return 1 if failed else 0
 
 
@@ -188,7 +188,9 @@ async def _rollback(settings: Settings, targets: list[str], reason: str, author:
             if unknown:
                 known = ", ".join(sorted(runtime.playbook.targets)) or "none"
                 print(
-                    f"error: unknown target(s) {', '.join(unknown)} (expected one of: {known})",
+                    printable(
+                        f"error: unknown target(s) {', '.join(unknown)} (expected one of: {known})"
+                    ),
                     file=sys.stderr,
                 )
                 return 2
@@ -196,7 +198,7 @@ async def _rollback(settings: Settings, targets: list[str], reason: str, author:
             incident = await manager.manual_rollback(targets, reason, author)
             await manager.drain()
             shown = await _show_events(runtime, incident.id, 0)
-            print(f"incident {incident.id}")
+            _say(f"incident {incident.id}")
             if incident.phase is Phase.VERIFYING:
                 return await _verify(runtime, incident, shown)
             dry = incident.phase is Phase.WATCHING and not incident.data.get("blocked")
@@ -213,7 +215,7 @@ async def _verify(runtime: Runtime, incident: Incident, shown: int) -> int:
     from watchdog.incidents.model import Phase
 
     manager = runtime.manager
-    print(
+    _say(
         f"verifying: sampling the signals until the incident is resolved or escalated "
         f"(stopping now leaves incident {incident.id} open in the store)"
     )
@@ -228,9 +230,9 @@ async def _verify(runtime: Runtime, incident: Incident, shown: int) -> int:
     finally:
         await runtime.watchdog.stop()
     if incident.phase is Phase.RESOLVED:
-        print(f"✅ verified and stable: incident {incident.id} resolved")
+        _say(f"✅ verified and stable: incident {incident.id} resolved")
         return 0
-    print(f"❌ escalated: {incident.data.get('escalation_why', '')}")
+    _say(f"❌ escalated: {incident.data.get('escalation_why', '')}")
     return 1
 
 
@@ -244,14 +246,14 @@ async def _show_events(runtime: Runtime, incident_id: str, shown: int) -> int:
         data = event.data
         if event.kind == "action":
             mark = "🟡" if data.get("would") else ("✅" if data.get("ok") else "❌")
-            print(f"{mark} {data['action']} {data['target']}: {data['detail']}")
+            _say(f"{mark} {data['action']} {data['target']}: {data['detail']}")
         elif event.kind == "silence_overridden":
-            print(f"⚠️  {data.get('target')}: {data.get('why', '')}")
+            _say(f"⚠️  {data.get('target')}: {data.get('why', '')}")
         elif event.kind == "verification":
             for check, text in data.get("results", {}).items():
-                print(f"{'✅' if str(text).startswith('passed') else '❌'} verify {check}: {text}")
+                _say(f"{'✅' if str(text).startswith('passed') else '❌'} verify {check}: {text}")
         elif event.kind in ("rollback_blocked", "escalated"):
-            print(f"❌ {event.kind}: {data.get('why', '')}")
+            _say(f"❌ {event.kind}: {data.get('why', '')}")
     return len(events)
 
 
