@@ -222,3 +222,26 @@ async def test_targets_and_rollback_print_remote_text_escaped(
     out = capsys.readouterr().out
     assert "\x1b" not in out
     assert "\\x1b[31m" in out
+
+
+async def test_a_manual_rollbacks_baseline_check_says_where_its_goal_comes_from(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Defect c: the CLI process has no samples from before the episode, so a
+    ``baseline: true`` check had no baseline and escalated whatever the evidence.
+    Its goal is the signal's rule threshold (never laxer), and the verdict says so."""
+    rules = env.state.parent / "rules.yaml"
+    _rewrite(
+        rules,
+        "verify: [{signal: error_rate, below: 0.5%, within: 3s}]",
+        "verify: [{signal: error_rate, baseline: true, within: 3s}]",
+    )
+    assert await run("rollback", "worker", "--reason", "bad v3") == 0
+    out = capsys.readouterr().out
+    assert "✅ verify error_rate:baseline: passed" in out
+    assert "rule's threshold" in out
+    assert "no samples from before" in out
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))

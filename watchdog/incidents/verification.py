@@ -95,22 +95,30 @@ def baselines(
 
 
 def goal(
-    check: VerifyCheck, baselines: Mapping[str, float | None], limit: float | None, unit: Unit
+    check: VerifyCheck,
+    baselines: Mapping[str, float | None],
+    limit: float | None,
+    unit: Unit,
+    manual: bool = False,
 ) -> tuple[float | None, str]:
     """The value a check's signal must go below, and how to say it; never laxer than
-    ``limit`` (the signal's strictest rule)."""
+    ``limit`` (the signal's strictest rule). A manual rollback's process (the CLI)
+    has no samples from before the episode: its baseline check aims at the rule's
+    threshold, and says so."""
     if check.below is not None:
         if limit is not None and limit < check.below.value:
             return limit, f"below {format_value(limit, unit)} (the rule's threshold)"
         return check.below.value, f"below {check.below.text}"
     base = baselines.get(check.signal)
     if base is None:
+        missing = (
+            "a manual rollback: this process has no samples from before it"
+            if manual
+            else "no baseline was recorded before the episode"
+        )
         if limit is not None:
-            return limit, (
-                f"below {format_value(limit, unit)} (the rule's threshold; no baseline "
-                "was recorded before the episode)"
-            )
-        return None, "back to a baseline (none was recorded before the episode)"
+            return limit, f"below {format_value(limit, unit)} (the rule's threshold; {missing})"
+        return None, f"back to a baseline ({missing}, and no rule gives a threshold)"
     target = base * (1 + check.tolerance)
     if limit is not None and limit < target:
         return limit, (
@@ -139,7 +147,9 @@ def judge(
     after = math.nextafter(started, math.inf)  # one taken at that instant came before
     upto = math.nextafter(min(now, deadline), math.inf)
     samples = [s for s in window.between(after, upto) if s.is_evidence] if window else []
-    met = next((s for s in samples if target is not None and s.value < target), None)
+    if target is None:  # nothing honest to compare with: not a pass, not a failure
+        return f"no evidence: {check.signal} cannot be judged {text}"
+    met = next((s for s in samples if s.value < target), None)
     if met is not None:
         return (
             f"passed: {check.signal} {format_value(met.value, unit)} "
@@ -156,7 +166,7 @@ def judge(
     late = [s for s in window.between(upto, end) if s.is_evidence] if window else []
     if late:
         first = late[0]
-        verdict = "passed" if target is not None and first.value < target else "failed"
+        verdict = "passed" if first.value < target else "failed"
         return (
             f"{verdict}: {check.signal} {format_value(first.value, unit)}, goal {text} "
             f"(no sample within {format_duration(check.within)}: judged on the first "
@@ -185,7 +195,8 @@ async def verify(
         signal = rec.ruleset.signals.get(check.signal)
         unit: Unit = signal.unit if signal is not None else "number"
         limit = ceiling(rec.ruleset, check.signal)
-        target, text = goal(check, data.get("baselines", {}), limit, unit)
+        manual = bool(incident.decision.extra.get("manual"))
+        target, text = goal(check, data.get("baselines", {}), limit, unit, manual)
         late_from = data.setdefault("late_from", now) if now >= started + check.within else now
         verdict = judge(
             check, windows.get(check.signal), target, text, unit, started, now, late_from
