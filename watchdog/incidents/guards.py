@@ -95,6 +95,38 @@ def deploy_age_bound(created_at: float, now: float, steps: Sequence[ClockStep]) 
     return now - created_at + sum(abs(s.seconds) for s in since)
 
 
+def uncorrelated(
+    ruleset: RuleSet, breach: float, state: TargetState, now: float, steps: Sequence[ClockStep]
+) -> str | None:
+    """Why the live deploy cannot be blamed for a breach that began at ``breach``
+    (deploy correlation), or None."""
+    correlation = ruleset.correlation
+    # A CI-dispatch target cannot see deploys: it cannot be correlated, only guarded.
+    if correlation.enabled and state.live is not None:
+        if state.live.created_at > breach:
+            return (
+                f"the live deploy went live at {iso(state.live.created_at)}, after the "
+                f"breach began ({iso(breach)}): it cannot have caused it (a fix or a "
+                "rollback by someone else may already be live); not rolling it back"
+            )
+        age = now - state.live.created_at
+        oldest = deploy_age_bound(state.live.created_at, now, steps)
+        if age > correlation.max_deploy_age:
+            return (
+                f"no recent deploy explains the breach: the live deploy is "
+                f"{format_duration(age)} old (max_deploy_age "
+                f"{format_duration(correlation.max_deploy_age)})"
+            )
+        if oldest > correlation.max_deploy_age:
+            return (
+                f"cannot tell the live deploy's age: the wall clock stepped since it went "
+                f"live; it looks {format_duration(age)} old but may be "
+                f"{format_duration(oldest)} (max_deploy_age "
+                f"{format_duration(correlation.max_deploy_age)}); not blaming it"
+            )
+    return None
+
+
 async def blocker(
     ruleset: RuleSet,
     store: Store,
@@ -113,42 +145,11 @@ async def blocker(
     decision = incident.decision
     if decision.extra.get("manual"):
         return None
-    if state.live_how == "watchdog" and state.live is not None:
-        # Invariant 7: its own rollback is no fresh deploy to blame, and going further
-        # back is a second rollback for one problem; people decide.
-        return (
-            f"the live version {state.live.version} is the watchdog's own rollback "
-            f"(live since {iso(state.live.created_at)}): no deploy to blame; not rolling "
-            "back further"
-        )
-    correlation = ruleset.correlation
-    # A CI-dispatch target cannot see deploys: it cannot be correlated, only guarded.
-    if correlation.enabled and state.live is not None:
-        breach = decision.first_breach_at or decision.decided_at
-        if state.live.created_at > breach:
-            return (
-                f"the live deploy went live at {iso(state.live.created_at)}, after the "
-                f"breach began ({iso(breach)}): it cannot have caused it (a fix or a "
-                "rollback by someone else may already be live); not rolling it back"
-            )
-        steps = await clock_steps(store)
-        age = now - state.live.created_at
-        oldest = deploy_age_bound(state.live.created_at, now, steps)
-        if age > correlation.max_deploy_age:
-            return (
-                f"no recent deploy explains the breach: the live deploy is "
-                f"{format_duration(age)} old (max_deploy_age "
-                f"{format_duration(correlation.max_deploy_age)})"
-            )
-        if oldest > correlation.max_deploy_age:
-            return (
-                f"cannot tell the live deploy's age: the wall clock stepped since it went "
-                f"live; it looks {format_duration(age)} old but may be "
-                f"{format_duration(oldest)} (max_deploy_age "
-                f"{format_duration(correlation.max_deploy_age)}); not blaming it"
-            )
-    guards = ruleset.guards
     steps = await clock_steps(store)
+    why = uncorrelated(ruleset, decision.first_breach_at or decision.decided_at, state, now, steps)
+    if why is not None:
+        return why
+    guards = ruleset.guards
     # Journal times are wall-clock times: reach back over every forward step, then
     # measure each row's real age.
     reach = max(guards.cooldown, HOUR_S) + sum(max(0.0, st.seconds) for st in steps)
@@ -168,5 +169,13 @@ async def blocker(
         return (
             f"global cap: {len(hour)} rollbacks in the last hour "
             f"(max_rollbacks_per_hour {guards.max_rollbacks_per_hour})"
+        )
+    if state.live_how == "watchdog" and state.live is not None:
+        # Invariant 7: its own rollback is no fresh deploy to blame, and going further
+        # back is a second rollback for one problem; people decide.
+        return (
+            f"the live version {state.live.version} is the watchdog's own rollback "
+            f"(live since {iso(state.live.created_at)}): no deploy to blame; not rolling "
+            "back further"
         )
     return None
