@@ -48,20 +48,7 @@ class Lifecycle:
         rec = self.rec
         phase = incident.phase
         data = incident.data
-        states = states_of(self.engine, incident)
-        firing = any(s.state is State.FIRING for s in states)
-        # Pending (breaching, not yet for long enough) or blind (no evidence): not a
-        # reason to act, and not a reason to call it over either. Wait.
-        unsure = any(s.state in NOT_OVER for s in states)
-        # Healthy evidence from every rule of the incident: the breach is over even
-        # when no 'resolved' decision will come (the engine restarted, or went blind,
-        # since the rule fired).
-        healthy = bool(states) and all(
-            s.state is State.INACTIVE
-            and s.at is not None
-            and s.at > incident.data.get("evidence_after", incident.record.opened_at)
-            for s in states
-        )
+        firing, unsure, healthy = self._evidence(incident)
         if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and healthy:
             await self.rule_resolved(incident, "the rule is no longer breaching")
         elif phase is Phase.GRACE and now >= data["grace_until"]:
@@ -107,6 +94,22 @@ class Lifecycle:
                 await self.close(incident, why)
         if incident.phase is Phase.ESCALATED:
             await ladder(rec, incident, now)
+
+    def _evidence(self, incident: Incident) -> tuple[bool, bool, bool]:
+        """Firing; unsure (pending: breaching, not yet for long enough; or blind: no
+        evidence), no reason to act nor to call it over; healthy: evidence from every
+        rule of the incident that the breach is over, even when no 'resolved' decision
+        will come (the engine restarted, or went blind, since the rule fired)."""
+        states = states_of(self.engine, incident)
+        firing = any(s.state is State.FIRING for s in states)
+        unsure = any(s.state in NOT_OVER for s in states)
+        healthy = bool(states) and all(
+            s.state is State.INACTIVE
+            and s.at is not None
+            and s.at > incident.data.get("evidence_after", incident.record.opened_at)
+            for s in states
+        )
+        return firing, unsure, healthy
 
     async def _retry_refused(self, incident: Incident) -> None:
         """A rollback refused because the store failed (the intent could not be
