@@ -52,20 +52,12 @@ class Lifecycle:
         if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and healthy:
             await self.rule_resolved(incident, "the rule is no longer breaching")
         elif phase is Phase.GRACE and now >= data["grace_until"]:
-            if firing:
-                await rec.event(incident.id, "grace_over", {"still_firing": True})
-                await rec.set_phase(incident, Phase.ROLLING_BACK)
-                self.rollbacks.start(incident)
-            elif not unsure:
-                await self.close(incident, "the breach was gone when the grace period ended")
+            await self._grace_over(incident, firing, unsure)
         elif phase is Phase.WATCHING and data.get("escalate_at") and now >= data["escalate_at"]:
             if firing:
                 data.pop("escalate_at")
-                await escalate(
-                    rec,
-                    incident,
-                    f"still breaching after {format_duration(now - incident.record.opened_at)}",
-                )
+                how_long = format_duration(now - incident.record.opened_at)
+                await escalate(rec, incident, f"still breaching after {how_long}")
         elif phase is Phase.WATCHING and firing and self._silence_lifted(incident):
             await rec.event(incident.id, "silence_ended", {})
             incident.data.pop("blocked")
@@ -83,17 +75,28 @@ class Lifecycle:
         elif phase is Phase.VERIFYING:
             await verify(rec, self.engine.windows, incident, now)
         elif phase is Phase.MONITORING and now >= data.get("stable_until", math.inf):
-            if firing:
-                await escalate(rec, incident, "breaching again while monitoring")
-            elif not unsure:
-                why = (
-                    "stable after the rollback"
-                    if incident.data.get("rolled_back")
-                    else "stable: the breach is over"
-                )
-                await self.close(incident, why)
+            await self._stable_over(incident, firing, unsure)
         if incident.phase is Phase.ESCALATED:
             await ladder(rec, incident, now)
+
+    async def _grace_over(self, incident: Incident, firing: bool, unsure: bool) -> None:
+        if firing:
+            await self.rec.event(incident.id, "grace_over", {"still_firing": True})
+            await self.rec.set_phase(incident, Phase.ROLLING_BACK)
+            self.rollbacks.start(incident)
+        elif not unsure:
+            await self.close(incident, "the breach was gone when the grace period ended")
+
+    async def _stable_over(self, incident: Incident, firing: bool, unsure: bool) -> None:
+        if firing:
+            await escalate(self.rec, incident, "breaching again while monitoring")
+        elif not unsure:
+            why = (
+                "stable after the rollback"
+                if incident.data.get("rolled_back")
+                else "stable: the breach is over"
+            )
+            await self.close(incident, why)
 
     def _evidence(self, incident: Incident) -> tuple[bool, bool, bool]:
         """Firing; unsure (pending: breaching, not yet for long enough; or blind: no
