@@ -7,18 +7,20 @@ the store's journal, events and healthy marks), never from the code's own opinio
 Moves: a person deploys (Worker full or gradual, Pages), traffic (errors and p95,
 healthy, mild or breaching, flapping), the operator's manual rollback through the
 CLI's path (a second Runtime on the same state file, as ``watchdog rollback`` builds),
-with or without ``--dry-run``, or stopped by Ctrl-C at a journal step; silences; the
+with or without ``--dry-run``, or stopped by Ctrl-C at a journal step; Cloudflare
+answering rollback requests with failures (503, 429, a refusal); silences; the
 daemon restarting (optionally switching dry run, optionally after a downtime) or
 killed at a store write (the N-th from now, or the next of a named journal step;
 before or after it lands), back at once or only at the next restart while the world
 goes on; and virtual time jumps.
 
-``KNOWN_OPEN`` names the invariants that fail because of defects already reported
-in issue 10 and being fixed elsewhere, ``FOUND_OPEN`` those failing because of
-defects this model found (pinned in test_found_defects.py): they are still computed,
-but only reported (``Model.waived``) while listed. The lead empties the sets once the
-fixes are merged. The manual path mirrors ``cli_ops._rollback`` (which builds its own
-clock and client, so it cannot run on the virtual clock): keep them in step.
+``KNOWN_OPEN`` names invariants that fail because of defects already reported in
+issue 10, ``FOUND_OPEN`` those failing because of defects this model found (pinned in
+test_found_defects.py): still computed, but only reported (``Model.waived``) while
+listed. Both are empty: every invariant is asserted. The manual path mirrors
+``cli_ops._rollback`` (which builds its own clock and client, so it cannot run on the
+virtual clock) up to the rollback; the CLI's own verification loop is not modelled
+(the model closes a manual incident once its rollback is done).
 """
 
 from __future__ import annotations
@@ -86,8 +88,8 @@ HEALTHY_P95 = 0.4  # seconds; every healthy p95 sample is exactly this
 SLOW_P95 = 7.5  # seconds: over the 5 s rule
 ERRORS = {"good": 0.001, "mild": 0.01, "bad": 0.08}  # good passes the 0.5 % check
 # The ledger's "stated healthy run" (issue 10): a version live alone this long with
-# every rule inactive may be marked healthy without a verification. None: no such
-# rule yet (set it to the ledger's figure when it lands).
+# every rule inactive may be marked healthy without a verification: the ledger's
+# guards.healthy_after (its default, 2h; the world's rules leave it so).
 HEALTHY_RUN_S: float | None = 7200.0
 COOLDOWN_S = 1800.0
 CAP_PER_HOUR = 3
