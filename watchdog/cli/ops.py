@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from watchdog import strict_json
-from watchdog.cli.rollback import cmd_rollback, cmd_targets
+from watchdog.cli.rollback import register as register_rollback
 from watchdog.errors import WatchdogError
 from watchdog.settings import Settings, load_settings
 from watchdog.termtext import printable
@@ -27,26 +27,7 @@ if TYPE_CHECKING:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    targets = commands.add_parser(
-        "targets", help="what is live on each target and what a rollback would go to, and why"
-    )
-    targets.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
-    targets.set_defaults(func=cmd_targets)
-
-    rollback = commands.add_parser(
-        "rollback",
-        help="the runbook's manual rollback, through the same code path as the automatic one",
-    )
-    rollback.add_argument("targets", nargs="+", metavar="TARGET")
-    rollback.add_argument(
-        "--reason",
-        required=True,
-        help="why (goes into the deployment annotation, notifications and the post-mortem)",
-    )
-    rollback.add_argument("--author", default=None, help="who (default: $USER)")
-    rollback.add_argument("--dry-run", action="store_true", help="every GET, no mutating call")
-    rollback.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
-    rollback.set_defaults(func=cmd_rollback)
+    register_rollback(commands)  # targets, rollback
 
     silence = commands.add_parser("silence", help="silence actions on a running watchdog")
     verbs = silence.add_subparsers(dest="verb", metavar="VERB", required=True)

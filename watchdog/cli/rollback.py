@@ -25,6 +25,29 @@ if TYPE_CHECKING:
     from watchdog.run.runtime import Runtime
 
 
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    targets = commands.add_parser(
+        "targets", help="what is live on each target and what a rollback would go to, and why"
+    )
+    targets.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
+    targets.set_defaults(func=cmd_targets)
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="the runbook's manual rollback, through the same code path as the automatic one",
+    )
+    rollback.add_argument("targets", nargs="+", metavar="TARGET")
+    rollback.add_argument(
+        "--reason",
+        required=True,
+        help="why (goes into the deployment annotation, notifications and the post-mortem)",
+    )
+    rollback.add_argument("--author", default=None, help="who (default: $USER)")
+    rollback.add_argument("--dry-run", action="store_true", help="every GET, no mutating call")
+    rollback.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
+    rollback.set_defaults(func=cmd_rollback)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "rules", None):
