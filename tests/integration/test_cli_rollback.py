@@ -204,3 +204,44 @@ async def test_a_manual_rollback_acts_under_a_silence(
     assert "bob" in out
     assert env.cf.live_versions("api") == [(env.versions["v2"], 100.0)]
     assert "silence_overridden" in [e.kind for e in await events(env)]
+
+
+async def test_targets_and_rollback_print_remote_text_escaped(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Defect f: a deploy message and a Cloudflare error message are outside text; a
+    raw ESC in them could rewrite the operator's terminal (OSC 52 writes the
+    clipboard). ``targets`` and ``rollback`` print them escaped."""
+    env.cf.publish("api", "v4 \x1b]52;c;ZXZpbA==\x07 \x1b[2J")
+    assert await run("targets") == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\\x1b]52" in out
+    env.cf.refuse("POST", DEPLOYMENTS, VALIDATION_CODE, "no \x1b[31mred\x1b[0m", times=None)
+    assert await run("rollback", "worker", "--reason", "bad \x1b[2J v4") == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\\x1b[31m" in out
+
+
+async def test_a_manual_rollbacks_baseline_check_says_where_its_goal_comes_from(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Defect c: the CLI process has no samples from before the episode, so a
+    ``baseline: true`` check had no baseline and escalated whatever the evidence.
+    Its goal is the signal's rule threshold (never laxer), and the verdict says so."""
+    rules = env.state.parent / "rules.yaml"
+    _rewrite(
+        rules,
+        "verify: [{signal: error_rate, below: 0.5%, within: 3s}]",
+        "verify: [{signal: error_rate, baseline: true, within: 3s}]",
+    )
+    assert await run("rollback", "worker", "--reason", "bad v3") == 0
+    out = capsys.readouterr().out
+    assert "✅ verify error_rate:baseline: passed" in out
+    assert "rule's threshold" in out
+    assert "no samples from before" in out
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))

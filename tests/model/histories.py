@@ -7,18 +7,20 @@ the store's journal, events and healthy marks), never from the code's own opinio
 Moves: a person deploys (Worker full or gradual, Pages), traffic (errors and p95,
 healthy, mild or breaching, flapping), the operator's manual rollback through the
 CLI's path (a second Runtime on the same state file, as ``watchdog rollback`` builds),
-with or without ``--dry-run``, or stopped by Ctrl-C at a journal step; silences; the
+with or without ``--dry-run``, or stopped by Ctrl-C at a journal step; Cloudflare
+answering rollback requests with failures (503, 429, a refusal); silences; the
 daemon restarting (optionally switching dry run, optionally after a downtime) or
 killed at a store write (the N-th from now, or the next of a named journal step;
 before or after it lands), back at once or only at the next restart while the world
 goes on; and virtual time jumps.
 
-``KNOWN_OPEN`` names the invariants that fail because of defects already reported
-in issue 10 and being fixed elsewhere, ``FOUND_OPEN`` those failing because of
-defects this model found (pinned in test_found_defects.py): they are still computed,
-but only reported (``Model.waived``) while listed. The lead empties the sets once the
-fixes are merged. The manual path mirrors ``cli_ops._rollback`` (which builds its own
-clock and client, so it cannot run on the virtual clock): keep them in step.
+``KNOWN_OPEN`` names invariants that fail because of defects already reported in
+issue 10, ``FOUND_OPEN`` those failing because of defects this model found (pinned in
+test_found_defects.py): still computed, but only reported (``Model.waived``) while
+listed. Both are empty: every invariant is asserted. The manual path mirrors
+``cli_ops._rollback`` (which builds its own clock and client, so it cannot run on the
+virtual clock) up to the rollback; the CLI's own verification loop is not modelled
+(the model closes a manual incident once its rollback is done).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import httpx
 from tests.world import PD_KEY, SLACK_TOKEN, SP_KEY, T0, TOKEN, BusyStore, World, seed_history
 from tests.world import RULES as WORLD_RULES
 from watchdog.clock import AutoClock
-from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.cloudflare import FakeCloudflare, Fault, compile_path
 from watchdog.demo.fakes.receivers import Receivers
 from watchdog.demo.main import BusyTransport
 from watchdog.http.server import Receive, Scope, Send, serve
@@ -55,28 +57,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Invariant name -> the issue 10 defects that break it today. Each listed invariant is
 # still checked; its violations are collected in ``Model.waived`` instead of failing.
-KNOWN_OPEN: dict[str, str] = {
-    "no_redeploy": "issue 10 #1 (a second rollback re-deploys the version rolled away "
-    "from), #12 (a rollback overwrites a newer deploy)",
-    "healthy_only_verified": "issue 10 #2 (dry run / manual rollback / closing marks what "
-    "is live healthy), #15 (a failed manual rollback marks the bad version healthy)",
-    "baseline_clean": "issue 10 #3 (the baseline holds the flap's breaching samples)",
-    "compare_and_swap": "issue 10 #12 (a resumed rollback posts its journalled plan over "
-    "a newer deploy)",
-    "guards": "issue 10 #13 (a resumed incident skips the cooldown and the hourly cap)",
-    "manual_honest": "issue 10 #14 (a manual rollback under a silence does nothing, exit 0)",
-}
+KNOWN_OPEN: dict[str, str] = {}
 
 # Invariant name -> a defect this model found (not in issue 10), pinned by a failing
 # test in tests/model/test_found_defects.py. Waived the same way until fixed.
-FOUND_OPEN: dict[str, str] = {
-    "manual_in_person": "found: an interrupted `watchdog rollback` (Ctrl-C after its "
-    "incident row) is carried out by the daemon at its next restart, on whatever is live "
-    "then (test_an_interrupted_manual_rollback_is_not_resumed_by_the_daemon)",
-    "verdict_honest": "found: a daemon restarted after a verification's deadline judges "
-    "it at once on an empty window ('no evidence') and escalates 'the rollback did not "
-    "help' (test_restart_past_the_verification_deadline_fails_it_without_evidence)",
-}
+FOUND_OPEN: dict[str, str] = {}
 
 INVARIANTS = (
     "no_redeploy",  # never deploy the live version, nor one rolled away from (by anyone)
@@ -103,9 +88,9 @@ HEALTHY_P95 = 0.4  # seconds; every healthy p95 sample is exactly this
 SLOW_P95 = 7.5  # seconds: over the 5 s rule
 ERRORS = {"good": 0.001, "mild": 0.01, "bad": 0.08}  # good passes the 0.5 % check
 # The ledger's "stated healthy run" (issue 10): a version live alone this long with
-# every rule inactive may be marked healthy without a verification. None: no such
-# rule yet (set it to the ledger's figure when it lands).
-HEALTHY_RUN_S: float | None = None
+# every rule inactive may be marked healthy without a verification: the ledger's
+# guards.healthy_after (its default, 2h; the world's rules leave it so).
+HEALTHY_RUN_S: float | None = 7200.0
 COOLDOWN_S = 1800.0
 CAP_PER_HOUR = 3
 
@@ -337,6 +322,31 @@ class Model:
         self.w.clock.set(self.w.clock.now() + seconds)
         await self.settle()
 
+    async def cloudflare_fails(self, target: str, kind: str, times: int) -> None:
+        """Cloudflare answers the next ``times`` rollback requests for ``target`` with a
+        failure and changes nothing: ``status`` (503), ``rate_limit`` (429 with a
+        Retry-After) or ``refuse`` (a 400 with an API error)."""
+        cf = self.w.cloudflare
+        path = WORKER_POST if target == "worker" else PAGES_ROLLBACK + "{id}/rollback"
+        if kind == "status":
+            fault = cf.fail("POST", path, 503, times=times)
+        elif kind == "rate_limit":
+            fault = cf.rate_limit("POST", path, retry_after="20", times=times)
+        else:
+            fault = cf.refuse("POST", path, 10021, "refused by the model", times=times)
+        self.faults.append(fault)
+        self._note(f"cloudflare answers the next {times} {target} rollback(s) with {kind}")
+
+    def _faulted(self, path: str) -> bool:
+        """Was this (absorbed, in order) request answered by an injected fault, so
+        that nothing changed? Faults take the first matching requests after them."""
+        for n, fault in enumerate(self.faults):
+            seen = self._fault_seen.get(n, 0)
+            if fault.hits > seen and compile_path(fault.path).match(path):
+                self._fault_seen[n] = seen + 1
+                return True
+        return False
+
     async def silence(self, scope: str, minutes: float = 120.0) -> None:
         if self.down:
             self._note(f"silence {scope}: the daemon's API is down")
@@ -509,6 +519,8 @@ class Model:
     _down_s: float = 0.0
     _stay_down: bool = False
     _cas_checked: int = 0
+    faults: list[Fault] = field(default_factory=list)
+    _fault_seen: dict[int, int] = field(default_factory=dict)
     down: bool = False  # killed, not restarted yet
 
     # --- what Cloudflare saw ---------------------------------------------------------
@@ -519,6 +531,8 @@ class Model:
         calls = self.w.cloudflare.calls
         for call in calls[self._seen_calls :]:
             if call.method == "GET":
+                continue
+            if self._faulted(call.path):
                 continue
             if call.path == WORKER_POST:
                 versions = (call.json or {}).get("versions") or [{}]

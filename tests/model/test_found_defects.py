@@ -41,11 +41,6 @@ async def verdicts(m: Model) -> list[dict[str, str]]:
     return [dict(e.data["results"]) for e in events if e.kind == "verification"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verification.py:56 between(started, now + 1e-9): at epoch times 1e-9 is "
-    "below float resolution, so the sample taken at the deadline tick is never counted",
-)
 async def test_the_sample_taken_at_the_verification_deadline_counts(m: Model) -> None:
     """Rolled back at T; errors at 1 % at T+30s, T+60s, T+90s, and 0.1 % at T+120s,
     the end of the check's 'within: 2m'. The check is met within its time, so the
@@ -61,12 +56,6 @@ async def test_the_sample_taken_at_the_verification_deadline_counts(m: Model) ->
     await m.check("verified")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cloudflare_pages.py PagesTarget.state: candidates are every eligible "
-    "deployment older than the live one; one rolled away from is not excluded "
-    "(issue 10 #1 in its Pages form; the ledger removes it)",
-)
 async def test_pages_never_goes_back_to_a_deployment_rolled_away_from(m: Model) -> None:
     """p3 (ten minutes old) breaks the site: the watchdog rolls Pages back p3 -> p2;
     the errors stay (the cause is elsewhere), so the incident escalates and stays
@@ -85,12 +74,6 @@ async def test_pages_never_goes_back_to_a_deployment_rolled_away_from(m: Model) 
     await m.check("second rollback")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="restore.py:22-25 resumes every incident saved as rolling_back, including a "
-    "person's (manager.manual_rollback saves it so before planning), with a fresh plan "
-    "on whatever is live then",
-)
 async def test_an_interrupted_manual_rollback_is_not_resumed_by_the_daemon(m: Model) -> None:
     """The operator runs ``watchdog rollback worker`` and presses Ctrl-C once its
     incident is saved (a slow Cloudflare read). Two hours later a person ships v4;
@@ -108,3 +91,104 @@ async def test_an_interrupted_manual_rollback_is_not_resumed_by_the_daemon(m: Mo
     await m.traffic("good", HEALTHY_P95, 10)
     assert m.w.cloudflare.live_versions("api") == [(v4, 100.0)]
     await m.check("after the restart")
+
+
+async def test_an_interrupted_manual_rollback_is_not_carried_out_under_a_silence(
+    m: Model,
+) -> None:
+    """The history the model found: ``rollback worker`` stopped after its incident
+    row, then ``silence all``, then a daemon restart. Observed: the restarted daemon
+    carried out the person's rollback (v3 -> v2) under the silence. Expected: nothing
+    changes; the interrupted incident ends escalated, not resolved."""
+    assert await m.manual_rollback(["worker"], False, "save_incident(rolling_back)") == 130
+    await m.silence("all")
+    await m.restart()
+    assert m.w.cloudflare.live_versions("api") == [(m.w.versions["v3"], 100.0)]
+    await m.check("after the restart")
+    assert not m.runtime.manager.open
+    (incident,) = await m.runtime.store.recent_incidents(5)
+    assert incident.phase == "escalated"
+    assert incident.closed_at is not None
+    kinds = [e.kind for e in await m.runtime.store.events(incident.id)]
+    assert "escalated" in kinds
+    assert "resolved" not in kinds
+
+
+async def test_a_manual_rollback_interrupted_after_its_intent_is_not_finished_by_the_daemon(
+    m: Model,
+) -> None:
+    """Ctrl-C right after the journal's intent row (before the POST): the person is
+    gone, so the restarted daemon must not post it for them; it tells people the
+    rollback was interrupted."""
+    assert await m.manual_rollback(["worker"], False, "journal_intent") == 130
+    await m.restart()
+    assert m.w.cloudflare.live_versions("api") == [(m.w.versions["v3"], 100.0)]
+    await m.check("after the restart")
+    assert not m.runtime.manager.open
+
+
+async def test_a_restart_past_the_verification_deadline_samples_before_judging(
+    m: Model,
+) -> None:
+    """Rolled back, then the daemon is down for 5 minutes (past the checks' 'within').
+    Observed: the new daemon judged at its first tick on an empty window, 'failed:
+    error_rate was no evidence', and escalated 'the rollback did not help' though it
+    never looked. Expected: it samples first and judges on what it sees."""
+    await rolled_back(m)
+    await m.restart(down_s=300.0)
+    await m._feed([GOOD] * 2, 30.0)
+    (results,) = await verdicts(m)
+    assert results["error_rate:below"].startswith("passed"), results
+    await m.check("verified after the restart")
+
+
+async def test_no_evidence_after_the_deadline_is_its_own_verdict(m: Model) -> None:
+    """Rolled back, the daemon down past the deadline, and no sample after it either:
+    the verdict says there was no evidence, and the escalation does not claim that the
+    rollback did not help."""
+    await rolled_back(m)
+    await m.restart(down_s=300.0)
+    await m.advance(600.0)
+    (results,) = await verdicts(m)
+    assert results["error_rate:below"].startswith("no evidence"), results
+    (incident,) = await m.runtime.store.recent_incidents(5)
+    assert "did not help" not in incident.data["escalation_why"], incident.data
+    assert "could not be verified" in incident.data["escalation_why"], incident.data
+
+
+async def test_the_watchdogs_own_rollback_is_not_a_fresh_deploy_to_blame(m: Model) -> None:
+    """Invariant 7 (issue 10, defect b): v3 breaks, the watchdog rolls back to v2, the
+    verification passes and the incident closes. 40 minutes later (past the cooldown,
+    within max_deploy_age) errors come back with v2 live: the live deployment is the
+    watchdog's own, no deploy explains the breach. Observed: a second rollback, v2 ->
+    v1. Expected: no rollback; the incident escalates saying why."""
+    await rolled_back(m)
+    v2 = m.w.versions["v2"]
+    assert m.worker_live == [(v2, 100.0)]
+    await m._feed([GOOD] * 80, 30.0)  # verified, stable, closed; the cooldown passes
+    assert not m.runtime.manager.open
+    await m._feed([BAD] * 14, 30.0)
+    assert m.w.cloudflare.live_versions("api") == [(v2, 100.0)]
+    (incident,) = m.runtime.manager.open.values()
+    assert incident.phase == "escalated"
+    assert "the watchdog's own rollback" in incident.data["escalation_why"]
+    await m.check("breach after the rollback")
+
+
+async def test_a_failed_manual_rollback_marks_nothing_healthy_and_says_no_all_clear(
+    m: Model,
+) -> None:
+    """Issue 10 #15 and defect e: Cloudflare refuses the operator's ``rollback worker``.
+    The command exits 1; the bad live version is not marked healthy, the next choice
+    still avoids nothing wrongly, and no 'resolved' (all-clear) goes out for it."""
+    await m.cloudflare_fails("worker", "refuse", 10)
+    assert await m.manual_rollback(["worker"], dry=False) == 1
+    assert m.w.cloudflare.live_versions("api") == [(m.w.versions["v3"], 100.0)]
+    await m.check("after the failed rollback")
+    marked = [e.version for e in await m.runtime.store.ledger("worker") if e.verified]
+    assert m.w.versions["v3"] not in marked
+    (incident,) = await m.runtime.store.recent_incidents(5)
+    assert incident.phase == "escalated"
+    kinds = [e.kind for e in await m.runtime.store.events(incident.id)]
+    assert "resolved" not in kinds
+    assert not [r for r in m.w.receivers.slack.messages if "All clear" in str(r)]

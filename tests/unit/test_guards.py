@@ -137,3 +137,36 @@ async def test_a_rollback_after_the_step_is_measured_on_the_new_clock(
     await rolled_back(store, "worker", T0 + HOUR + 5 * MINUTE)
     assert "cooldown" in str(await judge(rules, store, "worker", T0 + HOUR + 30 * MINUTE))
     assert await judge(rules, store, "worker", T0 + HOUR + 36 * MINUTE) is None
+
+
+CORRELATED = """
+rules:
+  - {name: error-rate, signal: error_rate, above: 5%, for: 5m, severity: critical,
+     rollback: [worker]}
+correlation: {enabled: true, max_deploy_age: 2h}
+guards: {cooldown: 30m, max_rollbacks_per_hour: 2}
+"""
+
+
+async def test_a_backward_step_does_not_make_an_old_deploy_look_young(
+    tmp_path: Path, store: SQLiteStore
+) -> None:
+    """Defect g (issue 10 follow-up): the live deploy went live 3 hours ago by
+    Cloudflare's clock; our wall clock then stepped back 2 hours (noticed, recorded).
+    Measured on the wall clock alone the deploy is 1 hour old, inside max_deploy_age,
+    and was blamed. Its age is uncertain across the step: no rollback, and why."""
+    rules = ruleset(tmp_path, CORRELATED, base=BASE)
+    now = T0 - 2 * HOUR  # the wall clock, 2 hours behind
+    await record_clock_step(store, ClockStep(now - 10 * MINUTE, -2 * HOUR))
+    live = Deploy("d3", "v3", T0 - 3 * HOUR)
+    state = dataclasses.replace(STATE, live=live, rollback_to=Deploy("d2", "v2", T0 - 5 * HOUR))
+    why = await blocker(rules, store, incident(now), "worker", state, now)
+    assert why is not None
+    assert "clock" in why
+
+
+async def test_without_a_step_a_recent_deploy_is_blamed(tmp_path: Path, store: SQLiteStore) -> None:
+    rules = ruleset(tmp_path, CORRELATED, base=BASE)
+    now = T0
+    state = dataclasses.replace(STATE, live=Deploy("d3", "v3", T0 - HOUR))
+    assert await blocker(rules, store, incident(now), "worker", state, now) is None

@@ -2,6 +2,8 @@
 (Cloudflare Worker and Pages, a GitHub workflow), cache purges and the notifiers.
 
 - ``base``: The shapes every action shares: what a target looks like, a plan, a result.
+- ``choice``: Choosing a rollback target from the version ledger (pure): never the live
+  version, never one rolled away from; a verified-healthy one first.
 - ``cloudflare_api``: A thin Cloudflare REST client: adds the token, sends through ``http.send``
   (the one retrying helper), unwraps the ``{success, errors, result, result_info}`` envelope and
   turns every failure into our errors.

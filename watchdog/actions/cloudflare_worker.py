@@ -19,6 +19,7 @@ from typing import Any
 from watchdog.actions.base import deployed_meanwhile
 from watchdog.actions.cloudflare_api import (
     SECRETS_CHANGED_CODE,
+    ApiResult,
     CloudflareClient,
     changed_secrets,
     parse_time,
@@ -240,6 +241,31 @@ class WorkerTarget:
                 return await self._attempt(plan, dry_run)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
+    async def _post(self, path: str, body: dict[str, Any], to: str) -> tuple[ApiResult, bool]:
+        """POST the deployment; refused for changed secrets (10220), again with
+        ``?force=true`` unless ``on_secret_changed`` is 'refuse'. Returns the answer
+        and whether it was forced."""
+        script = self.spec.script
+        try:
+            return await self.client.post(path, body, retry=False), False
+        except PermanentActionError as exc:
+            if exc.code != SECRETS_CHANGED_CODE:
+                raise PermanentActionError(
+                    f"worker {script}: rollback to version {to} refused: {exc}", exc.code
+                ) from None
+            names = changed_secrets(str(exc))
+            which = f" ({', '.join(names)})" if names else ""
+            if self.spec.on_secret_changed == "refuse":  # noqa: S105 (a policy, not a secret)
+                raise PermanentActionError(
+                    f"worker {script}: rollback to version {to} refused by Cloudflare "
+                    f"(code 10220): secrets changed since that version was live{which}. "
+                    "on_secret_changed is 'refuse': escalation needed, a human must decide "
+                    "whether the old version works with today's secrets",
+                    SECRETS_CHANGED_CODE,
+                ) from None
+        answer = await self.client.post(path, body, params={"force": "true"}, retry=False)
+        return answer, True
+
     async def _attempt(self, plan: RollbackPlan, dry_run: bool) -> ActionResult:
         script, to = self.spec.script, plan.to_version
         deployments = await self.deployments(retry=False)
@@ -275,26 +301,7 @@ class WorkerTarget:
                 would=True,
                 request=sent.request,
             )
-        forced = False
-        try:
-            answer = await self.client.post(path, body, retry=False)
-        except PermanentActionError as exc:
-            if exc.code != SECRETS_CHANGED_CODE:
-                raise PermanentActionError(
-                    f"worker {script}: rollback to version {to} refused: {exc}", exc.code
-                ) from None
-            names = changed_secrets(str(exc))
-            which = f" ({', '.join(names)})" if names else ""
-            if self.spec.on_secret_changed == "refuse":  # noqa: S105 (a policy, not a secret)
-                raise PermanentActionError(
-                    f"worker {script}: rollback to version {to} refused by Cloudflare "
-                    f"(code 10220): secrets changed since that version was live{which}. "
-                    "on_secret_changed is 'refuse': escalation needed, a human must decide "
-                    "whether the old version works with today's secrets",
-                    SECRETS_CHANGED_CODE,
-                ) from None
-            answer = await self.client.post(path, body, params={"force": "true"}, retry=False)
-            forced = True
+        answer, forced = await self._post(path, body, to)
         created = parse_deployment(answer.result, f"Cloudflare API POST {path}")
         if created.sole_version != to:
             raise PermanentActionError(

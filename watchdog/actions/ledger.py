@@ -10,9 +10,9 @@ an older one, or that a rollback moved away from), and whether it was verified
 healthy: only after a passed verification, or after serving ``guards.healthy_after``
 with every rule inactive. Never after a dry run, and never for merely being live.
 
-The rollback choice: never the live version, never a version rolled away from;
-among the rest, a verified-healthy one first (newest), else the newest; none left:
-no choice, with the reason, and the incident escalates.
+The rollback choice (``choice``): never the live version, never a version rolled
+away from; among the rest, a verified-healthy one first (newest), else the newest;
+none left: no choice, with the reason, and the incident escalates.
 """
 
 from __future__ import annotations
@@ -26,21 +26,15 @@ from typing import Protocol, runtime_checkable
 import structlog
 
 from watchdog.actions.base import Target
+from watchdog.actions.choice import HOW_TEXT, choose, verified_from
 from watchdog.clock import Clock
 from watchdog.core.evaluator import RuleState, State
 from watchdog.errors import ActionError, StoreError
-from watchdog.model import Candidate, Deploy, LedgerLine, LiveStep, Observed, TargetState
+from watchdog.model import LiveStep, Observed, TargetState
 from watchdog.store.base import ActionRecord, LedgerEntry, Store
-from watchdog.units import format_duration, iso
+from watchdog.units import format_duration
 
 log = structlog.get_logger("watchdog.actions.ledger")
-
-HOW_TEXT = {
-    "person": "a person",
-    "ci": "CI",
-    "watchdog": "the watchdog",
-    "unknown": "unknown means",
-}
 
 
 @runtime_checkable
@@ -67,184 +61,66 @@ def rebuild(
 ) -> dict[str, LedgerEntry]:
     """The ledger after merging the remote history and the journal into ``known``:
     only the entries that are new or changed."""
-    entries = {v: replace(e) for v, e in known.items()}
-    changed: set[str] = set()
+    merge = _Merge(target, known)
+    previous: tuple[str, ...] = ()
+    for step in observed.steps:
+        merge.step(step, previous)
+        previous = step.versions
+    for row in journal:
+        if row.kind == "rollback" and row.state == "done":
+            at = row.finished_at or row.created_at
+            for version in str(row.intent.get("from", "")).split(","):
+                if version and version != row.intent.get("to"):
+                    why = f"rolled back by the watchdog in incident {row.incident_id}"
+                    merge.away(version, at, why)
+    return {v: merge.entries[v] for v in merge.changed}
 
-    def entry(version: str) -> LedgerEntry:
-        if version not in entries:
-            entries[version] = LedgerEntry(target, version)
-        return entries[version]
 
-    def went_live(version: str, step: LiveStep) -> None:
-        e = entry(version)
+class _Merge:
+    """The entries being rebuilt, and which of them changed."""
+
+    def __init__(self, target: str, known: Mapping[str, LedgerEntry]) -> None:
+        self.target = target
+        self.entries = {v: replace(e) for v, e in known.items()}
+        self.changed: set[str] = set()
+
+    def entry(self, version: str) -> LedgerEntry:
+        if version not in self.entries:
+            self.entries[version] = LedgerEntry(self.target, version)
+        return self.entries[version]
+
+    def went_live(self, version: str, step: LiveStep) -> None:
+        e = self.entry(version)
         if e.went_live_at is None or step.at < e.went_live_at:
             e.went_live_at = step.at
             e.how, e.live_detail = step.how, step.detail
-            changed.add(version)
+            self.changed.add(version)
         elif e.how == "unknown" and step.how != "unknown" and e.went_live_at == step.at:
             e.how, e.live_detail = step.how, step.detail
-            changed.add(version)
+            self.changed.add(version)
 
-    def away(version: str, at: float, why: str) -> None:
-        e = entry(version)
+    def away(self, version: str, at: float, why: str) -> None:
+        e = self.entry(version)
         if e.rolled_away_at is None:
             e.rolled_away_at, e.rolled_away_why = at, why
-            changed.add(version)
+            self.changed.add(version)
 
-    previous: tuple[str, ...] = ()
-    for step in observed.steps:
+    def step(self, step: LiveStep, previous: tuple[str, ...]) -> None:
+        """One step of the remote history: what went live, and what it replaced by
+        going back (an older version, or an explicit rollback)."""
         for version in step.versions:
-            went_live(version, step)
-        newest_now = max((entry(v).went_live_at or step.at) for v in step.versions)
+            self.went_live(version, step)
+        newest_now = max((self.entry(v).went_live_at or step.at) for v in step.versions)
         by = f"by {HOW_TEXT.get(step.how, step.how)}" + (f" ({step.detail})" if step.detail else "")
         for version in previous:
             if version in step.versions:
                 continue
-            first = entry(version).went_live_at or step.at
+            first = self.entry(version).went_live_at or step.at
             if step.rollback or first > newest_now:
-                away(
-                    version,
-                    step.at,
-                    f"replaced by older {', '.join(step.versions)} in {step.id} {by}",
-                )
+                why = f"replaced by older {', '.join(step.versions)} in {step.id} {by}"
+                self.away(version, step.at, why)
         for version in step.away:
-            away(version, step.at, f"production moved back to older {step.id} {by}")
-        previous = step.versions
-    for row in journal:
-        if row.kind != "rollback" or row.state != "done":
-            continue
-        at = row.finished_at or row.created_at
-        for version in str(row.intent.get("from", "")).split(","):
-            if version and version != row.intent.get("to"):
-                away(version, at, f"rolled back by the watchdog in incident {row.incident_id}")
-    return {v: entries[v] for v in changed}
-
-
-# --- choosing a rollback target (pure) -------------------------------------------------------
-
-
-def choose(
-    target: str,
-    kind: str,
-    observed: Observed,
-    ledger: Mapping[str, LedgerEntry],
-) -> TargetState:
-    """The rollback target from the ledger, with a line per version saying why."""
-    live = observed.live
-    if live is None:
-        return TargetState(target, kind, None, None, observed.empty_why or "nothing is live")
-    last = observed.steps[-1] if observed.steps else None
-    live_how = last.how if last is not None and last.id == live.id else ""
-    result = _choose(target, kind, observed, ledger, live)
-    return replace(result, live_how=live_how)
-
-
-def _choose(
-    target: str,
-    kind: str,
-    observed: Observed,
-    ledger: Mapping[str, LedgerEntry],
-    live: Deploy,
-) -> TargetState:
-    lines = [
-        LedgerLine(v, "live", _live_text(ledger.get(v)) + " (a rollback moves away from it)")
-        for v in observed.bad
-    ]
-    if observed.uncertain:
-        why = f"refusing: the history is uncertain ({observed.uncertain})"
-        return TargetState(target, kind, live, None, why, tuple(lines))
-    usable: list[Candidate] = []
-    seen: set[str] = set(observed.bad)
-    for c in observed.candidates:
-        if c.version in seen:
-            continue
-        seen.add(c.version)
-        e = ledger.get(c.version)
-        if e is not None and e.rolled_away:
-            lines.append(LedgerLine(c.version, "skipped", _away_text(e)))
-        elif c.blocked:
-            lines.append(LedgerLine(c.version, "skipped", c.blocked))
-        else:
-            usable.append(c)
-    verified = [c for c in usable if (e := ledger.get(c.version)) is not None and e.verified]
-    chosen = verified[0] if verified else (usable[0] if usable else None)
-    for c in usable:
-        e = ledger.get(c.version)
-        status = "chosen" if c is chosen else "candidate"
-        lines.append(LedgerLine(c.version, status, _candidate_text(e)))
-    note = f"{observed.note}; " if observed.note else ""
-    skipped = [line for line in lines if line.status == "skipped"]
-    skip_text = (
-        " (skipped: " + "; ".join(f"{s.version}: {s.reason}" for s in skipped) + ")"
-        if skipped
-        else ""
-    )
-    if chosen is None:
-        why = (
-            f"{note}no version left to roll back to: never the live version, never one "
-            f"rolled away from{skip_text}"
-            if observed.candidates
-            else f"{note}{observed.empty_why or 'no earlier version'}"
-        )
-        return TargetState(target, kind, live, None, why, tuple(lines))
-    e = ledger.get(chosen.version)
-    if e is not None and e.verified:
-        why = (
-            f"{note}{chosen.version} is the newest earlier version verified healthy "
-            f"({_verified_text(e)})"
-        )
-    else:
-        why = (
-            f"{note}{chosen.version} is the newest earlier version not rolled away from; "
-            "none is verified healthy"
-        )
-    return TargetState(target, kind, live, chosen.deploy, why + skip_text, tuple(lines))
-
-
-def _live_text(e: LedgerEntry | None) -> str:
-    if e is None or e.went_live_at is None:
-        return "live now"
-    how = HOW_TEXT.get(e.how, e.how)
-    detail = f" ({e.live_detail})" if e.live_detail else ""
-    health = f"verified healthy: {_verified_text(e)}" if e.verified else "not verified healthy"
-    return f"live now; went live {iso(e.went_live_at)} by {how}{detail}; {health}"
-
-
-def _away_text(e: LedgerEntry) -> str:
-    assert e.rolled_away_at is not None
-    return f"rolled away from at {iso(e.rolled_away_at)}: {e.rolled_away_why}"
-
-
-def _verified_text(e: LedgerEntry) -> str:
-    assert e.verified_at is not None
-    return f"{e.verified_why}, {iso(e.verified_at)}"
-
-
-def _candidate_text(e: LedgerEntry | None) -> str:
-    if e is None:
-        return "never rolled away from; not verified healthy"
-    parts = []
-    if e.went_live_at is not None:
-        parts.append(f"went live {iso(e.went_live_at)} by {HOW_TEXT.get(e.how, e.how)}")
-    parts.append("never rolled away from")
-    if e.verified:
-        parts.append(f"verified healthy: {_verified_text(e)}")
-    else:
-        parts.append("not verified healthy")
-        if e.legacy_seen_at is not None:
-            parts.append(
-                f"seen live when an incident closed at {iso(e.legacy_seen_at)} "
-                "(before the ledger; not evidence)"
-            )
-    return "; ".join(parts)
-
-
-def verified_from(healthy: Iterable[str], target: str) -> dict[str, LedgerEntry]:
-    """A ledger that knows only which versions are verified healthy (a target asked
-    for its state without the store, as the backtest does)."""
-    return {
-        v: LedgerEntry(target, v, verified_at=0.0, verified_why="given as healthy") for v in healthy
-    }
+            self.away(version, step.at, f"production moved back to older {step.id} {by}")
 
 
 # --- the service ---------------------------------------------------------------------------
@@ -412,3 +288,6 @@ def describe_step_how(source: str, trigger: str, message: str) -> str:
     ):
         return "person"
     return "unknown"
+
+
+__all__ = ["LedgerTarget", "Ledgers", "choose", "describe_step_how", "rebuild", "verified_from"]

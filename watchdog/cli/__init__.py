@@ -2,8 +2,10 @@
 
 - ``main``: The command line: the parser from each module's ``register``, and dispatch.
 - ``args``: The settings with the command line's overrides, read the same way by every verb.
-- ``ops``: Verbs that work without a running watchdog: ``targets``, ``rollback``,
-  ``postmortem``.
+- ``ops``: Verbs that work without a running watchdog: ``postmortem``; it registers
+  ``targets`` and ``rollback`` too.
+- ``rollback``: The ``targets`` and ``rollback`` verbs: the version ledger's reasons, and a
+  person's rollback through the incident manager with the same verification.
 - ``silences``: Verbs that talk to a running watchdog's API: ``silence add|query|expire``,
   ``status``.
 - ``status_view``: The head of ``rollback-watchdog status``: whether the watchdog would act at

@@ -16,7 +16,7 @@ from typing import TypeAlias
 import httpx
 
 from watchdog import __version__, strict_json
-from watchdog.cli import ops, silences, tune
+from watchdog.cli import ops, rollback, silences, tune
 from watchdog.cli.args import overrides, settings_from_args
 from watchdog.errors import ConfigError, RuleError, WatchdogError
 from watchdog.settings import load_settings
@@ -165,6 +165,7 @@ REGISTER: tuple[Callable[[Commands], None], ...] = (
     _register_run,
     _register_check,
     _register_demo,
+    rollback.register,
     ops.register,
     silences.register,
     tune.register,

@@ -5,8 +5,9 @@ be younger than ``max_deploy_age``, or a rollback would not help. Guards: a cool
 per target and a global cap per hour (one rollback per target per incident is the
 journal's key), both in real time: the journal's wall-clock times are corrected for the
 wall-clock steps the watchdog noticed (kept in the store, so a restart knows them).
-Correlation compares Cloudflare's own times with the wall clock, so a wrong wall
-clock skews it; that is not corrected here. A person's manual rollback skips
+Correlation compares Cloudflare's own times with the wall clock: across a noticed
+wall-clock step a deploy's age is uncertain, and one that may be older than
+``max_deploy_age`` is not blamed. A person's manual rollback skips
 correlation and guards. A resumed rollback (a restart, an HA takeover) is judged again
 for every target without a journal row: the process may have stopped before it judged
 them (the incident is saved as rolling back before the first Cloudflare read)."""
@@ -86,6 +87,46 @@ def real_age(at: float, now: float, steps: Sequence[ClockStep]) -> float:
     return max(0.0, min(ages))
 
 
+def deploy_age_bound(created_at: float, now: float, steps: Sequence[ClockStep]) -> float:
+    """The oldest a deploy (a remote time, ``created_at``) may really be at ``now``
+    (our wall clock): a step noticed after it went live may have put our clock off the
+    remote's by its size, in either direction; uncertain means the older reading."""
+    since = [s for s in steps if s.at >= created_at - NOTICED_WITHIN_S - abs(s.seconds)]
+    return now - created_at + sum(abs(s.seconds) for s in since)
+
+
+def uncorrelated(
+    ruleset: RuleSet, breach: float, state: TargetState, now: float, steps: Sequence[ClockStep]
+) -> str | None:
+    """Why the live deploy cannot be blamed for a breach that began at ``breach``
+    (deploy correlation), or None."""
+    correlation = ruleset.correlation
+    # A CI-dispatch target cannot see deploys: it cannot be correlated, only guarded.
+    if correlation.enabled and state.live is not None:
+        if state.live.created_at > breach:
+            return (
+                f"the live deploy went live at {iso(state.live.created_at)}, after the "
+                f"breach began ({iso(breach)}): it cannot have caused it (a fix or a "
+                "rollback by someone else may already be live); not rolling it back"
+            )
+        age = now - state.live.created_at
+        oldest = deploy_age_bound(state.live.created_at, now, steps)
+        if age > correlation.max_deploy_age:
+            return (
+                f"no recent deploy explains the breach: the live deploy is "
+                f"{format_duration(age)} old (max_deploy_age "
+                f"{format_duration(correlation.max_deploy_age)})"
+            )
+        if oldest > correlation.max_deploy_age:
+            return (
+                f"cannot tell the live deploy's age: the wall clock stepped since it went "
+                f"live; it looks {format_duration(age)} old but may be "
+                f"{format_duration(oldest)} (max_deploy_age "
+                f"{format_duration(correlation.max_deploy_age)}); not blaming it"
+            )
+    return None
+
+
 async def blocker(
     ruleset: RuleSet,
     store: Store,
@@ -104,25 +145,11 @@ async def blocker(
     decision = incident.decision
     if decision.extra.get("manual"):
         return None
-    correlation = ruleset.correlation
-    # A CI-dispatch target cannot see deploys: it cannot be correlated, only guarded.
-    if correlation.enabled and state.live is not None:
-        breach = decision.first_breach_at or decision.decided_at
-        if state.live.created_at > breach:
-            return (
-                f"the live deploy went live at {iso(state.live.created_at)}, after the "
-                f"breach began ({iso(breach)}): it cannot have caused it (a fix or a "
-                "rollback by someone else may already be live); not rolling it back"
-            )
-        age = now - state.live.created_at
-        if age > correlation.max_deploy_age:
-            return (
-                f"no recent deploy explains the breach: the live deploy is "
-                f"{format_duration(age)} old (max_deploy_age "
-                f"{format_duration(correlation.max_deploy_age)})"
-            )
-    guards = ruleset.guards
     steps = await clock_steps(store)
+    why = uncorrelated(ruleset, decision.first_breach_at or decision.decided_at, state, now, steps)
+    if why is not None:
+        return why
+    guards = ruleset.guards
     # Journal times are wall-clock times: reach back over every forward step, then
     # measure each row's real age.
     reach = max(guards.cooldown, HOUR_S) + sum(max(0.0, st.seconds) for st in steps)
@@ -142,5 +169,13 @@ async def blocker(
         return (
             f"global cap: {len(hour)} rollbacks in the last hour "
             f"(max_rollbacks_per_hour {guards.max_rollbacks_per_hour})"
+        )
+    if state.live_how == "watchdog" and state.live is not None:
+        # Invariant 7: its own rollback is no fresh deploy to blame, and going further
+        # back is a second rollback for one problem; people decide.
+        return (
+            f"the live version {state.live.version} is the watchdog's own rollback "
+            f"(live since {iso(state.live.created_at)}): no deploy to blame; not rolling "
+            "back further"
         )
     return None

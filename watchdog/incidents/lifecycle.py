@@ -48,37 +48,16 @@ class Lifecycle:
         rec = self.rec
         phase = incident.phase
         data = incident.data
-        states = states_of(self.engine, incident)
-        firing = any(s.state is State.FIRING for s in states)
-        # Pending (breaching, not yet for long enough) or blind (no evidence): not a
-        # reason to act, and not a reason to call it over either. Wait.
-        unsure = any(s.state in NOT_OVER for s in states)
-        # Healthy evidence from every rule of the incident: the breach is over even
-        # when no 'resolved' decision will come (the engine restarted, or went blind,
-        # since the rule fired).
-        healthy = bool(states) and all(
-            s.state is State.INACTIVE
-            and s.at is not None
-            and s.at > incident.data.get("evidence_after", incident.record.opened_at)
-            for s in states
-        )
+        firing, unsure, healthy = self._evidence(incident)
         if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and healthy:
             await self.rule_resolved(incident, "the rule is no longer breaching")
         elif phase is Phase.GRACE and now >= data["grace_until"]:
-            if firing:
-                await rec.event(incident.id, "grace_over", {"still_firing": True})
-                await rec.set_phase(incident, Phase.ROLLING_BACK)
-                self.rollbacks.start(incident)
-            elif not unsure:
-                await self.close(incident, "the breach was gone when the grace period ended")
+            await self._grace_over(incident, firing, unsure)
         elif phase is Phase.WATCHING and data.get("escalate_at") and now >= data["escalate_at"]:
             if firing:
                 data.pop("escalate_at")
-                await escalate(
-                    rec,
-                    incident,
-                    f"still breaching after {format_duration(now - incident.record.opened_at)}",
-                )
+                how_long = format_duration(now - incident.record.opened_at)
+                await escalate(rec, incident, f"still breaching after {how_long}")
         elif phase is Phase.WATCHING and firing and self._silence_lifted(incident):
             await rec.event(incident.id, "silence_ended", {})
             incident.data.pop("blocked")
@@ -96,17 +75,44 @@ class Lifecycle:
         elif phase is Phase.VERIFYING:
             await verify(rec, self.engine.windows, incident, now)
         elif phase is Phase.MONITORING and now >= data.get("stable_until", math.inf):
-            if firing:
-                await escalate(rec, incident, "breaching again while monitoring")
-            elif not unsure:
-                why = (
-                    "stable after the rollback"
-                    if incident.data.get("rolled_back")
-                    else "stable: the breach is over"
-                )
-                await self.close(incident, why)
+            await self._stable_over(incident, firing, unsure)
         if incident.phase is Phase.ESCALATED:
             await ladder(rec, incident, now)
+
+    async def _grace_over(self, incident: Incident, firing: bool, unsure: bool) -> None:
+        if firing:
+            await self.rec.event(incident.id, "grace_over", {"still_firing": True})
+            await self.rec.set_phase(incident, Phase.ROLLING_BACK)
+            self.rollbacks.start(incident)
+        elif not unsure:
+            await self.close(incident, "the breach was gone when the grace period ended")
+
+    async def _stable_over(self, incident: Incident, firing: bool, unsure: bool) -> None:
+        if firing:
+            await escalate(self.rec, incident, "breaching again while monitoring")
+        elif not unsure:
+            why = (
+                "stable after the rollback"
+                if incident.data.get("rolled_back")
+                else "stable: the breach is over"
+            )
+            await self.close(incident, why)
+
+    def _evidence(self, incident: Incident) -> tuple[bool, bool, bool]:
+        """Firing; unsure (pending: breaching, not yet for long enough; or blind: no
+        evidence), no reason to act nor to call it over; healthy: evidence from every
+        rule of the incident that the breach is over, even when no 'resolved' decision
+        will come (the engine restarted, or went blind, since the rule fired)."""
+        states = states_of(self.engine, incident)
+        firing = any(s.state is State.FIRING for s in states)
+        unsure = any(s.state in NOT_OVER for s in states)
+        healthy = bool(states) and all(
+            s.state is State.INACTIVE
+            and s.at is not None
+            and s.at > incident.data.get("evidence_after", incident.record.opened_at)
+            for s in states
+        )
+        return firing, unsure, healthy
 
     async def _retry_refused(self, incident: Incident) -> None:
         """A rollback refused because the store failed (the intent could not be
@@ -153,12 +159,18 @@ class Lifecycle:
             )
 
     async def close(self, incident: Incident, why: str) -> None:
+        """Closed: resolved with the all-clear, or, escalated (a failed or interrupted
+        manual rollback), closed as escalated: humans own it, nothing says resolved."""
         rec = self.rec
         now = rec.clock.now()
-        await rec.notify(incident, EventKind.RESOLVED, phase="resolved", message=why)
         incident.record.closed_at = now
-        await rec.set_phase(incident, Phase.RESOLVED)
-        await rec.event(incident.id, "resolved", {"why": why})
+        if incident.phase is Phase.ESCALATED:
+            await rec.store.save_incident(incident.record)
+            await rec.event(incident.id, "closed_unresolved", {"why": why})
+        else:
+            await rec.notify(incident, EventKind.RESOLVED, phase="resolved", message=why)
+            await rec.set_phase(incident, Phase.RESOLVED)
+            await rec.event(incident.id, "resolved", {"why": why})
         rec.open.pop(incident.id, None)
         if self.postmortem_dir is not None:
             path = await write_draft(rec.store, incident.id, self.postmortem_dir)

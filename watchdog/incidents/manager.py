@@ -110,7 +110,7 @@ class IncidentManager:
 
     async def restore(self) -> None:
         """Load open incidents and reconcile actions left at 'intent' by a crash."""
-        await restore_incidents(self._rec, self._rollbacks)
+        await restore_incidents(self._rec, self._rollbacks, self._lifecycle)
 
     # --- decisions -----------------------------------------------------------------
 

@@ -35,6 +35,7 @@ CLOCK_FIELDS = (
     "resume_at",
     "evidence_after",
     "refused_at",
+    "late_from",
 )
 
 

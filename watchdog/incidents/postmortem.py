@@ -29,6 +29,7 @@ _TIMELINE = (
     ("reconciled", "Watchdog restarted and reconciled an action"),
     ("blind", "Watchdog blind (no evidence)"),
     ("resolved", "System stable; all-clear sent"),
+    ("closed_unresolved", "Closed unresolved (escalated; no all-clear)"),
 )
 
 
@@ -99,14 +100,7 @@ def render(incident: IncidentRecord, events: list[EventRecord], actions: list[Ac
             continue
         detail = _detail(event)
         lines.append(f"- {_hhmm(event.at)} - {label}" + (f": {detail}" if detail else ""))
-    lines += ["", "## Root Cause Analysis", TO_FILL, "", "## Resolution"]
-    done = [a for a in actions if a.state == "done"]
-    failed = [a for a in actions if a.state != "done"]
-    if done:
-        lines += [f"- {a.kind} `{a.target}`: {a.outcome.get('detail', '')}" for a in done]
-    else:
-        lines.append("- No automatic action was taken.")
-    lines += [f"- {a.kind} `{a.target}` {a.state}: {a.outcome.get('detail', '')}" for a in failed]
+    lines += ["", "## Root Cause Analysis", TO_FILL, "", "## Resolution", *_resolution(actions)]
     lines += [
         "",
         "## Lessons Learned",
@@ -122,6 +116,17 @@ def render(incident: IncidentRecord, events: list[EventRecord], actions: list[Ac
         "",
     ]
     return "\n".join(lines)
+
+
+def _resolution(actions: list[ActionRecord]) -> list[str]:
+    done = [a for a in actions if a.state == "done"]
+    failed = [a for a in actions if a.state != "done"]
+    lines = [f"- {a.kind} `{a.target}`: {a.outcome.get('detail', '')}" for a in done]
+    if not done:
+        lines.append("- No automatic action was taken.")
+    return lines + [
+        f"- {a.kind} `{a.target}` {a.state}: {a.outcome.get('detail', '')}" for a in failed
+    ]
 
 
 def _value(decision: dict[str, object]) -> str:

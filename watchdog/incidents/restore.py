@@ -6,20 +6,28 @@ from __future__ import annotations
 from typing import Any
 
 from watchdog.errors import StoreError
+from watchdog.incidents.escalation import escalate
+from watchdog.incidents.lifecycle import Lifecycle
 from watchdog.incidents.model import Incident, Phase, decision_from, log
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.rollback import Rollbacks
 from watchdog.model import TargetState
 
 
-async def restore(rec: Recorder, rollbacks: Rollbacks) -> None:
+async def restore(rec: Recorder, rollbacks: Rollbacks, lifecycle: Lifecycle) -> None:
     """Load open incidents and reconcile actions left at 'intent' by a crash."""
     for record in await rec.store.open_incidents():
         rec.open[record.id] = Incident(record, decision_from(record.data["decision"]))
     for action in await rec.store.unfinished_actions():
         await reconcile(rec, action.incident_id, action.kind, action.target, action.intent)
     for incident in list(rec.open.values()):
-        if incident.phase is Phase.ROLLING_BACK:
+        if incident.phase is not Phase.ROLLING_BACK:
+            continue
+        if incident.decision.extra.get("manual"):
+            # A person's rollback whose command is gone (Ctrl-C, a lost session, a
+            # killed CLI): nobody asks for it any more, and what is live may have moved.
+            await interrupted_manual(rec, lifecycle, incident)
+        else:
             # The process died mid-playbook: finish it (journalled steps are not redone).
             rollbacks.start(incident, resumed=True)
     if rec.open:
@@ -58,3 +66,30 @@ async def reconcile(
             )
         # Otherwise it stays 'intent': the resumed playbook re-runs it, and the
         # target re-reads what is live before it posts anything.
+
+
+async def interrupted_manual(rec: Recorder, lifecycle: Lifecycle, incident: Incident) -> None:
+    """A manual rollback found unfinished by a new process: never carried out by the
+    daemon (a person decided, and only while their command ran). What its journal
+    says was done is recorded (a version rolled away from stays so); the incident is
+    escalated as interrupted and closed without an all-clear."""
+    done: list[tuple[str, str, str]] = []
+    undone: list[tuple[str, str, str]] = []
+    for row in await rec.store.actions(incident.id):
+        if row.kind != "rollback":
+            continue
+        step = (row.target, str(row.intent.get("from", "")), str(row.intent.get("to", "")))
+        (done if row.state == "done" else undone).append(step)
+    if done:
+        await rec.ledgers.rolled_back(incident.id, done)
+        incident.data["rolled_back"] = [list(step) for step in done]
+    said = [f"{t}: {f} -> {to} done" for t, f, to in done]
+    said += [f"{t}: {f} -> {to} not done" for t, f, to in undone]
+    why = (
+        "a manual rollback was interrupted before it finished (its command is gone); the "
+        "watchdog does not carry out a person's rollback on its own"
+        + (f" ({'; '.join(said)})" if said else ": nothing was rolled back")
+    )
+    log.warning("interrupted manual rollback not resumed", incident=incident.id)
+    await escalate(rec, incident, why)
+    await lifecycle.close(incident, why)

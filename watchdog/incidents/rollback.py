@@ -107,78 +107,17 @@ class Rollbacks:
         rec = self.rec
         decision = incident.decision
         dry = rec.dry(decision)
-        names = [t for t in incident.record.targets if t in rec.playbook.targets]
-        now = rec.clock.now()
-        # Resumed after a restart: a target with a journal row keeps the plan that was
-        # journalled; what is live now may already be the rollback, and a fresh choice
-        # from there would point the other way.
-        kind = "would-rollback" if dry else "rollback"
-        journalled = {
-            a.target: a
-            for a in (await rec.store.actions(incident.id) if resumed else [])
-            if a.kind == kind
-        }
-        fresh = [n for n in names if n not in journalled]
-        states = await rec.ledgers.inspect(fresh)
-        plans: list[RollbackPlan] = []
-        blocked: dict[str, str] = {}
-        silenced: dict[str, str] = {}
-        held: list[RollbackPlan] = []
-        for name in names:
-            row = journalled.get(name)
-            if row is not None:
-                live = str(row.intent.get("from", ""))
-                plan = RollbackPlan(
-                    name, live, str(row.intent.get("to", "")), str(row.intent.get("reason", ""))
-                )
-            else:
-                state = states[name]
-                reason = await blocker(rec.ruleset, rec.store, incident, name, state, now)
-                if reason is not None:
-                    blocked[name] = reason
-                    continue
-                assert isinstance(state, TargetState)
-                assert state.rollback_to is not None
-                live = state.live.version if state.live is not None else "live"
-                if state.live is not None:  # the verification baseline comes from before it
-                    incident.data.setdefault("deployed_at", {})[name] = state.live.created_at
-                plan = RollbackPlan(
-                    name, live, state.rollback_to.version, rollback_message(decision)
-                )
-            silence = self.silences.match(decision.rule, decision.severity, name)
-            if silence is not None and decision.extra.get("manual"):
-                # Silences hold the automatic path; a person's explicit rollback acts,
-                # and the record says which silence it went past.
-                await rec.event(
-                    incident.id,
-                    "silence_overridden",
-                    {
-                        "target": name,
-                        "why": f"a person's explicit rollback acts; the silence holds only "
-                        f"automatic ones ({describe(silence)})",
-                    },
-                )
-                silence = None
-            if silence is None:
-                plans.append(plan)
-                continue
-            silenced[name] = describe(silence)
-            held.append(plan)
-            await rec.event(
-                incident.id,
-                "would_rollback",
-                {"target": name, "why": silenced[name], "from": live, "to": plan.to_version},
-            )
+        plans, blocked, held = await self._plan(incident, resumed, dry)
         for name, why in blocked.items():
             await rec.event(incident.id, "rollback_blocked", {"target": name, "why": why})
-        if silenced:
+        if held:
             # The headline reads "Would have rolled back worker: v3 → v2 (silenced by
             # AUTHOR until TIME: COMMENT)".
             await rec.notify(
                 incident,
                 EventKind.WOULD_ROLLBACK,
-                message="; ".join(dict.fromkeys(silenced.values())),
-                rolled_back=[(p.target, p.from_version, p.to_version) for p in held],
+                message="; ".join(dict.fromkeys(why for _, why in held)),
+                rolled_back=[(p.target, p.from_version, p.to_version) for p, _ in held],
             )
         if not plans:
             async with self._lock:
@@ -209,6 +148,90 @@ class Rollbacks:
         self._acted.add(incident.id)  # from here a store failure is not a refusal
         async with self._lock:
             await self._after_rollback(incident, outcome, dry, blocked)
+
+    async def _plan(
+        self, incident: Incident, resumed: bool, dry: bool
+    ) -> tuple[list[RollbackPlan], dict[str, str], list[tuple[RollbackPlan, str]]]:
+        """Per target: a plan to run, a reason it is blocked, or a plan a silence holds
+        (with the silence, said in a would_rollback event)."""
+        rec = self.rec
+        names = [t for t in incident.record.targets if t in rec.playbook.targets]
+        # Resumed after a restart: a target with a journal row keeps the plan that was
+        # journalled; what is live now may already be the rollback, and a fresh choice
+        # from there would point the other way.
+        kind = "would-rollback" if dry else "rollback"
+        journalled = {
+            a.target: a
+            for a in (await rec.store.actions(incident.id) if resumed else [])
+            if a.kind == kind
+        }
+        now = rec.clock.now()
+        states = await rec.ledgers.inspect([n for n in names if n not in journalled])
+        plans: list[RollbackPlan] = []
+        blocked: dict[str, str] = {}
+        held: list[tuple[RollbackPlan, str]] = []
+        for name in names:
+            row = journalled.get(name)
+            if row is not None:
+                plan = RollbackPlan(
+                    name,
+                    str(row.intent.get("from", "")),
+                    str(row.intent.get("to", "")),
+                    str(row.intent.get("reason", "")),
+                )
+            else:
+                state = states[name]
+                reason = await blocker(rec.ruleset, rec.store, incident, name, state, now)
+                if reason is not None:
+                    blocked[name] = reason
+                    continue
+                assert isinstance(state, TargetState)
+                plan = self._fresh_plan(incident, name, state)
+            why = await self._silenced(incident, plan)
+            if why is None:
+                plans.append(plan)
+            else:
+                held.append((plan, why))
+        return plans, blocked, held
+
+    @staticmethod
+    def _fresh_plan(incident: Incident, name: str, state: TargetState) -> RollbackPlan:
+        assert state.rollback_to is not None
+        live = state.live.version if state.live is not None else "live"
+        if state.live is not None:  # the verification baseline comes from before it
+            incident.data.setdefault("deployed_at", {})[name] = state.live.created_at
+        return RollbackPlan(
+            name, live, state.rollback_to.version, rollback_message(incident.decision)
+        )
+
+    async def _silenced(self, incident: Incident, plan: RollbackPlan) -> str | None:
+        """The silence that holds this plan, described, or None. Silences hold the
+        automatic path; a person's explicit rollback acts, and the record says which
+        silence it went past."""
+        rec = self.rec
+        decision = incident.decision
+        name = plan.target
+        silence = self.silences.match(decision.rule, decision.severity, name)
+        if silence is None:
+            return None
+        if decision.extra.get("manual"):
+            await rec.event(
+                incident.id,
+                "silence_overridden",
+                {
+                    "target": name,
+                    "why": f"a person's explicit rollback acts; the silence holds only "
+                    f"automatic ones ({describe(silence)})",
+                },
+            )
+            return None
+        why = describe(silence)
+        await rec.event(
+            incident.id,
+            "would_rollback",
+            {"target": name, "why": why, "from": plan.from_version, "to": plan.to_version},
+        )
+        return why
 
     async def _after_rollback(
         self, incident: Incident, outcome: PlaybookOutcome, dry: bool, blocked: dict[str, str]

@@ -95,22 +95,30 @@ def baselines(
 
 
 def goal(
-    check: VerifyCheck, baselines: Mapping[str, float | None], limit: float | None, unit: Unit
+    check: VerifyCheck,
+    baselines: Mapping[str, float | None],
+    limit: float | None,
+    unit: Unit,
+    manual: bool = False,
 ) -> tuple[float | None, str]:
     """The value a check's signal must go below, and how to say it; never laxer than
-    ``limit`` (the signal's strictest rule)."""
+    ``limit`` (the signal's strictest rule). A manual rollback's process (the CLI)
+    has no samples from before the episode: its baseline check aims at the rule's
+    threshold, and says so."""
     if check.below is not None:
         if limit is not None and limit < check.below.value:
             return limit, f"below {format_value(limit, unit)} (the rule's threshold)"
         return check.below.value, f"below {check.below.text}"
     base = baselines.get(check.signal)
     if base is None:
+        missing = (
+            "a manual rollback: this process has no samples from before it"
+            if manual
+            else "no baseline was recorded before the episode"
+        )
         if limit is not None:
-            return limit, (
-                f"below {format_value(limit, unit)} (the rule's threshold; no baseline "
-                "was recorded before the episode)"
-            )
-        return None, "back to a baseline (none was recorded before the episode)"
+            return limit, f"below {format_value(limit, unit)} (the rule's threshold; {missing})"
+        return None, f"back to a baseline ({missing}, and no rule gives a threshold)"
     target = base * (1 + check.tolerance)
     if limit is not None and limit < target:
         return limit, (
@@ -118,6 +126,59 @@ def goal(
             f"{base:.3g} + {check.tolerance:.0%} would be laxer)"
         )
     return target, f"back to baseline ({base:.3g} + {check.tolerance:.0%})"
+
+
+def judge(
+    check: VerifyCheck,
+    window: SignalWindow | None,
+    target: float | None,
+    text: str,
+    unit: Unit,
+    started: float,
+    now: float,
+    late_from: float,
+) -> str | None:
+    """One check's verdict, or None while it cannot be told yet. Evidence counts from
+    after the rollback up to the deadline, that instant included. A process that saw
+    no sample in that time (it was down, a restart) did not look: it judges on the
+    first sample after the deadline, waiting for one another ``within`` at most, and
+    with none says 'no evidence' (never that the rollback did not help)."""
+    deadline = started + check.within
+    after = math.nextafter(started, math.inf)  # one taken at that instant came before
+    upto = math.nextafter(min(now, deadline), math.inf)
+    samples = [s for s in window.between(after, upto) if s.is_evidence] if window else []
+    if target is None:  # nothing honest to compare with: not a pass, not a failure
+        return f"no evidence: {check.signal} cannot be judged {text}"
+    met = next((s for s in samples if s.value < target), None)
+    if met is not None:
+        return (
+            f"passed: {check.signal} {format_value(met.value, unit)} "
+            f"{text} after {format_duration(met.at - started)}"
+        )
+    if now < deadline:
+        return None
+    if samples:
+        return (
+            f"failed: {check.signal} was {format_value(samples[-1].value, unit)}, not "
+            f"{text} within {format_duration(check.within)}"
+        )
+    end = math.nextafter(now, math.inf)
+    late = [s for s in window.between(upto, end) if s.is_evidence] if window else []
+    if late:
+        first = late[0]
+        verdict = "passed" if first.value < target else "failed"
+        return (
+            f"{verdict}: {check.signal} {format_value(first.value, unit)}, goal {text} "
+            f"(no sample within {format_duration(check.within)}: judged on the first "
+            f"after it, {format_duration(first.at - deadline)} late)"
+        )
+    if now < max(deadline, late_from) + check.within:
+        return None
+    return (
+        f"no evidence: no {check.signal} sample within {format_duration(check.within)} "
+        f"of the rollback, nor in the {format_duration(check.within)} after the watchdog "
+        "looked again"
+    )
 
 
 async def verify(
@@ -134,25 +195,14 @@ async def verify(
         signal = rec.ruleset.signals.get(check.signal)
         unit: Unit = signal.unit if signal is not None else "number"
         limit = ceiling(rec.ruleset, check.signal)
-        target, text = goal(check, data.get("baselines", {}), limit, unit)
-        window = windows.get(check.signal)
-        samples = window.between(started, now + 1e-9) if window is not None else []
-        met = next(
-            (s for s in samples if s.is_evidence and target is not None and s.value < target),
-            None,
+        manual = bool(incident.decision.extra.get("manual"))
+        target, text = goal(check, data.get("baselines", {}), limit, unit, manual)
+        late_from = data.setdefault("late_from", now) if now >= started + check.within else now
+        verdict = judge(
+            check, windows.get(check.signal), target, text, unit, started, now, late_from
         )
-        if met is not None:
-            results[key] = (
-                f"passed: {check.signal} {format_value(met.value, unit)} "
-                f"{text} after {format_duration(met.at - started)}"
-            )
-        elif now >= started + check.within:
-            latest = next((s for s in reversed(samples) if s.is_evidence), None)
-            seen = format_value(latest.value, unit) if latest else "no evidence"
-            results[key] = (
-                f"failed: {check.signal} was {seen}, not {text} within "
-                f"{format_duration(check.within)}"
-            )
+        if verdict is not None:
+            results[key] = verdict
     checks = rec.ruleset.after_rollback.verify
     if len(results) < len(checks):
         return
@@ -177,9 +227,10 @@ async def verify(
             phase="identified",
             message="; ".join(results.values()),
         )
-        await escalate(
-            rec,
-            incident,
-            "the rollback did not help: "
-            + "; ".join(r for r in results.values() if r.startswith("failed")),
-        )
+        failed = [r for r in results.values() if r.startswith("failed")]
+        blind = [r for r in results.values() if r.startswith("no evidence")]
+        why = "the rollback did not help: " + "; ".join(failed) if failed else ""
+        if blind:
+            why += ("; " if why else "") + "the rollback could not be verified: "
+            why += "; ".join(blind)
+        await escalate(rec, incident, why)

@@ -104,7 +104,12 @@ class SQLiteStore:
                 raise StoreError("store is not open")
             try:
                 with self._conn:
-                    return fn(self._conn)
+                    result = fn(self._conn)
+                if isinstance(result, sqlite3.Cursor):
+                    # Freed on the event loop, a cursor would reset its cached
+                    # statement while this thread runs it again: SQLITE_MISUSE.
+                    result.close()
+                return result
             except sqlite3.Error as exc:
                 raise StoreError(f"state store {self.path}: {exc}") from exc
 
