@@ -28,6 +28,7 @@ from watchdog.clock import FakeClock
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.engine import Engine, Observation
 from watchdog.core.evaluator import State
+from watchdog.core.evidence import Evidence
 from watchdog.incidents.manager import IncidentManager
 from watchdog.incidents.silence import Matcher, Silences
 from watchdog.model import Sample
@@ -180,6 +181,10 @@ class Replay:
             value = format_value(state.value, signal.unit)
             op = ">" if rule.comparison == "above" else "<"
             fields: dict[str, Any] = {"value": _finite(state.value), "from": moved.before.value}
+            if rule.confidence is not None and state.errors is not None and state.requests:
+                fields["evidence"] = dataclasses.asdict(
+                    Evidence.of(state.errors, state.requests, rule.confidence, rule.threshold.value)
+                )
             if rule.mode == "share" and moved.after in (State.PENDING, State.FIRING):
                 event = moved.after.value
                 text = (
@@ -195,6 +200,9 @@ class Replay:
                 since = state.active_since if state.active_since is not None else moved.at
                 lasted = format_duration(moved.at - since)
                 text = f"{signal.name} {value} {op} {rule.threshold.text} for {lasted}"
+            elif moved.after is State.INCONCLUSIVE:
+                event = "inconclusive"
+                text = f"{signal.name} {value}: the evidence cannot tell yet"
             elif moved.after is State.BLIND:
                 event = "blind"
                 fields["reason"] = state.blind_reason
@@ -317,13 +325,15 @@ def _decision_event(decision: Decision) -> Event:
         text = f"notify only (severity {decision.severity})"
     else:
         text = f"blind alert: {decision.why}"
-    fields = {
+    fields: dict[str, Any] = {
         "action": decision.kind.value,
         "targets": targets if decision.kind is DecisionKind.ROLLBACK else [],
         "severity": decision.severity,
         "observed": _finite(decision.observed),
         "why": decision.why,
     }
+    if decision.evidence is not None:
+        fields["evidence"] = dataclasses.asdict(decision.evidence)
     return Event(decision.decided_at, decision.rule, "decision", text, fields)
 
 

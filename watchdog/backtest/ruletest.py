@@ -29,7 +29,7 @@ Test file format::
         rule_test:
           - eval_time: 5m              # a multiple of interval, within the input
             rule: error-rate
-            exp_state: pending         # inactive | pending | firing | blind
+            exp_state: pending         # inactive | pending | firing | blind | inconclusive
           - eval_time: 10m
             rule: error-rate
             exp_state: firing
@@ -120,7 +120,7 @@ class InputSeries(Model):
 class Expectation(Model):
     eval_time: Duration
     rule: str | None = None
-    exp_state: Literal["inactive", "pending", "firing", "blind"] | None = None
+    exp_state: Literal["inactive", "pending", "firing", "blind", "inconclusive"] | None = None
     exp_decision: Outcome | tuple[Outcome, ...] | None = None
 
     @property

@@ -6,6 +6,8 @@ drive this same code with their own clocks and sample feeds.
 - ``decision``: What the evaluator and decider hand to the actions: an explicit, complete
   decision.
 - ``engine``: The one engine: samples in, rule states, transitions and decisions out.
+- ``evidence``: How sure a count of errors makes us: the exact (Clopper-Pearson)
+  binomial interval.
 - ``evaluator``: The evaluator: a pure step function ``(rule, state, sample) -> state``.
 - ``window``: A bounded, time-ordered buffer of one signal's recent samples.
 """

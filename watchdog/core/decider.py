@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
+from watchdog.core.evidence import Evidence
 from watchdog.rules.load import ResolvedSignal, RuleSet
 from watchdog.rules.model import RuleSpec
 from watchdog.units import format_duration
@@ -41,8 +42,10 @@ def decide(
         act = policy.act == "rollback" and bool(rule.rollback)
         kind = DecisionKind.ROLLBACK if act else DecisionKind.NOTIFY
         op = ">" if rule.comparison == "above" else "<"
+        evidence = _evidence(rule, new)
+        surely = "" if evidence is None else f"surely ({evidence.confidence * 100:g}% sure) "
         why = (
-            f"{signal.name} {op} {rule.threshold.text} "
+            f"{signal.name} {surely}{op} {rule.threshold.text} "
             f"for {format_duration(new.at - (new.active_since or new.at))} "
             f"(rule needs {format_duration(rule.for_)}); severity {rule.severity}: "
             + ("roll back" if act else "notify")
@@ -57,6 +60,10 @@ def decide(
         return _decision(DecisionKind.BLIND, rule, signal, new, why)
     if prev.state is State.FIRING and new.state is State.INACTIVE:
         why = f"{signal.name} back within {rule.threshold.text}"
+        return _decision(DecisionKind.RESOLVED, rule, signal, new, why)
+    if prev.state is State.FIRING and new.state is State.INCONCLUSIVE:
+        # The evidence no longer shows a breach: the run is over, as for a clean value.
+        why = f"{signal.name} no longer surely past {rule.threshold.text}"
         return _decision(DecisionKind.RESOLVED, rule, signal, new, why)
     return None
 
@@ -82,4 +89,12 @@ def _decision(
         why=why,
         requests=state.requests,
         dry_run=rule.dry_run,
+        evidence=_evidence(rule, state),
     )
+
+
+def _evidence(rule: RuleSpec, state: RuleState) -> Evidence | None:
+    """The counts behind a confidence rule's state, with their interval."""
+    if rule.confidence is None or state.errors is None or not state.requests:
+        return None
+    return Evidence.of(state.errors, state.requests, rule.confidence, rule.threshold.value)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from watchdog.core.evidence import Evidence
 from watchdog.rules.model import Severity
 from watchdog.units import Unit, format_duration, format_value, iso
 
@@ -38,6 +39,8 @@ class Decision:
     requests: float | None = None
     dry_run: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # A confidence rule's counts, interval and threshold: what the verdict stood on.
+    evidence: Evidence | None = None
 
     @property
     def observed_text(self) -> str:
@@ -50,10 +53,11 @@ class Decision:
     def summary(self) -> str:
         """One line: ``error-rate: error_rate 7.2% > 5% for 5m (21 samples)``."""
         op = ">" if self.comparison == "above" else "<"
-        return (
+        line = (
             f"{self.rule}: {self.signal} {self.observed_text} {op} {self.threshold_text} "
             f"for {format_duration(self.window_s)} ({self.sample_count} samples)"
         )
+        return line if self.evidence is None else f"{line}; {self.evidence.text()}"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -64,4 +68,6 @@ class Decision:
         data["threshold_text"] = self.threshold_text
         if self.first_breach_at is not None:
             data["first_breach_at_iso"] = iso(self.first_breach_at)
+        if self.evidence is not None:
+            data["evidence_text"] = self.evidence.text()
         return data

@@ -12,6 +12,7 @@ import structlog
 
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
+from watchdog.core.evidence import Evidence
 from watchdog.core.window import SignalWindow
 from watchdog.store.base import IncidentRecord
 from watchdog.units import format_duration
@@ -76,6 +77,8 @@ def decision_from(data: Mapping[str, Any]) -> Decision:
     fields = {k: v for k, v in data.items() if not k.endswith(("_iso", "_text"))}
     fields["kind"] = DecisionKind(fields["kind"])
     fields["targets"] = tuple(fields["targets"])
+    if fields.get("evidence") is not None:
+        fields["evidence"] = Evidence(**fields["evidence"])
     return Decision(**fields)
 
 

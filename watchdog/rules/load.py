@@ -484,6 +484,12 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
                     "report its traffic (give the prometheus signal a requests_query, or use "
                     "a scrape error_ratio/quantile or cloudflare error_rate signal)"
                 )
+            if rule.confidence is not None and not counts_errors(signal):
+                problems.append(
+                    f"{_where(item, (*path, 'confidence'))}: signal {signal.name!r} does not "
+                    "count errors and requests (use a prometheus errors_query/requests_query, "
+                    "a scrape error_ratio or a cloudflare error_rate signal)"
+                )
         need(rule.rollback, targets, "target", item, (*path, "rollback"))
         if rule.notify is not None:
             need(rule.notify, notifiers, "notifier", item, (*path, "notify"))
@@ -550,6 +556,18 @@ def reports_traffic(signal: ResolvedSignal) -> bool:
         return spec.kind in ("error_ratio", "quantile")
     if signal.source.type == "cloudflare":
         return spec.field in ("error_rate", "requests")
+    return False
+
+
+def counts_errors(signal: ResolvedSignal) -> bool:
+    """Whether samples of ``signal`` carry both counts (for ``confidence``)."""
+    spec = signal.spec
+    if signal.source.type == "prometheus":
+        return spec.errors_query is not None and spec.requests_query is not None
+    if signal.source.type == "scrape":
+        return spec.kind == "error_ratio"
+    if signal.source.type == "cloudflare":
+        return spec.field == "error_rate"
     return False
 
 

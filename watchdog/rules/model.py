@@ -54,6 +54,16 @@ Duration = Annotated[float, BeforeValidator(_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 Share = Annotated[float, BeforeValidator(parse_share)]
 
+
+def _confidence(value: object) -> float:
+    share = parse_share(value)
+    if not 0.5 <= share < 1.0:
+        raise ValueError(f"expected a confidence from 50% to below 100% (like 99%), got {value!r}")
+    return share
+
+
+Confidence = Annotated[float, BeforeValidator(_confidence)]
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 
@@ -200,6 +210,24 @@ class RuleSpec(Model):
     blind_after: Duration | None = None
     dry_run: bool = False
     description: str = ""
+    # A confidence rule weighs the error and request counts of its trailing ``window``:
+    # it breaches only while the ratio's interval lies wholly past the threshold.
+    confidence: Confidence | None = None
+    window: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _check_confidence(self) -> RuleSpec:
+        if self.confidence is None:
+            if self.window is not None:
+                raise ValueError("'window' applies only with 'confidence' (like 99%)")
+            return self
+        if self.window is None:
+            raise ValueError("'confidence' needs a 'window' whose counts it weighs (like 10m)")
+        if self.mode != "consecutive":
+            raise ValueError("'confidence' works with mode: consecutive only")
+        if self.min_requests > 0:
+            raise ValueError("'confidence' already weighs the traffic: drop 'min_requests'")
+        return self
 
     @model_validator(mode="after")
     def _check_comparison(self) -> RuleSpec:
