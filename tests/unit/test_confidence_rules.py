@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import T0, ruleset
-from watchdog.core.decision import DecisionKind
+from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.engine import Engine
 from watchdog.core.evaluator import State
 from watchdog.errors import RuleError
@@ -164,7 +164,7 @@ def test_the_decision_carries_counts_interval_and_threshold(rules: RuleSet) -> N
     """The rollback decision says what it stood on, in its JSON, its one-line summary
     (what Slack, the webhook and PagerDuty show) and after a restore from the store."""
     engine = Engine(rules)
-    decisions = []
+    decisions: list[Decision] = []
     for index, (errors, requests) in enumerate([(0, 1)] * 5 + [(1, 1)] * 5):
         observation = engine.observe("error_rate", Sample.ratio(T0 + index * 60, errors, requests))
         decisions += observation.decisions

@@ -105,7 +105,8 @@ async def scrape(env: Env, source: ScrapeSource, body: str, at: float, *signals:
 
 async def test_first_scrape_is_no_data_then_ratio_of_increases(env: Env) -> None:
     """The first scrape only records; the second gives Δerrors/Δrequests with the
-    requests and errors behind it (the counts), errors being the series whose code fully matches 5..."""
+    requests and errors behind it (the counts), errors being the series whose code
+    fully matches 5..."""
     source = env.source()
     first = await scrape(env, source, requests_page({("/", "200"): 100, ("/", "500"): 5}), T0)
     assert first["errors"] == Sample.no_data(T0, FIRST_SCRAPE)

@@ -42,7 +42,7 @@ def decide(
         act = policy.act == "rollback" and bool(rule.rollback)
         kind = DecisionKind.ROLLBACK if act else DecisionKind.NOTIFY
         op = ">" if rule.comparison == "above" else "<"
-        evidence = _evidence(rule, new)
+        evidence = evidence_of(rule, new)
         surely = "" if evidence is None else f"surely ({evidence.confidence * 100:g}% sure) "
         why = (
             f"{signal.name} {surely}{op} {rule.threshold.text} "
@@ -89,11 +89,11 @@ def _decision(
         why=why,
         requests=state.requests,
         dry_run=rule.dry_run,
-        evidence=_evidence(rule, state),
+        evidence=evidence_of(rule, state),
     )
 
 
-def _evidence(rule: RuleSpec, state: RuleState) -> Evidence | None:
+def evidence_of(rule: RuleSpec, state: RuleState) -> Evidence | None:
     """The counts behind a confidence rule's state, with their interval."""
     if rule.confidence is None or state.errors is None or not state.requests:
         return None
