@@ -35,6 +35,7 @@ class QuietSource:
     """One request a minute, the third of them failing: too little to tell."""
 
     def __init__(self) -> None:
+        self.name = "prom"
         self.calls = 0
 
     async def sample(self, signals: Sequence[ResolvedSignal], now: float) -> dict[str, Sample]:

@@ -109,6 +109,14 @@ class Replay:
             on_event=self._on_event,
         )
         self._incident_rule: dict[str, str] = {}
+        # Deploys in time order, told to the engine as the replay reaches them
+        # (regression rules compare each one's counts with before it).
+        self._deploys = sorted(
+            (deploy.created_at, name)
+            for name, deploys in (() if ignore_deploys else (deployments or {}).items())
+            for deploy in deploys
+        )
+        self._next_deploy = 0
         self._state_since: dict[str, tuple[State, float]] = {}
         self.spans: dict[str, list[Span]] = defaultdict(list)
         self.time_in_state: dict[str, dict[State, float]] = defaultdict(
@@ -155,6 +163,12 @@ class Replay:
         observe = engine.observe
         for at, batch in _by_time(streams):
             clock.set(at)
+            while (
+                self._next_deploy < len(self._deploys) and self._deploys[self._next_deploy][0] <= at
+            ):
+                when, target = self._deploys[self._next_deploy]
+                engine.deployed(target, when)
+                self._next_deploy += 1
             decided = False
             for name, sample in batch:
                 observation = observe(name, sample)
@@ -334,6 +348,8 @@ def _decision_event(decision: Decision) -> Event:
     }
     if decision.evidence is not None:
         fields["evidence"] = dataclasses.asdict(decision.evidence)
+    if decision.regression is not None:
+        fields["evidence"] = dataclasses.asdict(decision.regression)
     return Event(decision.decided_at, decision.rule, "decision", text, fields)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
 from watchdog.core.evidence import Evidence
+from watchdog.core.regression import RegressionEvidence, judge
 from watchdog.rules.load import ResolvedSignal, RuleSet
 from watchdog.rules.model import RuleSpec
 from watchdog.units import format_duration
@@ -44,6 +45,13 @@ def decide(
         op = ">" if rule.comparison == "above" else "<"
         evidence = evidence_of(rule, new)
         surely = "" if evidence is None else f"surely ({evidence.confidence * 100:g}% sure) "
+        regression = regression_of(rule, new)
+        if regression is not None:
+            why = (
+                f"{signal.name} got worse after the deploy: {regression.text()}; "
+                f"severity {rule.severity}: " + ("roll back" if act else "notify")
+            )
+            return _decision(kind, rule, signal, new, why)
         why = (
             f"{signal.name} {surely}{op} {rule.threshold.text} "
             f"for {format_duration(new.at - (new.active_since or new.at))} "
@@ -90,6 +98,7 @@ def _decision(
         requests=state.requests,
         dry_run=rule.dry_run,
         evidence=evidence_of(rule, state),
+        regression=regression_of(rule, state),
     )
 
 
@@ -98,3 +107,15 @@ def evidence_of(rule: RuleSpec, state: RuleState) -> Evidence | None:
     if rule.confidence is None or state.errors is None or not state.requests:
         return None
     return Evidence.of(state.errors, state.requests, rule.confidence, rule.threshold.value)
+
+
+def regression_of(rule: RuleSpec, state: RuleState) -> RegressionEvidence | None:
+    """A regression rule's test as it stands, while it watches a deploy."""
+    spec = rule.regression
+    base = state.baseline
+    if spec is None or base is None or not base[2] > 0 or state.errors is None:
+        return None
+    requests = state.requests or 0.0
+    return judge(
+        base[1], base[2], state.errors, requests, spec.min_effect, spec.confidence, base[3]
+    )

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from watchdog.core.evidence import Evidence
+from watchdog.core.regression import RegressionEvidence
 from watchdog.rules.model import Severity
 from watchdog.units import Unit, format_duration, format_value, iso
 
@@ -41,6 +42,8 @@ class Decision:
     extra: dict[str, Any] = field(default_factory=dict)
     # A confidence rule's counts, interval and threshold: what the verdict stood on.
     evidence: Evidence | None = None
+    # A regression rule's counts before and since the deploy, effect and e-value.
+    regression: RegressionEvidence | None = None
 
     @property
     def observed_text(self) -> str:
@@ -57,6 +60,8 @@ class Decision:
             f"{self.rule}: {self.signal} {self.observed_text} {op} {self.threshold_text} "
             f"for {format_duration(self.window_s)} ({self.sample_count} samples)"
         )
+        if self.regression is not None:
+            return f"{self.rule}: {self.signal} regressed after a deploy; {self.regression.text()}"
         return line if self.evidence is None else f"{line}; {self.evidence.text()}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,4 +75,6 @@ class Decision:
             data["first_breach_at_iso"] = iso(self.first_breach_at)
         if self.evidence is not None:
             data["evidence_text"] = self.evidence.text()
+        if self.regression is not None:
+            data["evidence_text"] = self.regression.text()
         return data

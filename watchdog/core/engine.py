@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from watchdog.core.decider import Transition, decide, transition
 from watchdog.core.decision import Decision
 from watchdog.core.evaluator import INITIAL, RuleState, step
+from watchdog.core.regression import baseline_upper
 from watchdog.core.window import SignalWindow
 from watchdog.model import Sample
 from watchdog.rules.load import ResolvedSignal, RuleSet
@@ -66,6 +67,27 @@ class Engine:
             name: tuple((rule, ruleset.blind_after(rule)) for rule in rules)
             for name, rules in by_signal.items()
         }
+
+    def deployed(self, target: str, at: float) -> None:
+        """A deploy of ``target`` went live at ``at``: each regression rule that rolls
+        it back (or names no target) starts its test, against the counts its signal's
+        window holds from ``baseline`` before the deploy."""
+        for rule in self.ruleset.rules:
+            spec = rule.regression
+            if spec is None or (rule.rollback and target not in rule.rollback):
+                continue
+            window = self.windows.get(rule.signal)
+            errors = requests = 0.0
+            for sample in window.between(at - spec.baseline, at) if window else ():
+                if sample.is_evidence and sample.errors is not None and sample.requests:
+                    errors += sample.errors
+                    requests += sample.requests
+            prev = self.states[rule.name]
+            # The baseline's bound once per deploy, not per sample (it bisects).
+            upper = baseline_upper(errors, requests, spec.confidence) if requests > 0 else 1.0
+            self.states[rule.name] = prev._replace(
+                baseline=(at, errors, requests, upper), errors=0.0, requests=0.0
+            )
 
     def rules_for(self, signal: str) -> list[RuleSpec]:
         return self._by_signal.get(signal, [])

@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from watchdog.core.evidence import Verdict, verdict
+from watchdog.core.regression import judge
 from watchdog.model import Sample, SampleKind
 from watchdog.rules.model import RuleSpec
 from watchdog.units import format_duration
@@ -63,6 +64,9 @@ class RuleState(NamedTuple):
     window: tuple[tuple[float, bool], ...] = ()  # (at, breached) evidence, share mode only
     errors: float | None = None  # confidence rules: errors in the window (requests: its requests)
     counts: tuple[tuple[float, float, float], ...] = ()  # (at, errors, requests), confidence only
+    # Regression rules: (deploy at, errors and requests before it, their ratio's upper
+    # bound); errors/requests count since the deploy.
+    baseline: tuple[float, float, float, float] | None = None
 
     @property
     def breaching(self) -> bool:
@@ -98,6 +102,7 @@ def _quiet(
         window,
         None,
         (),
+        None,
     )
     return _tuple_new(RuleState, fields)
 
@@ -131,6 +136,8 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
     """The rule's state after ``sample``. Pure: same inputs, same output."""
     if rule.confidence is not None:
         return _step_confidence(rule, prev, sample, blind_after)
+    if rule.regression is not None:
+        return step_regression(rule, prev, sample, blind_after)
     at = sample.at
     value = sample.value
     # Hot path: a plain value (not NaN) for a rule without min_requests is evidence
@@ -157,6 +164,7 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
                     (),
                     None,
                     (),
+                    None,
                 ),
             )
         reason = None
@@ -310,3 +318,38 @@ def _step_confidence(
     else:
         new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
     return new._replace(errors=errors, counts=counts)
+
+
+def step_regression(
+    rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float
+) -> RuleState:
+    """A regression rule: idle (inactive) until the engine marks a deploy, then the
+    sequential test on the counts since it (``core.regression``) for ``watch``. A
+    breach is final for that deploy: an anytime-valid test's rejection stands."""
+    spec = rule.regression
+    assert spec is not None  # only called for regression rules
+    at = sample.at
+    base = prev.baseline
+    if base is None or at - base[0] >= spec.watch:
+        return _quiet(sample.value, sample.requests, at)
+    errors, requests = prev.errors or 0.0, prev.requests or 0.0
+    if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
+        errors, requests = errors + sample.errors, requests + sample.requests
+
+    def kept(state: RuleState) -> RuleState:
+        return state._replace(errors=errors, requests=requests, baseline=base)
+
+    if sample.kind is SampleKind.ERROR:
+        return kept(_blind(prev, sample, f"error: {sample.reason}", blind_after))
+    if not base[2] > 0:
+        reason = f"no requests in the {format_duration(spec.baseline)} before the deploy"
+        return kept(_blind(prev, sample, reason, blind_after))
+    ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
+    found = judge(base[1], base[2], errors, requests, spec.min_effect, spec.confidence, base[3])
+    sticky = prev.breaching and prev.active_since is not None and prev.active_since >= base[0]
+    if sticky or found.verdict is Verdict.BREACH:
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
+        new = _step_consecutive(rule, prev, weighed, is_breach=True)
+    else:
+        new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
+    return kept(new)

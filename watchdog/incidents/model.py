@@ -13,6 +13,7 @@ import structlog
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
 from watchdog.core.evidence import Evidence
+from watchdog.core.regression import RegressionEvidence
 from watchdog.core.window import SignalWindow
 from watchdog.store.base import IncidentRecord
 from watchdog.units import format_duration
@@ -79,6 +80,8 @@ def decision_from(data: Mapping[str, Any]) -> Decision:
     fields["targets"] = tuple(fields["targets"])
     if fields.get("evidence") is not None:
         fields["evidence"] = Evidence(**fields["evidence"])
+    if fields.get("regression") is not None:
+        fields["regression"] = RegressionEvidence(**fields["regression"])
     return Decision(**fields)
 
 

@@ -474,7 +474,11 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
         else:
             signals.setdefault(signal.name, signal)
             threshold = rule.threshold
-            problem = _threshold_problem(rule.comparison, threshold, signal)
+            problem = (
+                None
+                if rule.regression is not None
+                else _threshold_problem(rule.comparison, threshold, signal)
+            )
             if problem is not None:
                 problems.append(f"{_where(item, (*path, rule.comparison))}: {problem}")
             if rule.min_requests > 0 and not reports_traffic(signal):
@@ -484,9 +488,11 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
                     "report its traffic (give the prometheus signal a requests_query, or use "
                     "a scrape error_ratio/quantile or cloudflare error_rate signal)"
                 )
-            if rule.confidence is not None and not counts_errors(signal):
+            counted = rule.confidence is not None or rule.regression is not None
+            if counted and not counts_errors(signal):
+                key = "confidence" if rule.confidence is not None else "regression"
                 problems.append(
-                    f"{_where(item, (*path, 'confidence'))}: signal {signal.name!r} does not "
+                    f"{_where(item, (*path, key))}: signal {signal.name!r} does not "
                     "count errors and requests (use a prometheus errors_query/requests_query, "
                     "a scrape error_ratio or a cloudflare error_rate signal)"
                 )

@@ -64,6 +64,22 @@ def _confidence(value: object) -> float:
 
 Confidence = Annotated[float, BeforeValidator(_confidence)]
 
+
+def _effect(value: object) -> float:
+    """A relative effect: ``"2x"`` or ``2`` → 2.0, above 1."""
+    text = str(value).strip()
+    number = text[:-1] if text.endswith("x") else text
+    try:
+        effect = float(number)
+    except ValueError:
+        raise ValueError(f"expected an effect like 2x, got {value!r}") from None
+    if not 1.0 < effect <= 1000.0:
+        raise ValueError(f"an effect must be above 1x and at most 1000x, got {value!r}")
+    return effect
+
+
+Effect = Annotated[float, BeforeValidator(_effect)]
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 
@@ -194,6 +210,17 @@ class SignalSpec(Model):
 # --- rules -----------------------------------------------------------------------------
 
 
+class RegressionSpec(Model):
+    """After a deploy of the rule's targets: errors since it against the same service
+    before it, by an anytime-valid sequential test (``core.regression``)."""
+
+    min_effect: Effect
+    confidence: Confidence = 0.99
+    # The look back before the deploy; the engine keeps an hour of samples.
+    baseline: PositiveDuration = Field(default=3600.0, le=3600.0)
+    watch: PositiveDuration = 3600.0  # how long after a deploy the test runs
+
+
 class RuleSpec(Model):
     name: Name
     signal: str
@@ -214,6 +241,7 @@ class RuleSpec(Model):
     # it breaches only while the ratio's interval lies wholly past the threshold.
     confidence: Confidence | None = None
     window: PositiveDuration | None = None
+    regression: RegressionSpec | None = None
 
     @model_validator(mode="after")
     def _check_confidence(self) -> RuleSpec:
@@ -231,6 +259,16 @@ class RuleSpec(Model):
 
     @model_validator(mode="after")
     def _check_comparison(self) -> RuleSpec:
+        if self.regression is not None:
+            if self.above is not None or self.below is not None:
+                raise ValueError(
+                    "a 'regression' rule compares with before the deploy: no above/below"
+                )
+            if self.confidence is not None or self.min_requests > 0 or self.mode != "consecutive":
+                raise ValueError(
+                    "a 'regression' rule weighs counts itself: no confidence, min_requests or mode"
+                )
+            return self
         if (self.above is None) == (self.below is None):
             raise ValueError("give exactly one of 'above' or 'below'")
         if self.mode == "share" and self.share is None:
@@ -243,6 +281,9 @@ class RuleSpec(Model):
 
     @property
     def threshold(self) -> Threshold:
+        if self.regression is not None:  # the smallest effect the test aims at
+            effect = self.regression.min_effect
+            return Threshold(value=effect, unit="number", text=f"{effect:g}x")
         threshold = self.above if self.above is not None else self.below
         assert threshold is not None  # guaranteed by _check_comparison
         return threshold
