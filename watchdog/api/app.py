@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from watchdog import __version__
 from watchdog.api import guard as api_guard
 from watchdog.api import silences as silence_api
-from watchdog.core.decider import evidence_of, regression_of
+from watchdog.core.decider import burn_of, evidence_of, regression_of
 from watchdog.core.evaluator import RuleState
 from watchdog.http.server import Request, Response, Router
 from watchdog.incidents.silence import Silences
@@ -134,7 +134,7 @@ def status_snapshot(watchdog: Watchdog) -> dict[str, Any]:
 
 def _evidence_fields(rule: RuleSpec, state: RuleState) -> dict[str, Any]:
     """A confidence rule's counts and interval, for the status (empty for other rules)."""
-    found = evidence_of(rule, state) or regression_of(rule, state)
+    found = evidence_of(rule, state) or regression_of(rule, state) or burn_of(rule, state)
     if found is None:
         return {}
     return {"evidence": asdict(found), "evidence_text": found.text()}

@@ -350,6 +350,8 @@ def _decision_event(decision: Decision) -> Event:
         fields["evidence"] = dataclasses.asdict(decision.evidence)
     if decision.regression is not None:
         fields["evidence"] = dataclasses.asdict(decision.regression)
+    if decision.burn is not None:
+        fields["evidence"] = dataclasses.asdict(decision.burn)
     return Event(decision.decided_at, decision.rule, "decision", text, fields)
 
 

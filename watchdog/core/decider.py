@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from watchdog.core import burn
+from watchdog.core.burn import BurnEvidence
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
 from watchdog.core.evidence import Evidence
@@ -45,6 +47,13 @@ def decide(
         op = ">" if rule.comparison == "above" else "<"
         evidence = evidence_of(rule, new)
         surely = "" if evidence is None else f"surely ({evidence.confidence * 100:g}% sure) "
+        burning = burn_of(rule, new)
+        if burning is not None:
+            why = (
+                f"{signal.name} burns the error budget too fast: {burning.text()}; "
+                f"severity {rule.severity}: " + ("roll back" if act else "notify")
+            )
+            return _decision(kind, rule, signal, new, why)
         regression = regression_of(rule, new)
         if regression is not None:
             why = (
@@ -99,6 +108,7 @@ def _decision(
         dry_run=rule.dry_run,
         evidence=evidence_of(rule, state),
         regression=regression_of(rule, state),
+        burn=burn_of(rule, state),
     )
 
 
@@ -119,3 +129,13 @@ def regression_of(rule: RuleSpec, state: RuleState) -> RegressionEvidence | None
     return judge(
         base[1], base[2], state.errors, requests, spec.min_effect, spec.confidence, base[3]
     )
+
+
+def burn_of(rule: RuleSpec, state: RuleState) -> BurnEvidence | None:
+    """A burn-rate rule's breaching pair of windows (else its first pair), as it stands."""
+    spec = rule.burn_rate
+    if spec is None or state.at is None or not state.counts:
+        return None
+    pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
+    judged = burn.judge(state.counts, state.at, spec.objective, pairs)
+    return next((j for j in judged if j.breached), judged[0])

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from watchdog.core.burn import BurnEvidence
 from watchdog.core.evidence import Evidence
 from watchdog.core.regression import RegressionEvidence
 from watchdog.rules.model import Severity
@@ -44,6 +45,8 @@ class Decision:
     evidence: Evidence | None = None
     # A regression rule's counts before and since the deploy, effect and e-value.
     regression: RegressionEvidence | None = None
+    # A burn-rate rule's pair of windows: both windows' counts against the pair's bar.
+    burn: BurnEvidence | None = None
 
     @property
     def observed_text(self) -> str:
@@ -62,6 +65,8 @@ class Decision:
         )
         if self.regression is not None:
             return f"{self.rule}: {self.signal} regressed after a deploy; {self.regression.text()}"
+        if self.burn is not None:
+            return f"{self.rule}: {self.signal} error budget burning; {self.burn.text()}"
         return line if self.evidence is None else f"{line}; {self.evidence.text()}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,4 +82,6 @@ class Decision:
             data["evidence_text"] = self.evidence.text()
         if self.regression is not None:
             data["evidence_text"] = self.regression.text()
+        if self.burn is not None:
+            data["evidence_text"] = self.burn.text()
         return data

@@ -28,6 +28,7 @@ import math
 from enum import StrEnum
 from typing import NamedTuple
 
+from watchdog.core import burn
 from watchdog.core.evidence import Verdict, verdict
 from watchdog.core.regression import judge
 from watchdog.model import Sample, SampleKind
@@ -138,6 +139,8 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
         return _step_confidence(rule, prev, sample, blind_after)
     if rule.regression is not None:
         return step_regression(rule, prev, sample, blind_after)
+    if rule.burn_rate is not None:
+        return step_burn(rule, prev, sample, blind_after)
     at = sample.at
     value = sample.value
     # Hot path: a plain value (not NaN) for a rule without min_requests is evidence
@@ -353,3 +356,34 @@ def step_regression(
     else:
         new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
     return kept(new)
+
+
+def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
+    """A burn-rate rule: per-minute counts over its longest window (in ``counts``);
+    it breaches while any pair of windows burns faster than the pair's factor."""
+    spec = rule.burn_rate
+    assert spec is not None  # only called for burn-rate rules
+    at = sample.at
+    longest = max(w.long for w in spec.windows)
+    counts = prev.counts
+    if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
+        counts = burn.add(counts, at, sample.errors, sample.requests, at - longest)
+    pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
+    judged = burn.judge(counts, at, spec.objective, pairs)
+    first = next((j for j in judged if j.breached), judged[0])
+    errors, requests = first.long_errors, first.long_requests
+    if sample.kind is SampleKind.ERROR:
+        state = _blind(prev, sample, f"error: {sample.reason}", blind_after, counts)
+        return state._replace(errors=errors, requests=requests)
+    if not burn.totals(counts, at, longest)[1] > 0:
+        reason = f"no requests in the last {format_duration(longest)}"
+        return _blind(prev, sample, reason, blind_after, counts)
+    ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
+    weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
+    if first.breached:
+        new = _step_consecutive(rule, prev, weighed, is_breach=True)
+    elif _kept_firing(rule, prev, at):
+        new = _held(prev, weighed, prev.breach_samples)
+    else:
+        new = _quiet(ratio, requests, at)
+    return new._replace(errors=errors, counts=counts)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from watchdog.core.burn import BurnEvidence
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
 from watchdog.core.evidence import Evidence
@@ -82,6 +83,8 @@ def decision_from(data: Mapping[str, Any]) -> Decision:
         fields["evidence"] = Evidence(**fields["evidence"])
     if fields.get("regression") is not None:
         fields["regression"] = RegressionEvidence(**fields["regression"])
+    if fields.get("burn") is not None:
+        fields["burn"] = BurnEvidence(**fields["burn"])
     return Decision(**fields)
 
 

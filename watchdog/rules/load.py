@@ -476,7 +476,7 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
             threshold = rule.threshold
             problem = (
                 None
-                if rule.regression is not None
+                if rule.regression is not None or rule.burn_rate is not None
                 else _threshold_problem(rule.comparison, threshold, signal)
             )
             if problem is not None:
@@ -488,9 +488,9 @@ def _merge(parsed: list[_Parsed]) -> tuple[RuleSet, list[str]]:
                     "report its traffic (give the prometheus signal a requests_query, or use "
                     "a scrape error_ratio/quantile or cloudflare error_rate signal)"
                 )
-            counted = rule.confidence is not None or rule.regression is not None
-            if counted and not counts_errors(signal):
-                key = "confidence" if rule.confidence is not None else "regression"
+            keys = ("confidence", "regression", "burn_rate")
+            key = next((k for k in keys if getattr(rule, k) is not None), None)
+            if key is not None and not counts_errors(signal):
                 problems.append(
                     f"{_where(item, (*path, key))}: signal {signal.name!r} does not "
                     "count errors and requests (use a prometheus errors_query/requests_query, "

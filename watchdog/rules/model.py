@@ -221,6 +221,27 @@ class RegressionSpec(Model):
     watch: PositiveDuration = 3600.0  # how long after a deploy the test runs
 
 
+class BurnWindow(Model):
+    """One pair of the SRE workbook's windows: both must burn faster than ``factor``."""
+
+    long: PositiveDuration
+    short: PositiveDuration
+    factor: float = Field(gt=0.0)
+
+    @model_validator(mode="after")
+    def _short_is_shorter(self) -> BurnWindow:
+        if not self.short < self.long:
+            raise ValueError("'short' must be shorter than 'long'")
+        return self
+
+
+class BurnRateSpec(Model):
+    """Multiwindow, multi-burn-rate alerting on an SLO (``core.burn``)."""
+
+    objective: Confidence  # like 99.9%: the error budget is the rest
+    windows: tuple[BurnWindow, ...] = Field(min_length=1)
+
+
 class RuleSpec(Model):
     name: Name
     signal: str
@@ -242,6 +263,7 @@ class RuleSpec(Model):
     confidence: Confidence | None = None
     window: PositiveDuration | None = None
     regression: RegressionSpec | None = None
+    burn_rate: BurnRateSpec | None = None
 
     @model_validator(mode="after")
     def _check_confidence(self) -> RuleSpec:
@@ -259,6 +281,18 @@ class RuleSpec(Model):
 
     @model_validator(mode="after")
     def _check_comparison(self) -> RuleSpec:
+        if self.burn_rate is not None and self.regression is not None:
+            raise ValueError("give one of 'burn_rate' or 'regression'")
+        if self.burn_rate is not None:
+            if self.above is not None or self.below is not None:
+                raise ValueError(
+                    "a 'burn_rate' rule's bar comes from its objective: no above/below"
+                )
+            if self.confidence is not None or self.min_requests > 0 or self.mode != "consecutive":
+                raise ValueError(
+                    "a 'burn_rate' rule weighs counts itself: no confidence, min_requests or mode"
+                )
+            return self
         if self.regression is not None:
             if self.above is not None or self.below is not None:
                 raise ValueError(
@@ -281,6 +315,9 @@ class RuleSpec(Model):
 
     @property
     def threshold(self) -> Threshold:
+        if self.burn_rate is not None:  # the error budget
+            budget = 1.0 - self.burn_rate.objective
+            return Threshold(value=budget, unit="ratio", text=f"{budget * 100:g}% budget")
         if self.regression is not None:  # the smallest effect the test aims at
             effect = self.regression.min_effect
             return Threshold(value=effect, unit="number", text=f"{effect:g}x")
