@@ -11,13 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import T0, ruleset
+from watchdog.backtest.replay import Replay
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.engine import Engine
 from watchdog.core.evaluator import State
 from watchdog.core.evidence import Verdict
 from watchdog.core.regression import baseline_upper, effects, judge
 from watchdog.errors import RuleError
-from watchdog.model import Sample
+from watchdog.model import Deploy, Sample
 
 COUNTED = """
 version: 1
@@ -161,3 +162,18 @@ def test_bad_regression_rules_are_refused(tmp_path: Path, rule: str, message: st
     base = COUNTED.split("rules:")[0]
     with pytest.raises(RuleError, match=message):
         ruleset(tmp_path, f"rules:\n  - {rule}\n", base=base)
+
+
+async def test_the_backtest_tells_deploys_and_prints_the_evidence(tmp_path: Path) -> None:
+    """The replay announces ``deployments`` to the engine as it reaches them, and its
+    timeline (the backtest JSON) carries the test's counts and e-value."""
+    rules = ruleset(tmp_path, "", base=COUNTED)
+    deploy = Deploy("d2", "v2", T0 + 30 * 60 - 1)
+    replay = Replay(rules, deployments={"worker": [Deploy("d1", "v1", T0 - 86400), deploy]})
+    stream = [Sample.ratio(T0 + m * 60.0, 3 if m < 30 else 30, 600) for m in range(33)]
+    await replay.run({"error_rate": stream})
+    (decision,) = [e for e in replay.timeline if e.event == "decision"]
+    assert decision.at == T0 + 30 * 60
+    evidence = decision.fields["evidence"]
+    assert evidence["base_requests"] == 30 * 600
+    assert evidence["e_value"] >= evidence["needed"]

@@ -25,10 +25,10 @@ from watchdog.backtest.standins import (
 from watchdog.backtest.timeline import STATES, Event, Span
 from watchdog.backtest.times import Deployments
 from watchdog.clock import FakeClock
+from watchdog.core.decider import burn_of, evidence_of, regression_of
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.engine import Engine, Observation
 from watchdog.core.evaluator import State
-from watchdog.core.evidence import Evidence
 from watchdog.incidents.manager import IncidentManager
 from watchdog.incidents.silence import Matcher, Silences
 from watchdog.model import Sample
@@ -195,10 +195,9 @@ class Replay:
             value = format_value(state.value, signal.unit)
             op = ">" if rule.comparison == "above" else "<"
             fields: dict[str, Any] = {"value": _finite(state.value), "from": moved.before.value}
-            if rule.confidence is not None and state.errors is not None and state.requests:
-                fields["evidence"] = dataclasses.asdict(
-                    Evidence.of(state.errors, state.requests, rule.confidence, rule.threshold.value)
-                )
+            found = evidence_of(rule, state) or regression_of(rule, state) or burn_of(rule, state)
+            if found is not None:
+                fields["evidence"] = dataclasses.asdict(found)
             if rule.mode == "share" and moved.after in (State.PENDING, State.FIRING):
                 event = moved.after.value
                 text = (
