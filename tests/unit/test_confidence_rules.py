@@ -14,8 +14,10 @@ from watchdog.core.engine import Engine
 from watchdog.core.evaluator import State
 from watchdog.errors import RuleError
 from watchdog.incidents.model import decision_from
+from watchdog.incidents.postmortem import render
 from watchdog.model import Sample
 from watchdog.rules.load import RuleSet
+from watchdog.store.base import IncidentRecord
 
 COUNTED = """
 version: 1
@@ -178,3 +180,24 @@ def test_the_decision_carries_counts_interval_and_threshold(rules: RuleSet) -> N
     assert data["evidence"]["requests"] == 9.0
     assert data["evidence_text"] == decision.evidence.text()
     assert decision_from(json.loads(json.dumps(data))) == decision
+
+
+def test_the_post_mortem_states_the_evidence(rules: RuleSet) -> None:
+    engine = Engine(rules)
+    decisions: list[Decision] = []
+    for index, (errors, requests) in enumerate([(0, 1)] * 5 + [(1, 1)] * 5):
+        observation = engine.observe("error_rate", Sample.ratio(T0 + index * 60, errors, requests))
+        decisions += observation.decisions
+    decision = decisions[0]
+    record = IncidentRecord(
+        "inc-1",
+        decision.decided_at,
+        "errors",
+        "critical",
+        "closed",
+        ["worker"],
+        closed_at=decision.decided_at + 600,
+        data={"decision": decision.to_dict()},
+    )
+    text = render(record, [], [])
+    assert f"- **Evidence**: {decision.to_dict()['evidence_text']}" in text
