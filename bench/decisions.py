@@ -5,15 +5,17 @@ Poisson requests with a daily cycle (±50 % around the mean), binomial errors at
 ``watchdog.core.engine.Engine`` that holds every strategy's rules side by side on the
 same simulated traffic:
 
-- (a) ``fixed``: the runbook's "error ratio > 5 % for 5 min";
-- (b) ``min-req``: the same with ``min_requests: 10`` (per sample);
+- (a) ``fixed``: the runbook's "error ratio > 5 % for 5 min", on the ratio of the
+  trailing 5 minutes (``rate(errors[5m]) / rate(requests[5m])``, as usually written);
+- (b) ``min-req``: the same with ``min_requests: 20`` (requests in those 5 minutes);
 - (c) ``flagger``: a Flagger/Argo-style canary check, emulated here (it is not a
   watchdog rule): for the 10 minutes after a deploy, one check a minute on the last
   minute's point ratio, "no values" counted as a failed check (as Flagger does),
   rollback at 3 failed checks; nothing watches outside that analysis;
-- (d) ``new``: a confidence rule (99 %, 5 m window), a deploy-regression rule (2x,
-  99 %) and burn-rate rules (99 % objective; 14.4x over 1 h and 5 m, 6x over 6 h and
-  30 m); the first of them to decide counts.
+- (d) ``new``: a confidence rule (99.9 %, 5 m window: at 99 % two failures in a
+  row at one request a minute are conclusive, about one healthy day in thirty), a
+  deploy-regression rule (2x, 99 %) and burn-rate rules (99 % objective; 14.4x over
+  1 h and 5 m, 6x over 6 h and 30 m); the first of them to decide counts.
 
 Scenarios, per traffic level (requests a minute):
 
@@ -23,7 +25,7 @@ Scenarios, per traffic level (requests a minute):
 - ``5pct`` / ``2pct``: an hour at the baseline, then a deploy that takes errors to 5 %
   (2 %): seconds from the deploy to the rollback request.
 
-    .venv/bin/python bench/decisions.py [--days 20] [--trials 200] [--rates 1,10,100,1000]
+    .venv/bin/python bench/decisions.py [--days 20] [--trials 200] [--rates 1,10,100,600,1000]
 
 Seeded: the same arguments print the same table.
 """
@@ -37,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,14 +63,16 @@ sources:
   prom: {type: prometheus, url: "http://127.0.0.1:9"}
 signals:
   error_rate: {source: prom, errors_query: "e", requests_query: "r"}
+  # The runbook's rule as usually written: rate(errors[5m]) / rate(requests[5m]).
+  ratio_5m: {source: prom, query: "q", requests_query: "r", unit: ratio}
 targets:
   worker: {type: cloudflare-worker, script: api}
 rules:
-  - {name: fixed, signal: error_rate, above: 5%, for: 5m, severity: critical,
+  - {name: fixed, signal: ratio_5m, above: 5%, for: 5m, severity: critical,
      rollback: [worker]}
-  - {name: min-req, signal: error_rate, above: 5%, for: 5m, min_requests: 10,
+  - {name: min-req, signal: ratio_5m, above: 5%, for: 5m, min_requests: 20,
      severity: critical, rollback: [worker]}
-  - {name: new-confidence, signal: error_rate, above: 5%, confidence: 99%, window: 5m,
+  - {name: new-confidence, signal: error_rate, above: 5%, confidence: 99.9%, window: 5m,
      severity: critical, rollback: [worker]}
   - name: new-regression
     signal: error_rate
@@ -124,6 +129,7 @@ def simulate(
     run = Run()
     minute: list[tuple[float, int, int]] = []  # this minute's samples, for the flagger check
     failed = 0
+    recent: deque[tuple[int, int]] = deque(maxlen=int(300 / STEP))
     t = 0.0
     deployed = False
     while t < seconds:
@@ -139,7 +145,11 @@ def simulate(
             if requests
             else Sample.no_data(t, "no traffic: requests_query has no series")
         )
-        for decision in engine.observe("error_rate", sample).decisions:
+        recent.append((errors, requests))
+        e5, n5 = sum(e for e, _ in recent), sum(n for _, n in recent)
+        sliding = Sample.of(t, e5 / n5, n5) if n5 else Sample.no_data(t, "no traffic in 5m")
+        observed = engine.observe("error_rate", sample).decisions
+        for decision in (*observed, *engine.observe("ratio_5m", sliding).decisions):
             if decision.kind is DecisionKind.ROLLBACK:
                 name = "new" if decision.rule.startswith("new-") else decision.rule
                 if run.first[name] is None:
@@ -198,7 +208,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--days", type=int, default=20, help="healthy days per traffic level")
     parser.add_argument("--trials", type=int, default=200, help="runs per incident scenario")
-    parser.add_argument("--rates", default="1,10,100,1000", help="requests a minute")
+    parser.add_argument("--rates", default="1,10,100,600,1000", help="requests a minute")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
