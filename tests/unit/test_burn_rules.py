@@ -67,13 +67,25 @@ def test_a_full_outage_pages_within_minutes_not_an_hour(tmp_path: Path) -> None:
 
 
 def test_a_slow_burn_fires_on_the_six_hour_pair_only(tmp_path: Path) -> None:
-    """0.8% errors (8x the budget): under 14.4 in every window, over 6 once the 6h and
-    30m windows both hold it."""
+    """0.8% errors (8x the budget): under 14.4 in every window, over 6 once six hours
+    of history hold it (the 6h window must be covered before it may breach)."""
     engine = Engine(ruleset(tmp_path, "", base=COUNTED))
-    decisions = feed(engine, T0, 60, 8, 1000)
-    assert decisions
-    assert decisions[0].burn is not None
-    assert decisions[0].burn.factor == 6
+    decisions = feed(engine, T0, 6 * 60 + 2, 8, 1000)
+    (decision,) = decisions
+    assert decision.burn is not None
+    assert decision.burn.factor == 6
+    assert decision.decided_at >= T0 + 6 * 3600 - 60
+
+
+def test_a_fresh_start_does_not_page_on_one_error(tmp_path: Path) -> None:
+    """Defect found by bench/decisions.py: right after a start, 1 error in 5 requests
+    met the 1h window's bar over five minutes of data; now a pair breaches only once
+    its long window is covered, and until then the rule is inconclusive."""
+    engine = Engine(ruleset(tmp_path, "", base=COUNTED))
+    assert feed(engine, T0, 1, 1, 5) == []
+    assert engine.states["slo-page"].state is State.INCONCLUSIVE
+    feed(engine, T0 + 60, 6 * 60, 0, 5)
+    assert engine.states["slo-page"].state is State.INACTIVE
 
 
 def test_a_short_spike_does_not_page(tmp_path: Path) -> None:
@@ -82,7 +94,7 @@ def test_a_short_spike_does_not_page(tmp_path: Path) -> None:
     engine = Engine(ruleset(tmp_path, "", base=COUNTED))
     feed(engine, T0, 60, 0, 1000)
     assert feed(engine, T0 + 3600, 2, 10, 1000) == []  # 20 of 62,000: 0.03% over 1h
-    assert engine.states["slo-page"].state is State.INACTIVE
+    assert engine.states["slo-page"].state is State.INCONCLUSIVE  # no 6h of history yet
 
 
 def test_errors_stopping_resolves_within_the_short_window(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ class BurnEvidence:
     short_s: float
     short_errors: float
     short_requests: float
+    covered: bool = True  # the recorded counts reach back over the whole long window
 
     @property
     def bar(self) -> float:
@@ -64,7 +65,8 @@ class BurnEvidence:
     def breached(self) -> bool:
         bar = self.bar
         return (
-            self.long_requests > 0
+            self.covered
+            and self.long_requests > 0
             and self.short_requests > 0
             and self.long_errors / self.long_requests > bar
             and self.short_errors / self.short_requests > bar
@@ -88,12 +90,18 @@ def judge(
     objective: float,
     pairs: tuple[tuple[float, float, float], ...],
 ) -> tuple[BurnEvidence, ...]:
-    """Each ``(long, short, factor)`` pair as it stands at ``at``."""
+    """Each ``(long, short, factor)`` pair as it stands at ``at``. A pair whose long
+    window reaches back before the first recorded minute (a fresh start) cannot
+    breach: an hour's bar met by five minutes of data would page on one error."""
     out = []
+    first = buckets[0][0] if buckets else at
     for long_s, short_s, factor in pairs:
         long_e, long_n = totals(buckets, at, long_s)
         short_e, short_n = totals(buckets, at, short_s)
+        covered = first <= at - long_s + BUCKET_S
         out.append(
-            BurnEvidence(objective, factor, long_s, long_e, long_n, short_s, short_e, short_n)
+            BurnEvidence(
+                objective, factor, long_s, long_e, long_n, short_s, short_e, short_n, covered
+            )
         )
     return tuple(out)

@@ -368,6 +368,8 @@ def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: floa
     counts = prev.counts
     if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
         counts = burn.add(counts, at, sample.errors, sample.requests, at - longest)
+    elif sample.kind is SampleKind.NO_DATA:  # no traffic: a minute covered, with nothing in it
+        counts = burn.add(counts, at, 0.0, 0.0, at - longest)
     pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
     judged = burn.judge(counts, at, spec.objective, pairs)
     first = next((j for j in judged if j.breached), judged[0])
@@ -384,6 +386,8 @@ def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: floa
         new = _step_consecutive(rule, prev, weighed, is_breach=True)
     elif _kept_firing(rule, prev, at):
         new = _held(prev, weighed, prev.breach_samples)
+    elif not all(j.covered for j in judged):  # too little history to judge every pair
+        new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
     else:
         new = _quiet(ratio, requests, at)
     return new._replace(errors=errors, counts=counts)
