@@ -83,9 +83,11 @@ def test_a_fresh_start_does_not_page_on_one_error(tmp_path: Path) -> None:
     its long window is covered, and until then the rule is inconclusive."""
     engine = Engine(ruleset(tmp_path, "", base=COUNTED))
     assert feed(engine, T0, 1, 1, 5) == []
-    assert engine.states["slo-page"].state is State.INCONCLUSIVE
+    fresh = engine.states["slo-page"]
+    assert fresh.state is State.INCONCLUSIVE
     feed(engine, T0 + 60, 6 * 60, 0, 5)
-    assert engine.states["slo-page"].state is State.INACTIVE
+    covered = engine.states["slo-page"]
+    assert covered.state is State.INACTIVE
 
 
 def test_a_short_spike_does_not_page(tmp_path: Path) -> None:
