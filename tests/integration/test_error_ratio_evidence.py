@@ -152,6 +152,7 @@ async def test_record_and_backtest_of_a_healthy_stretch(
         "pending": 0,
         "firing": 0,
         "blind": 0,
+        "inconclusive": 0,
     }
     assert by_rule["slow-p95"]["time_in_state"]["blind"] == 10.0
     notes = lines[-1]["notes"]

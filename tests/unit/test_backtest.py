@@ -703,6 +703,7 @@ async def test_record_says_what_an_empty_answer_means(
         "pending": 0,
         "firing": 0,
         "blind": 0,
+        "inconclusive": 0,
     }
     assert rule_summary(lines, "slow")["time_in_state"]["blind"] == 39 * STEP
 

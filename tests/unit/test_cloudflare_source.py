@@ -84,6 +84,7 @@ async def test_fields_and_microseconds_to_seconds(env: Env) -> None:
     samples = await env.sample()
     assert samples["error_rate"].value == pytest.approx(0.025)
     assert samples["error_rate"].requests == 1000
+    assert samples["error_rate"].errors == 25  # the counts, for confidence rules
     assert samples["requests"].value == 1000
     assert samples["wall_time_p50"].value == pytest.approx(0.02)
     assert samples["wall_time_p99"].value == pytest.approx(1.5)

@@ -105,14 +105,15 @@ async def scrape(env: Env, source: ScrapeSource, body: str, at: float, *signals:
 
 async def test_first_scrape_is_no_data_then_ratio_of_increases(env: Env) -> None:
     """The first scrape only records; the second gives Δerrors/Δrequests with the
-    requests behind it, errors being the series whose code fully matches 5..."""
+    requests and errors behind it (the counts), errors being the series whose code
+    fully matches 5..."""
     source = env.source()
     first = await scrape(env, source, requests_page({("/", "200"): 100, ("/", "500"): 5}), T0)
     assert first["errors"] == Sample.no_data(T0, FIRST_SCRAPE)
     page = requests_page({("/", "200"): 180, ("/", "500"): 25, ("/", "5000"): 9})
     second = await scrape(env, source, page, T0 + 15)
     # 80 + 20 + 9 (a new series counts from zero) requests; "5000" is not a full match.
-    assert second["errors"] == Sample.of(T0 + 15, 20 / 109, requests=109)
+    assert second["errors"] == Sample.of(T0 + 15, 20 / 109, requests=109, errors=20)
 
 
 async def test_counter_reset_counts_new_value_as_increase(env: Env) -> None:
@@ -120,7 +121,7 @@ async def test_counter_reset_counts_new_value_as_increase(env: Env) -> None:
     source = env.source()
     await scrape(env, source, requests_page({("/", "200"): 1000, ("/", "500"): 10}), T0)
     after = await scrape(env, source, requests_page({("/", "200"): 30, ("/", "500"): 6}), T0 + 15)
-    assert after["errors"] == Sample.of(T0 + 15, 6 / 36, requests=36)
+    assert after["errors"] == Sample.of(T0 + 15, 6 / 36, requests=36, errors=6)
 
 
 async def test_zero_traffic_is_no_data(env: Env) -> None:
@@ -143,7 +144,7 @@ async def test_labels_filter_and_status_regex(env: Env) -> None:
     after = {("/api", "200"): 6, ("/api", "404"): 2, ("/", "500"): 50}
     await scrape(env, source, requests_page(before), T0, api_only)
     got = await scrape(env, source, requests_page(after), T0 + 15, api_only)
-    assert got["api"] == Sample.of(T0 + 15, 0.25, requests=8)
+    assert got["api"] == Sample.of(T0 + 15, 0.25, requests=8, errors=2)
 
 
 async def test_missing_status_label_is_an_error(env: Env) -> None:
@@ -250,7 +251,7 @@ async def test_http_500_is_an_error_and_keeps_previous_scrape(env: Env) -> None:
     }
     env.app.status = 200
     got = await scrape(env, source, requests_page({("/", "200"): 28, ("/", "500"): 2}), T0 + 30)
-    assert got["errors"] == Sample.of(T0 + 30, 0.1, requests=20)
+    assert got["errors"] == Sample.of(T0 + 30, 0.1, requests=20, errors=2)
 
 
 async def test_parse_error_is_an_error_with_line_number(env: Env) -> None:

@@ -18,8 +18,11 @@ from pydantic import SecretStr
 from watchdog import __version__
 from watchdog.api import guard as api_guard
 from watchdog.api import silences as silence_api
+from watchdog.core.decider import burn_of, evidence_of, regression_of
+from watchdog.core.evaluator import RuleState
 from watchdog.http.server import Request, Response, Router
 from watchdog.incidents.silence import Silences
+from watchdog.rules.model import RuleSpec
 from watchdog.run.daemon import Watchdog
 from watchdog.units import format_duration, format_value, iso
 
@@ -116,6 +119,7 @@ def status_snapshot(watchdog: Watchdog) -> dict[str, Any]:
                 "for": format_duration(rule.for_),
                 "active_since": iso(state.active_since) if state.active_since else None,
                 "blind_reason": state.blind_reason or None,
+                **_evidence_fields(rule, state),
                 "targets": list(rule.rollback),
                 "dry_run": rule.dry_run,
             }
@@ -130,6 +134,14 @@ def status_snapshot(watchdog: Watchdog) -> dict[str, Any]:
         "rules": rules,
         "decisions": [d.to_dict() for d in list(watchdog.decisions)[-20:]],
     }
+
+
+def _evidence_fields(rule: RuleSpec, state: RuleState) -> dict[str, Any]:
+    """A confidence rule's counts and interval, for the status (empty for other rules)."""
+    found = evidence_of(rule, state) or regression_of(rule, state) or burn_of(rule, state)
+    if found is None:
+        return {}
+    return {"evidence": asdict(found), "evidence_text": found.text()}
 
 
 def build_app(

@@ -29,7 +29,12 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 FORMATS = (".png", ".svg")
-SHADES = {State.PENDING: "#f5b041", State.FIRING: "#e74c3c", State.BLIND: "#95a5a6"}
+SHADES = {
+    State.PENDING: "#f5b041",
+    State.FIRING: "#e74c3c",
+    State.BLIND: "#95a5a6",
+    State.INCONCLUSIVE: "#d7bde2",
+}
 MARKS = {
     "rollback": ("v", "#c0392b", "would roll back"),
     "suppressed": ("x", "#17202a", "rollback suppressed"),

@@ -25,6 +25,7 @@ from watchdog.backtest.standins import (
 from watchdog.backtest.timeline import STATES, Event, Span
 from watchdog.backtest.times import Deployments
 from watchdog.clock import FakeClock
+from watchdog.core.decider import burn_of, evidence_of, regression_of
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.engine import Engine, Observation
 from watchdog.core.evaluator import State
@@ -108,6 +109,14 @@ class Replay:
             on_event=self._on_event,
         )
         self._incident_rule: dict[str, str] = {}
+        # Deploys in time order, told to the engine as the replay reaches them
+        # (regression rules compare each one's counts with before it).
+        self._deploys = sorted(
+            (deploy.created_at, name)
+            for name, deploys in (() if ignore_deploys else (deployments or {}).items())
+            for deploy in deploys
+        )
+        self._next_deploy = 0
         self._state_since: dict[str, tuple[State, float]] = {}
         self.spans: dict[str, list[Span]] = defaultdict(list)
         self.time_in_state: dict[str, dict[State, float]] = defaultdict(
@@ -154,6 +163,12 @@ class Replay:
         observe = engine.observe
         for at, batch in _by_time(streams):
             clock.set(at)
+            while (
+                self._next_deploy < len(self._deploys) and self._deploys[self._next_deploy][0] <= at
+            ):
+                when, target = self._deploys[self._next_deploy]
+                engine.deployed(target, when)
+                self._next_deploy += 1
             decided = False
             for name, sample in batch:
                 observation = observe(name, sample)
@@ -180,6 +195,9 @@ class Replay:
             value = format_value(state.value, signal.unit)
             op = ">" if rule.comparison == "above" else "<"
             fields: dict[str, Any] = {"value": _finite(state.value), "from": moved.before.value}
+            found = evidence_of(rule, state) or regression_of(rule, state) or burn_of(rule, state)
+            if found is not None:
+                fields["evidence"] = dataclasses.asdict(found)
             if rule.mode == "share" and moved.after in (State.PENDING, State.FIRING):
                 event = moved.after.value
                 text = (
@@ -195,6 +213,9 @@ class Replay:
                 since = state.active_since if state.active_since is not None else moved.at
                 lasted = format_duration(moved.at - since)
                 text = f"{signal.name} {value} {op} {rule.threshold.text} for {lasted}"
+            elif moved.after is State.INCONCLUSIVE:
+                event = "inconclusive"
+                text = f"{signal.name} {value}: the evidence cannot tell yet"
             elif moved.after is State.BLIND:
                 event = "blind"
                 fields["reason"] = state.blind_reason
@@ -317,13 +338,19 @@ def _decision_event(decision: Decision) -> Event:
         text = f"notify only (severity {decision.severity})"
     else:
         text = f"blind alert: {decision.why}"
-    fields = {
+    fields: dict[str, Any] = {
         "action": decision.kind.value,
         "targets": targets if decision.kind is DecisionKind.ROLLBACK else [],
         "severity": decision.severity,
         "observed": _finite(decision.observed),
         "why": decision.why,
     }
+    if decision.evidence is not None:
+        fields["evidence"] = dataclasses.asdict(decision.evidence)
+    if decision.regression is not None:
+        fields["evidence"] = dataclasses.asdict(decision.regression)
+    if decision.burn is not None:
+        fields["evidence"] = dataclasses.asdict(decision.burn)
     return Event(decision.decided_at, decision.rule, "decision", text, fields)
 
 

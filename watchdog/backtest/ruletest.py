@@ -29,7 +29,7 @@ Test file format::
         rule_test:
           - eval_time: 5m              # a multiple of interval, within the input
             rule: error-rate
-            exp_state: pending         # inactive | pending | firing | blind
+            exp_state: pending         # inactive | pending | firing | blind | inconclusive
           - eval_time: 10m
             rule: error-rate
             exp_state: firing

@@ -43,7 +43,7 @@ class InputSeries(Model):
 class Expectation(Model):
     eval_time: Duration
     rule: str | None = None
-    exp_state: Literal["inactive", "pending", "firing", "blind"] | None = None
+    exp_state: Literal["inactive", "pending", "firing", "blind", "inconclusive"] | None = None
     exp_decision: Outcome | tuple[Outcome, ...] | None = None
 
     @property

@@ -12,7 +12,13 @@ from watchdog.backtest.times import rfc3339
 from watchdog.core.evaluator import State
 from watchdog.model import Sample
 
-STATES: tuple[State, ...] = (State.INACTIVE, State.PENDING, State.FIRING, State.BLIND)
+STATES: tuple[State, ...] = (
+    State.INACTIVE,
+    State.PENDING,
+    State.FIRING,
+    State.BLIND,
+    State.INCONCLUSIVE,
+)
 
 
 @dataclass(frozen=True)

@@ -167,13 +167,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     for line in header_lines(status):
         _say(line)
     print()
-    print(f"{'RULE':24} {'STATE':9} {'VALUE':>10}   {'THRESHOLD':12} {'FOR':6} SEVERITY")
+    print(f"{'RULE':24} {'STATE':12} {'VALUE':>10}   {'THRESHOLD':12} {'FOR':6} SEVERITY")
     for rule in status["rules"]:
         op = ">" if rule["comparison"] == "above" else "<"
         _say(
-            f"{rule['rule']:24} {rule['state']:9} {rule['value_text']:>10}   "
+            f"{rule['rule']:24} {rule['state']:12} {rule['value_text']:>10}   "
             f"{op} {rule['threshold_text']:10} {rule['for']:6} {rule['severity']}"
             + (f"  ({rule['blind_reason']})" if rule.get("blind_reason") else "")
+            + (f"  ({rule['evidence_text']})" if rule.get("evidence_text") else "")
         )
     _section(
         "silences",

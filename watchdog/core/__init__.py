@@ -2,10 +2,15 @@
 engine. No I/O and no clock reads: the daemon, the backtest and the rule tests all
 drive this same code with their own clocks and sample feeds.
 
+- ``burn``: SLO burn rates (the SRE workbook's multiwindow, multi-burn-rate alerts), on counts.
 - ``decider``: From rule state changes to decisions: the severity matrix applied to one rule.
 - ``decision``: What the evaluator and decider hand to the actions: an explicit, complete
   decision.
 - ``engine``: The one engine: samples in, rule states, transitions and decisions out.
+- ``evidence``: How sure a count of errors makes us: the exact (Clopper-Pearson)
+  binomial interval.
 - ``evaluator``: The evaluator: a pure step function ``(rule, state, sample) -> state``.
+- ``regression``: Did a deploy make errors worse? An anytime-valid sequential test on two
+  binomials.
 - ``window``: A bounded, time-ordered buffer of one signal's recent samples.
 """

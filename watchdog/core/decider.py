@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from watchdog.core import burn
+from watchdog.core.burn import BurnEvidence
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
+from watchdog.core.evidence import Evidence
+from watchdog.core.regression import RegressionEvidence, judge
 from watchdog.rules.load import ResolvedSignal, RuleSet
 from watchdog.rules.model import RuleSpec
 from watchdog.units import format_duration
@@ -41,8 +45,24 @@ def decide(
         act = policy.act == "rollback" and bool(rule.rollback)
         kind = DecisionKind.ROLLBACK if act else DecisionKind.NOTIFY
         op = ">" if rule.comparison == "above" else "<"
+        evidence = evidence_of(rule, new)
+        surely = "" if evidence is None else f"surely ({evidence.confidence * 100:g}% sure) "
+        burning = burn_of(rule, new)
+        if burning is not None:
+            why = (
+                f"{signal.name} burns the error budget too fast: {burning.text()}; "
+                f"severity {rule.severity}: " + ("roll back" if act else "notify")
+            )
+            return _decision(kind, rule, signal, new, why)
+        regression = regression_of(rule, new)
+        if regression is not None:
+            why = (
+                f"{signal.name} got worse after the deploy: {regression.text()}; "
+                f"severity {rule.severity}: " + ("roll back" if act else "notify")
+            )
+            return _decision(kind, rule, signal, new, why)
         why = (
-            f"{signal.name} {op} {rule.threshold.text} "
+            f"{signal.name} {surely}{op} {rule.threshold.text} "
             f"for {format_duration(new.at - (new.active_since or new.at))} "
             f"(rule needs {format_duration(rule.for_)}); severity {rule.severity}: "
             + ("roll back" if act else "notify")
@@ -57,6 +77,10 @@ def decide(
         return _decision(DecisionKind.BLIND, rule, signal, new, why)
     if prev.state is State.FIRING and new.state is State.INACTIVE:
         why = f"{signal.name} back within {rule.threshold.text}"
+        return _decision(DecisionKind.RESOLVED, rule, signal, new, why)
+    if prev.state is State.FIRING and new.state is State.INCONCLUSIVE:
+        # The evidence no longer shows a breach: the run is over, as for a clean value.
+        why = f"{signal.name} no longer surely past {rule.threshold.text}"
         return _decision(DecisionKind.RESOLVED, rule, signal, new, why)
     return None
 
@@ -82,4 +106,36 @@ def _decision(
         why=why,
         requests=state.requests,
         dry_run=rule.dry_run,
+        evidence=evidence_of(rule, state),
+        regression=regression_of(rule, state),
+        burn=burn_of(rule, state),
     )
+
+
+def evidence_of(rule: RuleSpec, state: RuleState) -> Evidence | None:
+    """The counts behind a confidence rule's state, with their interval."""
+    if rule.confidence is None or state.errors is None or not state.requests:
+        return None
+    return Evidence.of(state.errors, state.requests, rule.confidence, rule.threshold.value)
+
+
+def regression_of(rule: RuleSpec, state: RuleState) -> RegressionEvidence | None:
+    """A regression rule's test as it stands, while it watches a deploy."""
+    spec = rule.regression
+    base = state.baseline
+    if spec is None or base is None or not base[2] > 0 or state.errors is None:
+        return None
+    requests = state.requests or 0.0
+    return judge(
+        base[1], base[2], state.errors, requests, spec.min_effect, spec.confidence, base[3]
+    )
+
+
+def burn_of(rule: RuleSpec, state: RuleState) -> BurnEvidence | None:
+    """A burn-rate rule's breaching pair of windows (else its first pair), as it stands."""
+    spec = rule.burn_rate
+    if spec is None or state.at is None or not state.counts:
+        return None
+    pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
+    judged = burn.judge(state.counts, state.at, spec.objective, pairs)
+    return next((j for j in judged if j.breached), judged[0])

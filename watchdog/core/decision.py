@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from watchdog.core.burn import BurnEvidence
+from watchdog.core.evidence import Evidence
+from watchdog.core.regression import RegressionEvidence
 from watchdog.rules.model import Severity
 from watchdog.units import Unit, format_duration, format_value, iso
 
@@ -38,6 +41,12 @@ class Decision:
     requests: float | None = None
     dry_run: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # A confidence rule's counts, interval and threshold: what the verdict stood on.
+    evidence: Evidence | None = None
+    # A regression rule's counts before and since the deploy, effect and e-value.
+    regression: RegressionEvidence | None = None
+    # A burn-rate rule's pair of windows: both windows' counts against the pair's bar.
+    burn: BurnEvidence | None = None
 
     @property
     def observed_text(self) -> str:
@@ -50,10 +59,15 @@ class Decision:
     def summary(self) -> str:
         """One line: ``error-rate: error_rate 7.2% > 5% for 5m (21 samples)``."""
         op = ">" if self.comparison == "above" else "<"
-        return (
+        line = (
             f"{self.rule}: {self.signal} {self.observed_text} {op} {self.threshold_text} "
             f"for {format_duration(self.window_s)} ({self.sample_count} samples)"
         )
+        if self.regression is not None:
+            return f"{self.rule}: {self.signal} regressed after a deploy; {self.regression.text()}"
+        if self.burn is not None:
+            return f"{self.rule}: {self.signal} error budget burning; {self.burn.text()}"
+        return line if self.evidence is None else f"{line}; {self.evidence.text()}"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -64,4 +78,10 @@ class Decision:
         data["threshold_text"] = self.threshold_text
         if self.first_breach_at is not None:
             data["first_breach_at_iso"] = iso(self.first_breach_at)
+        if self.evidence is not None:
+            data["evidence_text"] = self.evidence.text()
+        if self.regression is not None:
+            data["evidence_text"] = self.regression.text()
+        if self.burn is not None:
+            data["evidence_text"] = self.burn.text()
         return data

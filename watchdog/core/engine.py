@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from watchdog.core.decider import Transition, decide, transition
 from watchdog.core.decision import Decision
 from watchdog.core.evaluator import INITIAL, RuleState, step
+from watchdog.core.regression import baseline_upper
 from watchdog.core.window import SignalWindow
 from watchdog.model import Sample
 from watchdog.rules.load import ResolvedSignal, RuleSet
@@ -66,6 +67,30 @@ class Engine:
             name: tuple((rule, ruleset.blind_after(rule)) for rule in rules)
             for name, rules in by_signal.items()
         }
+
+    def deployed(self, target: str, at: float) -> None:
+        """A deploy of ``target`` went live at ``at``: each regression rule that rolls
+        it back (or names no target) starts its test, against the counts its signal's
+        window holds from ``baseline`` before the deploy; counts the window already
+        holds from after it (a deploy learnt of late) are the first since."""
+        for rule in self.ruleset.rules:
+            spec = rule.regression
+            if spec is None or (rule.rollback and target not in rule.rollback):
+                continue
+            window = self.windows.get(rule.signal)
+            before = [0.0, 0.0]
+            since = [0.0, 0.0]  # a deploy learnt of late: what it already served counts
+            for sample in window or ():
+                if sample.is_evidence and sample.errors is not None and sample.requests:
+                    into = since if sample.at >= at else before
+                    if sample.at >= at - spec.baseline:
+                        into[0] += sample.errors
+                        into[1] += sample.requests
+            # The baseline's bound once per deploy, not per sample (it bisects).
+            upper = baseline_upper(before[0], before[1], spec.confidence) if before[1] > 0 else 1.0
+            self.states[rule.name] = self.states[rule.name]._replace(
+                baseline=(at, before[0], before[1], upper), errors=since[0], requests=since[1]
+            )
 
     def rules_for(self, signal: str) -> list[RuleSpec]:
         return self._by_signal.get(signal, [])

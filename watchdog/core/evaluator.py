@@ -15,6 +15,11 @@ Semantics (documented in the README, "Rule semantics"):
 - ``mode: share`` fires when at least ``share`` of the evidence samples in the
   trailing ``for:`` window breach, and the breach began at least ``for:`` ago.
 - ``keep_firing_for`` keeps a firing rule firing that long after its last breach.
+- ``confidence`` (with ``window``) weighs the error and request counts of the trailing
+  ``window`` (``core.evidence``): a breach only while the ratio's interval lies wholly
+  past the threshold, **inconclusive** while it straddles it. Inconclusive never fires
+  and, like blind, ends a pending run. A sample without counts adds nothing; a source
+  error, or no request in the whole window, makes the rule blind.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ import math
 from enum import StrEnum
 from typing import NamedTuple
 
+from watchdog.core import burn
+from watchdog.core.evidence import Verdict, verdict
+from watchdog.core.regression import judge
 from watchdog.model import Sample, SampleKind
 from watchdog.rules.model import RuleSpec
+from watchdog.units import format_duration
 
 
 class State(StrEnum):
@@ -32,6 +41,7 @@ class State(StrEnum):
     PENDING = "pending"
     FIRING = "firing"
     BLIND = "blind"
+    INCONCLUSIVE = "inconclusive"  # a confidence rule whose evidence cannot tell yet
 
 
 class RuleState(NamedTuple):
@@ -53,6 +63,11 @@ class RuleState(NamedTuple):
     blind_reason: str = ""
     blind_long: bool = False  # blind for at least blind_after
     window: tuple[tuple[float, bool], ...] = ()  # (at, breached) evidence, share mode only
+    errors: float | None = None  # confidence rules: errors in the window (requests: its requests)
+    counts: tuple[tuple[float, float, float], ...] = ()  # (at, errors, requests), confidence only
+    # Regression rules: (deploy at, errors and requests before it, their ratio's upper
+    # bound); errors/requests count since the deploy.
+    baseline: tuple[float, float, float, float] | None = None
 
     @property
     def breaching(self) -> bool:
@@ -73,7 +88,23 @@ def _quiet(
     """``RuleState(value=value, requests=requests, at=at, window=window)`` without the
     keyword machinery: most samples of most rules end here (a unit test pins the two
     spellings to each other)."""
-    fields = (_INACTIVE, None, None, None, 0, value, requests, at, None, "", False, window)
+    fields = (
+        _INACTIVE,
+        None,
+        None,
+        None,
+        0,
+        value,
+        requests,
+        at,
+        None,
+        "",
+        False,
+        window,
+        None,
+        (),
+        None,
+    )
     return _tuple_new(RuleState, fields)
 
 
@@ -104,6 +135,12 @@ def blind_reason(rule: RuleSpec, sample: Sample) -> str | None:
 
 def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
     """The rule's state after ``sample``. Pure: same inputs, same output."""
+    if rule.confidence is not None:
+        return _step_confidence(rule, prev, sample, blind_after)
+    if rule.regression is not None:
+        return step_regression(rule, prev, sample, blind_after)
+    if rule.burn_rate is not None:
+        return step_burn(rule, prev, sample, blind_after)
     at = sample.at
     value = sample.value
     # Hot path: a plain value (not NaN) for a rule without min_requests is evidence
@@ -115,26 +152,29 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
         if not is_breach and prev.state is not _FIRING and rule.mode != "share":
             return _tuple_new(
                 RuleState,
-                (_INACTIVE, None, None, None, 0, value, sample.requests, at, None, "", False, ()),
+                (
+                    _INACTIVE,
+                    None,
+                    None,
+                    None,
+                    0,
+                    value,
+                    sample.requests,
+                    at,
+                    None,
+                    "",
+                    False,
+                    (),
+                    None,
+                    (),
+                    None,
+                ),
             )
         reason = None
     else:
         reason = blind_reason(rule, sample)
     if reason is not None:
-        blind_since = prev.blind_since if prev.blind_since is not None else at
-        return RuleState(
-            state=State.BLIND,
-            value=sample.value,
-            requests=sample.requests,
-            at=at,
-            blind_since=blind_since,
-            blind_reason=reason,
-            blind_long=at - blind_since >= blind_after,
-            # A firing rule that goes blind keeps its history for the decider, but the
-            # run is over: evidence must build up again from scratch.
-            fired_at=None,
-            window=prev.window,
-        )
+        return _blind(prev, sample, reason, blind_after)
     is_breach = breached(rule, value)
     if rule.mode == "share":
         return _step_share(rule, prev, sample, is_breach)
@@ -225,3 +265,129 @@ def _step_share(rule: RuleSpec, prev: RuleState, sample: Sample, is_breach: bool
     enough = breaches / len(window) >= rule.share
     firing = enough and at - active_since >= rule.for_
     return _breaching(prev, sample, active_since, firing, last_breach_at, breaches, window)
+
+
+def _blind(
+    prev: RuleState,
+    sample: Sample,
+    reason: str,
+    blind_after: float,
+    counts: tuple[tuple[float, float, float], ...] = (),
+) -> RuleState:
+    at = sample.at
+    blind_since = prev.blind_since if prev.blind_since is not None else at
+    return RuleState(
+        state=State.BLIND,
+        value=sample.value,
+        requests=sample.requests,
+        at=at,
+        blind_since=blind_since,
+        blind_reason=reason,
+        blind_long=at - blind_since >= blind_after,
+        # A firing rule that goes blind keeps its history for the decider, but the
+        # run is over: evidence must build up again from scratch.
+        fired_at=None,
+        window=prev.window,
+        counts=counts,
+    )
+
+
+def _step_confidence(
+    rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float
+) -> RuleState:
+    at = sample.at
+    assert rule.window is not None  # RuleSpec validation
+    assert rule.confidence is not None
+    horizon = at - rule.window
+    counts = tuple(item for item in prev.counts if item[0] > horizon)
+    if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
+        counts = (*counts, (at, sample.errors, sample.requests))
+    errors = sum(item[1] for item in counts)
+    requests = sum(item[2] for item in counts)
+    if sample.kind is SampleKind.ERROR:
+        return _blind(prev, sample, f"error: {sample.reason}", blind_after, counts)
+    if not requests > 0:
+        reason = f"no requests in the last {format_duration(rule.window)}"
+        return _blind(prev, sample, reason, blind_after, counts)
+    ratio = min(errors / requests, 1.0)
+    weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
+    found = verdict(errors, requests, rule.threshold.value, rule.comparison, rule.confidence)
+    if found is Verdict.BREACH:
+        new = _step_consecutive(rule, prev, weighed, is_breach=True)
+    elif _kept_firing(rule, prev, at):
+        new = _held(prev, weighed, prev.breach_samples)
+    elif found is Verdict.CLEAR:
+        new = _quiet(ratio, requests, at)
+    else:
+        new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
+    return new._replace(errors=errors, counts=counts)
+
+
+def step_regression(
+    rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float
+) -> RuleState:
+    """A regression rule: idle (inactive) until the engine marks a deploy, then the
+    sequential test on the counts since it (``core.regression``) for ``watch``. A
+    breach is final for that deploy: an anytime-valid test's rejection stands."""
+    spec = rule.regression
+    assert spec is not None  # only called for regression rules
+    at = sample.at
+    base = prev.baseline
+    if base is None or at - base[0] >= spec.watch:
+        return _quiet(sample.value, sample.requests, at)
+    errors, requests = prev.errors or 0.0, prev.requests or 0.0
+    if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
+        errors, requests = errors + sample.errors, requests + sample.requests
+
+    def kept(state: RuleState) -> RuleState:
+        return state._replace(errors=errors, requests=requests, baseline=base)
+
+    if sample.kind is SampleKind.ERROR:
+        return kept(_blind(prev, sample, f"error: {sample.reason}", blind_after))
+    if not base[2] > 0:
+        reason = f"no requests in the {format_duration(spec.baseline)} before the deploy"
+        return kept(_blind(prev, sample, reason, blind_after))
+    ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
+    found = judge(base[1], base[2], errors, requests, spec.min_effect, spec.confidence, base[3])
+    sticky = prev.breaching and prev.active_since is not None and prev.active_since >= base[0]
+    if sticky or found.verdict is Verdict.BREACH:
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
+        new = _step_consecutive(rule, prev, weighed, is_breach=True)
+    else:
+        new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
+    return kept(new)
+
+
+def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
+    """A burn-rate rule: per-minute counts over its longest window (in ``counts``);
+    it breaches while any pair of windows burns faster than the pair's factor."""
+    spec = rule.burn_rate
+    assert spec is not None  # only called for burn-rate rules
+    at = sample.at
+    longest = max(w.long for w in spec.windows)
+    counts = prev.counts
+    if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
+        counts = burn.add(counts, at, sample.errors, sample.requests, at - longest)
+    elif sample.kind is SampleKind.NO_DATA:  # no traffic: a minute covered, with nothing in it
+        counts = burn.add(counts, at, 0.0, 0.0, at - longest)
+    pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
+    judged = burn.judge(counts, at, spec.objective, pairs)
+    first = next((j for j in judged if j.breached), judged[0])
+    errors, requests = first.long_errors, first.long_requests
+    if sample.kind is SampleKind.ERROR:
+        state = _blind(prev, sample, f"error: {sample.reason}", blind_after, counts)
+        return state._replace(errors=errors, requests=requests)
+    if not burn.totals(counts, at, longest)[1] > 0:
+        reason = f"no requests in the last {format_duration(longest)}"
+        return _blind(prev, sample, reason, blind_after, counts)
+    ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
+    weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
+    if first.breached:
+        new = _step_consecutive(rule, prev, weighed, is_breach=True)
+    elif _kept_firing(rule, prev, at):
+        new = _held(prev, weighed, prev.breach_samples)
+    elif not all(j.covered for j in judged):  # too little history to judge every pair
+        new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
+    else:
+        new = _quiet(ratio, requests, at)
+    return new._replace(errors=errors, counts=counts)

@@ -10,8 +10,11 @@ from typing import Any, Protocol
 
 import structlog
 
+from watchdog.core.burn import BurnEvidence
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
+from watchdog.core.evidence import Evidence
+from watchdog.core.regression import RegressionEvidence
 from watchdog.core.window import SignalWindow
 from watchdog.store.base import IncidentRecord
 from watchdog.termtext import truncate_utf8
@@ -78,6 +81,12 @@ def decision_from(data: Mapping[str, Any]) -> Decision:
     fields = {k: v for k, v in data.items() if not k.endswith(("_iso", "_text"))}
     fields["kind"] = DecisionKind(fields["kind"])
     fields["targets"] = tuple(fields["targets"])
+    if fields.get("evidence") is not None:
+        fields["evidence"] = Evidence(**fields["evidence"])
+    if fields.get("regression") is not None:
+        fields["regression"] = RegressionEvidence(**fields["regression"])
+    if fields.get("burn") is not None:
+        fields["burn"] = BurnEvidence(**fields["burn"])
     return Decision(**fields)
 
 

@@ -86,6 +86,11 @@ def render(incident: IncidentRecord, events: list[EventRecord], actions: list[Ac
             f"{format_duration(float(decision.get('window_s', 0)))}); severity "
             f"{incident.severity}. {TO_FILL}"
         ),
+        *(
+            [f"- **Evidence**: {decision['evidence_text']}"]
+            if decision.get("evidence_text")
+            else []
+        ),
         f"- **Root Cause**: {TO_FILL}",
         f"- **Incident**: `{incident.id}` (final phase: {incident.phase})",
         "",

@@ -61,3 +61,29 @@ class Threshold(Model):
 
 
 ThresholdField = Annotated[Threshold, BeforeValidator(_threshold)]
+
+
+def _confidence(value: object) -> float:
+    share = parse_share(value)
+    if not 0.5 <= share < 1.0:
+        raise ValueError(f"expected a confidence from 50% to below 100% (like 99%), got {value!r}")
+    return share
+
+
+Confidence = Annotated[float, BeforeValidator(_confidence)]
+
+
+def _effect(value: object) -> float:
+    """A relative effect: ``"2x"`` or ``2`` -> 2.0, above 1."""
+    text = str(value).strip()
+    number = text[:-1] if text.endswith("x") else text
+    try:
+        effect = float(number)
+    except ValueError:
+        raise ValueError(f"expected an effect like 2x, got {value!r}") from None
+    if not 1.0 < effect <= 1000.0:
+        raise ValueError(f"an effect must be above 1x and at most 1000x, got {value!r}")
+    return effect
+
+
+Effect = Annotated[float, BeforeValidator(_effect)]

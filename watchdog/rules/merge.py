@@ -147,20 +147,35 @@ class _Merge:
             )
         else:
             self.signals.setdefault(signal.name, signal)
-            threshold = rule.threshold
-            problem = _threshold_problem(rule.comparison, threshold, signal)
-            if problem is not None:
-                self.problems.append(f"{where(item, (*path, rule.comparison))}: {problem}")
-            if rule.min_requests > 0 and not reports_traffic(signal):
-                # Silently ignoring min_requests would act on too little traffic.
-                self.problems.append(
-                    f"{where(item, (*path, 'min_requests'))}: signal {signal.name!r} does not "
-                    "report its traffic (give the prometheus signal a requests_query, or use "
-                    "a scrape error_ratio/quantile or cloudflare error_rate signal)"
-                )
+            self._check_signal_fits(rule, signal, item, path)
         self._need(rule.rollback, self.targets, "target", item, (*path, "rollback"))
         if rule.notify is not None:
             self._need(rule.notify, self.notifiers, "notifier", item, (*path, "notify"))
+
+    def _check_signal_fits(
+        self, rule: RuleSpec, signal: ResolvedSignal, item: Parsed, path: Path_
+    ) -> None:
+        """The rule's bar and evidence suit its signal: threshold in the unit's range,
+        traffic for min_requests, both counts for the counted rule kinds."""
+        counted = rule.regression is not None or rule.burn_rate is not None
+        problem = None if counted else _threshold_problem(rule.comparison, rule.threshold, signal)
+        if problem is not None:
+            self.problems.append(f"{where(item, (*path, rule.comparison))}: {problem}")
+        if rule.min_requests > 0 and not reports_traffic(signal):
+            # Silently ignoring min_requests would act on too little traffic.
+            self.problems.append(
+                f"{where(item, (*path, 'min_requests'))}: signal {signal.name!r} does not "
+                "report its traffic (give the prometheus signal a requests_query, or use "
+                "a scrape error_ratio/quantile or cloudflare error_rate signal)"
+            )
+        keys = ("confidence", "regression", "burn_rate")
+        key = next((k for k in keys if getattr(rule, k) is not None), None)
+        if key is not None and not counts_errors(signal):
+            self.problems.append(
+                f"{where(item, (*path, key))}: signal {signal.name!r} does not "
+                "count errors and requests (use a prometheus errors_query/requests_query, "
+                "a scrape error_ratio or a cloudflare error_rate signal)"
+            )
 
     def _after_rollback(self) -> AfterRollback:
         after: AfterRollback = self.singletons.get("after_rollback") or AfterRollback()
@@ -229,6 +244,18 @@ class _Merge:
 
 
 # --- signals -------------------------------------------------------------------------
+
+
+def counts_errors(signal: ResolvedSignal) -> bool:
+    """Whether samples of ``signal`` carry both counts (for the counted rule kinds)."""
+    spec = signal.spec
+    if signal.source.type == "prometheus":
+        return spec.errors_query is not None and spec.requests_query is not None
+    if signal.source.type == "scrape":
+        return spec.kind == "error_ratio"
+    if signal.source.type == "cloudflare":
+        return spec.field == "error_rate"
+    return False
 
 
 def reports_traffic(signal: ResolvedSignal) -> bool:

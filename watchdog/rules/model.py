@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 # of the format here.
 from watchdog.rules.fields import FILE_CONTEXT as FILE_CONTEXT
 from watchdog.rules.fields import SEVERITIES as SEVERITIES
+from watchdog.rules.fields import Confidence, Effect
 from watchdog.rules.fields import Duration as Duration
 from watchdog.rules.fields import Model as Model
 from watchdog.rules.fields import Name as Name
@@ -153,6 +154,38 @@ class SignalSpec(Model):
 # --- rules -----------------------------------------------------------------------------
 
 
+class RegressionSpec(Model):
+    """After a deploy of the rule's targets: errors since it against the same service
+    before it, by an anytime-valid sequential test (``core.regression``)."""
+
+    min_effect: Effect
+    confidence: Confidence = 0.99
+    # The look back before the deploy; the engine keeps an hour of samples.
+    baseline: PositiveDuration = Field(default=3600.0, le=3600.0)
+    watch: PositiveDuration = 3600.0  # how long after a deploy the test runs
+
+
+class BurnWindow(Model):
+    """One pair of the SRE workbook's windows: both must burn faster than ``factor``."""
+
+    long: PositiveDuration
+    short: PositiveDuration
+    factor: float = Field(gt=0.0)
+
+    @model_validator(mode="after")
+    def _short_is_shorter(self) -> BurnWindow:
+        if not self.short < self.long:
+            raise ValueError("'short' must be shorter than 'long'")
+        return self
+
+
+class BurnRateSpec(Model):
+    """Multiwindow, multi-burn-rate alerting on an SLO (``core.burn``)."""
+
+    objective: Confidence  # like 99.9%: the error budget is the rest
+    windows: tuple[BurnWindow, ...] = Field(min_length=1)
+
+
 class RuleSpec(Model):
     name: Name
     signal: str
@@ -169,9 +202,51 @@ class RuleSpec(Model):
     blind_after: Duration | None = None
     dry_run: bool = False
     description: str = ""
+    # A confidence rule weighs the error and request counts of its trailing ``window``:
+    # it breaches only while the ratio's interval lies wholly past the threshold.
+    confidence: Confidence | None = None
+    window: PositiveDuration | None = None
+    regression: RegressionSpec | None = None
+    burn_rate: BurnRateSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_confidence(self) -> RuleSpec:
+        if self.confidence is None:
+            if self.window is not None:
+                raise ValueError("'window' applies only with 'confidence' (like 99%)")
+            return self
+        if self.window is None:
+            raise ValueError("'confidence' needs a 'window' whose counts it weighs (like 10m)")
+        if self.mode != "consecutive":
+            raise ValueError("'confidence' works with mode: consecutive only")
+        if self.min_requests > 0:
+            raise ValueError("'confidence' already weighs the traffic: drop 'min_requests'")
+        return self
 
     @model_validator(mode="after")
     def _check_comparison(self) -> RuleSpec:
+        if self.burn_rate is not None and self.regression is not None:
+            raise ValueError("give one of 'burn_rate' or 'regression'")
+        if self.burn_rate is not None:
+            if self.above is not None or self.below is not None:
+                raise ValueError(
+                    "a 'burn_rate' rule's bar comes from its objective: no above/below"
+                )
+            if self.confidence is not None or self.min_requests > 0 or self.mode != "consecutive":
+                raise ValueError(
+                    "a 'burn_rate' rule weighs counts itself: no confidence, min_requests or mode"
+                )
+            return self
+        if self.regression is not None:
+            if self.above is not None or self.below is not None:
+                raise ValueError(
+                    "a 'regression' rule compares with before the deploy: no above/below"
+                )
+            if self.confidence is not None or self.min_requests > 0 or self.mode != "consecutive":
+                raise ValueError(
+                    "a 'regression' rule weighs counts itself: no confidence, min_requests or mode"
+                )
+            return self
         if (self.above is None) == (self.below is None):
             raise ValueError("give exactly one of 'above' or 'below'")
         if self.mode == "share" and self.share is None:
@@ -184,6 +259,12 @@ class RuleSpec(Model):
 
     @property
     def threshold(self) -> Threshold:
+        if self.burn_rate is not None:  # the error budget
+            budget = 1.0 - self.burn_rate.objective
+            return Threshold(value=budget, unit="ratio", text=f"{budget * 100:g}% budget")
+        if self.regression is not None:  # the smallest effect the test aims at
+            effect = self.regression.min_effect
+            return Threshold(value=effect, unit="number", text=f"{effect:g}x")
         threshold = self.above if self.above is not None else self.below
         assert threshold is not None  # guaranteed by _check_comparison
         return threshold

@@ -23,6 +23,7 @@ from watchdog.rules.load import RuleSet, load_rules
 from watchdog.rules.watch import watch_rules
 from watchdog.run.coalesce import Coalesced
 from watchdog.run.daemon import Watchdog
+from watchdog.run.deploys import DeployWatch
 from watchdog.run.ha import LeaderGate
 from watchdog.run.leader import leadership_for
 from watchdog.run.preflight import secret_problems
@@ -32,6 +33,11 @@ from watchdog.store import open_store
 from watchdog.store.base import Store
 
 log = structlog.get_logger("watchdog.run.runtime")
+
+# How often deploy-regression rules read the targets' live deployment: a deploy is
+# tested from when it went live (what it served before being seen counts), decided
+# at most this much later.
+DEPLOY_POLL_S = 30.0
 
 
 @dataclass
@@ -121,6 +127,7 @@ class Runtime:
         await self.gate.leadership.start()  # elected: restore, then act (SQLite: at once)
         await self.watchdog.start()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="incident-ticks"))
+        self._tasks.append(asyncio.create_task(self._deploy_loop(), name="deploy-watch"))
         if self.watch_rules_files:
             watcher = watch_rules(
                 self.settings.rules_paths,
@@ -139,6 +146,19 @@ class Runtime:
             except Exception:  # boundary: the ticker must outlive one bad tick
                 log.exception("incident tick failed")
             await self.clock.sleep(self.tick_s)
+
+    async def _deploy_loop(self) -> None:
+        """Deploy-regression rules learn of deploys here (idle without such rules)."""
+        watch = DeployWatch(lambda: self.playbook.targets, self.store, lambda: self.watchdog.engine)
+        while True:
+            try:
+                if watch.watched():
+                    await watch.poll(self.clock.now())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # boundary: the watch must outlive one bad read
+                log.exception("deploy watch failed")
+            await self.clock.sleep(DEPLOY_POLL_S)
 
     async def reload(self) -> bool:
         """Rules and actions together: if either is bad, keep the old ones. Coalesced

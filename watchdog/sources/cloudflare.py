@@ -7,7 +7,8 @@ partial minute would read as a traffic drop (apis.md §5.3). No dimensions are a
 for, so Cloudflare aggregates the whole window into one row and computes its
 quantiles over the window itself. Fields:
 
-- ``error_rate``: ``sum.errors / sum.requests`` (``Sample.requests`` = requests).
+- ``error_rate``: ``sum.errors / sum.requests`` (``Sample.requests`` = requests,
+  ``Sample.errors`` = errors).
   ``sum.errors`` counts invocation failures (exceptions, exceeded limits, internal
   errors), not 5xx responses a Worker returns on purpose (apis.md §5.1);
 - ``requests``: ``sum.requests``;
@@ -269,7 +270,9 @@ def _field(totals: WindowTotals | None, field: str | None, now: float) -> Sample
     if field == "error_rate":
         if totals.requests <= 0:
             return Sample.no_data(now, "no requests in the window")
-        return Sample.of(now, totals.errors / totals.requests, totals.requests)
+        return Sample.of(
+            now, totals.errors / totals.requests, totals.requests, errors=totals.errors
+        )
     value = totals.quantiles_s.get(field or "")
     if value is None or math.isnan(value):
         return Sample.no_data(now, f"Cloudflare reported no {field}")

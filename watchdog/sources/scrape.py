@@ -7,7 +7,8 @@ so a large page never blocks the event loop) and turns counters into rates betwe
 this scrape and the previous one, the way PromQL's ``increase`` would:
 
 - ``error_ratio``: Δerrors / Δrequests of one counter, errors being the series whose
-  ``status_label`` fully matches ``error_status``; ``requests`` = Δrequests.
+  ``status_label`` fully matches ``error_status``; ``requests`` = Δrequests and
+  ``errors`` = Δerrors (the counts a confidence rule weighs).
 - ``quantile``: bucket increases summed by ``le`` across the matching series, then
   ``histogram_quantile``; ``requests`` = Δ``_count``.
 - ``gauge``: the value as exposed (exactly one matching series).
@@ -280,7 +281,7 @@ def _error_ratio(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: flo
             errors += delta
     if total == 0:
         return Sample.no_data(now, NO_REQUESTS)
-    return Sample.of(now, errors / total, requests=total)
+    return Sample.of(now, errors / total, requests=total, errors=errors)
 
 
 def _quantile(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: float) -> Sample:

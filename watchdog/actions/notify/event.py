@@ -223,6 +223,12 @@ class IncidentEvent:
         ]
         if d.requests is not None:
             facts.append(("Requests", f"{d.requests:g}"))
+        if d.evidence is not None:
+            facts.append(("Evidence", d.evidence.text()))
+        if d.regression is not None:
+            facts.append(("Evidence", d.regression.text()))
+        if d.burn is not None:
+            facts.append(("Evidence", d.burn.text()))
         if d.first_breach_at is not None:
             facts.append(("First breach", iso(d.first_breach_at)))
         if self.escalation_level is not None:
