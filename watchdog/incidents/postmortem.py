@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from watchdog.store.base import ActionRecord, EventRecord, IncidentRecord, Store
 from watchdog.units import format_duration
@@ -96,15 +97,7 @@ def render(incident: IncidentRecord, events: list[EventRecord], actions: list[Ac
         "",
         "## Timeline",
     ]
-    if decision.get("first_breach_at") and not manual:
-        lines.append(f"- {_hhmm(decision['first_breach_at'])} - First breaching sample")
-    labels = dict(_TIMELINE)
-    for event in events:
-        label = labels.get(event.kind)
-        if label is None:
-            continue
-        detail = _detail(event)
-        lines.append(f"- {_hhmm(event.at)} - {label}" + (f": {detail}" if detail else ""))
+    lines += _timeline(decision, events, manual)
     lines += ["", "## Root Cause Analysis", TO_FILL, "", "## Resolution", *_resolution(actions)]
     lines += [
         "",
@@ -121,6 +114,21 @@ def render(incident: IncidentRecord, events: list[EventRecord], actions: list[Ac
         "",
     ]
     return "\n".join(lines)
+
+
+def _timeline(decision: dict[str, Any], events: list[EventRecord], manual: bool) -> list[str]:
+    """The first breaching sample, then each event the template names, in order."""
+    lines = []
+    if decision.get("first_breach_at") and not manual:
+        lines.append(f"- {_hhmm(decision['first_breach_at'])} - First breaching sample")
+    labels = dict(_TIMELINE)
+    for event in events:
+        label = labels.get(event.kind)
+        if label is None:
+            continue
+        detail = _detail(event)
+        lines.append(f"- {_hhmm(event.at)} - {label}" + (f": {detail}" if detail else ""))
+    return lines
 
 
 def _resolution(actions: list[ActionRecord]) -> list[str]:

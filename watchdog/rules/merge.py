@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from watchdog.rules.fit import counts_errors, reports_traffic, threshold_fits
 from watchdog.rules.model import (
     IMPLICIT_FIELDS,
     NAMED_SECTIONS,
@@ -23,12 +24,11 @@ from watchdog.rules.model import (
     SilencePolicy,
     SourceSpec,
     TargetSpec,
-    Threshold,
     runbook_severities,
 )
 from watchdog.rules.parse import Parsed, Path_, where
 from watchdog.rules.ruleset import ResolvedSignal, RuleSet
-from watchdog.units import Unit, threshold_problem
+from watchdog.units import Unit
 
 
 def merge(parsed: list[Parsed]) -> tuple[RuleSet, list[str]]:
@@ -158,7 +158,7 @@ class _Merge:
         """The rule's bar and evidence suit its signal: threshold in the unit's range,
         traffic for min_requests, both counts for the counted rule kinds."""
         counted = rule.regression is not None or rule.burn_rate is not None
-        problem = None if counted else _threshold_problem(rule.comparison, rule.threshold, signal)
+        problem = None if counted else threshold_fits(rule.comparison, rule.threshold, signal)
         if problem is not None:
             self.problems.append(f"{where(item, (*path, rule.comparison))}: {problem}")
         if rule.min_requests > 0 and not reports_traffic(signal):
@@ -191,7 +191,7 @@ class _Merge:
                 continue
             self.signals.setdefault(signal.name, signal)
             if check.below is not None:
-                problem = _threshold_problem("below", check.below, signal)
+                problem = threshold_fits("below", check.below, signal)
                 if problem is not None:
                     at = where(item, ("after_rollback", "verify", index, "below"))
                     self.problems.append(f"{at}: {problem}")
@@ -241,49 +241,6 @@ class _Merge:
             files=tuple(p.file for p in self.parsed),
             summaries=summaries,
         )
-
-
-# --- signals -------------------------------------------------------------------------
-
-
-def counts_errors(signal: ResolvedSignal) -> bool:
-    """Whether samples of ``signal`` carry both counts (for the counted rule kinds)."""
-    spec = signal.spec
-    if signal.source.type == "prometheus":
-        return spec.errors_query is not None and spec.requests_query is not None
-    if signal.source.type == "scrape":
-        return spec.kind == "error_ratio"
-    if signal.source.type == "cloudflare":
-        return spec.field == "error_rate"
-    return False
-
-
-def reports_traffic(signal: ResolvedSignal) -> bool:
-    """Whether samples of ``signal`` carry a request count (for ``min_requests``)."""
-    spec = signal.spec
-    if signal.source.type == "prometheus":
-        return spec.requests_query is not None
-    if signal.source.type == "scrape":
-        return spec.kind in ("error_ratio", "quantile")
-    if signal.source.type == "cloudflare":
-        return spec.field in ("error_rate", "requests")
-    return False
-
-
-def _threshold_problem(comparison: str, threshold: Threshold, signal: ResolvedSignal) -> str | None:
-    if not _units_fit(threshold.unit, signal.unit):
-        return (
-            f"threshold {threshold.text!r} is a {threshold.unit} but signal {signal.name!r} "
-            f"is in {signal.unit}"
-        )
-    return threshold_problem(
-        comparison, threshold.value, threshold.unit, threshold.text, signal.unit
-    )
-
-
-def _units_fit(threshold: Unit, signal: Unit) -> bool:
-    # A bare number fits any signal (0.05 for a ratio, 5 for seconds); units must agree.
-    return threshold == "number" or threshold == signal
 
 
 def _implicit_signal(

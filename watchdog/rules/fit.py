@@ -1,0 +1,48 @@
+"""Does a rule suit its signal? The threshold's unit and range, the traffic behind
+``min_requests``, both counts for the counted rule kinds (confidence, regression, burn)."""
+
+from __future__ import annotations
+
+from watchdog.rules.fields import Threshold
+from watchdog.rules.ruleset import ResolvedSignal
+from watchdog.units import Unit, threshold_problem
+
+
+def counts_errors(signal: ResolvedSignal) -> bool:
+    """Whether samples of ``signal`` carry both counts (for the counted rule kinds)."""
+    spec = signal.spec
+    if signal.source.type == "prometheus":
+        return spec.errors_query is not None and spec.requests_query is not None
+    if signal.source.type == "scrape":
+        return spec.kind == "error_ratio"
+    if signal.source.type == "cloudflare":
+        return spec.field == "error_rate"
+    return False
+
+
+def reports_traffic(signal: ResolvedSignal) -> bool:
+    """Whether samples of ``signal`` carry a request count (for ``min_requests``)."""
+    spec = signal.spec
+    if signal.source.type == "prometheus":
+        return spec.requests_query is not None
+    if signal.source.type == "scrape":
+        return spec.kind in ("error_ratio", "quantile")
+    if signal.source.type == "cloudflare":
+        return spec.field in ("error_rate", "requests")
+    return False
+
+
+def threshold_fits(comparison: str, threshold: Threshold, signal: ResolvedSignal) -> str | None:
+    if not units_fit(threshold.unit, signal.unit):
+        return (
+            f"threshold {threshold.text!r} is a {threshold.unit} but signal {signal.name!r} "
+            f"is in {signal.unit}"
+        )
+    return threshold_problem(
+        comparison, threshold.value, threshold.unit, threshold.text, signal.unit
+    )
+
+
+def units_fit(threshold: Unit, signal: Unit) -> bool:
+    # A bare number fits any signal (0.05 for a ratio, 5 for seconds); units must agree.
+    return threshold == "number" or threshold == signal
