@@ -42,7 +42,7 @@ from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.demo.fakes.receivers import Receivers
 from watchdog.http.server import Request, Response, serve
 from watchdog.model import RollbackPlan
-from watchdog.rules.model import PagesTargetSpec, WorkerTargetSpec, ZonePurgeSpec
+from watchdog.rules.response import PagesTargetSpec, WorkerTargetSpec, ZonePurgeSpec
 from watchdog.store.sqlite import SQLiteStore
 
 TOKEN = "bench-token"

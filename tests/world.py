@@ -27,7 +27,7 @@ import httpx
 from watchdog.clock import AutoClock
 from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.demo.fakes.receivers import Receivers
-from watchdog.demo.main import BusyTransport
+from watchdog.demo.transport import BusyTransport
 from watchdog.http.server import serve
 from watchdog.model import Sample
 from watchdog.run.runtime import Runtime

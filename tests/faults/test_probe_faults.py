@@ -17,7 +17,7 @@ from tests.faults.support import source_rig
 from watchdog.clock import AutoClock
 from watchdog.core.decision import DecisionKind
 from watchdog.core.evaluator import State
-from watchdog.demo.main import BusyTransport
+from watchdog.demo.transport import BusyTransport
 from watchdog.model import SampleKind
 from watchdog.rules.load import ResolvedSignal
 from watchdog.rules.model import ProbeSourceSpec, SignalSpec

@@ -33,7 +33,8 @@ CHILD = textwrap.dedent(
     f"""
     import asyncio
     from watchdog.clock import FakeClock
-    from watchdog.incidents.silence import Silences, known_names, parse_matcher
+    from watchdog.incidents.matchers import known_names, parse_matcher
+    from watchdog.incidents.silence import Silences
     from watchdog.store.sqlite import SQLiteStore
 
     async def main():

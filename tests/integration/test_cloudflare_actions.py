@@ -20,7 +20,12 @@ from watchdog.errors import ConfigError, PermanentActionError, RetryableActionEr
 from watchdog.http.client import RetryPolicy
 from watchdog.http.server import Request, Response, Router, serve
 from watchdog.model import RollbackPlan
-from watchdog.rules.model import AppCachePurgeSpec, PagesTargetSpec, WorkerTargetSpec, ZonePurgeSpec
+from watchdog.rules.response import (
+    AppCachePurgeSpec,
+    PagesTargetSpec,
+    WorkerTargetSpec,
+    ZonePurgeSpec,
+)
 from watchdog.settings import load_settings
 
 ACCOUNT = "test-account"

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from watchdog.demo.main import SCENARIOS, run_demo
+from watchdog.demo.main import run_demo
+from watchdog.demo.scenarios import SCENARIOS
 
 
 @pytest.mark.integration

@@ -17,7 +17,7 @@ from watchdog.core.engine import Engine
 from watchdog.core.evaluator import State
 from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.model import Sample
-from watchdog.rules.model import WorkerTargetSpec
+from watchdog.rules.response import WorkerTargetSpec
 from watchdog.run.deploys import DeployWatch
 from watchdog.store.sqlite import SQLiteStore
 

@@ -10,7 +10,8 @@ import structlog
 
 from watchdog import logs
 from watchdog.demo.fakes.receivers import Receivers
-from watchdog.demo.main import TOKEN, run_demo
+from watchdog.demo.main import run_demo
+from watchdog.demo.scenarios import TOKEN
 
 
 @pytest.mark.integration

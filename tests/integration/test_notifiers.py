@@ -43,7 +43,7 @@ from watchdog.actions.notify.webhook import (
 )
 from watchdog.demo.fakes.receivers import Receivers
 from watchdog.model import ActionResult, RollbackPlan
-from watchdog.rules.model import GithubWorkflowTargetSpec, NotifierSpec
+from watchdog.rules.response import GithubWorkflowTargetSpec, NotifierSpec
 
 SPEC = TypeAdapter(NotifierSpec)
 PLAN = RollbackPlan("ci", "live", "previous", "error-rate: error_rate 7.2% > 5% for 5m")

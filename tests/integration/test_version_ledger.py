@@ -18,7 +18,7 @@ from watchdog.actions.ledger import Ledgers
 from watchdog.core.evaluator import RuleState, State
 from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.model import RollbackPlan, TargetState
-from watchdog.rules.model import PagesTargetSpec, WorkerTargetSpec
+from watchdog.rules.response import PagesTargetSpec, WorkerTargetSpec
 from watchdog.store.base import ActionRecord
 from watchdog.store.sqlite import SQLiteStore
 

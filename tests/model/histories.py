@@ -43,9 +43,9 @@ from tests.world import RULES as WORLD_RULES
 from watchdog.clock import AutoClock
 from watchdog.demo.fakes.cloudflare import FakeCloudflare, Fault, compile_path
 from watchdog.demo.fakes.receivers import Receivers
-from watchdog.demo.main import BusyTransport
+from watchdog.demo.transport import BusyTransport
 from watchdog.http.server import Receive, Scope, Send, serve
-from watchdog.incidents.silence import Matcher, make_matcher
+from watchdog.incidents.matchers import Matcher, make_matcher
 from watchdog.model import Sample
 from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings

@@ -13,7 +13,7 @@ from tests.scenarios.support import breach, calm, mutating_calls, recover
 from tests.world import World, world
 from watchdog.api.app import build_app
 from watchdog.http.server import serve
-from watchdog.incidents.silence import parse_matcher
+from watchdog.incidents.matchers import parse_matcher
 from watchdog.service import silence_by_signal, unsilence_by_signal
 from watchdog.units import iso
 

@@ -8,7 +8,7 @@ import httpx
 
 from tests.recorder import recorder
 from watchdog.clock import AutoClock
-from watchdog.demo.main import BusyTransport
+from watchdog.demo.transport import BusyTransport
 
 
 async def test_elapsed_is_set_through_the_busy_transport() -> None:

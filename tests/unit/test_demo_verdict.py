@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from watchdog.demo.main import RunRecord, strict_problems
+from watchdog.demo.record import RunRecord, strict_problems
 
 RUNS = Path(__file__).resolve().parents[1] / "data" / "demo_runs"
 

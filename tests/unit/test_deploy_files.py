@@ -46,7 +46,7 @@ from watchdog.clock import FakeClock
 from watchdog.metrics import Metrics
 from watchdog.model import RollbackPlan
 from watchdog.rules.load import RuleSet, check_files, load_rules
-from watchdog.rules.model import GithubWorkflowTargetSpec
+from watchdog.rules.response import GithubWorkflowTargetSpec
 from watchdog.run.daemon import Watchdog
 from watchdog.settings import DEFAULT_SECRETS_DIR, listen_address, load_settings
 from watchdog.sources.base import SourceDeps

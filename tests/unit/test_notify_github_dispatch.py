@@ -13,7 +13,7 @@ from tests.notify_helpers import GITHUB_TOKEN, Served, in_process
 from watchdog.actions.github_workflow import GithubWorkflowTarget
 from watchdog.demo.fakes.receivers import Receivers, WorkflowInput
 from watchdog.model import RollbackPlan
-from watchdog.rules.model import GithubWorkflowTargetSpec
+from watchdog.rules.response import GithubWorkflowTargetSpec
 
 PLAN = RollbackPlan("ci", "live", "previous", "error-rate: error_rate 7.2% > 5% for 5m")
 

@@ -17,7 +17,7 @@ from watchdog.actions.notify.slack import SlackNotifier
 from watchdog.actions.notify.statuspage import StatuspageNotifier
 from watchdog.actions.notify.webhook import WebhookNotifier
 from watchdog.errors import ConfigError
-from watchdog.rules.model import NOTIFIER_TYPES, NotifierSpec
+from watchdog.rules.response import NOTIFIER_TYPES, NotifierSpec
 
 SPEC = TypeAdapter(NotifierSpec)
 

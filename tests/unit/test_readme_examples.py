@@ -320,7 +320,7 @@ def test_inline_json_examples_are_accepted() -> None:
     """The silence API body and ``deployments.json`` examples are what the code takes."""
     from watchdog.api.silences import SilenceIn
     from watchdog.backtest.times import parse_deployments
-    from watchdog.incidents.silence import parse_matcher
+    from watchdog.incidents.matchers import parse_matcher
 
     shown = inline_json()
     silences = [s for s in shown if "matchers" in s]

@@ -13,7 +13,8 @@ import pytest
 from watchdog.actions.notify.registry import NOTIFIER_FACTORIES
 from watchdog.actions.registry import PURGE_FACTORIES, TARGET_FACTORIES
 from watchdog.cli.main import REGISTER, build_parser
-from watchdog.rules.model import NOTIFIER_TYPES, PURGE_TYPES, SOURCE_TYPES, TARGET_TYPES
+from watchdog.rules.model import SOURCE_TYPES
+from watchdog.rules.response import NOTIFIER_TYPES, PURGE_TYPES, TARGET_TYPES
 from watchdog.sources.registry import SOURCE_TYPES as SOURCE_FACTORIES
 
 PACKAGE = Path(__file__).resolve().parents[2] / "watchdog"

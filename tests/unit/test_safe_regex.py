@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchdog.incidents.safe_regex import PatternError, compile_pattern
+from watchdog.incidents.regex_syntax import PatternError
+from watchdog.incidents.safe_regex import compile_pattern
 
 ATOMS = ["a", "b", "-", ".", "[ab]", "[^a]", "[a-c]", r"\d", r"\w", r"\s", r"\.", "^", "$"]
 QUANTIFIERS = ["", "", "*", "+", "?", "{2}", "{1,2}", "{,2}", "{2,}", "*?"]

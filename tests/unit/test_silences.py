@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from watchdog.clock import FakeClock
-from watchdog.incidents.silence import (
+from watchdog.incidents.matchers import (
     Matcher,
     SilenceError,
-    Silences,
-    describe,
     make_matcher,
     matchers_of,
     parse_matcher,
 )
+from watchdog.incidents.silence import Silences, describe
 from watchdog.store.base import SilenceRecord
 from watchdog.store.sqlite import SQLiteStore
 from watchdog.units import iso

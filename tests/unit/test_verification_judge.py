@@ -6,7 +6,7 @@ from __future__ import annotations
 from watchdog.core.window import SignalWindow
 from watchdog.incidents.verification import goal, judge
 from watchdog.model import Sample
-from watchdog.rules.model import VerifyCheck
+from watchdog.rules.response import VerifyCheck
 
 T = 1_790_000_000.0  # an epoch time: 1e-9 is below its float resolution
 BELOW = VerifyCheck.model_validate({"signal": "error_rate", "below": "0.5%", "within": "2m"})

@@ -33,7 +33,7 @@ from watchdog.model import (
     RollbackPlan,
     TargetState,
 )
-from watchdog.rules.model import PagesTargetSpec
+from watchdog.rules.response import PagesTargetSpec
 from watchdog.store.base import LedgerEntry
 from watchdog.units import iso
 

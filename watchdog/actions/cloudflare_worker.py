@@ -38,7 +38,7 @@ from watchdog.model import (
     RollbackPlan,
     TargetState,
 )
-from watchdog.rules.model import WorkerTargetSpec
+from watchdog.rules.response import WorkerTargetSpec
 from watchdog.store.base import LedgerEntry
 
 KIND = "cloudflare-worker"

@@ -20,7 +20,7 @@ from watchdog.clock import Clock
 from watchdog.errors import ActionError, PermanentActionError, RetryableActionError
 from watchdog.http.client import RetryPolicy, send
 from watchdog.model import ActionResult, Deploy, RollbackPlan, TargetState
-from watchdog.rules.model import GithubWorkflowTargetSpec
+from watchdog.rules.response import GithubWorkflowTargetSpec
 
 API_VERSION = "2022-11-28"
 DISPATCH_POLICY = RetryPolicy(deadline_s=60.0, retry_statuses=frozenset({429}), idempotent=False)

@@ -14,7 +14,7 @@ from watchdog.clock import Clock
 from watchdog.errors import ConfigError, PermanentActionError, RetryableActionError
 from watchdog.http.client import RetryPolicy, send
 from watchdog.model import ActionResult
-from watchdog.rules.model import AppCachePurgeSpec, ZonePurgeSpec
+from watchdog.rules.response import AppCachePurgeSpec, ZonePurgeSpec
 from watchdog.settings import Settings
 
 MAX_ITEMS_PER_REQUEST = 100  # tags, hosts, prefixes and files per purge request

@@ -19,7 +19,7 @@ from watchdog.actions.purge import AppCachePurge, ZonePurge
 from watchdog.clock import Clock
 from watchdog.errors import ConfigError
 from watchdog.rules.load import RuleSet
-from watchdog.rules.model import (
+from watchdog.rules.response import (
     AppCachePurgeSpec,
     GithubWorkflowTargetSpec,
     PagesTargetSpec,

@@ -18,14 +18,14 @@ from pydantic import (
 from watchdog import strict_json
 from watchdog.errors import StoreError
 from watchdog.http.server import HTTPError, Request, Response, Router
-from watchdog.incidents.silence import (
+from watchdog.incidents.matchers import (
     Matcher,
     SilenceError,
-    Silences,
     check_matchers,
     make_matcher,
     parse_matcher,
 )
+from watchdog.incidents.silence import Silences
 from watchdog.store.base import SilenceRecord
 from watchdog.units import iso, parse_duration
 

@@ -30,10 +30,11 @@ from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.engine import Engine, Observation
 from watchdog.core.evaluator import State
 from watchdog.incidents.manager import IncidentManager
-from watchdog.incidents.silence import Matcher, Silences
+from watchdog.incidents.matchers import Matcher
+from watchdog.incidents.silence import Silences
 from watchdog.model import Sample
 from watchdog.rules.load import RuleSet
-from watchdog.rules.model import Correlation
+from watchdog.rules.response import Correlation
 from watchdog.units import format_duration, format_value
 
 

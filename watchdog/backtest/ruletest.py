@@ -89,7 +89,7 @@ from watchdog.backtest.ruletest_inputs import input_streams
 from watchdog.backtest.times import parse_deployments, parse_time
 from watchdog.core.evaluator import State
 from watchdog.errors import BacktestError, RuleError, WatchdogError
-from watchdog.incidents.silence import Matcher, parse_matcher
+from watchdog.incidents.matchers import Matcher, parse_matcher
 from watchdog.model import Deploy
 from watchdog.rules.load import RuleSet, load_rules
 from watchdog.units import format_duration

@@ -22,7 +22,7 @@ from watchdog.backtest.samples import infer_step, samples_of
 from watchdog.backtest.timeline import BacktestResult, Event, RuleSummary, Summary
 from watchdog.backtest.times import Deployments
 from watchdog.errors import BacktestError
-from watchdog.incidents.silence import Matcher
+from watchdog.incidents.matchers import Matcher
 from watchdog.model import Sample
 from watchdog.rules.load import RuleSet
 

@@ -30,7 +30,7 @@ from watchdog.backtest.render import render_json, render_text
 from watchdog.backtest.run import paused_gc, run_backtest, run_sync
 from watchdog.backtest.times import load_deployments, parse_time
 from watchdog.errors import BacktestError, RuleError, WatchdogError
-from watchdog.incidents.silence import Matcher, SilenceError, parse_matcher
+from watchdog.incidents.matchers import Matcher, SilenceError, parse_matcher
 from watchdog.model import Deploy
 from watchdog.rules.load import RuleSet, load_rules
 from watchdog.units import parse_duration

@@ -9,7 +9,7 @@ from typing import Any
 from watchdog.core.burn import BurnEvidence
 from watchdog.core.evidence import Evidence
 from watchdog.core.regression import RegressionEvidence
-from watchdog.rules.model import Severity
+from watchdog.rules.fields import Severity
 from watchdog.units import Unit, format_duration, format_value, iso
 
 

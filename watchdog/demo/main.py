@@ -31,12 +31,16 @@ from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.demo.fakes.receivers import Receivers
 
 # Re-exported: the tests and the demo's callers read these from here.
-from watchdog.demo.record import RunRecord as RunRecord
-from watchdog.demo.record import strict_problems as strict_problems
-from watchdog.demo.scenarios import ACCOUNT, DEMO_ROUTING_KEY, GOOD, Demo, Scenario
-from watchdog.demo.scenarios import SCENARIOS as SCENARIOS
-from watchdog.demo.scenarios import TOKEN as TOKEN
-from watchdog.demo.transport import BusyTransport as BusyTransport
+from watchdog.demo.record import RunRecord, strict_problems
+from watchdog.demo.scenarios import (
+    ACCOUNT,
+    DEMO_ROUTING_KEY,
+    GOOD,
+    SCENARIOS,
+    TOKEN,
+    Demo,
+    Scenario,
+)
 from watchdog.demo.transport import busy_transport
 from watchdog.demo.view import LiveView, Timeline
 from watchdog.http.server import Router, serve

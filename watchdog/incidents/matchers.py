@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from watchdog.errors import WatchdogError
-from watchdog.incidents.safe_regex import PatternError, compile_pattern
-from watchdog.rules.model import SEVERITIES
+from watchdog.incidents.regex_syntax import PatternError
+from watchdog.incidents.safe_regex import compile_pattern
+from watchdog.rules.fields import SEVERITIES
 from watchdog.store.base import SilenceRecord
 
 MatcherName = Literal["rule", "target", "severity"]

@@ -25,6 +25,7 @@ from watchdog.incidents.regex_syntax import (
     MAX_STATES,
     MAX_TEXT_CHARS,
     CharTest,
+    PatternError,
     _Alt,
     _Anchor,
     _Char,
@@ -33,7 +34,6 @@ from watchdog.incidents.regex_syntax import (
     _Repeat,
     _Seq,
 )
-from watchdog.incidents.regex_syntax import PatternError as PatternError
 
 # --- the NFA ---------------------------------------------------------------------------
 

@@ -23,17 +23,15 @@ import structlog
 from watchdog.clock import Clock
 
 # Re-exported: the matchers are part of what a silence is.
-from watchdog.incidents.matchers import MATCHER_NAMES as MATCHER_NAMES
-from watchdog.incidents.matchers import KnownNames as KnownNames
-from watchdog.incidents.matchers import Matcher as Matcher
-from watchdog.incidents.matchers import SilenceError as SilenceError
-from watchdog.incidents.matchers import _Verdicts
-from watchdog.incidents.matchers import check_matchers as check_matchers
-from watchdog.incidents.matchers import known_names as known_names
-from watchdog.incidents.matchers import make_matcher as make_matcher
-from watchdog.incidents.matchers import matchers_of as matchers_of
-from watchdog.incidents.matchers import parse_matcher as parse_matcher
-from watchdog.incidents.safe_regex import PatternError, compile_pattern
+from watchdog.incidents.matchers import (
+    KnownNames,
+    Matcher,
+    SilenceError,
+    _Verdicts,
+    matchers_of,
+)
+from watchdog.incidents.regex_syntax import PatternError
+from watchdog.incidents.safe_regex import compile_pattern
 from watchdog.store.base import SilenceRecord, Store
 from watchdog.units import format_duration, iso
 

@@ -18,7 +18,7 @@ from watchdog.incidents.escalation import escalate
 from watchdog.incidents.model import Incident, Phase
 from watchdog.incidents.recorder import Recorder
 from watchdog.rules.load import RuleSet
-from watchdog.rules.model import VerifyCheck
+from watchdog.rules.response import VerifyCheck
 from watchdog.units import Unit, format_duration, format_value
 
 # How far back a baseline reaches, and how close an earlier breaching sample must be

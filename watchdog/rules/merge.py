@@ -12,21 +12,23 @@ from watchdog.rules.model import (
     IMPLICIT_FIELDS,
     NAMED_SECTIONS,
     SINGLETON_SECTIONS,
+    Defaults,
+    RuleSpec,
+    SignalSpec,
+    SourceSpec,
+)
+from watchdog.rules.parse import Parsed, Path_, where
+from watchdog.rules.response import (
     AfterRollback,
     Correlation,
-    Defaults,
     EscalationLevel,
     Guards,
     NotifierSpec,
     PurgeSpec,
-    RuleSpec,
-    SignalSpec,
     SilencePolicy,
-    SourceSpec,
     TargetSpec,
     runbook_severities,
 )
-from watchdog.rules.parse import Parsed, Path_, where
 from watchdog.rules.ruleset import ResolvedSignal, RuleSet
 from watchdog.units import Unit
 

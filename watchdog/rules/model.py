@@ -12,43 +12,29 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-# The shared field types and the response side, re-exported: a reader finds every spec
-# of the format here.
-from watchdog.rules.fields import FILE_CONTEXT as FILE_CONTEXT
-from watchdog.rules.fields import SEVERITIES as SEVERITIES
-from watchdog.rules.fields import Confidence, Effect
-from watchdog.rules.fields import Duration as Duration
-from watchdog.rules.fields import Model as Model
-from watchdog.rules.fields import Name as Name
-from watchdog.rules.fields import PositiveDuration as PositiveDuration
-from watchdog.rules.fields import Severity as Severity
-from watchdog.rules.fields import Share as Share
-from watchdog.rules.fields import Threshold as Threshold
-from watchdog.rules.fields import ThresholdField as ThresholdField
-from watchdog.rules.response import NOTIFIER_TYPES as NOTIFIER_TYPES
-from watchdog.rules.response import PURGE_TYPES as PURGE_TYPES
-from watchdog.rules.response import TARGET_TYPES as TARGET_TYPES
-from watchdog.rules.response import AfterRollback as AfterRollback
-from watchdog.rules.response import AppCachePurgeSpec as AppCachePurgeSpec
-from watchdog.rules.response import Correlation as Correlation
-from watchdog.rules.response import EscalationLevel as EscalationLevel
-from watchdog.rules.response import GithubWorkflowTargetSpec as GithubWorkflowTargetSpec
-from watchdog.rules.response import Guards as Guards
-from watchdog.rules.response import NotifierSpec as NotifierSpec
-from watchdog.rules.response import PagerDutyNotifierSpec as PagerDutyNotifierSpec
-from watchdog.rules.response import PagesTargetSpec as PagesTargetSpec
-from watchdog.rules.response import PurgeSpec as PurgeSpec
-from watchdog.rules.response import SentryNotifierSpec as SentryNotifierSpec
-from watchdog.rules.response import SeverityPolicy as SeverityPolicy
-from watchdog.rules.response import SilencePolicy as SilencePolicy
-from watchdog.rules.response import SlackNotifierSpec as SlackNotifierSpec
-from watchdog.rules.response import StatuspageNotifierSpec as StatuspageNotifierSpec
-from watchdog.rules.response import TargetSpec as TargetSpec
-from watchdog.rules.response import VerifyCheck as VerifyCheck
-from watchdog.rules.response import WebhookNotifierSpec as WebhookNotifierSpec
-from watchdog.rules.response import WorkerTargetSpec as WorkerTargetSpec
-from watchdog.rules.response import ZonePurgeSpec as ZonePurgeSpec
-from watchdog.rules.response import runbook_severities as runbook_severities
+from watchdog.rules.fields import (
+    Confidence,
+    Duration,
+    Effect,
+    Model,
+    Name,
+    PositiveDuration,
+    Severity,
+    Share,
+    Threshold,
+    ThresholdField,
+)
+from watchdog.rules.response import (
+    AfterRollback,
+    Correlation,
+    EscalationLevel,
+    Guards,
+    NotifierSpec,
+    PurgeSpec,
+    SeverityPolicy,
+    SilencePolicy,
+    TargetSpec,
+)
 from watchdog.units import Unit
 
 # --- sources ---------------------------------------------------------------------------

@@ -12,14 +12,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from watchdog.rules.model import (
-    FILE_CONTEXT,
-    NOTIFIER_TYPES,
-    PURGE_TYPES,
-    SOURCE_TYPES,
-    TARGET_TYPES,
-    RulesFile,
-)
+from watchdog.rules.fields import FILE_CONTEXT
+from watchdog.rules.model import SOURCE_TYPES, RulesFile
+from watchdog.rules.response import NOTIFIER_TYPES, PURGE_TYPES, TARGET_TYPES
 
 Path_ = tuple[str | int, ...]
 

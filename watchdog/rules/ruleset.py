@@ -5,20 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from watchdog.rules.model import (
+from watchdog.rules.fields import Severity
+from watchdog.rules.model import Defaults, RuleSpec, SignalSpec, SourceSpec
+from watchdog.rules.response import (
     AfterRollback,
     Correlation,
-    Defaults,
     EscalationLevel,
     Guards,
     NotifierSpec,
     PurgeSpec,
-    RuleSpec,
-    Severity,
     SeverityPolicy,
-    SignalSpec,
     SilencePolicy,
-    SourceSpec,
     TargetSpec,
 )
 from watchdog.units import Unit

@@ -105,7 +105,8 @@ class LeaderElection:
         ping_timeout_s: float = 2.0,
         connect_timeout_s: float = 5.0,
     ) -> None:
-        from watchdog.store.postgres import advisory_key, redact
+        from watchdog.store.postgres import redact
+        from watchdog.store.postgres_migrate import advisory_key
 
         self.url = url
         self.where = redact(url)

@@ -17,7 +17,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from watchdog.clock import SystemClock
 from watchdog.errors import ConfigError, RuleError
 from watchdog.rules.load import RuleSet, load_rules, rule_files
-from watchdog.rules.model import NotifierSpec, PurgeSpec, SourceSpec, TargetSpec
+from watchdog.rules.model import SourceSpec
+from watchdog.rules.response import NotifierSpec, PurgeSpec, TargetSpec
 from watchdog.settings import Settings, blank_problems, read_settings
 
 _CLOUDFLARE_TYPES = ("cloudflare-worker", "cloudflare-pages", "cloudflare-zone", "cloudflare")

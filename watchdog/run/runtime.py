@@ -17,7 +17,8 @@ from watchdog.actions.registry import Actions, build_actions
 from watchdog.clock import Clock
 from watchdog.errors import ConfigError, RuleError
 from watchdog.incidents.manager import IncidentManager
-from watchdog.incidents.silence import Silences, known_names
+from watchdog.incidents.matchers import known_names
+from watchdog.incidents.silence import Silences
 from watchdog.metrics import Metrics
 from watchdog.rules.load import RuleSet, load_rules
 from watchdog.rules.watch import watch_rules

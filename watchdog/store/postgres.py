@@ -41,7 +41,6 @@ from watchdog.store.base import (
     pick_incident,
     silences_from_rows,
 )
-from watchdog.store.postgres_migrate import advisory_key as advisory_key
 from watchdog.store.postgres_migrate import migrate
 
 if TYPE_CHECKING:

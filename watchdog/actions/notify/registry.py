@@ -20,7 +20,7 @@ from watchdog.actions.notify.statuspage import StatuspageNotifier
 from watchdog.actions.notify.webhook import WebhookNotifier
 from watchdog.clock import Clock
 from watchdog.errors import ConfigError
-from watchdog.rules.model import (
+from watchdog.rules.response import (
     NotifierSpec,
     PagerDutyNotifierSpec,
     SentryNotifierSpec,
