@@ -1,21 +1,18 @@
-"""What an incident is: its phases, its record and decision, and the shared constants."""
+"""What an incident is: its phases, its record and typed state, and the shared constants."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
-from watchdog.core.burn import BurnEvidence
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.evaluator import RuleState, State
-from watchdog.core.evidence import Evidence
-from watchdog.core.regression import RegressionEvidence
 from watchdog.core.window import SignalWindow
+from watchdog.incidents.state import IncidentState
 from watchdog.store.base import IncidentRecord
 from watchdog.termtext import truncate_utf8
 from watchdog.units import format_duration
@@ -27,19 +24,6 @@ log = structlog.get_logger("watchdog.incidents")
 NOT_OVER = (State.FIRING, State.PENDING, State.BLIND)
 # After the store failed behind a playbook that ran: how soon to try to resume it.
 RESUME_AFTER_S = 15.0
-# An incident's wall-clock times, moved with the wall clock when it jumps.
-CLOCK_FIELDS = (
-    "grace_until",
-    "escalate_at",
-    "verify_started",
-    "stable_until",
-    "escalated_at",
-    "rolled_back_at",
-    "resume_at",
-    "evidence_after",
-    "refused_at",
-    "late_from",
-)
 
 
 class Phase(StrEnum):
@@ -61,8 +45,11 @@ class EngineView(Protocol):
 
 @dataclass
 class Incident:
+    """An open incident: its columns in the store and its typed state (the store's
+    ``state_json`` is written from ``state`` at every save, ``Recorder.save``)."""
+
     record: IncidentRecord
-    decision: Decision
+    state: IncidentState
 
     @property
     def id(self) -> str:
@@ -73,21 +60,8 @@ class Incident:
         return Phase(self.record.phase)
 
     @property
-    def data(self) -> dict[str, Any]:
-        return self.record.data
-
-
-def decision_from(data: Mapping[str, Any]) -> Decision:
-    fields = {k: v for k, v in data.items() if not k.endswith(("_iso", "_text"))}
-    fields["kind"] = DecisionKind(fields["kind"])
-    fields["targets"] = tuple(fields["targets"])
-    if fields.get("evidence") is not None:
-        fields["evidence"] = Evidence(**fields["evidence"])
-    if fields.get("regression") is not None:
-        fields["regression"] = RegressionEvidence(**fields["regression"])
-    if fields.get("burn") is not None:
-        fields["burn"] = BurnEvidence(**fields["burn"])
-    return Decision(**fields)
+    def decision(self) -> Decision:
+        return self.state.decision
 
 
 def manual_decision(targets: list[str], reason: str, author: str, now: float) -> Decision:
@@ -126,7 +100,7 @@ def rollback_message(decision: Decision) -> str:
 
 def rules_of(incident: Incident) -> list[str]:
     """The rule that opened the incident and those that joined it."""
-    return [incident.record.rule, *incident.data.get("joined_rules", [])]
+    return [incident.record.rule, *incident.state.joined_rules]
 
 
 def states_of(engine: EngineView, incident: Incident) -> list[RuleState]:

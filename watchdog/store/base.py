@@ -23,7 +23,9 @@ class IncidentRecord:
     phase: str
     targets: list[str]
     closed_at: float | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    # The incident's state (watchdog/incidents/state.py) as the JSON text it wrote: kept
+    # and returned as it is, never read here.
+    state_json: str = "{}"
 
 
 @dataclass
@@ -214,7 +216,7 @@ def incident_from_row(row: Sequence[Any]) -> IncidentRecord:
         severity=row[4],
         phase=row[5],
         targets=json.loads(row[6]),
-        data=json.loads(row[7]),
+        state_json=row[7],
     )
 
 

@@ -188,7 +188,7 @@ class PostgresStore:
             incident.severity,
             incident.phase,
             json.dumps(incident.targets),
-            json.dumps(incident.data),
+            incident.state_json,
         )
         await self._run(
             lambda c: c.execute(

@@ -167,7 +167,7 @@ class SQLiteStore:
                     incident.severity,
                     incident.phase,
                     json.dumps(incident.targets),
-                    json.dumps(incident.data),
+                    incident.state_json,
                 ),
             )
         )
