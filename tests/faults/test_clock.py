@@ -99,10 +99,11 @@ async def test_clock_jump_moves_open_incidents_with_the_wall_clock(tmp_path: Pat
         await breach(w)
         (incident,) = w.runtime.manager.open.values()
         assert incident.phase == "verifying"
-        started = incident.data["verify_started"]
+        started = incident.state.verify_started
         w.clock.set(w.now - HOUR)
         await w.runtime.manager.clock_jumped(-HOUR)
-        assert incident.data["verify_started"] == started - HOUR
+        assert started is not None
+        assert incident.state.verify_started == started - HOUR
         await recover(w)
         (record,) = await w.runtime.store.recent_incidents()
         assert record.phase == "resolved"

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from tests.faults.support import log_text
 from tests.scenarios.support import breach, calm, pagerduty_triggers, recover
 from tests.world import World, world
+from watchdog.incidents.state import load_state
 from watchdog.store.base import ActionRecord, IncidentRecord
 
 DEPLOYMENTS = "/accounts/acct/workers/scripts/api/deployments"
@@ -169,7 +170,7 @@ async def escalated_without_worker_rollback(w: World, reason: str) -> IncidentRe
     # A refused call is a failed rollback; "nothing to roll back to" never calls.
     assert rollbacks_counted(w, "failure") == (0 if "no version" in reason else 1)
     assert incident.phase == "escalated", incident
-    assert reason in incident.data["escalation_why"]
+    assert reason in load_state(incident).escalation_why
     page = pagerduty_triggers(w)[-1]
     assert reason in page["payload"]["custom_details"]["message"]
     return incident
@@ -185,7 +186,7 @@ async def test_10220_secrets_changed_escalates(tmp_path: Path) -> None:
         with capture_logs() as logs:
             await breach(w)
         incident = await escalated_without_worker_rollback(w, "code 10220")
-        assert "DB_PASSWORD" in incident.data["escalation_why"]
+        assert "DB_PASSWORD" in load_state(incident).escalation_why
         assert w.pages_rollbacks() == 1
         assert "code 10220" in log_text(logs)
         row = await worker_row(w, incident.id)

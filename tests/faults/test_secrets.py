@@ -44,7 +44,7 @@ async def everything_recorded(w: World) -> dict[str, str]:
         journal += [
             json.dumps([a.intent, a.outcome], default=str) for a in await store.actions(incident.id)
         ]
-        timeline.append(json.dumps(incident.data, default=str))
+        timeline.append(incident.state_json)
     receivers = w.receivers
     pagerduty = []
     for event in receivers.pagerduty.events:

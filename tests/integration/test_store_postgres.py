@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
 
 import psycopg
 import pytest
 
 from watchdog.errors import ConfigError, StoreError
+from watchdog.incidents.model import manual_decision
+from watchdog.incidents.state import IncidentState, load_state
 from watchdog.store import open_store
 from watchdog.store.base import ActionRecord, IncidentRecord, LedgerEntry
 from watchdog.store.postgres import PostgresStore, redact
@@ -72,15 +75,16 @@ async def test_nan_in_incident_data_round_trips(postgres_url: str) -> None:
     store = PostgresStore(postgres_url)
     await store.open()
     try:
+        decision = replace(manual_decision(["worker"], "r", "a", T0), threshold=math.inf)
         record = IncidentRecord(
             "manual-1", T0, "manual", "critical", "rolling_back", ["worker"],
-            data={"decision": {"observed": math.nan, "threshold": math.inf}},
+            state_json=IncidentState(decision).to_json(),
         )  # fmt: skip
         await store.save_incident(record)
         back = await store.get_incident("manual-1")
         assert back is not None
-        assert math.isnan(back.data["decision"]["observed"])
-        assert back.data["decision"]["threshold"] == math.inf
+        assert math.isnan(load_state(back).decision.observed)
+        assert load_state(back).decision.threshold == math.inf
     finally:
         await store.close()
 

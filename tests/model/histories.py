@@ -46,6 +46,7 @@ from watchdog.demo.fakes.receivers import Receivers
 from watchdog.demo.transport import BusyTransport
 from watchdog.http.server import Receive, Scope, Send, serve
 from watchdog.incidents.matchers import Matcher, make_matcher
+from watchdog.incidents.state import load_state
 from watchdog.model import Sample
 from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
@@ -737,7 +738,7 @@ class Model:
 
     def _check_baselines(self, incidents: list[IncidentRecord]) -> None:
         for incident in incidents:
-            for signal, value in (incident.data.get("baselines") or {}).items():
+            for signal, value in load_state(incident).baselines.items():
                 if value is None or signal != "p95":
                     continue
                 if not min(self.p95_healthy) <= value <= max(self.p95_healthy):
@@ -772,10 +773,11 @@ class Model:
     def _check_verdicts(self, incident: IncidentRecord, events: list[Any]) -> None:
         """A check failed although a sample fed in its time met its goal, or passed
         although none did up to the verdict: the verdict is not the evidence's."""
-        started = incident.data.get("verify_started")
+        state = load_state(incident)
+        started = state.verify_started
         if started is None:
             return
-        baselines = incident.data.get("baselines") or {}
+        baselines = state.baselines
         columns = {"error_rate": 1, "p95": 2}  # where ``fed`` keeps each signal
         goals: dict[str, tuple[int, float | None, float]] = {}
         for c in self.runtime.watchdog.ruleset.after_rollback.verify:
@@ -823,7 +825,7 @@ class Model:
                 for e in events
             )
             if passed:
-                for target, _from, to in incident.data.get("rolled_back") or []:
+                for target, _from, to in load_state(incident).rolled_back:
                     verified[target].add(to)
         for target in verified:
             marked = [e.version for e in await self.runtime.store.ledger(target) if e.verified]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.model.histories import ERRORS, HEALTHY_P95, Model, model, servers
+from watchdog.incidents.state import load_state
 
 MILD = (ERRORS["mild"], HEALTHY_P95)  # 1 %: under the rule, not under the 0.5 % check
 GOOD = (ERRORS["good"], HEALTHY_P95)
@@ -31,7 +32,7 @@ async def rolled_back(m: Model) -> float:
         for incident in m.runtime.manager.open.values():
             if incident.phase == "verifying":
                 await m.check("rolled back")
-                return float(incident.data["verify_started"])
+                return float(incident.state.verify_started or 0)
     raise AssertionError(f"no rollback: {m.runtime.manager.open}")
 
 
@@ -152,8 +153,8 @@ async def test_no_evidence_after_the_deadline_is_its_own_verdict(m: Model) -> No
     (results,) = await verdicts(m)
     assert results["error_rate:below"].startswith("no evidence"), results
     (incident,) = await m.runtime.store.recent_incidents(5)
-    assert "did not help" not in incident.data["escalation_why"], incident.data
-    assert "could not be verified" in incident.data["escalation_why"], incident.data
+    assert "did not help" not in load_state(incident).escalation_why, incident
+    assert "could not be verified" in load_state(incident).escalation_why, incident
 
 
 async def test_the_watchdogs_own_rollback_is_not_a_fresh_deploy_to_blame(m: Model) -> None:
@@ -171,7 +172,7 @@ async def test_the_watchdogs_own_rollback_is_not_a_fresh_deploy_to_blame(m: Mode
     assert m.w.cloudflare.live_versions("api") == [(v2, 100.0)]
     (incident,) = m.runtime.manager.open.values()
     assert incident.phase == "escalated"
-    assert "the watchdog's own rollback" in incident.data["escalation_why"]
+    assert "the watchdog's own rollback" in incident.state.escalation_why
     await m.check("breach after the rollback")
 
 

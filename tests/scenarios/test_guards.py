@@ -159,7 +159,8 @@ async def test_critical_rule_joining_a_high_incident_in_grace_rolls_back_at_once
         await breach(w)
         (incident,) = w.runtime.manager.open.values()
         assert incident.phase == "grace"
-        grace_until = incident.data["grace_until"]
+        grace_until = incident.state.grace_until
+        assert grace_until is not None
         await w.feed("p95", [7.0] * 21, also={"error_rate": BAD})
         assert w.now < grace_until
         assert w.worker_rollbacks() == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.scenarios.support import BAD, HEALTHY, breach, calm, recover
 from tests.world import world
+from watchdog.incidents.state import load_state
 
 WORKER_ONLY = """
 - {name: error-rate, signal: error_rate, above: 5%, for: 5m, severity: critical,
@@ -34,7 +35,7 @@ async def test_restart_during_verification_completes_it_without_a_second_rollbac
         (after,) = w.runtime.manager.open.values()
         assert after.id == before.id
         assert after.phase == "verifying"
-        assert after.data["baselines"] == before.data["baselines"]
+        assert after.state.baselines == before.state.baselines
         await recover(w)
         assert w.runtime.manager.open == {}
         (incident,) = await w.runtime.store.recent_incidents()
@@ -54,7 +55,8 @@ async def test_restart_during_grace_keeps_the_deadline(tmp_path: Path) -> None:
         await calm(w)
         await breach(w)
         (incident,) = w.runtime.manager.open.values()
-        grace_until = incident.data["grace_until"]
+        grace_until = incident.state.grace_until
+        assert grace_until is not None
         await w.restart()
         assert w.runtime.manager.open[incident.id].phase == "grace"
         # The new process samples from scratch: the rule fires again (joins the
@@ -130,8 +132,9 @@ async def test_restart_mid_rollback_finishes_the_playbook_from_the_journal(
         record = await store.get_incident(incident.id)
         assert record is not None
         record.phase = "rolling_back"
-        for key in ("rolled_back", "rolled_back_at", "verify_started"):
-            record.data.pop(key, None)
+        state = load_state(record)
+        state.rolled_back, state.rolled_back_at, state.verify_started = [], None, None
+        record.state_json = state.to_json()
         await store.save_incident(record)
         posts_before = len(w.slack_texts())
         await w.restart()
@@ -139,7 +142,7 @@ async def test_restart_mid_rollback_finishes_the_playbook_from_the_journal(
         assert w.worker_rollbacks() == 1
         (resumed,) = w.runtime.manager.open.values()
         assert resumed.phase == "verifying"
-        assert resumed.data["rolled_back"] == [["worker", w.versions["v3"], w.versions["v2"]]]
+        assert resumed.state.rolled_back == [("worker", w.versions["v3"], w.versions["v2"])]
         texts = w.slack_texts()[posts_before:]
         assert not any(f"{w.versions['v2']} → {w.versions['v3']}" in t for t in texts), texts
         await recover(w)

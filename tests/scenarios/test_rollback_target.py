@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.scenarios.support import CALM, HEALTHY, breach, calm, recover
 from tests.world import world
+from watchdog.incidents.state import load_state
 
 
 async def test_a_later_incident_never_rolls_back_to_the_version_rolled_away_from(
@@ -66,8 +67,9 @@ async def test_a_resumed_rollback_does_not_overwrite_a_deploy_made_while_down(
         record = await store.get_incident(incident.id)
         assert record is not None
         record.phase = "rolling_back"
-        for key in ("rolled_back", "rolled_back_at", "verify_started"):
-            record.data.pop(key, None)
+        state = load_state(record)
+        state.rolled_back, state.rolled_back_at, state.verify_started = [], None, None
+        record.state_json = state.to_json()
         await store.save_incident(record)
         w.cloudflare.scripts["api"].deployments.pop()  # the watchdog's deployment
         hotfix = w.cloudflare.publish("api", "hotfix v4")
@@ -80,4 +82,4 @@ async def test_a_resumed_rollback_does_not_overwrite_a_deploy_made_while_down(
         assert "someone deployed meanwhile" in after.outcome["detail"]
         (resumed,) = w.runtime.manager.open.values()
         assert resumed.phase == "escalated"
-        assert "someone deployed meanwhile" in resumed.data["escalation_why"]
+        assert "someone deployed meanwhile" in resumed.state.escalation_why

@@ -26,7 +26,7 @@ async def test_flapping_before_the_breach_stays_out_of_the_baseline(tmp_path: Pa
         await w.feed("p95", [7.5] * 21, also=ERRORS)
         assert w.worker_rollbacks() == 1
         (incident,) = w.runtime.manager.open.values()
-        assert incident.data["baselines"]["p95"] == 0.4
+        assert incident.state.baselines["p95"] == 0.4
         await w.feed("p95", [6.5] * 30, also=ERRORS)
         (verification,) = await w.events("verification")
         result = verification.data["results"]["p95:baseline"]
@@ -60,7 +60,7 @@ async def test_the_baseline_comes_from_before_the_correlated_deploy(tmp_path: Pa
         await w.feed("p95", [7.5] * 21, also=ERRORS)
         assert w.worker_rollbacks() == 1
         (incident,) = w.runtime.manager.open.values()
-        assert incident.data["baselines"]["p95"] == 0.4
+        assert incident.state.baselines["p95"] == 0.4
         await w.feed("p95", [3.0] * 30, also=ERRORS)
         (verification,) = await w.events("verification")
         assert verification.data["results"]["p95:baseline"].startswith("failed: p95 was 3s")

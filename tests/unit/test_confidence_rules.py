@@ -13,8 +13,8 @@ from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.engine import Engine
 from watchdog.core.evaluator import State
 from watchdog.errors import RuleError
-from watchdog.incidents.model import decision_from
 from watchdog.incidents.postmortem import render
+from watchdog.incidents.state import IncidentState, decision_from
 from watchdog.model import Sample
 from watchdog.rules.load import RuleSet
 from watchdog.store.base import IncidentRecord
@@ -197,7 +197,7 @@ def test_the_post_mortem_states_the_evidence(rules: RuleSet) -> None:
         "closed",
         ["worker"],
         closed_at=decision.decided_at + 600,
-        data={"decision": decision.to_dict()},
+        state_json=IncidentState(decision).to_json(),
     )
     text = render(record, [], [])
     assert f"- **Evidence**: {decision.to_dict()['evidence_text']}" in text

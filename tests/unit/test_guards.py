@@ -13,6 +13,7 @@ import pytest
 from tests.factories import T0, ruleset
 from watchdog.incidents.guards import ClockStep, blocker, record_clock_step
 from watchdog.incidents.model import Incident, manual_decision
+from watchdog.incidents.state import IncidentState
 from watchdog.model import Deploy, TargetState
 from watchdog.rules.load import RuleSet
 from watchdog.store.base import ActionRecord, IncidentRecord
@@ -57,7 +58,7 @@ def incident(now: float) -> Incident:
     # An automatic decision (a person's rollback skips the guards).
     decision = dataclasses.replace(manual_decision(["worker"], "x", "t", now), extra={})
     record = IncidentRecord("now", now, "error-rate", "critical", "rolling_back", ["worker"])
-    return Incident(record, decision)
+    return Incident(record, IncidentState(decision))
 
 
 STATE = TargetState(

@@ -8,6 +8,7 @@ tests/integration/postgres_fixture.py), which passes the same tests unchanged.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -138,7 +139,7 @@ def incident(
         severity="critical",
         phase="watching",
         targets=["worker", "frontend"],
-        data={"decision": {"rule": "error-rate"}, **data},
+        state_json=json.dumps({"decision": {"rule": "error-rate"}, **data}),
     )
 
 
@@ -248,7 +249,7 @@ async def test_incidents_round_trip_and_update(store: Store) -> None:
     assert await store.open_incidents() == [record]
     record.phase = "resolved"
     record.closed_at = T0 + 900
-    record.data["verify"] = {"error_rate:below": "passed"}
+    record.state_json = json.dumps({"verify": {"error_rate:below": "passed"}})
     await store.save_incident(record)
     assert await store.get_incident(record.id) == record
     assert await store.open_incidents() == []

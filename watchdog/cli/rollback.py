@@ -140,7 +140,7 @@ async def _rollback(settings: Settings, targets: list[str], reason: str, author:
             _say(f"incident {incident.id}")
             if incident.phase is Phase.VERIFYING:
                 return await _verify(runtime, incident, shown)
-            dry = incident.phase is Phase.WATCHING and not incident.data.get("blocked")
+            dry = incident.phase is Phase.WATCHING and incident.state.blocked is None
             await manager.close(
                 incident,
                 "dry run: nothing was changed" if dry else "manual rollback did not go through",
@@ -171,7 +171,7 @@ async def _verify(runtime: Runtime, incident: Incident, shown: int) -> int:
     if incident.phase is Phase.RESOLVED:
         _say(f"✅ verified and stable: incident {incident.id} resolved")
         return 0
-    _say(f"❌ escalated: {incident.data.get('escalation_why', '')}")
+    _say(f"❌ escalated: {incident.state.escalation_why}")
     return 1
 
 

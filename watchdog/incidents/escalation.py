@@ -13,32 +13,33 @@ from watchdog.actions.playbook import Playbook
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.incidents.model import Incident, Phase, log
 from watchdog.incidents.recorder import Recorder
+from watchdog.incidents.state import Instant
 
 
 async def escalate(rec: Recorder, incident: Incident, why: str) -> None:
+    state = incident.state
     if incident.phase is not Phase.ESCALATED:
-        await rec.set_phase(
-            incident, Phase.ESCALATED, escalated_at=rec.clock.now(), escalation_sent=0
-        )
+        state.escalated_at, state.escalation_sent = Instant(rec.clock.now()), 0
+        await rec.set_phase(incident, Phase.ESCALATED)
     await rec.event(incident.id, "escalated", {"why": why})
-    incident.data["escalation_why"] = why
-    await rec.store.save_incident(incident.record)
+    state.escalation_why = why
+    await rec.save(incident)
     await ladder(rec, incident, rec.clock.now())
 
 
 async def ladder(rec: Recorder, incident: Incident, now: float) -> None:
     """Notify every level that is due and not yet told."""
-    data = incident.data
-    started = data.get("escalated_at", now)
+    state = incident.state
+    started = now if state.escalated_at is None else state.escalated_at
     for level in rec.ruleset.escalation:
-        if level.level <= data.get("escalation_sent", 0) or now < started + level.after:
+        if level.level <= state.escalation_sent or now < started + level.after:
             continue
-        data["escalation_sent"] = level.level
-        await rec.store.save_incident(incident.record)
+        state.escalation_sent = level.level
+        await rec.save(incident)
         event = rec.incident_event(
             incident,
             EventKind.ESCALATED,
-            message=data.get("escalation_why", ""),
+            message=state.escalation_why,
             escalation_level=level.level,
             escalation_name=level.name or f"level {level.level}",
         )

@@ -23,6 +23,7 @@ from watchdog.incidents.postmortem import write_draft
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.rollback import Rollbacks
 from watchdog.incidents.silence import Silences
+from watchdog.incidents.state import Hold, Instant
 from watchdog.incidents.verification import verify
 from watchdog.units import format_duration
 
@@ -47,34 +48,34 @@ class Lifecycle:
     async def tick_one(self, incident: Incident, now: float) -> None:
         rec = self.rec
         phase = incident.phase
-        data = incident.data
+        state = incident.state
         firing, unsure, healthy = self._evidence(incident)
         if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and healthy:
             await self.rule_resolved(incident, "the rule is no longer breaching")
-        elif phase is Phase.GRACE and now >= data["grace_until"]:
+        elif phase is Phase.GRACE and now >= _or_never(state.grace_until):
             await self._grace_over(incident, firing, unsure)
-        elif phase is Phase.WATCHING and data.get("escalate_at") and now >= data["escalate_at"]:
+        elif phase is Phase.WATCHING and state.escalate_at and now >= state.escalate_at:
             if firing:
-                data.pop("escalate_at")
+                state.escalate_at = None
                 how_long = format_duration(now - incident.record.opened_at)
                 await escalate(rec, incident, f"still breaching after {how_long}")
         elif phase is Phase.WATCHING and firing and self._silence_lifted(incident):
             await rec.event(incident.id, "silence_ended", {})
-            incident.data.pop("blocked")
+            state.blocked = None
             await rec.set_phase(incident, Phase.ROLLING_BACK)
             self.rollbacks.start(incident)
         elif (
             phase is Phase.ESCALATED
             and firing
-            and now >= data.get("refused_at", math.inf) + RESUME_AFTER_S
+            and now >= _or_never(state.refused_at) + RESUME_AFTER_S
         ):
             await self._retry_refused(incident)
-        elif phase is Phase.ROLLING_BACK and now >= data.get("resume_at", math.inf):
-            data.pop("resume_at")
+        elif phase is Phase.ROLLING_BACK and now >= _or_never(state.resume_at):
+            state.resume_at = None
             self.rollbacks.start(incident, resumed=True)
         elif phase is Phase.VERIFYING:
             await verify(rec, self.engine.windows, incident, now)
-        elif phase is Phase.MONITORING and now >= data.get("stable_until", math.inf):
+        elif phase is Phase.MONITORING and now >= _or_never(state.stable_until):
             await self._stable_over(incident, firing, unsure)
         if incident.phase is Phase.ESCALATED:
             await ladder(rec, incident, now)
@@ -93,7 +94,7 @@ class Lifecycle:
         elif not unsure:
             why = (
                 "stable after the rollback"
-                if incident.data.get("rolled_back")
+                if incident.state.rolled_back
                 else "stable: the breach is over"
             )
             await self.close(incident, why)
@@ -104,13 +105,12 @@ class Lifecycle:
         rule of the incident that the breach is over, even when no 'resolved' decision
         will come (the engine restarted, or went blind, since the rule fired)."""
         states = states_of(self.engine, incident)
+        moved = incident.state.evidence_after  # a clock jump's; else the opening
+        after = incident.record.opened_at if moved is None else moved
         firing = any(s.state is State.FIRING for s in states)
         unsure = any(s.state in NOT_OVER for s in states)
         healthy = bool(states) and all(
-            s.state is State.INACTIVE
-            and s.at is not None
-            and s.at > incident.data.get("evidence_after", incident.record.opened_at)
-            for s in states
+            s.state is State.INACTIVE and s.at is not None and s.at > after for s in states
         )
         return firing, unsure, healthy
 
@@ -124,8 +124,7 @@ class Lifecycle:
             "retrying",
             {"why": "the rollback was refused (state store failed); the rule still fires"},
         )
-        incident.data.pop("refused_at", None)
-        incident.data.pop("blocked", None)
+        incident.state.refused_at = incident.state.blocked = None
         incident.record.phase = Phase.ROLLING_BACK.value
         # Started before the phase is saved: if that write fails, the rollback's own
         # refusal marks the incident for another retry.
@@ -134,7 +133,8 @@ class Lifecycle:
 
     def _silence_lifted(self, incident: Incident) -> bool:
         """A rollback held only by silences, none of which holds any more."""
-        if incident.data.get("blocked") != {"silenced": True}:
+        blocked = incident.state.blocked
+        if blocked is None or blocked.by is not Hold.SILENCED:
             return False
         decision = incident.decision
         return all(
@@ -152,11 +152,9 @@ class Lifecycle:
         elif phase is Phase.WATCHING:
             await self.close(incident, "the rule stopped breaching")
         elif phase is Phase.ESCALATED:
-            await rec.set_phase(
-                incident,
-                Phase.MONITORING,
-                stable_until=rec.clock.now() + rec.ruleset.after_rollback.stable_for,
-            )
+            stable_for = rec.ruleset.after_rollback.stable_for
+            incident.state.stable_until = Instant(rec.clock.now() + stable_for)
+            await rec.set_phase(incident, Phase.MONITORING)
 
     async def close(self, incident: Incident, why: str) -> None:
         """Closed: resolved with the all-clear, or, escalated (a failed or interrupted
@@ -165,7 +163,7 @@ class Lifecycle:
         now = rec.clock.now()
         incident.record.closed_at = now
         if incident.phase is Phase.ESCALATED:
-            await rec.store.save_incident(incident.record)
+            await rec.save(incident)
             await rec.event(incident.id, "closed_unresolved", {"why": why})
         else:
             await rec.notify(incident, EventKind.RESOLVED, phase="resolved", message=why)
@@ -178,3 +176,8 @@ class Lifecycle:
         # Closing marks nothing healthy: being live when an incident closes is no
         # evidence (a dry run, a failed rollback). The version ledger records a passed
         # verification (verification.py) or a healthy run (the manager's tick).
+
+
+def _or_never(at: Instant | None) -> float:
+    """A deadline not set never passes."""
+    return math.inf if at is None else at

@@ -21,7 +21,6 @@ from watchdog.incidents.escalation import count_refused, escalate, refused
 from watchdog.incidents.guards import ClockStep, record_clock_step
 from watchdog.incidents.lifecycle import Lifecycle
 from watchdog.incidents.model import (
-    CLOCK_FIELDS,
     NOT_OVER,
     RESUME_AFTER_S,
     EngineView,
@@ -36,6 +35,7 @@ from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.restore import restore as restore_incidents
 from watchdog.incidents.rollback import Rollbacks
 from watchdog.incidents.silence import Silences
+from watchdog.incidents.state import IncidentState, Instant
 from watchdog.incidents.verification import baselines
 from watchdog.rules.load import RuleSet
 from watchdog.store.base import IncidentRecord, Store
@@ -203,13 +203,12 @@ class IncidentManager:
             severity=decision.severity,
             phase=phase.value,
             targets=list(decision.targets),
-            data={"decision": decision.to_dict(), "statuspage": {}},
         )
-        incident = Incident(record, decision)
+        incident = Incident(record, IncidentState(decision))
         # Pre-incident baselines now, while the samples before the breach are in the
         # window (a restart before the rollback would lose them).
-        record.data["baselines"] = baselines(self.ruleset, self.engine.windows, incident)
-        await self.store.save_incident(record)
+        incident.state.baselines = baselines(self.ruleset, self.engine.windows, incident)
+        await self._rec.save(incident)
         self.open[incident_id] = incident  # only an incident the store holds
         await self._rec.event(incident_id, "detected", {"decision": decision.to_dict()})
         return incident
@@ -234,7 +233,8 @@ class IncidentManager:
             return
         await rec.notify(incident, kind, phase="investigating")
         if rollback:  # after a grace period
-            await rec.set_phase(incident, Phase.GRACE, grace_until=now + policy.grace)
+            incident.state.grace_until = Instant(now + policy.grace)
+            await rec.set_phase(incident, Phase.GRACE)
             await rec.event(
                 incident_id,
                 "grace",
@@ -245,19 +245,21 @@ class IncidentManager:
                 },
             )
         elif policy.escalate_after is not None:
-            await rec.set_phase(incident, Phase.WATCHING, escalate_at=now + policy.escalate_after)
+            incident.state.escalate_at = Instant(now + policy.escalate_after)
+            await rec.set_phase(incident, Phase.WATCHING)
 
     async def _join(self, incident: Incident, decision: Decision) -> None:
         rec = self._rec
         await rec.event(incident.id, "joined", {"decision": decision.to_dict()})
         if decision.rule not in rules_of(incident):
-            incident.data.setdefault("joined_rules", []).append(decision.rule)
-            await self.store.save_incident(incident.record)
+            incident.state.joined_rules.append(decision.rule)
+            await rec.save(incident)
         phase = incident.phase
         if decision.kind is not DecisionKind.ROLLBACK:
             return
         policy = self.ruleset.severities[decision.severity]
-        if phase is Phase.GRACE and self.clock.now() + policy.grace < incident.data["grace_until"]:
+        grace_until = incident.state.grace_until
+        if phase is Phase.GRACE and grace_until and self.clock.now() + policy.grace < grace_until:
             # A more urgent rule (say critical during a high one's grace) does not wait
             # for the grace of the less urgent one.
             self._adopt(incident, decision)
@@ -266,15 +268,14 @@ class IncidentManager:
                 await rec.set_phase(incident, Phase.ROLLING_BACK)
                 self._rollbacks.start(incident)
             else:
-                await rec.set_phase(
-                    incident, Phase.GRACE, grace_until=self.clock.now() + policy.grace
-                )
+                incident.state.grace_until = Instant(self.clock.now() + policy.grace)
+                await rec.set_phase(incident, Phase.GRACE)
             return
-        if phase in (Phase.VERIFYING, Phase.MONITORING) and incident.data.get("rolled_back"):
+        if phase in (Phase.VERIFYING, Phase.MONITORING) and incident.state.rolled_back:
             # The rollback did not help: humans, never a second rollback.
             await escalate(rec, incident, f"{decision.rule} fired again after the rollback")
             return
-        if phase is Phase.WATCHING and not incident.data.get("blocked"):
+        if phase is Phase.WATCHING and incident.state.blocked is None:
             # A notify-only incident became a rollback one (say medium, then critical).
             self._adopt(incident, decision)
             await rec.set_phase(incident, Phase.ROLLING_BACK)
@@ -284,8 +285,7 @@ class IncidentManager:
     def _adopt(incident: Incident, decision: Decision) -> None:
         """The joining decision now drives the incident (severity, correlation, why)."""
         incident.record.severity = decision.severity
-        incident.decision = decision
-        incident.data["decision"] = decision.to_dict()
+        incident.state.decision = decision
 
     async def _blind(self, decision: Decision) -> None:
         rec = self._rec
@@ -348,13 +348,12 @@ class IncidentManager:
             except StoreError as exc:
                 log.error("state store failed; a clock step is not recorded", error=str(exc))
             for incident in list(self.open.values()):
-                data = incident.data
-                data.setdefault("evidence_after", incident.record.opened_at)
-                for key in CLOCK_FIELDS:
-                    if isinstance(data.get(key), int | float):
-                        data[key] += seconds
+                state = incident.state
+                if state.evidence_after is None:
+                    state.evidence_after = Instant(incident.record.opened_at)
+                state.shift(seconds)
                 try:
-                    await self.store.save_incident(incident.record)
+                    await self._rec.save(incident)
                     await self._rec.event(incident.id, "clock_jumped", {"seconds": seconds})
                 except StoreError as exc:
                     log.error("state store failed", incident=incident.id, error=str(exc))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from watchdog.incidents.state import load_state
 from watchdog.store.base import ActionRecord, EventRecord, IncidentRecord, Store
 from watchdog.units import format_duration
 
@@ -61,7 +62,8 @@ def _detail(event: EventRecord) -> str:
 
 
 def render(incident: IncidentRecord, events: list[EventRecord], actions: list[ActionRecord]) -> str:
-    decision = incident.data.get("decision", {})
+    # Decision.to_dict: what people read (its texts) beside the numbers.
+    decision = load_state(incident).decision.to_dict()
     end = incident.closed_at or (events[-1].at if events else incident.opened_at)
     start = decision.get("first_breach_at") or incident.opened_at
     extra = decision.get("extra") or {}

@@ -47,10 +47,15 @@ class Recorder:
     def dry(self, decision: Decision) -> bool:
         return self.dry_run or decision.dry_run
 
-    async def set_phase(self, incident: Incident, phase: Phase, **data: Any) -> None:
-        incident.record.phase = phase.value
-        incident.data.update(data)
+    async def save(self, incident: Incident) -> None:
+        """Write the incident, its typed state as the store's JSON."""
+        incident.record.state_json = incident.state.to_json()
         await self.store.save_incident(incident.record)
+
+    async def set_phase(self, incident: Incident, phase: Phase) -> None:
+        """The new phase, saved with the state (the caller sets its deadlines first)."""
+        incident.record.phase = phase.value
+        await self.save(incident)
         await self.event(incident.id, "phase", {"phase": phase.value})
 
     async def event(self, incident_id: str, kind: str, data: dict[str, Any]) -> None:
@@ -80,7 +85,7 @@ class Recorder:
             incident = self.open.get(incident_id)
             page_id = result.data.get("statuspage_incident_id")
             if incident is not None and page_id:
-                incident.data.setdefault("statuspage", {})[result.target] = page_id
+                incident.state.statuspage[result.target] = str(page_id)
 
     def notifier_names(self, rule_name: str) -> list[str]:
         ruleset = self.ruleset

@@ -8,16 +8,17 @@ from typing import Any
 from watchdog.errors import StoreError
 from watchdog.incidents.escalation import escalate
 from watchdog.incidents.lifecycle import Lifecycle
-from watchdog.incidents.model import Incident, Phase, decision_from, log
+from watchdog.incidents.model import Incident, Phase, log
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.rollback import Rollbacks
+from watchdog.incidents.state import load_state
 from watchdog.model import TargetState
 
 
 async def restore(rec: Recorder, rollbacks: Rollbacks, lifecycle: Lifecycle) -> None:
     """Load open incidents and reconcile actions left at 'intent' by a crash."""
     for record in await rec.store.open_incidents():
-        rec.open[record.id] = Incident(record, decision_from(record.data["decision"]))
+        rec.open[record.id] = Incident(record, load_state(record))
     for action in await rec.store.unfinished_actions():
         await reconcile(rec, action.incident_id, action.kind, action.target, action.intent)
     for incident in list(rec.open.values()):
@@ -82,7 +83,7 @@ async def interrupted_manual(rec: Recorder, lifecycle: Lifecycle, incident: Inci
         (done if row.state == "done" else undone).append(step)
     if done:
         await rec.ledgers.rolled_back(incident.id, done)
-        incident.data["rolled_back"] = [list(step) for step in done]
+        incident.state.rolled_back = done
     said = [f"{t}: {f} -> {to} done" for t, f, to in done]
     said += [f"{t}: {f} -> {to} not done" for t, f, to in undone]
     why = (

@@ -25,6 +25,7 @@ from watchdog.incidents.model import (
 )
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.silence import Silences, describe
+from watchdog.incidents.state import Blocked, Hold, Instant
 from watchdog.incidents.verification import baselines
 from watchdog.model import RollbackPlan, TargetState
 
@@ -74,8 +75,8 @@ class Rollbacks:
             log.error("state store failed; refusing to act", incident=incident.id, error=str(exc))
             count_refused(rec.playbook)
             async with self._lock:
-                incident.data["blocked"] = f"state store failed: {exc}"
-                incident.data["refused_at"] = rec.clock.now()  # retried while it fires
+                incident.state.blocked = Blocked(Hold.STORE_FAILED, f"state store failed: {exc}")
+                incident.state.refused_at = Instant(rec.clock.now())  # retried while it fires
                 why = f"refused to act: state store failed ({exc})"
                 try:
                     await escalate(rec, incident, why)
@@ -93,9 +94,9 @@ class Rollbacks:
             incident=incident.id,
             error=str(exc),
         )
-        incident.data["resume_at"] = self.rec.clock.now() + RESUME_AFTER_S
-        if not incident.data.get("store_failure_told"):
-            incident.data["store_failure_told"] = True
+        incident.state.resume_at = Instant(self.rec.clock.now() + RESUME_AFTER_S)
+        if not incident.state.store_failure_told:
+            incident.state.store_failure_told = True
             why = (
                 f"state store failed after the rollback ran ({exc}): its outcome is not "
                 "recorded yet; the watchdog resumes from its journal when the store works"
@@ -122,14 +123,14 @@ class Rollbacks:
         if not plans:
             async with self._lock:
                 if blocked:
-                    incident.data["blocked"] = blocked
+                    incident.state.blocked = Blocked(Hold.GUARDS, targets=blocked)
                     await escalate(
                         rec,
                         incident,
                         "no rollback: " + "; ".join(f"{k}: {v}" for k, v in blocked.items()),
                     )
                 else:
-                    incident.data["blocked"] = {"silenced": True}
+                    incident.state.blocked = Blocked(Hold.SILENCED)
                     await rec.set_phase(incident, Phase.WATCHING)
             return
         await rec.event(
@@ -199,7 +200,7 @@ class Rollbacks:
         assert state.rollback_to is not None
         live = state.live.version if state.live is not None else "live"
         if state.live is not None:  # the verification baseline comes from before it
-            incident.data.setdefault("deployed_at", {})[name] = state.live.created_at
+            incident.state.deployed_at[name] = state.live.created_at
         return RollbackPlan(
             name, live, state.rollback_to.version, rollback_message(incident.decision)
         )
@@ -261,10 +262,10 @@ class Rollbacks:
             )
             return
         await rec.ledgers.rolled_back(incident.id, outcome.rolled_back)
-        now = rec.clock.now()
-        incident.data["rolled_back"] = [list(r) for r in outcome.rolled_back]
-        incident.data["rolled_back_at"] = now
-        incident.data["baselines"] = baselines(rec.ruleset, self.engine.windows, incident)
+        now = Instant(rec.clock.now())
+        state = incident.state
+        state.rolled_back, state.rolled_back_at = list(outcome.rolled_back), now
+        state.baselines = baselines(rec.ruleset, self.engine.windows, incident)
         await rec.event(
             incident.id,
             "rollback_finished",
@@ -288,4 +289,5 @@ class Rollbacks:
                 ),
             )
             return
-        await rec.set_phase(incident, Phase.VERIFYING, verify_started=now)
+        state.verify_started = now
+        await rec.set_phase(incident, Phase.VERIFYING)

@@ -133,8 +133,10 @@ def load_state(record: IncidentRecord) -> IncidentState:
         if version == FORMAT:
             unknown = sorted(set(doc) - {"format", "state"})
             if unknown:
-                raise StoreError(f"{where}: its stored state has a key this watchdog does "
-                                 f"not know: {unknown[0]!r}")
+                raise StoreError(
+                    f"{where}: its stored state has a key this watchdog does "
+                    f"not know: {unknown[0]!r}"
+                )
             return _STATE.validate_python(doc.get("state"))
         if version == 0:
             return _STATE.validate_python(_from_format0(doc))

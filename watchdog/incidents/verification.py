@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping
 
 from watchdog.actions.notify.event import EventKind
 from watchdog.core.window import SignalWindow
+from watchdog.errors import StoreError
 from watchdog.incidents.escalation import escalate
 from watchdog.incidents.model import Incident, Phase
 from watchdog.incidents.recorder import Recorder
+from watchdog.incidents.state import Instant
 from watchdog.rules.load import RuleSet
 from watchdog.rules.response import VerifyCheck
 from watchdog.units import Unit, format_duration, format_value
@@ -57,7 +59,7 @@ def episode_start(windows: Mapping[str, SignalWindow], incident: Incident) -> fl
 
 def _deployed_at(incident: Incident) -> float | None:
     """When the earliest live deploy the rollback moved away from went live."""
-    times = [float(t) for t in (incident.data.get("deployed_at") or {}).values()]
+    times = list(incident.state.deployed_at.values())
     return min(times) if times else None
 
 
@@ -70,7 +72,7 @@ def baselines(
     calls a breach."""
     start = episode_start(windows, incident)
     deployed = _deployed_at(incident)
-    kept = incident.data.get("baselines") or {}
+    kept = incident.state.baselines
     out: dict[str, float | None] = {}
     for check in ruleset.after_rollback.verify:
         if not check.baseline:
@@ -185,9 +187,11 @@ async def verify(
     rec: Recorder, windows: Mapping[str, SignalWindow], incident: Incident, now: float
 ) -> None:
     """Judge the checks not judged yet; once all are, move the incident on."""
-    data = incident.data
-    started = data["verify_started"]
-    results: dict[str, str] = data.setdefault("verify", {})
+    state = incident.state
+    started = state.verify_started
+    if started is None:  # set with the phase: a state without it cannot be judged
+        raise StoreError(f"incident {incident.id} is verifying but has no verify_started")
+    results = state.verify
     for check in rec.ruleset.after_rollback.verify:
         key = check.signal + (":baseline" if check.baseline else ":below")
         if key in results:
@@ -196,8 +200,12 @@ async def verify(
         unit: Unit = signal.unit if signal is not None else "number"
         limit = ceiling(rec.ruleset, check.signal)
         manual = bool(incident.decision.extra.get("manual"))
-        target, text = goal(check, data.get("baselines", {}), limit, unit, manual)
-        late_from = data.setdefault("late_from", now) if now >= started + check.within else now
+        target, text = goal(check, state.baselines, limit, unit, manual)
+        late_from = now
+        if now >= started + check.within:
+            if state.late_from is None:
+                state.late_from = Instant(now)
+            late_from = state.late_from
         verdict = judge(
             check, windows.get(check.signal), target, text, unit, started, now, late_from
         )
@@ -208,18 +216,15 @@ async def verify(
         return
     await rec.event(incident.id, "verification", {"results": results})
     if all(r.startswith("passed") for r in results.values()):
-        await rec.ledgers.verified_rollback(incident.id, data.get("rolled_back", []), results)
+        await rec.ledgers.verified_rollback(incident.id, state.rolled_back, results)
         await rec.notify(
             incident,
             EventKind.VERIFIED,
             phase="monitoring",
             message="; ".join(results.values()),
         )
-        await rec.set_phase(
-            incident,
-            Phase.MONITORING,
-            stable_until=now + rec.ruleset.after_rollback.stable_for,
-        )
+        state.stable_until = Instant(now + rec.ruleset.after_rollback.stable_for)
+        await rec.set_phase(incident, Phase.MONITORING)
     else:
         await rec.notify(
             incident,
