@@ -134,14 +134,17 @@ def load_state(record: IncidentRecord) -> IncidentState:
             unknown = sorted(set(doc) - {"format", "state"})
             if unknown:
                 raise StoreError(
-                    f"{where}: its stored state has a key this watchdog does "
-                    f"not know: {unknown[0]!r}"
+                    f"{where}: its stored state (format {version}) does not read: a key "
+                    f"this watchdog does not know: {unknown[0]!r}"
                 )
             return _STATE.validate_python(doc.get("state"))
         if version == 0:
             return _STATE.validate_python(_from_format0(doc))
     except ValidationError as exc:
-        raise StoreError(f"{where}: its stored state (format {version}) {_problems(exc)}") from exc
+        problems = _problems(exc)
+        raise StoreError(
+            f"{where}: its stored state (format {version}) does not read: {problems}"
+        ) from exc
     raise StoreError(
         f"{where}: its stored state is format {version!r}; this watchdog reads formats 0 to "
         f"{FORMAT} (a newer watchdog wrote it: upgrade)"
@@ -179,11 +182,11 @@ def _from_format0(doc: dict[str, Any]) -> dict[str, Any]:
 def _problems(exc: ValidationError) -> str:
     said = []
     for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"])
+        path = ".".join(str(part) for part in error["loc"]) or "the state"
         if error["type"] == "unexpected_keyword_argument":
-            said.append(f"has a key this watchdog does not know: {path!r}")
-        elif error["type"] == "missing_argument":
-            said.append(f"lacks {path!r}")
+            said.append(f"a key this watchdog does not know: {path!r}")
+        elif error["type"] in ("missing", "missing_argument"):
+            said.append(f"{path!r} is missing")
         else:
             said.append(f"{path!r}: {error['msg']}")
     return "; ".join(said)
