@@ -21,6 +21,8 @@ guards, the rollback choice, verification, escalation, silences and the post-mor
   resumed), run the playbook, record the outcome, then verify or escalate.
 - ``safe_regex``: Regular expressions for silence matchers, matched without backtracking.
 - ``silence``: Silences: the Alertmanager model applied to *actions*.
+- ``state``: An incident's typed state (what it decided, waits for and did) and its strict-JSON
+  form in the store, with the format before it still read.
 - ``verification``: Verification after a rollback: each check's goal (below a value, or back to
   the pre-incident baseline) met within its time, or not.
 """

@@ -6,8 +6,9 @@
   blocks and the journal-first rule holds across processes.
 - Versioned migrations, serialised between replicas that start together by a
   transaction-level advisory lock.
-- JSON lives in TEXT columns, exactly as SQLite keeps it: a decision may hold NaN
-  (a manual rollback has no observed value), which PostgreSQL's json types refuse.
+- JSON lives in TEXT columns, exactly as SQLite keeps it: an incident's state is kept
+  as the text written, and one stored before its format 1 may hold NaN (a manual
+  rollback has no observed value), which PostgreSQL's json types refuse.
 - ``seq`` columns break ties in ``ORDER BY`` by insertion order, as SQLite's rowid does.
 - A broken or timed-out connection is dropped and the next call reconnects (a
   database restart or failover costs the calls made during it, not the process).
