@@ -4,7 +4,6 @@ a rule's resolution may close it, and closing writes the post-mortem draft."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from watchdog.actions.notify.event import EventKind
@@ -23,7 +22,7 @@ from watchdog.incidents.postmortem import write_draft
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.rollback import Rollbacks
 from watchdog.incidents.silence import Silences
-from watchdog.incidents.state import Hold, Instant
+from watchdog.incidents.state import Hold, Instant, deadline
 from watchdog.incidents.verification import verify
 from watchdog.units import format_duration
 
@@ -52,7 +51,7 @@ class Lifecycle:
         firing, unsure, healthy = self._evidence(incident)
         if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and healthy:
             await self.rule_resolved(incident, "the rule is no longer breaching")
-        elif phase is Phase.GRACE and now >= _or_never(state.grace_until):
+        elif phase is Phase.GRACE and now >= deadline(state.grace_until):
             await self._grace_over(incident, firing, unsure)
         elif phase is Phase.WATCHING and state.escalate_at and now >= state.escalate_at:
             if firing:
@@ -67,15 +66,15 @@ class Lifecycle:
         elif (
             phase is Phase.ESCALATED
             and firing
-            and now >= _or_never(state.refused_at) + RESUME_AFTER_S
+            and now >= deadline(state.refused_at) + RESUME_AFTER_S
         ):
             await self._retry_refused(incident)
-        elif phase is Phase.ROLLING_BACK and now >= _or_never(state.resume_at):
+        elif phase is Phase.ROLLING_BACK and now >= deadline(state.resume_at):
             state.resume_at = None
             self.rollbacks.start(incident, resumed=True)
         elif phase is Phase.VERIFYING:
             await verify(rec, self.engine.windows, incident, now)
-        elif phase is Phase.MONITORING and now >= _or_never(state.stable_until):
+        elif phase is Phase.MONITORING and now >= deadline(state.stable_until):
             await self._stable_over(incident, firing, unsure)
         if incident.phase is Phase.ESCALATED:
             await ladder(rec, incident, now)
@@ -176,8 +175,3 @@ class Lifecycle:
         # Closing marks nothing healthy: being live when an incident closes is no
         # evidence (a dry run, a failed rollback). The version ledger records a passed
         # verification (verification.py) or a healthy run (the manager's tick).
-
-
-def _or_never(at: Instant | None) -> float:
-    """A deadline not set never passes."""
-    return math.inf if at is None else at

@@ -35,7 +35,7 @@ from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.restore import restore as restore_incidents
 from watchdog.incidents.rollback import Rollbacks
 from watchdog.incidents.silence import Silences
-from watchdog.incidents.state import IncidentState, Instant
+from watchdog.incidents.state import IncidentState, Instant, deadline
 from watchdog.incidents.verification import baselines
 from watchdog.rules.load import RuleSet
 from watchdog.store.base import IncidentRecord, Store
@@ -258,8 +258,8 @@ class IncidentManager:
         if decision.kind is not DecisionKind.ROLLBACK:
             return
         policy = self.ruleset.severities[decision.severity]
-        grace_until = incident.state.grace_until
-        if phase is Phase.GRACE and grace_until and self.clock.now() + policy.grace < grace_until:
+        grace_until = deadline(incident.state.grace_until)
+        if phase is Phase.GRACE and self.clock.now() + policy.grace < grace_until:
             # A more urgent rule (say critical during a high one's grace) does not wait
             # for the grace of the less urgent one.
             self._adopt(incident, decision)

@@ -123,7 +123,7 @@ class Rollbacks:
         if not plans:
             async with self._lock:
                 if blocked:
-                    incident.state.blocked = Blocked(Hold.GUARDS, targets=blocked)
+                    incident.state.blocked = Blocked(Hold.GUARDS, targets=dict(blocked))
                     await escalate(
                         rec,
                         incident,

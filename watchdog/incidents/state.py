@@ -15,6 +15,7 @@ dropped at the next save could repeat an action.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -95,6 +96,11 @@ class IncidentState:
     def to_json(self) -> str:
         """The stored form (format 1), strict JSON."""
         return _STORED.dump_json(_Stored(FORMAT, self)).decode()
+
+
+def deadline(at: Instant | None) -> float:
+    """A moment waited for; one not set never comes."""
+    return math.inf if at is None else at
 
 
 @dataclass
