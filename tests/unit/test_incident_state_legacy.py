@@ -8,6 +8,7 @@ wrote (captured from the scenario, fault and CLI tests named in each row)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ import pytest
 
 from tests.scenarios.support import BAD, HEALTHY, calm
 from tests.world import world
+from watchdog.cli.main import main
 from watchdog.incidents.postmortem import render
 from watchdog.incidents.state import Blocked, Hold, IncidentState, load_state
 from watchdog.store.base import IncidentRecord, Store
@@ -198,3 +200,27 @@ async def test_an_open_format_0_incident_carries_on_after_the_upgrade(tmp_path: 
         assert record is not None
         assert json.loads(record.state_json)["format"] == 1
         assert load_state(record).rolled_back == [("worker", w.versions["v3"], w.versions["v2"])]
+
+
+def test_the_cli_names_the_incident_and_the_key_it_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``postmortem`` (and ``run``, restoring an open one) on a row with a key this
+    watchdog does not know: exit 1, the incident and the key named, nothing guessed."""
+    (row,) = [row for row in ROWS if row["name"] == "low-watching"]
+    state = tmp_path / "state.db"
+    data = json.loads(row["data"])
+    unknown = {**row, "data": json.dumps({**data, "rolled_back_twice": True})}
+
+    async def put() -> None:
+        store = SQLiteStore(state)
+        await store.open()
+        await store.close()
+        await sqlite_legacy(state).insert(unknown)
+
+    asyncio.run(put())
+    monkeypatch.setenv("WATCHDOG_STATE", str(state))
+    assert main(["postmortem", row["id"]]) == 1
+    said = capsys.readouterr().err
+    assert f"incident {row['id']}" in said
+    assert "a key this watchdog does not know: 'rolled_back_twice'" in said
