@@ -159,9 +159,10 @@ def script(shell: str, parser: argparse.ArgumentParser) -> str:
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
-    from watchdog.cli.main import build_parser
-
-    text = script(args.shell, build_parser())
+    # The whole command line's parser: ``build_parser`` sets it as a default on every
+    # namespace (importing cli.main here would be a cycle).
+    root: argparse.ArgumentParser = args.root_parser
+    text = script(args.shell, root)
     if wants_json(args):
         emit({"shell": args.shell, "script": text})
     else:

@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in REGISTER:
         register(commands)
+    parser.set_defaults(root_parser=parser)  # for `completion`, which walks it
     return parser
 
 
