@@ -156,3 +156,31 @@ def test_the_wheel_builds_from_the_dockerfile_context_with_the_locked_hatchling(
     names = zipfile.ZipFile(wheel).namelist()
     assert "watchdog/_rules/demo.yaml" in names
     assert "watchdog/cli/main.py" in names
+
+
+def test_scripts_lock_reproduces_the_committed_locks(tmp_path: Path) -> None:
+    """``bash scripts/lock`` on this pyproject.toml writes the committed locks again, byte
+    for byte (uv keeps the pins a lock already has): a dependency changed in pyproject
+    without ``bash scripts/lock`` shows here as a diff."""
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    if not Path(uv).is_file():
+        if os.environ.get("CI"):
+            pytest.fail("uv is missing in CI (the dev extra has it)")
+        pytest.skip("no uv here")
+    copy = tmp_path / "repo"
+    (copy / "scripts").mkdir(parents=True)
+    locks = [BASE_LOCK, BUILD_LOCK, *extra_locks().values()]
+    for path in [ROOT / "pyproject.toml", ROOT / "scripts" / "lock", *locks]:
+        shutil.copy2(path, copy / path.relative_to(ROOT))
+    done = subprocess.run(
+        ["bash", str(copy / "scripts" / "lock")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "UV": uv, "PYTHON": sys.executable},
+    )
+    if done.returncode != 0 and "error sending request" in done.stderr and not os.environ.get("CI"):
+        pytest.skip("no package index here")
+    assert done.returncode == 0, done.stderr[-1500:]
+    for lock in locks:
+        assert (copy / lock.name).read_text() == lock.read_text(), f"{lock.name} is stale"
