@@ -150,7 +150,8 @@ async def _offline_verbs(verb: Runner, env: Env, tmp_path: Path) -> None:
     assert rolled["incident"]
     assert any(step["kind"] == "action" for step in rolled["steps"])
     assert not [c for c in env.cf.calls if c.method != "GET"]
-    report = await verb("postmortem", rolled["incident"])
+    report = await verb("postmortem", rolled["incident"][:12])
+    assert report["incident"] == rolled["incident"]  # the prefix, resolved
     assert report["markdown"].startswith("# Post-Mortem: ")
     assert report["out"] is None
     tests = await verb("test rules", "rules/tests/example.test.yaml")

@@ -38,8 +38,9 @@ async def _postmortem(settings: Settings, incident_id: str, out: str | None, as_
     store = open_store(settings.state)
     await store.open()
     try:
-        text = await render_incident(store, incident_id)
-        if text is None:
+        found = await store.get_incident(incident_id)  # a unique prefix is enough
+        text = await render_incident(store, found.id) if found is not None else None
+        if found is None or text is None:
             recent = await store.recent_incidents(5)
             hint = ", ".join(i.id for i in recent) or "none recorded"
             message = f"no single incident matches {incident_id!r} (recent: {hint})"
@@ -52,7 +53,7 @@ async def _postmortem(settings: Settings, incident_id: str, out: str | None, as_
     if out:
         await asyncio.to_thread(_write, out, text)
     if as_json:  # the Markdown as it is: JSON escapes control characters itself
-        emit({"incident": incident_id, "out": out, "markdown": text})
+        emit({"incident": found.id, "out": out, "markdown": text})
     elif out:
         print(f"wrote {out}")
     else:  # on a terminal: silence comments and reasons in it are outside text
