@@ -11,19 +11,29 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /app/.venv
+RUN python -m venv /app/.venv && python -m venv /opt/build
 ENV PATH="/app/.venv/bin:${PATH}"
 WORKDIR /src
-# Optional extras to install too, comma-separated: --build-arg EXTRAS=postgres for
-# replicas sharing a PostgreSQL state.
+# Every package comes from a hash-pinned lock (scripts/lock writes them with
+# `uv pip compile --universal --generate-hashes`), as wheels only: the same bytes on every
+# build, and a changed or swapped file on the index fails the build instead of shipping.
+# Optional extras: --build-arg EXTRAS=postgres for replicas sharing a PostgreSQL state
+# (the extra that has a lock: requirements-postgres.lock).
 ARG EXTRAS=""
-# Dependencies first, from pyproject.toml alone, so editing the source reuses this layer.
+COPY requirements.lock requirements-postgres.lock requirements-build.lock ./
+# Dependencies first, from the lock alone, so editing the source reuses this layer.
+RUN lock="requirements${EXTRAS:+-$EXTRAS}.lock" \
+ && if [ ! -f "$lock" ]; then echo "no $lock: EXTRAS is empty or postgres" >&2; exit 1; fi \
+ && pip install --require-hashes --only-binary=:all: --requirement "$lock" \
+ && /opt/build/bin/pip install --require-hashes --only-binary=:all: \
+      --requirement requirements-build.lock
 COPY pyproject.toml README.md ./
-RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extras = [e for e in os.environ['EXTRAS'].split(',') if e]; print('\n'.join(p['dependencies'] + [r for e in extras for r in p['optional-dependencies'][e]]))" > /tmp/requirements.txt \
- && pip install --requirement /tmp/requirements.txt
+COPY rules/demo.yaml ./rules/demo.yaml
 COPY watchdog ./watchdog
-# The project itself, not editable; then byte-compile everything once, at build time.
-RUN pip install --no-deps . \
+# The project itself as a wheel built with the locked hatchling (no unpinned download),
+# installed without dependencies (the lock has them); then byte-compile everything once.
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
+ && pip install --no-deps /tmp/dist/rollback_watchdog-*.whl \
  && python -m compileall -q -f --invalidation-mode unchecked-hash /app/.venv/lib
 
 FROM ${PYTHON_IMAGE} AS runtime

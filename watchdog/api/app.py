@@ -1,4 +1,5 @@
-"""The watchdog's HTTP face: /metrics, /healthz, /readyz, /-/reload and /api/v1/status.
+"""The watchdog's HTTP face: /metrics, /healthz, /readyz, /-/reload, /api/v1/status and
+/api/v1/openapi.json (``api/openapi.py``).
 
 The control API (everything under /api/ and /-/) needs ``Authorization: Bearer
 <WATCHDOG_API_TOKEN>``; without a configured token it answers only on loopback.
@@ -18,6 +19,7 @@ from pydantic import SecretStr
 from watchdog import __version__
 from watchdog.api import guard as api_guard
 from watchdog.api import silences as silence_api
+from watchdog.api.openapi import document as openapi_document
 from watchdog.core.decider import burn_of, evidence_of, regression_of
 from watchdog.core.evaluator import RuleState
 from watchdog.http.server import Request, Response, Router
@@ -195,6 +197,10 @@ def build_app(
         if extra_status is not None:
             body.update(extra_status())
         return Response.json(body)
+
+    @router.route("GET", "/api/v1/openapi.json")
+    async def openapi(_: Request, __: dict[str, str]) -> Response:
+        return Response.json(openapi_document())
 
     if silences is not None:
         silence_api.install(router, silences)

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
+import platform
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
@@ -16,10 +20,12 @@ from typing import TypeAlias
 import httpx
 
 from watchdog import __version__, strict_json
-from watchdog.cli import ops, rollback, silences, tune
+from watchdog.cli import completion, ops, rollback, silences, tune
 from watchdog.cli.args import overrides, settings_from_args
+from watchdog.cli.output import add_output, emit, error_document, wants_json
 from watchdog.errors import ConfigError, RuleError, WatchdogError
 from watchdog.settings import load_settings
+from watchdog.termtext import printable
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -38,6 +44,9 @@ def cmd_check_rules(args: argparse.Namespace) -> int:
 
     paths = args.paths or load_settings().rules_paths
     summaries, problems = check_files(paths)
+    if wants_json(args):
+        emit({"ok": not problems, "files": summaries, "problems": problems})
+        return 1 if problems else 0
     for line in summaries:
         print(line)
     if problems:
@@ -55,29 +64,46 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from watchdog.run.preflight import preflight
 
     report = preflight(None, **overrides(args))
+    shown: dict[str, object] | None = None
     if report.settings is not None:
         shown = report.settings.model_dump(mode="json", exclude={"secrets"})
         shown["secrets"] = sorted(report.settings.secrets)
         shown = {k: redact_urls(v) if isinstance(v, str) else v for k, v in shown.items()}
+    rules = len(report.ruleset.rules) if report.ruleset is not None else 0
+    if wants_json(args):
+        problems = [redact_urls(problem) for problem in report.problems]
+        emit({"ok": not problems, "settings": shown, "rules": rules, "problems": problems})
+        return 1 if problems else 0
+    if shown is not None:
         print(strict_json.dumps(shown, indent=2, default=str))
     if report.problems:
         print(f"FAILED: {len(report.problems)} problem(s)", file=sys.stderr)
         for problem in report.problems:
             print(f"  {redact_urls(problem)}", file=sys.stderr)
         return 1
-    rules = len(report.ruleset.rules) if report.ruleset is not None else 0
     print(f"config OK: {rules} rule(s), every secret they need is set")
     return 0
 
 
 def cmd_check_healthy(args: argparse.Namespace) -> int:
+    url = f"{args.url.rstrip('/')}/{args.endpoint}"
     try:
-        response = httpx.get(f"{args.url.rstrip('/')}/{args.endpoint}", timeout=args.timeout)
+        response = httpx.get(url, timeout=args.timeout)
     except httpx.HTTPError as exc:
-        print(f"unhealthy: {type(exc).__name__}", file=sys.stderr)
+        if wants_json(args):
+            emit(
+                {"ok": False, "url": url, "status": None, "body": None, "error": type(exc).__name__}
+            )
+        else:
+            print(f"unhealthy: {type(exc).__name__}", file=sys.stderr)
         return 1
-    print(f"{response.status_code} {response.text.strip()}")
-    return 0 if response.status_code == 200 else 1
+    ok = response.status_code == 200
+    if wants_json(args):
+        body = printable(response.text.strip())
+        emit({"ok": ok, "url": url, "status": response.status_code, "body": body, "error": None})
+    else:
+        print(f"{response.status_code} {response.text.strip()}")
+    return 0 if ok else 1
 
 
 def _default_url() -> str:
@@ -98,7 +124,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The demo speaks through its live view; the daemon's own logs only when they matter.
     logs.configure("console", os.environ.get("WATCHDOG_LOG_LEVEL", "error"), cache=False)
     record = Path(args.record) if args.record else None
-    return asyncio.run(run_demo(args.scenario, virtual_time=args.virtual_time, record_to=record))
+    if not wants_json(args):
+        return asyncio.run(
+            run_demo(args.scenario, virtual_time=args.virtual_time, record_to=record)
+        )
+    # One document on stdout: the live view and the verdict go to stderr, the record
+    # (what the strict verdict judged) into the document.
+    with tempfile.TemporaryDirectory(prefix="rollback-watchdog-demo-json-") as tmp:
+        saved = record or Path(tmp) / "record.json"
+        with contextlib.redirect_stdout(sys.stderr):
+            code = asyncio.run(
+                run_demo(args.scenario, virtual_time=args.virtual_time, record_to=saved)
+            )
+        # No record when the run stopped before its end: the document says null.
+        recorded = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else None
+    emit({"ok": code == 0, "scenario": args.scenario, "exit_code": code, "record": recorded})
+    return code
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    python = platform.python_version()
+    if wants_json(args):
+        emit({"version": __version__, "python": python})
+    else:
+        print(f"rollback-watchdog {__version__} (Python {python})")
+    return 0
 
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -121,16 +171,19 @@ def _register_check(commands: Commands) -> None:
         "paths", nargs="*", help="files or directories (default WATCHDOG_RULES)"
     )
     check_rules.set_defaults(func=cmd_check_rules)
+    add_output(check_rules)
     check_config = check_what.add_parser(
         "config", help="the preflight: settings, every missing secret and rules problem"
     )
     check_config.set_defaults(func=cmd_check_config)
+    add_output(check_config)
     for name, endpoint in (("healthy", "healthz"), ("ready", "readyz")):
         sub = check_what.add_parser(name, help=f"GET /{endpoint} of a running watchdog")
         sub.add_argument(
             "--url", default=None, help="watchdog base URL (default from WATCHDOG_LISTEN)"
         )
         sub.add_argument("--timeout", type=float, default=3.0)
+        add_output(sub)
         sub.set_defaults(func=cmd_check_healthy, endpoint=endpoint)
 
 
@@ -156,7 +209,14 @@ def _register_demo(commands: Commands) -> None:
         help="write what the strict verdict judged (failed actions, logged errors, "
         "blindness) to FILE as JSON",
     )
+    add_output(demo)
     demo.set_defaults(func=cmd_demo)
+
+
+def _register_version(commands: Commands) -> None:
+    version = commands.add_parser("version", help="the version of rollback-watchdog and Python")
+    add_output(version)
+    version.set_defaults(func=cmd_version)
 
 
 # Each adds its verbs to the parser (``register(commands)``), in the order ``--help`` lists
@@ -169,6 +229,8 @@ REGISTER: tuple[Callable[[Commands], None], ...] = (
     ops.register,
     silences.register,
     tune.register,
+    _register_version,
+    completion.register,
 )
 
 
@@ -182,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in REGISTER:
         register(commands)
+    parser.set_defaults(root_parser=parser)  # for `completion`, which walks it
     return parser
 
 
@@ -199,11 +262,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except RuleError as exc:
+        if wants_json(args):
+            emit(error_document("the rules are invalid", exc.problems))
         print("error: the rules are invalid:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
     except WatchdogError as exc:
+        if wants_json(args):
+            emit(error_document(str(exc)))
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

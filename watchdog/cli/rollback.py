@@ -11,11 +11,14 @@ import asyncio
 import getpass
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from watchdog.cli.args import settings_from_args as _settings
+from watchdog.cli.output import add_output, emit, wants_json
 from watchdog.clock import SystemClock
 from watchdog.settings import Settings
 from watchdog.termtext import printable
@@ -23,6 +26,7 @@ from watchdog.units import format_duration, iso
 
 if TYPE_CHECKING:
     from watchdog.incidents.model import Incident
+    from watchdog.model import Deploy, TargetState
     from watchdog.run.runtime import Runtime
 
 
@@ -31,6 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "targets", help="what is live on each target and what a rollback would go to, and why"
     )
     targets.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
+    add_output(targets)
     targets.set_defaults(func=cmd_targets)
 
     rollback = commands.add_parser(
@@ -46,6 +51,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rollback.add_argument("--author", default=None, help="who (default: $USER)")
     rollback.add_argument("--dry-run", action="store_true", help="every GET, no mutating call")
     rollback.add_argument("--rules", help="rules file or directory (default WATCHDOG_RULES)")
+    add_output(rollback)
     rollback.set_defaults(func=cmd_rollback)
 
 
@@ -55,12 +61,11 @@ def _say(line: str) -> None:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    return asyncio.run(_targets(_settings(args)))
+    return asyncio.run(_targets(_settings(args), wants_json(args)))
 
 
-async def _targets(settings: Settings) -> int:
+async def _targets(settings: Settings, as_json: bool) -> int:
     from watchdog.actions.ledger import Ledgers
-    from watchdog.model import TargetState
     from watchdog.run.runtime import Runtime
 
     clock = SystemClock()
@@ -71,8 +76,18 @@ async def _targets(settings: Settings) -> int:
             states = await ledgers.inspect(list(runtime.playbook.targets))
         finally:
             await runtime.store.close()
+    if as_json:
+        shown = [_target_json(name, state) for name, state in states.items()]
+        failed = sum(1 for target in shown if target["error"] is not None)
+        emit({"ok": not failed, "targets": shown})
+        return 1 if failed else 0
+    return _targets_text(states, clock.now())
+
+
+def _targets_text(states: Mapping[str, TargetState | Exception], now: float) -> int:
+    from watchdog.model import TargetState
+
     failed = 0
-    now = clock.now()
     for name, state in states.items():
         if not isinstance(state, TargetState):
             _say(f"{name}: ERROR {state}")
@@ -104,15 +119,85 @@ async def _targets(settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def _target_json(name: str, state: TargetState | Exception) -> dict[str, Any]:
+    """One target for ``targets -o json``: the same keys whether or not it answered."""
+    from watchdog.model import TargetState
+
+    if not isinstance(state, TargetState):
+        return {
+            "target": name,
+            "kind": None,
+            "live": None,
+            "rollback_to": None,
+            "why": None,
+            "ledger": [],
+            "error": printable(str(state)),
+        }
+    return {
+        "target": name,
+        "kind": state.kind,
+        "live": _deploy_json(state.live),
+        "rollback_to": _deploy_json(state.rollback_to),
+        "why": state.why,
+        "ledger": [
+            {"version": line.version, "status": line.status, "reason": line.reason}
+            for line in state.ledger
+        ],
+        "error": None,
+    }
+
+
+def _deploy_json(deploy: Deploy | None) -> dict[str, Any] | None:
+    if deploy is None:
+        return None
+    return {
+        "id": deploy.id,
+        "version": deploy.version,
+        "created_at": iso(deploy.created_at),
+        "description": deploy.description,
+        "author": deploy.author,
+    }
+
+
 LEDGER_LINES = 12  # per target in `targets`: the live version and the nearest candidates
+
+
+@dataclass
+class Progress:
+    """What ``rollback`` tells as it goes: printed line by line, or with ``-o json``
+    kept for the one document at the end."""
+
+    as_json: bool
+    incident: str | None = None
+    outcome: str = "not started"  # resolved, escalated, dry run, not done, refused
+    steps: list[dict[str, str]] = field(default_factory=list)
+
+    def say(self, line: str, kind: str = "note") -> None:
+        if self.as_json:
+            self.steps.append({"kind": kind, "text": printable(line)})
+        else:
+            _say(line)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     author = args.author or os.environ.get("USER") or getpass.getuser()
-    return asyncio.run(_rollback(_settings(args), args.targets, args.reason, author))
+    progress = Progress(wants_json(args))
+    code = asyncio.run(_rollback(_settings(args), args.targets, args.reason, author, progress))
+    if progress.as_json:
+        emit(
+            {
+                "ok": code == 0,
+                "incident": progress.incident,
+                "outcome": progress.outcome,
+                "steps": progress.steps,
+            }
+        )
+    return code
 
 
-async def _rollback(settings: Settings, targets: list[str], reason: str, author: str) -> int:
+async def _rollback(
+    settings: Settings, targets: list[str], reason: str, author: str, progress: Progress
+) -> int:
     """The manual rollback through the incident manager, then the same verification and
     phases as an automatic one: this process samples the signals and ticks the
     incident until it is resolved (verified, then stable) or escalated."""
@@ -126,21 +211,21 @@ async def _rollback(settings: Settings, targets: list[str], reason: str, author:
             unknown = [t for t in targets if t not in runtime.playbook.targets]
             if unknown:
                 known = ", ".join(sorted(runtime.playbook.targets)) or "none"
-                print(
-                    printable(
-                        f"error: unknown target(s) {', '.join(unknown)} (expected one of: {known})"
-                    ),
-                    file=sys.stderr,
-                )
+                message = f"unknown target(s) {', '.join(unknown)} (expected one of: {known})"
+                progress.outcome = "refused"
+                progress.say(f"error: {message}", "error")
+                print(printable(f"error: {message}"), file=sys.stderr)
                 return 2
             manager = runtime.manager
             incident = await manager.manual_rollback(targets, reason, author)
             await manager.drain()
-            shown = await _show_events(runtime, incident.id, 0)
-            _say(f"incident {incident.id}")
+            progress.incident = incident.id
+            shown = await _show_events(runtime, incident.id, 0, progress)
+            progress.say(f"incident {incident.id}", "incident")
             if incident.phase is Phase.VERIFYING:
-                return await _verify(runtime, incident, shown)
+                return await _verify(runtime, incident, shown, progress)
             dry = incident.phase is Phase.WATCHING and incident.state.blocked is None
+            progress.outcome = "dry run" if dry else "not done"
             await manager.close(
                 incident,
                 "dry run: nothing was changed" if dry else "manual rollback did not go through",
@@ -150,13 +235,14 @@ async def _rollback(settings: Settings, targets: list[str], reason: str, author:
             await runtime.store.close()
 
 
-async def _verify(runtime: Runtime, incident: Incident, shown: int) -> int:
+async def _verify(runtime: Runtime, incident: Incident, shown: int, progress: Progress) -> int:
     from watchdog.incidents.model import Phase
 
     manager = runtime.manager
-    _say(
+    progress.say(
         f"verifying: sampling the signals until the incident is resolved or escalated "
-        f"(stopping now leaves incident {incident.id} open in the store)"
+        f"(stopping now leaves incident {incident.id} open in the store)",
+        "verifying",
     )
     runtime.watchdog.on_decision = None  # this process opens no incidents of its own
     await runtime.watchdog.start()
@@ -165,32 +251,36 @@ async def _verify(runtime: Runtime, incident: Incident, shown: int) -> int:
             await runtime.clock.sleep(VERIFY_TICK_S)
             await manager.tick()
             await manager.drain()
-            shown = await _show_events(runtime, incident.id, shown)
+            shown = await _show_events(runtime, incident.id, shown, progress)
     finally:
         await runtime.watchdog.stop()
     if incident.phase is Phase.RESOLVED:
-        _say(f"✅ verified and stable: incident {incident.id} resolved")
+        progress.outcome = "resolved"
+        progress.say(f"✅ verified and stable: incident {incident.id} resolved", "resolved")
         return 0
-    _say(f"❌ escalated: {incident.state.escalation_why}")
+    progress.outcome = "escalated"
+    progress.say(f"❌ escalated: {incident.state.escalation_why}", "escalated")
     return 1
 
 
 VERIFY_TICK_S = 1.0
 
 
-async def _show_events(runtime: Runtime, incident_id: str, shown: int) -> int:
-    """Print the incident's events after the first ``shown``; returns how many exist."""
+async def _show_events(runtime: Runtime, incident_id: str, shown: int, progress: Progress) -> int:
+    """Tell the incident's events after the first ``shown``; returns how many exist."""
+    _say = progress.say
     events = await runtime.store.events(incident_id)
     for event in events[shown:]:
         data = event.data
         if event.kind == "action":
             mark = "🟡" if data.get("would") else ("✅" if data.get("ok") else "❌")
-            _say(f"{mark} {data['action']} {data['target']}: {data['detail']}")
+            _say(f"{mark} {data['action']} {data['target']}: {data['detail']}", "action")
         elif event.kind == "silence_overridden":
-            _say(f"⚠️  {data.get('target')}: {data.get('why', '')}")
+            _say(f"⚠️  {data.get('target')}: {data.get('why', '')}", event.kind)
         elif event.kind == "verification":
             for check, text in data.get("results", {}).items():
-                _say(f"{'✅' if str(text).startswith('passed') else '❌'} verify {check}: {text}")
+                mark = "✅" if str(text).startswith("passed") else "❌"
+                _say(f"{mark} verify {check}: {text}", "verification")
         elif event.kind in ("rollback_blocked", "escalated"):
-            _say(f"❌ {event.kind}: {data.get('why', '')}")
+            _say(f"❌ {event.kind}: {data.get('why', '')}", event.kind)
     return len(events)

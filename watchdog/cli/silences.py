@@ -1,5 +1,5 @@
 """The verbs that talk to a running watchdog's control API: ``silence add|query|expire``
-and ``status``."""
+and ``status`` (``--watch``: redrawn every N seconds, ``cli/watch.py``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 
 from watchdog import strict_json
+from watchdog.cli.output import add_output, emit, wants_json
 from watchdog.errors import WatchdogError
 from watchdog.termtext import printable
 from watchdog.units import parse_duration
@@ -43,21 +44,45 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     query = verbs.add_parser("query", help="list silences")
     query.add_argument("--expired", action="store_true", help="include expired ones")
     query.add_argument("-q", "--quiet", action="store_true", help="print ids only")
-    query.add_argument("-o", "--output", choices=("simple", "json"), default="simple")
     query.set_defaults(func=cmd_silence_query)
     expire = verbs.add_parser("expire", help="expire silences by id")
     expire.add_argument("ids", nargs="+", metavar="ID")
     expire.set_defaults(func=cmd_silence_expire)
     for sub in (add, query, expire):
         _api_args(sub)
+        add_output(sub, aliases=("simple",))
 
     status = commands.add_parser(
         "status",
         help="rules, values against thresholds, states, silences, open incidents, last decisions",
     )
-    status.add_argument("-o", "--output", choices=("simple", "json"), default="simple")
+    add_output(status, aliases=("simple",))
+    status.add_argument(
+        "-w", "--watch", action="store_true", help="redraw every --interval seconds until Ctrl-C"
+    )
+    status.add_argument(
+        "-n",
+        "--interval",
+        type=_interval,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between refreshes with --watch (default 2)",
+    )
+    status.add_argument(
+        "--count", type=int, default=None, metavar="N", help="with --watch: stop after N refreshes"
+    )
     _api_args(status)
     status.set_defaults(func=cmd_status)
+
+
+def _interval(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, like 2 or 0.5, got {text!r}") from None
+    if not 0.1 <= seconds <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 86400 seconds, got {text}")
+    return seconds
 
 
 def _api_args(parser: argparse.ArgumentParser) -> None:
@@ -123,15 +148,18 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
             "force": args.force,
         },
     )
-    print(created["id"])
+    if wants_json(args):
+        emit({"id": created["id"]})
+    else:
+        print(created["id"])
     return 0
 
 
 def cmd_silence_query(args: argparse.Namespace) -> int:
     query = "?expired=true" if args.expired else ""
     silences = _call(args, "GET", f"/api/v1/silences{query}")["silences"]
-    if args.output == "json":
-        print(strict_json.dumps(silences, indent=2))
+    if wants_json(args):
+        emit({"silences": silences})
         return 0
     for s in silences:
         if args.quiet:
@@ -153,30 +181,53 @@ def _say(line: str) -> None:
 def cmd_silence_expire(args: argparse.Namespace) -> int:
     for silence_id in args.ids:
         _call(args, "DELETE", f"/api/v1/silences/{silence_id}")
-        _say(f"expired {silence_id}")
+        if not wants_json(args):
+            _say(f"expired {silence_id}")
+    if wants_json(args):
+        emit({"expired": args.ids})
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.watch:
+        if wants_json(args):
+            print("error: --watch redraws text; for JSON run status -o json", file=sys.stderr)
+            return 2
+        from watchdog.cli.watch import watch
+
+        return watch(
+            lambda: status_text(_call(args, "GET", "/api/v1/status")),
+            title=f"rollback-watchdog status --url {args.url}",
+            interval=args.interval,
+            out=sys.stdout,
+            count=args.count,
+        )
     status = _call(args, "GET", "/api/v1/status")
-    if args.output == "json":
-        print(strict_json.dumps(status, indent=2))
+    if wants_json(args):
+        emit(status)
         return 0
+    for line in status_text(status):
+        print(line)
+    return 0
+
+
+def status_text(status: dict[str, Any]) -> list[str]:
+    """``status`` as a person reads it; outside text with its escapes defused."""
     from watchdog.cli.status_view import header_lines
 
-    for line in header_lines(status):
-        _say(line)
-    print()
-    print(f"{'RULE':24} {'STATE':12} {'VALUE':>10}   {'THRESHOLD':12} {'FOR':6} SEVERITY")
+    lines = [printable(line) for line in header_lines(status)]
+    lines += ["", f"{'RULE':24} {'STATE':12} {'VALUE':>10}   {'THRESHOLD':12} {'FOR':6} SEVERITY"]
     for rule in status["rules"]:
         op = ">" if rule["comparison"] == "above" else "<"
-        _say(
-            f"{rule['rule']:24} {rule['state']:12} {rule['value_text']:>10}   "
-            f"{op} {rule['threshold_text']:10} {rule['for']:6} {rule['severity']}"
-            + (f"  ({rule['blind_reason']})" if rule.get("blind_reason") else "")
-            + (f"  ({rule['evidence_text']})" if rule.get("evidence_text") else "")
+        lines.append(
+            printable(
+                f"{rule['rule']:24} {rule['state']:12} {rule['value_text']:>10}   "
+                f"{op} {rule['threshold_text']:10} {rule['for']:6} {rule['severity']}"
+                + (f"  ({rule['blind_reason']})" if rule.get("blind_reason") else "")
+                + (f"  ({rule['evidence_text']})" if rule.get("evidence_text") else "")
+            )
         )
-    _section(
+    lines += _section(
         "silences",
         status.get("silences", []),
         lambda s: (
@@ -184,23 +235,22 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"({' '.join(m['name'] + m['op'] + m['value'] for m in s['matchers']) or 'all'})"
         ),
     )
-    _section(
+    lines += _section(
         "open incidents",
         status.get("incidents", []),
         lambda i: (
             f"{i['id']}  {i['phase']}  {i['severity']}  targets: {', '.join(i['targets']) or '-'}"
         ),
     )
-    _section(
+    lines += _section(
         "last decisions",
         status.get("decisions", [])[-10:],
         lambda d: f"{d['decided_at_iso']}  {d['kind']:8} {d['rule']}: {d['why']}",
     )
-    return 0
+    return lines
 
 
-def _section(title: str, items: Sequence[dict[str, Any]], line: Any) -> None:
-    print()
-    print(f"{title}: {len(items) or 'none'}")
-    for item in items:
-        _say(f"  {line(item)}")
+def _section(
+    title: str, items: Sequence[dict[str, Any]], line: Callable[[dict[str, Any]], str]
+) -> list[str]:
+    return ["", f"{title}: {len(items) or 'none'}", *(printable(f"  {line(i)}") for i in items)]

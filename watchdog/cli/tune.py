@@ -28,7 +28,9 @@ from watchdog.backtest.recordings import (
 )
 from watchdog.backtest.render import render_json, render_text
 from watchdog.backtest.run import paused_gc, run_backtest, run_sync
+from watchdog.backtest.timeline import BacktestResult
 from watchdog.backtest.times import load_deployments, parse_time
+from watchdog.cli.output import add_output, emit, error_document, wants_json
 from watchdog.errors import BacktestError, RuleError, WatchdogError
 from watchdog.incidents.matchers import Matcher, SilenceError, parse_matcher
 from watchdog.model import Deploy
@@ -69,7 +71,13 @@ def register(commands: Any) -> None:
         help="a silence over the whole replay, e.g. --silence rule=error-rate target=frontend "
         "(repeat for several silences)",
     )
-    backtest.add_argument("--format", choices=("text", "json"), default="text")
+    backtest.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one object per line (a stream for jq -c); -o json: one document",
+    )
+    add_output(backtest)
     backtest.add_argument("--plot", metavar="FILE", help="also draw the replay (.png or .svg)")
     backtest.set_defaults(func=cmd_backtest)
 
@@ -80,6 +88,7 @@ def register(commands: Any) -> None:
     _rules_arg(record)
     _prometheus_args(record, None)
     record.add_argument("--out", metavar="DIR", required=True, help="directory to write")
+    add_output(record)
     record.set_defaults(func=cmd_record)
 
     test = commands.add_parser("test", help="unit-test rules files (like promtool test rules)")
@@ -87,6 +96,7 @@ def register(commands: Any) -> None:
     rules = what.add_parser("rules", help="run rule test files")
     rules.add_argument("files", nargs="+", metavar="FILE", help="test files")
     rules.add_argument("--run", metavar="REGEX", help="only test groups whose name matches")
+    add_output(rules)
     rules.set_defaults(func=cmd_test_rules)
 
 
@@ -129,8 +139,12 @@ def _quiet() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _fail(message: str) -> int:
+def _fail(args: argparse.Namespace, message: str, problems: list[str] | None = None) -> int:
+    if wants_json(args):
+        emit(error_document(message, problems))
     print(f"error: {message}", file=sys.stderr)
+    for problem in problems or []:
+        print(f"  {problem}", file=sys.stderr)
     return 1
 
 
@@ -202,9 +216,12 @@ def _backtest(args: argparse.Namespace) -> int:
 
             write_plot(result, ruleset, Path(args.plot))
     except RuleError as exc:
-        return _fail("the rules are not valid:\n  " + "\n  ".join(exc.problems))
+        return _fail(args, "the rules are not valid:", exc.problems)
     except WatchdogError as exc:
-        return _fail(str(exc))
+        return _fail(args, str(exc))
+    if wants_json(args):
+        emit(_backtest_document(result))
+        return 0
     lines = render_json(result) if args.format == "json" else render_text(result, ruleset)
     try:
         for line in lines:
@@ -213,6 +230,15 @@ def _backtest(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     return 0
+
+
+def _backtest_document(result: BacktestResult) -> dict[str, Any]:
+    """``backtest -o json``: the ``--format json`` lines as one document."""
+    return {
+        "timeline": [event.to_json() for event in result.timeline],
+        "rules": {name: rule.to_json() for name, rule in result.summary.rules.items()},
+        "summary": result.summary.to_json(),
+    }
 
 
 def _matchers(items: list[str]) -> list[Matcher]:
@@ -235,11 +261,14 @@ def _record(args: argparse.Namespace) -> int:
         step = parse_duration(args.step)
         report = record_report(Path(args.out), recordings, ruleset, start, end, step)
     except RuleError as exc:
-        return _fail("the rules are not valid:\n  " + "\n  ".join(exc.problems))
+        return _fail(args, "the rules are not valid:", exc.problems)
     except WatchdogError as exc:
-        return _fail(str(exc))
+        return _fail(args, str(exc))
     except OSError as exc:
-        return _fail(f"cannot write {args.out}: {exc}")
+        return _fail(args, f"cannot write {args.out}: {exc}")
+    if wants_json(args):
+        emit({"ok": True, "out": args.out, "files": report, "notes": notes})
+        return 0
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     for line in report:
@@ -252,6 +281,9 @@ def cmd_test_rules(args: argparse.Namespace) -> int:
 
     with _quiet():
         code, lines = run_rule_tests(args.files, args.run)
+    if wants_json(args):  # promtool's report, line by line, and its verdict
+        emit({"ok": code == 0, "exit_code": code, "lines": lines})
+        return code
     for line in lines:
         print(line)
     return code

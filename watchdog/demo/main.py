@@ -207,6 +207,7 @@ async def _run(
                 try:
                     outcome = await _play(demo, scenario, view, warmup_s, deadline_s)
                 finally:
+                    view.stop()  # the live display ends before anything else prints
                     await _stop([*tasks, *demo.notes.values()], runtime)
                     demo.record.failures_counted = _failures_counted(runtime)
             return demo, scenario, outcome, _postmortem_lines(work)

@@ -144,6 +144,7 @@ class Router:
         render_error: ErrorRenderer = _default_error,
     ) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.declared: list[tuple[str, str]] = []  # (METHOD, pattern): what the API documents
         self.max_body_bytes = max_body_bytes
         self.render_error = render_error
         self.middleware: list[Callable[[Request], Awaitable[Response | None]]] = []
@@ -151,6 +152,7 @@ class Router:
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/")
         self._routes.append((method.upper(), re.compile(f"^{regex}/?$"), handler))
+        self.declared.append((method.upper(), pattern))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
