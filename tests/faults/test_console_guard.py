@@ -154,7 +154,9 @@ async def test_without_a_token_only_loopback_and_this_servers_names(tmp_path: Pa
             assert page.status_code == 200
             static = await near.get("/static/console.css")
             assert static.status_code == 200
-            again = await near.get("/static/console.css", headers={"if-none-match": static.headers["etag"]})
+            again = await near.get(
+                "/static/console.css", headers={"if-none-match": static.headers["etag"]}
+            )
             assert again.status_code == 304
 
 

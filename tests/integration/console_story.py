@@ -75,14 +75,15 @@ async def story(page: Browser, world: Stage, shot: Path | None, warmup_s: float)
     report["added_url"] = await page.js("return location.search")
     if shot is not None:
         await page.js("window.scrollTo(0, 0)")
-        shot.write_bytes(await page.screenshot(1280))
+        png = await page.screenshot(1280)
+        await asyncio.to_thread(shot.write_bytes, png)
         report["screenshot"] = str(shot)
     report["phone"] = await phone_fit(page)
     world.breach = False
     await page.resize(1280, 900)
     await page.click("#silences tr.silence button.expire")
     report["expired"] = await page.until(
-        f"var r = {SILENCE_ROW}; return r && r.classList.contains('silence-expired') && r.innerText",
+        f"var r = {SILENCE_ROW};return r && r.classList.contains('silence-expired') && r.innerText",
         "the silence expired",
     )
     return report
@@ -108,7 +109,7 @@ async def run(out: Path | None, report_path: Path | None, warmup_s: float) -> in
                 return 1
     text = json.dumps(report, indent=2)
     if report_path is not None:
-        report_path.write_text(text)
+        await asyncio.to_thread(report_path.write_text, text)
     print(text)
     return 0
 

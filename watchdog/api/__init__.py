@@ -3,7 +3,7 @@ the operator's console (``/``).
 
 - ``app``: The watchdog's HTTP face: /metrics, /healthz, /readyz, /-/reload and /api/v1/status.
 - ``console``: The operator's console: a server-rendered page on the daemon's own listen
-  address (templates/ and static/ travel in the package).
+  address (its templates and static files travel in the package).
 - ``console_data``: The console's reads of the store and the targets: incidents with their
   timelines, targets' live version, rollback candidate and recent deploys.
 - ``console_guard``: Who may see the console and post to it: loopback or the API token,
@@ -14,4 +14,6 @@ the operator's console (``/``).
 - ``silences``: ``/api/v1/silences``: create, list and expire silences over HTTP (amtool's
   model).
 - ``sparkline``: A rule's last hour as a small inline SVG, drawn on the server.
+- ``static/``: The console's stylesheet and its small polling script (served by the daemon).
+- ``templates/``: The console's Jinja2 templates (autoescaped).
 """

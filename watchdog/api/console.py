@@ -111,9 +111,7 @@ class Console:
             "index.html",
             request,
             status=400 if form is not None and form.error else 200,
-            head=header(
-                rt.watchdog, rt.silences, rt.settings.dry_run, rt.gate.describe(), now
-            ),
+            head=header(rt.watchdog, rt.silences, rt.settings.dry_run, rt.gate.describe(), now),
             rules=rule_rows(rt.watchdog, self.times, self.sparks, now),
             targets=rows,
             targets_read=_ago(read_at, now),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -18,12 +19,13 @@ import structlog
 
 from watchdog.actions.base import Target
 from watchdog.actions.choice import HOW_TEXT
-from watchdog.actions.ledger import LedgerTarget, Ledgers
+from watchdog.actions.ledger import Ledgers, LedgerTarget
 from watchdog.clock import Clock
 from watchdog.errors import ActionError, StoreError
 from watchdog.model import TargetState
 from watchdog.store.base import EventRecord, IncidentRecord, Store
-from watchdog.units import format_duration, iso
+from watchdog.units import format_duration
+from watchdog.units import iso as _iso
 
 log = structlog.get_logger("watchdog.api.console")
 
@@ -55,6 +57,11 @@ STEPS = {
     "closed_unresolved": "closed unresolved",
     "phase": "phase",
 }
+
+
+# The same moments come back on every refresh (each incident's steps, each rule's
+# start): formatting them is a good part of a page's cost.
+iso = functools.lru_cache(maxsize=8192)(_iso)
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,9 @@ class TargetsCache:
         """The last reading and its time; starts a refresh when it is stale, or older
         than ``changed_at`` (an incident's latest step: a rollback moves what is live)."""
         read = self.read_at
-        fresh = read is not None and read >= changed_at and self.clock.now() - read < TARGETS_FRESH_S
+        fresh = (
+            read is not None and read >= changed_at and self.clock.now() - read < TARGETS_FRESH_S
+        )
         if not fresh and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self.refresh(), name="console-targets")
         return self.rows, self.read_at

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
+from html import escape as html_escape
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
@@ -160,11 +161,13 @@ class ConsoleGuard:
 
     def _refuse(self, status: int, reason: str, message: str) -> Response:
         self.refusals.labels(reason=reason).inc()
-        return html(ERROR_PAGE.format(status=status, message=_escape(message)), status)
+        return html(ERROR_PAGE.format(status=status, message=html_escape(message)), status)
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
 
 
 ERROR_PAGE = (

@@ -3,9 +3,11 @@ every rule with its sparkline, the silences. Targets and incidents: ``console_da
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from html import escape as html_escape
 
 from watchdog import __version__
 from watchdog.api import sparkline
@@ -16,7 +18,12 @@ from watchdog.core.evaluator import RuleState, State
 from watchdog.incidents.silence import Silences
 from watchdog.rules.model import RuleSpec
 from watchdog.run.daemon import Watchdog
-from watchdog.units import format_duration, format_value, iso
+from watchdog.units import format_duration, format_value
+from watchdog.units import iso as _iso
+
+# The same moments come back on every refresh (each incident's steps, each rule's
+# start): formatting them is a good part of a page's cost.
+iso = functools.lru_cache(maxsize=8192)(_iso)
 
 
 @dataclass(frozen=True)
@@ -109,13 +116,9 @@ class Sparklines:
         above = rule.comparison == "above"
         cols = sparkline.columns(list(window or ()), now, watchdog.engine.window_span_s, above)
         label = f"{rule.signal} over the last hour against {rule.threshold.text}"
-        drawn = sparkline.svg(cols, rule.threshold.value, above, _attr(label))
+        drawn = sparkline.svg(cols, rule.threshold.value, above, html_escape(label))
         self._cache[rule.name] = (key, drawn)
         return drawn
-
-
-def _attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
 
 
 def header(

@@ -80,12 +80,17 @@ def svg(cols: list[Column], threshold: float, above: bool, label: str) -> str:
                 run = []
             continue
         run.append(f"{col.x},{y(col.value)}")
-    for col in cols:
-        if col.value is not None and (col.value > threshold if above else col.value < threshold):
-            parts.append(f'<circle class="breach" cx="{col.x}" cy="{y(col.value)}" r="1.8"/>')
-        elif col.blind:
-            parts.append(
-                f'<line class="blind" x1="{col.x}" x2="{col.x}" y1="{HEIGHT - 4}" y2="{HEIGHT}"/>'
-            )
+    # Breach dots and blind ticks: one path each (round caps draw the dots), not an
+    # element per column: 100 rules' sparklines stay a small part of the page.
+    dots = "".join(
+        f"M{c.x},{y(c.value)}h0"
+        for c in cols
+        if c.value is not None and (c.value > threshold if above else c.value < threshold)
+    )
+    ticks = "".join(f"M{c.x},{HEIGHT - 4}v4" for c in cols if c.blind)
+    if dots:
+        parts.append(f'<path class="breach" d="{dots}"/>')
+    if ticks:
+        parts.append(f'<path class="blind" d="{ticks}"/>')
     parts.append("</svg>")
     return "".join(parts)
