@@ -85,7 +85,8 @@ class Console:
         self.guard = guard
         self.env = _environment()
         self.static = _static()
-        self.times = StateTimes(runtime.watchdog)
+        self.times = StateTimes()
+        runtime.watchdog.observers.append(self.times.observe)
         self.sparks = Sparklines()
         self.targets = TargetsCache(runtime.store, runtime.clock, lambda: runtime.playbook.targets)
 

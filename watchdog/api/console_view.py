@@ -77,11 +77,11 @@ class SilenceRow:
 
 class StateTimes:
     """When each rule entered its current state: an observer of the engine's transitions
-    (the rule state itself knows it only for pending, firing and blind)."""
+    (the rule state itself knows it only for pending, firing and blind); ``observe``
+    goes into the daemon's observers."""
 
-    def __init__(self, watchdog: Watchdog) -> None:
+    def __init__(self) -> None:
         self.since: dict[str, float] = {}
-        watchdog.observers.append(self.observe)
 
     def observe(self, observation: Observation) -> None:
         moved: Transition
