@@ -131,6 +131,7 @@ async def main(requests: int) -> None:
                 page = console.install(app, runtime, "127.0.0.1")
                 async with serve(app) as srv, httpx.AsyncClient(base_url=srv.url) as client:
                     await measure(client, page, requests)
+                await page.close()
             finally:
                 await runtime.stop()
 

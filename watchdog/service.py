@@ -123,7 +123,7 @@ async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) ->
             listen_host=host,
             allowed_hosts=settings.api_hosts,
         )
-        console.install(app, runtime, host)
+        page = console.install(app, runtime, host)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         background: set[asyncio.Task[Any]] = set()
@@ -153,6 +153,7 @@ async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) ->
                 log.warning("SILENCED: started with --silenced; no action is taken")
             await runtime.start()
             await stop.wait()
+            await page.close()
             await runtime.stop(settings.shutdown_timeout)
     log.info("stopped")
     return 0

@@ -69,8 +69,11 @@ async def running(tmp_path: Path, token: str | None = None) -> AsyncIterator[Con
         runtime = await Runtime.build(load_settings(env), FakeClock(T0), http)
         try:
             app = build_app(runtime.watchdog, runtime.settings.api_token, silences=runtime.silences)
-            console.install(app, runtime, "127.0.0.1")
-            yield Console(app, runtime)
+            page = console.install(app, runtime, "127.0.0.1")
+            try:
+                yield Console(app, runtime)
+            finally:
+                await page.close()
         finally:
             await runtime.stop()
 

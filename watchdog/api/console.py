@@ -90,6 +90,9 @@ class Console:
         self.sparks = Sparklines()
         self.targets = TargetsCache(runtime.store, runtime.clock, lambda: runtime.playbook.targets)
 
+    async def close(self) -> None:
+        await self.targets.close()
+
     def _page(self, name: str, request: Request, status: int = 200, **context: Any) -> Response:
         page = self.env.get_template(name).render(
             csrf=self.guard.csrf(request),

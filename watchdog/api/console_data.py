@@ -10,7 +10,6 @@ background (one refresh at a time).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -172,6 +171,7 @@ class TargetsCache:
     rows: list[TargetRow] = field(default_factory=list)
     read_at: float | None = None
     _task: asyncio.Task[None] | None = None
+    _closed: bool = False
 
     def current(self, changed_at: float = 0.0) -> tuple[list[TargetRow], float | None]:
         """The last reading and its time; starts a refresh when it is stale, or older
@@ -180,15 +180,21 @@ class TargetsCache:
         fresh = (
             read is not None and read >= changed_at and self.clock.now() - read < TARGETS_FRESH_S
         )
-        if not fresh and (self._task is None or self._task.done()):
+        if not fresh and not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self.refresh(), name="console-targets")
         return self.rows, self.read_at
 
     async def wait(self) -> None:
         """The refresh in flight, if any (tests, and a first page load)."""
         if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def close(self) -> None:
+        """At shutdown: the refresh in flight is cancelled (its HTTP client is closing)."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def refresh(self) -> None:
         targets = self.targets()
@@ -198,6 +204,9 @@ class TargetsCache:
             rows = [await self._row(name, state) for name, state in states.items()]
         except StoreError as exc:
             log.warning("console: cannot read the targets", error=str(exc))
+            return
+        except Exception:  # boundary: a background read must not die unseen
+            log.exception("console: reading the targets failed")
             return
         self.rows, self.read_at = rows, self.clock.now()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from watchdog.model import Sample
 
 WIDTH, HEIGHT = 240, 40
-COLUMNS = 120
+COLUMNS = 60  # 4 px each: fine enough for a glance, small enough for 100 rules a page
 _PAD = 3.0
 
 
