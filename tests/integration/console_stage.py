@@ -78,12 +78,41 @@ class Prometheus:
         )
 
 
+EVIL_PAGE = """<!doctype html><html><body><h1>win a prize</h1>
+<form method="post" action="{target}/console/silences">
+<input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="matchers" value="rule=error-rate">
+<input type="hidden" name="duration" value="7d">
+<input type="hidden" name="created_by" value="mallory">
+<input type="hidden" name="comment" value="silenced from another site">
+<button type="submit">claim</button></form></body></html>"""
+
+
+@dataclass
+class Evil:
+    """A page on another origin (another loopback port) with a form aimed at the
+    console, carrying a CSRF token the test stole from the real page (``csrf``)."""
+
+    target: str = ""
+    csrf: str = ""
+    router: Router = field(default_factory=Router)
+
+    def __post_init__(self) -> None:
+        self.router.add("GET", "/", self._page)
+
+    async def _page(self, _: Request, __: dict[str, str]) -> Response:
+        body = EVIL_PAGE.format(target=self.target, csrf=self.csrf)
+        return Response.text(body, content_type="text/html; charset=utf-8")
+
+
 @dataclass
 class Stage:
     cf: FakeCloudflare
     proc: DaemonProc
     bad: str
     good: str
+    evil: Evil
+    evil_url: str
     breach: bool = False  # the bad deploy's errors show
     _rng: random.Random = field(default_factory=lambda: random.Random(7))
     _tick: int = 0
@@ -121,9 +150,14 @@ async def stage(workdir: Path, env: dict[str, str] | None = None) -> AsyncIterat
         versions[name] = cf.upload_version("api", name, created_on=now - age - 60)
         cf.deploy("api", [(versions[name], 100.0)], f"deploy {name}", created_on=now - age)
     receivers = Receivers()
-    holder: list[Stage] = []
     prom = Prometheus({})
-    async with serve(cf.router) as cf_srv, serve(receivers) as rx_srv, serve(prom.router) as p_srv:
+    evil = Evil()
+    async with (
+        serve(cf.router) as cf_srv,
+        serve(receivers) as rx_srv,
+        serve(prom.router) as p_srv,
+        serve(evil.router) as evil_srv,
+    ):
         rules = workdir / "rules.yaml"
         rules.write_text(RULES.format(prom=p_srv.url))
         environ = {
@@ -138,10 +172,10 @@ async def stage(workdir: Path, env: dict[str, str] | None = None) -> AsyncIterat
             **(env or {}),
         }
         proc = DaemonProc(environ, workdir)
-        s = Stage(cf, proc, versions["v3"], versions["v2"])
-        holder.append(s)
+        s = Stage(cf, proc, versions["v3"], versions["v2"], evil, evil_srv.url)
         prom.values.update(s.values())
         await proc.start()
+        evil.target = s.url
         try:
             yield s
         finally:

@@ -6,7 +6,8 @@ runs that script):
 turns red (the page's own script refreshes it: no reload); 3. an incident appears and its
 timeline reaches the rollback; 4. a silence with a misspelt rule is refused by the form,
 then added from it; 5. the screenshot; 6. the errors end, and the silence is expired
-from its button.
+from its button; 7. a page on another site posts the same form with the console's own
+CSRF token, and is refused.
 
 Each step waits (bounded) for what the page shows and records it in the report (JSON),
 which the test reads."""
@@ -86,7 +87,23 @@ async def story(page: Browser, world: Stage, shot: Path | None, warmup_s: float)
         f"var r = {SILENCE_ROW};return r && r.classList.contains('silence-expired') && r.innerText",
         "the silence expired",
     )
+    report["cross_site"] = await cross_site(page, world)
     return report
+
+
+async def cross_site(page: Browser, world: Stage) -> dict[str, Any]:
+    """A page on another origin posts the silence form with the console's own CSRF
+    token (stolen): the browser says where it came from, and the daemon refuses."""
+    world.evil.csrf = await page.js("return document.querySelector('input[name=csrf]').value")
+    await page.get(world.evil_url + "/")
+    await page.click("button[type=submit]")
+    refused = await page.until(
+        "return document.querySelector('main.refused') && document.body.innerText",
+        "the refusal of a form from another site",
+    )
+    await page.get(world.url + "/")
+    rows = await page.js("return document.querySelectorAll('#silences tr.silence').length")
+    return {"refused": refused, "silences": rows}
 
 
 async def phone_fit(page: Browser) -> dict[str, Any]:

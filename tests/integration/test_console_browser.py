@@ -3,7 +3,8 @@ against the real daemon on loopback, by running ``scripts/screenshot-console``: 
 README's screenshot and this test take the same path. The script's report says what the
 page showed at each step: a breach turning the rule red (refreshed by the page's own
 script, no reload), an incident appearing with its rollback, a silence refused for a
-misspelt rule then added from the form, then expired; and the page fitting a phone."""
+misspelt rule then added from the form, then expired; a form posted from another site
+(with a stolen CSRF token) refused; and the page fitting a phone."""
 
 from __future__ import annotations
 
@@ -71,6 +72,9 @@ def test_the_console_in_a_browser(tmp_path: Path) -> None:
     assert "active" in steps["added"]
     assert steps["added_url"] == "?done=added"
     assert "expired" in steps["expired"]
+    assert "403" in steps["cross_site"]["refused"]
+    assert "not this server" in steps["cross_site"]["refused"]
+    assert steps["cross_site"]["silences"] == 1  # the expired one; nothing new
     phone = steps["phone"]
     assert phone["scroll"] <= phone["inner"], phone  # no sideways scrolling on a phone
     width, height = png_size(shot.read_bytes())
