@@ -87,7 +87,7 @@ class Browser:
 
     async def screenshot(self, width: int) -> bytes:
         """The whole page at ``width``: the window grown to the page's height."""
-        await self.resize(width, 900)
+        await self.resize(width, 900 if width > 600 else 844)
         height = int(await self.js("return document.documentElement.scrollHeight"))
         await self.resize(width, min(max(height, 600), 8000))
         png: bytes = await asyncio.to_thread(self.driver.get_screenshot_as_png)

@@ -80,6 +80,10 @@ async def story(page: Browser, world: Stage, shot: Path | None, warmup_s: float)
         await asyncio.to_thread(shot.write_bytes, png)
         report["screenshot"] = str(shot)
     report["phone"] = await phone_fit(page)
+    if shot is not None:
+        phone = shot.with_name(f"{shot.stem}-phone{shot.suffix}")
+        png = await page.screenshot(390)
+        await asyncio.to_thread(phone.write_bytes, png)
     world.breach = False
     await page.resize(1280, 900)
     await page.click("#silences tr.silence button.expire")

@@ -73,7 +73,7 @@ def test_the_console_in_a_browser(tmp_path: Path) -> None:
     assert steps["added_url"] == "?done=added"
     assert "expired" in steps["expired"]
     assert "403" in steps["cross_site"]["refused"]
-    assert "not this server" in steps["cross_site"]["refused"]
+    assert "not from this server's own page" in steps["cross_site"]["refused"]
     assert steps["cross_site"]["silences"] == 1  # the expired one; nothing new
     phone = steps["phone"]
     assert phone["scroll"] <= phone["inner"], phone  # no sideways scrolling on a phone

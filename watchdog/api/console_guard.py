@@ -121,8 +121,12 @@ class ConsoleGuard:
                     "not_loopback",
                     "the console answers only on loopback unless WATCHDOG_API_TOKEN is set",
                 )
-            # GET: only the Host and Origin checks (forms are not JSON; checked below).
-            refused = api_guard.refusal("GET", request.headers, self.hosts)
+            # The Host check (and Origin on reads); a form's Origin is judged below, with
+            # a message about forms (and a form is never JSON).
+            headers = request.headers
+            if request.method == "POST":
+                headers = {k: v for k, v in headers.items() if k != "origin"}
+            refused = api_guard.refusal("GET", headers, self.hosts)
             if refused is not None:
                 return self._refuse(refused[0], refused[1], refused[2])
         if request.method == "POST":
