@@ -248,6 +248,7 @@ async def test_what_people_typed_is_escaped_and_the_page_cannot_be_framed(tmp_pa
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert '<meta name="viewport"' in page.text
+        assert page.headers["content-encoding"] == "gzip"  # httpx asks for it
         live = await http.get("/?fragment=live")
         assert "<html" not in live.text
         assert 'id="rule-error-rate"' in live.text

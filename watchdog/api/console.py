@@ -11,6 +11,7 @@ without it. Who may see it and post to it: ``console_guard``.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
@@ -100,7 +101,7 @@ class Console:
             fragment=request.arg("fragment") == "live",
             **context,
         )
-        return html(page, status)
+        return _compressed(request, html(page, status))
 
     async def index(self, request: Request, form: SilenceForm | None = None) -> Response:
         rt = self.runtime
@@ -218,6 +219,18 @@ class Console:
         if request.headers.get("if-none-match") == tag:
             return Response(304, b"", headers)
         return Response(200, body, headers)
+
+
+def _compressed(request: Request, response: Response) -> Response:
+    """gzip for a client that takes it: 100 rules are ~160 kB of HTML, ~15 kB gzipped
+    (a phone on a VPN refreshes it every few seconds). Level 1: ~1 ms."""
+    accepted = request.headers.get("accept-encoding", "")
+    response.headers["vary"] = "accept-encoding"
+    if "gzip" not in accepted or len(response.body) < 1024:
+        return response
+    response.body = gzip.compress(response.body, compresslevel=1, mtime=0)
+    response.headers["content-encoding"] = "gzip"
+    return response
 
 
 def _ago(at: float | None, now: float) -> str:
