@@ -194,6 +194,10 @@ async def test_with_a_token_the_console_needs_the_sign_in(tmp_path: Path) -> Non
         assert API_TOKEN not in cookie
         page = await http.get("/")  # the client keeps the cookie
         assert page.status_code == 200
+        session = right.headers["set-cookie"].split(";")[0]
+        async with c.client(address="10.0.0.7") as other:  # another app's odd cookie too
+            mixed = await other.get("/", headers={"cookie": f'a="b\\"; {session}; x=[y]'})
+            assert mixed.status_code == 200
         signed = await c.csrf(http)
         assert signed != csrf.group(1)  # bound to the session
         ok = await http.post(

@@ -21,7 +21,6 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from html import escape as html_escape
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import Counter
@@ -102,13 +101,13 @@ class ConsoleGuard:
         return f"{COOKIE}={self.session}; Path=/; HttpOnly; SameSite=Strict"
 
     def _cookie(self, request: Request) -> str | None:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(request.headers.get("cookie", ""))
-        except CookieError:
-            return None
-        morsel = jar.get(COOKIE)
-        return morsel.value if morsel is not None else None
+        # By hand, not http.cookies: one odd cookie of another app on the same host
+        # (localhost has many) must not hide ours.
+        for part in request.headers.get("cookie", "").split(";"):
+            name, sep, value = part.strip().partition("=")
+            if sep and name == COOKIE:
+                return value.strip('"')
+        return None
 
     async def __call__(self, request: Request) -> Response | None:
         path = request.path
