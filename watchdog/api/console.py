@@ -14,7 +14,7 @@ import asyncio
 import gzip
 import hashlib
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +38,7 @@ from watchdog.units import format_duration, iso, parse_duration
 
 POLL_S = 5  # the script's refresh period
 NOTICES = {"added": "Silence added.", "expired": "Silence expired."}
+# The package's own files, beside this module (a wheel installs them there).
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
@@ -56,7 +57,7 @@ def _environment() -> jinja2.Environment:
 def _static() -> dict[str, tuple[bytes, str, str]]:
     """Every static file: (body, content type, ETag), read once."""
     files = {}
-    for item in resources.files("watchdog.api").joinpath("static").iterdir():
+    for item in sorted((Path(__file__).parent / "static").iterdir()):
         suffix = "." + item.name.rsplit(".", 1)[-1]
         if item.is_file() and suffix in _STATIC_TYPES:
             body = item.read_bytes()
@@ -130,11 +131,15 @@ class Console:
 
     async def incident(self, request: Request, incident_id: str) -> Response:
         store = self.runtime.store
-        record = await store.get_incident(incident_id)
-        if record is None:
-            return self._page("missing.html", request, 404, what=f"incident {incident_id}")
-        row = incident_row(record, self.runtime.clock.now(), await store.events(record.id))
-        draft = await render_incident(store, record.id) or ""
+        try:
+            record = await store.get_incident(incident_id)
+            if record is None:
+                return self._page("missing.html", request, 404, what=f"incident {incident_id}")
+            row = incident_row(record, self.runtime.clock.now(), await store.events(record.id))
+            draft = await render_incident(store, record.id) or ""
+        except StoreError as exc:
+            what = f"the state store did not answer: {exc}"
+            return self._page("missing.html", request, 503, what=what)
         return self._page("incident.html", request, incident=row, draft=draft)
 
     async def postmortem(self, incident_id: str) -> Response:
