@@ -1,19 +1,23 @@
 """The console's pages over a whole world (local Cloudflare API, receivers, a Runtime on
 a virtual clock): a breach shows the rule firing and an incident with its timeline; the
 incident's page has the post-mortem draft; the targets show what is live, the rollback
-candidate and why; DRY RUN shows; an unknown incident is a 404 page."""
+candidate and why; DRY RUN shows; an unknown incident is a 404 page; a store that does
+not answer is said on the page, which still shows the rules."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 
-from tests.world import World, world
+from tests.world import BusyStore, World, world
 from watchdog.api import console
 from watchdog.api.app import build_app
+from watchdog.errors import StoreError
+from watchdog.store.base import IncidentRecord, SilenceRecord
 
 
 @contextlib.asynccontextmanager
@@ -69,3 +73,59 @@ async def test_dry_run_and_follower_banners(tmp_path: Path) -> None:
         w.runtime.gate.acting = False
         follower = await http.get("/")
         assert "FOLLOWER" in follower.text
+
+
+class UnreadableStore(BusyStore):
+    """The SQLite store with a switch: while ``down``, reads of incidents and writes of
+    silences raise ``StoreError``, as a locked or vanished volume makes them."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreError(f"state store {self.path}: disk I/O error")
+
+    async def open_incidents(self) -> list[IncidentRecord]:
+        self._check()
+        return await super().open_incidents()
+
+    async def get_incident(self, incident_id: str) -> IncidentRecord | None:
+        self._check()
+        return await super().get_incident(incident_id)
+
+    async def save_silence(self, silence: SilenceRecord) -> None:
+        self._check()
+        await super().save_silence(silence)
+
+
+async def test_a_store_that_does_not_answer_is_said_and_the_rest_still_shows(
+    tmp_path: Path,
+) -> None:
+    async with (
+        world(tmp_path, store_factory=UnreadableStore) as w,
+        pages(w) as (http, _),
+    ):
+        store = w.runtime.store
+        assert isinstance(store, UnreadableStore)
+        store.down = True
+        shown = await http.get("/")
+        assert shown.status_code == 200
+        assert "The state store did not answer" in shown.text
+        assert 'id="rule-error-rate"' in shown.text
+        assert (await http.get("/incidents/any")).status_code == 503
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', shown.text)
+        assert csrf is not None
+        form = {
+            "csrf": csrf.group(1),
+            "matchers": "rule=error-rate",
+            "duration": "1h",
+            "created_by": "alice",
+            "comment": "by hand",
+        }
+        refused = await http.post(
+            "/console/silences", data=form, headers={"origin": "http://localhost"}
+        )
+        assert refused.status_code == 400
+        assert "the silence was not saved" in refused.text
+        assert w.runtime.silences.all() == []
+        store.down = False

@@ -38,7 +38,6 @@ from watchdog.units import format_duration, iso, parse_duration
 
 POLL_S = 5  # the script's refresh period
 NOTICES = {"added": "Silence added.", "expired": "Silence expired."}
-# The package's own files, beside this module (a wheel installs them there).
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
@@ -55,7 +54,8 @@ def _environment() -> jinja2.Environment:
 
 
 def _static() -> dict[str, tuple[bytes, str, str]]:
-    """Every static file: (body, content type, ETag), read once."""
+    """Every static file: (body, content type, ETag), read once from beside this
+    module (the wheel and the container install them there)."""
     files = {}
     for item in sorted((Path(__file__).parent / "static").iterdir()):
         suffix = "." + item.name.rsplit(".", 1)[-1]
