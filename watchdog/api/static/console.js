@@ -17,10 +17,13 @@
     url.searchParams.delete("done");
     fetch(url.toString(), { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (response) {
+        // Signed out (a new token): go where the server sent us, the sign-in page.
+        if (response.redirected) { window.location.href = response.url; return ""; }
         if (!response.ok) { throw new Error("HTTP " + response.status); }
         return response.text();
       })
       .then(function (text) {
+        if (!text) { return; }
         live.innerHTML = text;
         document.body.classList.remove("stale");
       })
