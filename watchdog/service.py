@@ -16,6 +16,7 @@ import httpx
 import structlog
 
 from watchdog import __version__
+from watchdog.api import console
 from watchdog.api.app import build_app
 from watchdog.clock import Clock, SystemClock
 from watchdog.errors import ConfigError, RuleError, StoreError
@@ -122,6 +123,7 @@ async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) ->
             listen_host=host,
             allowed_hosts=settings.api_hosts,
         )
+        page = console.install(app, runtime, host)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         background: set[asyncio.Task[Any]] = set()
@@ -151,6 +153,7 @@ async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) ->
                 log.warning("SILENCED: started with --silenced; no action is taken")
             await runtime.start()
             await stop.wait()
+            await page.close()
             await runtime.stop(settings.shutdown_timeout)
     log.info("stopped")
     return 0

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from watchdog import logs
+from watchdog.api import console
 from watchdog.api.app import build_app
 from watchdog.clock import AutoClock, Clock, SystemClock
 from watchdog.core.engine import Observation
@@ -183,7 +184,9 @@ async def _run(
             settings = _demo_settings(work, rules, cf_srv.url, rx_srv.url, app.admin_token)
             runtime = await Runtime.build(settings, clock, http)
             runtime.manager.on_event = _on_event(demo_ref)
-            async with serve(_control_api(runtime, settings)) as api_srv:
+            api = _control_api(runtime, settings)
+            page = console.install(api, runtime, "127.0.0.1")
+            async with serve(api) as api_srv:
                 demo = Demo(
                     clock,
                     app,
@@ -208,6 +211,7 @@ async def _run(
                     outcome = await _play(demo, scenario, view, warmup_s, deadline_s)
                 finally:
                     view.stop()  # the live display ends before anything else prints
+                    await page.close()
                     await _stop([*tasks, *demo.notes.values()], runtime)
                     demo.record.failures_counted = _failures_counted(runtime)
             return demo, scenario, outcome, _postmortem_lines(work)
@@ -308,6 +312,7 @@ def _intro(scenario: Scenario, app: str, cf: str, api: str, virtual: bool) -> No
         f"  app {app}  ·  Cloudflare API {cf}/client/v4  ·  watchdog API {api}"
         + ("  ·  virtual time" if virtual else "")
     )
+    print(f"  console {api}/ (open it in a browser while the demo runs)")
     print()
 
 

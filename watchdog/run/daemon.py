@@ -158,8 +158,9 @@ class Watchdog:
             self._restart_loops(rebuilt)
 
     def _apply_metrics_for(self, ruleset: RuleSet) -> None:
+        self.rules_loaded_at = self.clock.now()  # the console's header shows it
         self.metrics.reload_ok.set(1)
-        self.metrics.reload_time.set(self.clock.now())
+        self.metrics.reload_time.set(self.rules_loaded_at)
         self.metrics.rules_loaded.set(len(ruleset.rules))
         self.metrics.set_rules(ruleset.rules)
         for rule in ruleset.rules:
