@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import SecretStr
 
 from watchdog import __version__
+from watchdog.api import alertmanager as alertmanager_api
 from watchdog.api import guard as api_guard
 from watchdog.api import silences as silence_api
 from watchdog.core.decider import burn_of, evidence_of, regression_of
@@ -198,4 +199,5 @@ def build_app(
 
     if silences is not None:
         silence_api.install(router, silences)
+    alertmanager_api.install(router, watchdog.deps.inboxes)
     return router
