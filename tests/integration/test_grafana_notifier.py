@@ -99,7 +99,7 @@ async def test_a_silence_is_a_region_cut_short_when_it_expires_early() -> None:
         # A silence this process never annotated (made before a restart): a point.
         other = SilenceEvent("expired", "other", (), T0, T0 + 60, "bob", "", T0 + 30)
         point = await notifier.silence(other)
-    assert created.ok and expired.ok and point.ok, (created, expired, point)
+    assert [created.ok, expired.ok, point.ok] == [True, True, True], (created, expired, point)
     region, mark = env.grafana.annotations.values()
     assert (region.time, region.time_end) == (int(T0 * 1000), int((T0 + 600) * 1000))
     assert region.patches == [
@@ -107,7 +107,12 @@ async def test_a_silence_is_a_region_cut_short_when_it_expires_early() -> None:
     ]
     assert "expired" in region.text
     # Tags name the rule an equality matcher names; a regex is only in the text.
-    assert region.tags == ["rollback-watchdog", "silence", "event:silence_created", "rule:error-rate"]
+    assert region.tags == [
+        "rollback-watchdog",
+        "silence",
+        "event:silence_created",
+        "rule:error-rate",
+    ]
     assert mark.time == mark.time_end == int((T0 + 30) * 1000)
     assert "every action" in mark.text
 
@@ -117,8 +122,9 @@ async def test_refusals_are_results_that_never_show_the_token() -> None:
         wrong = await env.notifier(token="glsa_wrong").send(event())
         env.grafana.fail_next(500, times=10)
         down = await env.notifier().send(event())
-    assert not wrong.ok and "HTTP 401" in wrong.detail
-    assert not down.ok and "HTTP 500" in down.detail
+    assert (wrong.ok, down.ok) == (False, False)
+    assert "HTTP 401" in wrong.detail
+    assert "HTTP 500" in down.detail
     assert TOKEN not in wrong.detail + down.detail
     assert not env.grafana.annotations
 
@@ -126,7 +132,8 @@ async def test_refusals_are_results_that_never_show_the_token() -> None:
 async def test_dry_run_sends_nothing_and_shows_the_body_without_the_token() -> None:
     async with grafana_env() as env:
         result = await env.notifier().send(event(), dry_run=True)
-    assert result.would and result.request is not None
+    assert result.would
+    assert result.request is not None
     assert result.request["body"]["time"] == int((T0 - 300) * 1000)
     assert TOKEN not in json.dumps(result.request)
     assert env.grafana.requests == []
