@@ -51,7 +51,7 @@ class Notification(BaseModel):
     groupKey: str = Field(min_length=1)  # noqa: N815
     status: Literal["firing", "resolved"]
     receiver: str
-    alerts: tuple[_Alert, ...]
+    alerts: list[_Alert]
     truncatedAlerts: int = Field(default=0, ge=0)  # noqa: N815
     groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
 
