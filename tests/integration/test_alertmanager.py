@@ -10,6 +10,9 @@ and gone from Alertmanager once the incident resolves."""
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.helpers import until
 from tests.integration.alertmanager_fixture import (
@@ -31,6 +35,7 @@ from watchdog.api.app import build_app
 from watchdog.clock import SystemClock
 from watchdog.core.evaluator import State
 from watchdog.http.server import serve
+from watchdog.rules.load import load_rules
 from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
 
@@ -213,3 +218,43 @@ async def test_the_webhook_needs_the_token_and_a_v4_payload(
     assert "known: am" in unknown.json()["error"]
     assert old.status_code == 400
     assert old.json()["error"].startswith("version: Input should be '4'")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_shipped_route_passes_amtool_and_feeds_the_example_source() -> None:
+    """deploy/alertmanager/watchdog.yml is a valid Alertmanager config whose webhook is
+    the example rules' source and whose route lets the example signal's alert through."""
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("amtool is not installed; CI must run the integration tests")
+        pytest.skip("amtool is not installed (apt-get install prometheus-alertmanager)")
+    config = ROOT / "deploy" / "alertmanager" / "watchdog.yml"
+    checked = subprocess.run(
+        [amtool, "check-config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    rules = load_rules([ROOT / "rules" / "examples" / "alertmanager.yaml"])
+    (source,) = [name for name, spec in rules.sources.items() if spec.type == "alertmanager"]
+    signal = next(s for s in rules.signals.values() if s.source_name == source)
+    parsed = yaml.safe_load(config.read_text())
+    (receiver,) = [r for r in parsed["receivers"] if r.get("webhook_configs")]
+    (hook,) = receiver["webhook_configs"]
+    assert hook["url"].endswith(f"/api/v1/alertmanager/{source}")
+    routed = subprocess.run(
+        [
+            amtool,
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config}",
+            f"alertname={signal.spec.alertname}",
+            *(f"{k}={v}" for k, v in signal.spec.labels.items()),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert routed.stdout.strip() == receiver["name"], routed.stdout + routed.stderr
