@@ -206,3 +206,38 @@ async def test_an_incident_and_a_silence_of_the_world_are_annotated(tmp_path: Pa
     (silence,) = receiver.tagged("silence")
     assert silence.patches, "an early expiry cuts the region short"
     assert silence.time_end < silence.time + 3_600_000
+
+
+async def test_only_an_early_expiry_is_told_and_an_ended_silence_is_forgotten(
+    tmp_path: Path,
+) -> None:
+    """Expiring a silence that already ran its course tells nobody; one the notifier
+    annotated and that ended on its own is no longer held (no PATCH to an old region)."""
+    receiver = GrafanaReceiver(TOKEN)
+    async with (
+        serve(receiver) as srv,
+        world(tmp_path, env={"WATCHDOG_SECRETS__GRAFANA_TOKEN": TOKEN}) as w,
+    ):
+        rules = tmp_path / "rules.yaml"
+        text = rules.read_text()
+        rules.write_text(
+            text.replace("notify: [slack, status]", GRAFANA_NOTIFIER.format(url=srv.url))
+        )
+        assert await w.runtime.reload(), w.runtime.watchdog.last_reload_error
+        record = await w.runtime.silences.add(
+            [parse_matcher("target=worker")], duration_s=600, created_by="bob", comment="c"
+        )
+        await w.settle()
+        w.clock.set(w.now + 601)
+        await w.runtime.silences.expire(record.id)
+        await w.settle()
+        (notifier,) = [
+            n for n in w.runtime.playbook.notifiers.values() if isinstance(n, GrafanaNotifier)
+        ]
+        later = await notifier.silence(silence_event("created", w.now))
+    (region, _) = receiver.annotations.values()
+    assert "target:worker" in region.tags
+    assert region.patches == []
+    assert [r.method for r in receiver.requests] == ["POST", "POST"]
+    assert later.ok
+    assert list(notifier._silences) == ["5f0c2a9e-1111-2222-3333-444455556666"]

@@ -253,7 +253,8 @@ class Silences:
             expired = dataclasses.replace(record, expired_at=now)
             await self.store.save_silence(expired)  # first: a failed write changes nothing
             self._records[record.id] = record = expired
-            self._told("expired", record)
+            if record.ends_at > now:  # cut short: one that ran its course was told enough
+                self._told("expired", record)
         return record
 
     async def expire_origin(self, origin: str) -> int:

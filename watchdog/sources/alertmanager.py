@@ -29,7 +29,7 @@ from watchdog.sources.base import SourceDeps
 from watchdog.units import format_duration
 
 # Past this many groups the oldest is forgotten: a runaway sender must not fill memory.
-MAX_GROUPS = 10_000
+MAX_GROUPS = 1_000
 
 
 class _Alert(BaseModel):

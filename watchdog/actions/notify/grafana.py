@@ -92,8 +92,9 @@ class GrafanaNotifier:
         self._clock = clock
         self._policy = policy
         self._base = spec.url.rstrip("/")
-        # Silence id -> the annotation made for it, to cut its region short on expiry.
-        self._silences: dict[str, int] = {}
+        # Silence id -> (the annotation made for it, its end): to cut the region short
+        # on an early expiry; forgotten once the silence has ended on its own.
+        self._silences: dict[str, tuple[int, float]] = {}
 
     def body(self, start: float, end: float, tags: list[str], text: str) -> dict[str, Any]:
         body: dict[str, Any] = {"time": _ms(start), "timeEnd": _ms(end), "tags": tags}
@@ -116,7 +117,9 @@ class GrafanaNotifier:
 
     async def silence(self, event: SilenceEvent, dry_run: bool = False) -> ActionResult:
         tags = silence_tags(self.spec.tags, event)
-        known = self._silences.get(event.silence_id)
+        for ended in [k for k, (_, end) in self._silences.items() if end <= event.occurred_at]:
+            del self._silences[ended]
+        known = self._silences.get(event.silence_id, (None, 0.0))[0]
         if event.change == "expired" and known is not None:
             patch = {"timeEnd": _ms(event.occurred_at), "text": event.headline()}
             if dry_run:
@@ -138,7 +141,7 @@ class GrafanaNotifier:
         if isinstance(created, ActionResult):
             return created
         if event.change == "created":
-            self._silences[event.silence_id] = created
+            self._silences[event.silence_id] = (created, event.ends_at)
         return sent(self.name, f"annotated Grafana (id {created})", annotation_id=created)
 
     def _would(
