@@ -31,11 +31,15 @@ from tests.integration.alertmanager_fixture import (
     alertmanager_binary,
     start_alertmanager,
 )
+from tests.notify_helpers import event
+from watchdog.actions.notify.alertmanager import AlertmanagerNotifier
+from watchdog.actions.notify.event import EventKind
 from watchdog.api.app import build_app
 from watchdog.clock import SystemClock
 from watchdog.core.evaluator import State
 from watchdog.http.server import serve
 from watchdog.rules.load import load_rules
+from watchdog.rules.response import AlertmanagerNotifierSpec
 from watchdog.run.runtime import Runtime
 from watchdog.settings import load_settings
 
@@ -258,3 +262,41 @@ def test_the_shipped_route_passes_amtool_and_feeds_the_example_source() -> None:
         check=False,
     )
     assert routed.stdout.strip() == receiver["name"], routed.stdout + routed.stderr
+
+
+async def test_one_alert_per_target_and_resolve_ends_them(
+    tmp_path: Path, start_alertmanager: StartAlertmanager
+) -> None:
+    """The notifier alone against the real Alertmanager: an incident with two targets is
+    two alerts, a blind rule its own alertname, a dry run sends nothing, and the
+    resolution ends them."""
+    am = await start_alertmanager("http://127.0.0.1:9/unused", None)
+    now = time.time()
+    spec = AlertmanagerNotifierSpec(type="alertmanager", url=am.url, resend=60.0)
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        notifier = AlertmanagerNotifier("am", spec, None, http, SystemClock())
+        opened = event(EventKind.OPENED, occurred_at=now, first_breach_at=now - 300, decided_at=now)
+        dry = await notifier.send(opened, dry_run=True)
+        assert dry.would
+        assert await am.alerts(http) == []
+        result = await notifier.send(opened)
+        assert result.ok, result.detail
+        blind = await notifier.send(
+            event(EventKind.BLIND, incident_id="blind-p95", occurred_at=now, rule="slow-p95")
+        )
+        assert blind.ok, blind.detail
+        ours = await am.alerts(http, filter='alertname="RollbackWatchdog"')
+        assert sorted(a["labels"]["target"] for a in ours) == ["frontend", "worker"]
+        for alert in ours:
+            assert alert["labels"]["rule"] == "error-rate"
+            assert alert["labels"]["severity"] == "critical"
+            assert abs(parse_time(alert["startsAt"]) - (now - 300)) < 1
+            assert now + 239 <= parse_time(alert["endsAt"]) <= now + 242
+            assert "Observed: error_rate 7.2%" in alert["annotations"]["evidence"]
+        (blind_alert, *_) = await am.alerts(http, filter='alertname="RollbackWatchdogBlind"')
+        assert blind_alert["labels"]["rule"] == "slow-p95"
+        resolved = await notifier.send(
+            event(EventKind.RESOLVED, occurred_at=time.time(), first_breach_at=now - 300)
+        )
+        assert resolved.ok, resolved.detail
+        assert await am.alerts(http, filter='alertname="RollbackWatchdog"') == []
