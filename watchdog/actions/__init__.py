@@ -19,7 +19,8 @@
   the store and rebuilt from the remote history and the journal before every choice (every
   rollback, every ``targets``): what happened while the watchdog was away is read then, never
   assumed.
-- ``notify/``: Notifiers: Slack, generic webhook, PagerDuty, Statuspage, Sentry.
+- ``notify/``: Notifiers: Slack, generic webhook, PagerDuty, Statuspage, Sentry, Grafana
+  annotations, Alertmanager.
 - ``playbook``: Carry out an incident's actions: journal first, then act, then journal the
   outcome.
 - ``purge``: Cache purges after a rollback: the app's own admin endpoint (the runbook's ``curl

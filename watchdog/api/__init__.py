@@ -1,6 +1,8 @@
 """The HTTP face of a running watchdog: /metrics, health, status, reload, silences and
 the operator's console (``/``).
 
+- ``alertmanager``: ``/api/v1/alertmanager/<source>``: Alertmanager's webhook notifications
+  for an ``alertmanager`` source.
 - ``app``: The watchdog's HTTP face: /metrics, /healthz, /readyz, /-/reload and /api/v1/status.
 - ``openapi``: The OpenAPI 3.1 document of the control API, served at
   ``/api/v1/openapi.json``.

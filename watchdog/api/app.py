@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import SecretStr
 
 from watchdog import __version__
+from watchdog.api import alertmanager as alertmanager_api
 from watchdog.api import guard as api_guard
 from watchdog.api import silences as silence_api
 from watchdog.api.openapi import document as openapi_document
@@ -204,4 +205,5 @@ def build_app(
 
     if silences is not None:
         silence_api.install(router, silences)
+    alertmanager_api.install(router, watchdog.deps.inboxes)
     return router

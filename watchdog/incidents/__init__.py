@@ -11,6 +11,8 @@ guards, the rollback choice, verification, escalation, silences and the post-mor
 - ``matchers``: A silence's matchers, the guards on new ones, and regexes judged once against
   the known names.
 - ``model``: What an incident is: its phases, its record and decision, and the shared constants.
+- ``outbound``: What notifiers hear besides an incident's steps: silences added or expired,
+  and open incidents re-sent to those that forget (Alertmanager).
 - ``postmortem``: The runbook's post-mortem template, filled with an incident's real timeline.
 - ``recorder``: Bookkeeping: every step an event in the store, and the notifications that go
   with it.

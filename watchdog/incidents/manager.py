@@ -31,6 +31,7 @@ from watchdog.incidents.model import (
     rules_of,
     states_of,
 )
+from watchdog.incidents.outbound import Outbound
 from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.restore import restore as restore_incidents
 from watchdog.incidents.rollback import Rollbacks
@@ -86,6 +87,8 @@ class IncidentManager:
         self._rec = Recorder(ruleset, playbook, store, clock, self.open, dry_run, on_event)
         self._rollbacks = Rollbacks(self._rec, engine, silences, self._lock)
         self._lifecycle = Lifecycle(self._rec, engine, self._rollbacks, silences, postmortem_dir)
+        self.outbound = Outbound(self._rec)  # silences told, open incidents re-sent
+        silences.on_change = self.outbound.silence_changed
 
     @property
     def ruleset(self) -> RuleSet:
@@ -325,12 +328,14 @@ class IncidentManager:
     async def drain(self) -> None:
         await self._rollbacks.drain()
         await self._rec.ledgers.drain()
+        await self.outbound.drain()
 
     async def stand_down(self) -> None:
         """Another replica leads now: stop the actions in flight (their intents are in
         the journal; the new leader reconciles them) and forget the open incidents
         (the store has them; ``restore`` reads them back on re-election)."""
         await self._rollbacks.cancel()
+        await self.outbound.cancel()
         self.open.clear()
         self._refused.clear()  # a follower retries nothing
 
@@ -376,3 +381,4 @@ class IncidentManager:
                         incident=incident.id,
                         error=str(exc),
                     )
+            self.outbound.refresh()  # after the deadlines: a closed incident is not renewed

@@ -16,10 +16,12 @@ import asyncio
 import dataclasses
 import math
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 
+from watchdog.actions.notify.event import SilenceChange, SilenceEvent
 from watchdog.clock import Clock
 
 # Re-exported: the matchers are part of what a silence is.
@@ -88,6 +90,23 @@ class Silences:
         self._records: dict[str, SilenceRecord] = {}
         self._flag_cache: tuple[tuple[int, int], str] | None = None
         self._verdicts = _Verdicts()
+        # Told of each silence added or expired early (notifiers that mark time hear it).
+        self.on_change: Callable[[SilenceEvent], None] | None = None
+
+    def _told(self, change: SilenceChange, record: SilenceRecord) -> None:
+        if self.on_change is not None:
+            self.on_change(
+                SilenceEvent(
+                    change,
+                    record.id,
+                    tuple((m.name, m.op, m.value) for m in matchers_of(record)),
+                    record.starts_at,
+                    record.ends_at,
+                    record.created_by,
+                    record.comment,
+                    self.clock.now(),
+                )
+            )
 
     async def load(self) -> None:
         """Read persisted silences (after a restart they still hold). Their matchers
@@ -203,6 +222,7 @@ class Silences:
         self._records[record.id] = record
         fresh = await asyncio.to_thread(_Verdicts.of, self.known or KnownNames(), [record])
         self._verdicts.merge(fresh)
+        self._told("created", record)
         return record
 
     @staticmethod
@@ -233,6 +253,8 @@ class Silences:
             expired = dataclasses.replace(record, expired_at=now)
             await self.store.save_silence(expired)  # first: a failed write changes nothing
             self._records[record.id] = record = expired
+            if record.ends_at > now:  # cut short: one that ran its course was told enough
+                self._told("expired", record)
         return record
 
     async def expire_origin(self, origin: str) -> int:

@@ -295,6 +295,8 @@ def resolve_signal(
         unit = check.prometheus()
     elif source.type == "scrape":
         unit = check.scrape()
+    elif source.type == "alertmanager":
+        unit = check.alertmanager()
     else:
         unit = check.implicit_field()
     interval = spec.interval or source.interval or defaults.interval
@@ -346,13 +348,26 @@ class _SignalCheck:
                 )
             unit = "ratio"
         self.forbid("kind", "metric", "labels", "status_label", "error_status", "quantile", "field")
+        self.forbid("alertname")
         return unit
+
+    def alertmanager(self) -> Unit:
+        """The count of firing alerts named ``alertname`` whose labels match ``labels``."""
+        self.require("alertname", "the name of the alert whose firing breaches")
+        self.forbid("query", "errors_query", "requests_query", "reduce", "kind", "metric")
+        self.forbid("status_label", "error_status", "quantile", "field")
+        if self.spec.unit not in (None, "number"):
+            self.problems.append(
+                f"{where(self.item, (*self.path, 'unit'))}: a count of firing alerts is a "
+                f"number, not {self.spec.unit}"
+            )
+        return "number"
 
     def scrape(self) -> Unit:
         spec = self.spec
         self.require("kind", "error_ratio, quantile, gauge or rate for a scrape source")
         self.require("metric", "the metric family to read")
-        self.forbid("query", "errors_query", "requests_query", "reduce", "field")
+        self.forbid("query", "errors_query", "requests_query", "reduce", "field", "alertname")
         if spec.kind is not None and spec.unit is None:
             return _SCRAPE_UNITS[spec.kind]
         return spec.unit or "number"
@@ -362,6 +377,7 @@ class _SignalCheck:
         spec = self.spec
         fields = IMPLICIT_FIELDS[self.source.type]
         self.forbid("query", "errors_query", "requests_query", "reduce", "kind", "metric", "labels")
+        self.forbid("alertname")
         if spec.field is None or spec.field not in fields:
             got = f"unknown {spec.field!r}" if spec.field is not None else "missing required key"
             self.problems.append(

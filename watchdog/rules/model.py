@@ -76,11 +76,26 @@ class CloudflareSourceSpec(Model):
     delay: Duration = 180.0
 
 
+class AlertmanagerSourceSpec(Model):
+    """Alertmanager's webhook notifications, pushed to ``POST /api/v1/alertmanager/<name>``
+    on the watchdog's listen address. No notification for ``staleness`` is no evidence
+    (route an always-firing heartbeat alert here with a shorter ``repeat_interval``)."""
+
+    type: Literal["alertmanager"]
+    staleness: PositiveDuration = 600.0
+    timeout: PositiveDuration = 1.0  # reading what was pushed: no remote call
+    interval: PositiveDuration | None = None
+
+
 SourceSpec = Annotated[
-    PrometheusSourceSpec | ScrapeSourceSpec | ProbeSourceSpec | CloudflareSourceSpec,
+    PrometheusSourceSpec
+    | ScrapeSourceSpec
+    | ProbeSourceSpec
+    | CloudflareSourceSpec
+    | AlertmanagerSourceSpec,
     Field(discriminator="type"),
 ]
-SOURCE_TYPES = ("prometheus", "scrape", "probe", "cloudflare")
+SOURCE_TYPES = ("prometheus", "scrape", "probe", "cloudflare", "alertmanager")
 
 # Fields that a `source.field` shorthand may name, per source type, with their unit.
 IMPLICIT_FIELDS: dict[str, dict[str, Unit]] = {
@@ -127,6 +142,8 @@ class SignalSpec(Model):
     quantile: float = Field(default=0.95, gt=0.0, lt=1.0)
     # probe, cloudflare
     field: str | None = None
+    # alertmanager: the alert's name; ``labels`` must match too (equality)
+    alertname: str | None = None
 
     @model_validator(mode="after")
     def _check_regex(self) -> SignalSpec:

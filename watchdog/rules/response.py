@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from watchdog.rules.fields import Duration, Model, Name, Severity, Share, ThresholdField
+from watchdog.rules.fields import (
+    Duration,
+    Model,
+    Name,
+    PositiveDuration,
+    Severity,
+    Share,
+    ThresholdField,
+)
 
 # --- targets ---------------------------------------------------------------------------
 
@@ -115,15 +123,49 @@ class SentryNotifierSpec(Model):
     type: Literal["sentry"]
 
 
+class GrafanaNotifierSpec(Model):
+    """Annotations through Grafana's HTTP API (a service-account token, Bearer). Without
+    ``dashboard_uid`` they are organisation annotations, shown by tag on any dashboard."""
+
+    type: Literal["grafana"]
+    url: str
+    token_secret: str = "grafana_token"
+    dashboard_uid: str | None = None
+    panel_id: int | None = Field(default=None, ge=1)
+    tags: tuple[str, ...] = ("rollback-watchdog",)
+
+
+class AlertmanagerNotifierSpec(Model):
+    """The watchdog's own alerts pushed to Alertmanager's ``/api/v2/alerts``, re-sent
+    every ``resend`` while the incident is open (each one ends ``4 x resend`` later
+    unless renewed, as Prometheus does) and ended on resolve."""
+
+    type: Literal["alertmanager"]
+    url: str
+    resend: PositiveDuration = 60.0
+    token_secret: str | None = None
+    generator_url: str | None = None  # where the alert links back (the console)
+
+
 NotifierSpec = Annotated[
     SlackNotifierSpec
     | WebhookNotifierSpec
     | PagerDutyNotifierSpec
     | StatuspageNotifierSpec
-    | SentryNotifierSpec,
+    | SentryNotifierSpec
+    | GrafanaNotifierSpec
+    | AlertmanagerNotifierSpec,
     Field(discriminator="type"),
 ]
-NOTIFIER_TYPES = ("slack", "webhook", "pagerduty", "statuspage", "sentry")
+NOTIFIER_TYPES = (
+    "slack",
+    "webhook",
+    "pagerduty",
+    "statuspage",
+    "sentry",
+    "grafana",
+    "alertmanager",
+)
 
 # --- policy ----------------------------------------------------------------------------
 

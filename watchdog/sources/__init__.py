@@ -2,6 +2,8 @@
 rules file's ``type:``. Every source answers a value, no data or an error, never a guess.
 
 - ``_transport``: How the HTTP sources word a failed fetch.
+- ``alertmanager``: The ``alertmanager`` source: Alertmanager's webhook notifications as
+  evidence.
 - ``base``: The ``Source`` protocol and what every source is built with.
 - ``cloudflare``: The ``cloudflare`` source: Workers invocation analytics over the GraphQL API.
 - ``expfmt``: A fast, selective parser of the Prometheus text exposition format (version 0.0.4).

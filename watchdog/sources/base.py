@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
@@ -23,6 +23,9 @@ class SourceDeps:
     cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
     cloudflare_api_token: SecretStr | None = None
     cloudflare_account_id: str | None = None
+    # Sources fed over the daemon's API instead of polled (alertmanager), by name: each
+    # registers itself when built, so the API finds the running one after a reload.
+    inboxes: dict[str, object] = field(default_factory=dict)
 
 
 class Source(Protocol):

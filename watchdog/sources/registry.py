@@ -7,12 +7,14 @@ from typing import TypeVar
 
 from watchdog.errors import RuleError
 from watchdog.rules.model import (
+    AlertmanagerSourceSpec,
     CloudflareSourceSpec,
     ProbeSourceSpec,
     PrometheusSourceSpec,
     ScrapeSourceSpec,
     SourceSpec,
 )
+from watchdog.sources.alertmanager import AlertmanagerSource
 from watchdog.sources.base import Source, SourceDeps
 from watchdog.sources.cloudflare import CloudflareSource
 from watchdog.sources.probe import ProbeSource
@@ -45,11 +47,16 @@ def _cloudflare(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
     return CloudflareSource(name, _expect(name, spec, CloudflareSourceSpec), deps)
 
 
+def _alertmanager(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
+    return AlertmanagerSource(name, _expect(name, spec, AlertmanagerSourceSpec), deps)
+
+
 SOURCE_TYPES: dict[str, SourceFactory] = {
     "prometheus": _prometheus,
     "scrape": _scrape,
     "probe": _probe,
     "cloudflare": _cloudflare,
+    "alertmanager": _alertmanager,
 }
 
 

@@ -1,1 +1,2 @@
-"""Notifiers: Slack, generic webhook, PagerDuty, Statuspage, Sentry."""
+"""Notifiers: Slack, generic webhook, PagerDuty, Statuspage, Sentry, Grafana annotations,
+Alertmanager."""

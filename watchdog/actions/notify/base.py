@@ -8,9 +8,10 @@ exact request body it would have sent, with secrets (webhook URLs, keys) left ou
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
-from watchdog.actions.notify.event import IncidentEvent
+from watchdog.actions.notify.event import IncidentEvent, SilenceEvent
 from watchdog.errors import ActionError
 from watchdog.http.client import RetryPolicy
 from watchdog.model import ActionResult
@@ -30,6 +31,33 @@ class Notifier(Protocol):
 
     async def send(self, event: IncidentEvent, dry_run: bool = False) -> ActionResult:
         """Deliver ``event``; never raises for a remote failure."""
+        ...
+
+
+@runtime_checkable
+class SilenceListener(Protocol):
+    """A notifier that also hears silences being added and expired (Grafana marks them)."""
+
+    name: str
+
+    async def silence(self, event: SilenceEvent, dry_run: bool = False) -> ActionResult:
+        """Deliver ``event``; never raises for a remote failure."""
+        ...
+
+
+@runtime_checkable
+class Refreshing(Protocol):
+    """A notifier whose receiver forgets what is not re-sent (Alertmanager resolves an
+    alert at its ``endsAt``): it is handed the open incidents again while they last."""
+
+    name: str
+
+    def refresh_due(self, now: float) -> bool:
+        """Whether the open incidents should be re-sent now."""
+        ...
+
+    async def refresh(self, events: Sequence[IncidentEvent]) -> ActionResult:
+        """Re-send ``events`` (one per open incident); never raises for a remote failure."""
         ...
 
 

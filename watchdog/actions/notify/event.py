@@ -259,3 +259,35 @@ class IncidentEvent:
         """The runbook sentence for ``phase`` (default: this event's phase)."""
         phase = phase or self.status_phase or "investigating"
         return STATUS_WORDING[phase].format(issue=self.issue_description()) + "."
+
+
+SilenceChange = Literal["created", "expired"]
+
+
+@dataclass(frozen=True)
+class SilenceEvent:
+    """A silence added or expired early: notifiers that mark time (Grafana) show it
+    beside the incidents it kept the watchdog from acting on."""
+
+    change: SilenceChange
+    silence_id: str
+    matchers: tuple[tuple[str, str, str], ...]  # (name, op, value); none: everything
+    starts_at: float
+    ends_at: float
+    created_by: str
+    comment: str
+    occurred_at: float
+
+    def scope(self) -> str:
+        """``rule=error-rate, target=~worker|frontend`` or ``every action``."""
+        return ", ".join(f"{n}{op}{v}" for n, op, v in self.matchers) or "every action"
+
+    def headline(self) -> str:
+        short = self.silence_id[:8]
+        if self.change == "created":
+            comment = f": {self.comment}" if self.comment else ""
+            return (
+                f"🔇 Silence {short} by {self.created_by} on {self.scope()} "
+                f"until {iso(self.ends_at)}{comment}"
+            )
+        return f"🔊 Silence {short} on {self.scope()} expired at {iso(self.occurred_at)}"

@@ -12,7 +12,9 @@ from typing import TypeVar
 import httpx
 from pydantic import SecretStr
 
+from watchdog.actions.notify.alertmanager import AlertmanagerNotifier
 from watchdog.actions.notify.base import Notifier
+from watchdog.actions.notify.grafana import GrafanaNotifier
 from watchdog.actions.notify.pagerduty import PagerDutyNotifier
 from watchdog.actions.notify.sentry_event import SentryNotifier
 from watchdog.actions.notify.slack import SlackNotifier
@@ -21,6 +23,8 @@ from watchdog.actions.notify.webhook import WebhookNotifier
 from watchdog.clock import Clock
 from watchdog.errors import ConfigError
 from watchdog.rules.response import (
+    AlertmanagerNotifierSpec,
+    GrafanaNotifierSpec,
     NotifierSpec,
     PagerDutyNotifierSpec,
     SentryNotifierSpec,
@@ -101,12 +105,32 @@ def _sentry(
     return SentryNotifier(name)
 
 
+def _grafana(
+    name: str, spec: NotifierSpec, settings: Settings, http: httpx.AsyncClient, clock: Clock
+) -> Notifier:
+    spec = _expect(name, spec, GrafanaNotifierSpec)
+    token = require_secret(settings, f"notifier {name!r}", spec.token_secret)
+    return GrafanaNotifier(name, spec, token, http, clock)
+
+
+def _alertmanager(
+    name: str, spec: NotifierSpec, settings: Settings, http: httpx.AsyncClient, clock: Clock
+) -> Notifier:
+    spec = _expect(name, spec, AlertmanagerNotifierSpec)
+    token = None
+    if spec.token_secret is not None:
+        token = require_secret(settings, f"notifier {name!r}", spec.token_secret)
+    return AlertmanagerNotifier(name, spec, token, http, clock)
+
+
 NOTIFIER_FACTORIES: dict[str, Factory] = {
     "slack": _slack,
     "webhook": _webhook,
     "pagerduty": _pagerduty,
     "statuspage": _statuspage,
     "sentry": _sentry,
+    "grafana": _grafana,
+    "alertmanager": _alertmanager,
 }
 
 
