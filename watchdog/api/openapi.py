@@ -304,6 +304,46 @@ def _other_paths() -> dict[str, JSONObject]:
     }
 
 
+def _alertmanager_paths() -> dict[str, JSONObject]:
+    accepted = {
+        "type": "object",
+        "required": ["status", "source", "alerts", "firing"],
+        "properties": {
+            "status": {"const": "accepted"},
+            "source": STR,
+            "alerts": {"type": "integer"},
+            "firing": {"type": "integer"},
+        },
+    }
+    return {
+        "/api/v1/alertmanager/{source}": {
+            "post": _control(
+                {
+                    "operationId": "alertmanagerWebhook",
+                    "summary": "an Alertmanager webhook notification (version 4) for the "
+                    "`alertmanager` source of that name",
+                    "parameters": [
+                        {"name": "source", "in": "path", "required": True, "schema": STR}
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "accepted: how many alerts, how many firing",
+                            "content": {"application/json": {"schema": accepted}},
+                        },
+                        "400": _json("Error", "not a version 4 notification, the field named"),
+                        "404": _json("Error", "no alertmanager source of that name"),
+                    },
+                },
+                post=True,
+            )
+        }
+    }
+
+
 def document() -> JSONObject:
     """The whole OpenAPI 3.1 document (strict JSON: no NaN anywhere)."""
     return {
@@ -314,7 +354,7 @@ def document() -> JSONObject:
             "description": "Bearer token (WATCHDOG_API_TOKEN) on every route under /api/ "
             "and /-/; without a token the control API answers only on loopback.",
         },
-        "paths": {**_other_paths(), **_silence_paths()},
+        "paths": {**_other_paths(), **_silence_paths(), **_alertmanager_paths()},
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
