@@ -20,6 +20,16 @@ def counts_errors(signal: ResolvedSignal) -> bool:
     return False
 
 
+def counts_versions(signal: ResolvedSignal) -> bool:
+    """Whether samples of ``signal`` carry counts per Worker version (canary rules)."""
+    source = signal.source
+    return (
+        source.type == "cloudflare"
+        and source.mode == "versions"
+        and signal.spec.field == "versions"
+    )
+
+
 def reports_traffic(signal: ResolvedSignal) -> bool:
     """Whether samples of ``signal`` carry a request count (for ``min_requests``)."""
     spec = signal.spec
