@@ -4,6 +4,8 @@ rules file's ``type:``. Every source answers a value, no data or an error, never
 - ``_transport``: How the HTTP sources word a failed fetch.
 - ``base``: The ``Source`` protocol and what every source is built with.
 - ``cloudflare``: The ``cloudflare`` source: Workers invocation analytics over the GraphQL API.
+- ``cloudflare_versions``: The ``cloudflare`` source in ``mode: versions``: a Worker's
+  invocations per version, for canary rules.
 - ``expfmt``: A fast, selective parser of the Prometheus text exposition format (version 0.0.4).
 - ``histogram``: ``histogram_quantile`` for classic histograms, exactly as PromQL computes it.
 - ``probe``: The ``probe`` source: one HTTP GET of a health URL per call.

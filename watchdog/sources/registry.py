@@ -15,6 +15,7 @@ from watchdog.rules.model import (
 )
 from watchdog.sources.base import Source, SourceDeps
 from watchdog.sources.cloudflare import CloudflareSource
+from watchdog.sources.cloudflare_versions import CloudflareVersionsSource
 from watchdog.sources.probe import ProbeSource
 from watchdog.sources.prometheus import PrometheusSource
 from watchdog.sources.scrape import ScrapeSource
@@ -42,7 +43,10 @@ def _probe(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
 
 
 def _cloudflare(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
-    return CloudflareSource(name, _expect(name, spec, CloudflareSourceSpec), deps)
+    cf = _expect(name, spec, CloudflareSourceSpec)
+    if cf.mode == "versions":
+        return CloudflareVersionsSource(name, cf, deps)
+    return CloudflareSource(name, cf, deps)
 
 
 SOURCE_TYPES: dict[str, SourceFactory] = {

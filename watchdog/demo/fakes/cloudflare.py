@@ -389,6 +389,10 @@ class FakeCloudflare:
             script, lambda: self.live_versions(script), self.telemetry, version_header
         )
 
+    def graphql_versions(self, served: bool = True) -> None:
+        """Serve (or not) GraphQL's ``scriptVersion`` dimension, from the telemetry rows."""
+        self.analytics.per_version = self.telemetry.per_version if served else None
+
     def _account_of(self, account: str) -> None:
         self._account({"account": account})
 

@@ -98,6 +98,16 @@ class Telemetry:
         horizon = min(end, self.clock.now() - self.delay_s)
         return [r for r in self.rows if start <= r.at < horizon]
 
+    def per_version(self, script: str, start: float, end: float) -> list[tuple[str, int, int]]:
+        """``[(version, errors, requests)]`` of ``script`` in ``[start, end)`` (GraphQL)."""
+        totals: dict[str, list[int]] = {}
+        for r in self.visible(start, end):
+            if r.script == script:
+                entry = totals.setdefault(r.version, [0, 0])
+                entry[0] += r.count if r.outcome != "ok" else 0
+                entry[1] += r.count
+        return [(v, e, n) for v, (e, n) in sorted(totals.items())]
+
     def query(self, body: Any) -> dict[str, Any]:
         """The ``result`` of a telemetry query; ``ValueError`` names a bad field."""
         self.queries += 1
