@@ -151,3 +151,12 @@ def test_bad_canary_rules_are_refused_with_where(tmp_path: Path, rule: str, mess
     text = RULES.split("rules:")[0] + f"rules:\n  - {rule}\n"
     with pytest.raises(RuleError, match=message):
         ruleset(tmp_path, text, base="")
+
+
+def test_a_split_learnt_of_late_counts_what_the_window_already_holds(tmp_path: Path) -> None:
+    """The deploy watch polls: windows read before it told the split still count."""
+    engine = Engine(ruleset(tmp_path, RULES, base=""))
+    for minute in range(1, 4):
+        engine.observe("cf.versions", _sample(T0 + 60 + minute * 60, (3, 60), (3, 540)))
+    engine.split("worker", SPLIT)
+    assert engine.canaries.tests["canary"].new.requests == 180

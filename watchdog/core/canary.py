@@ -21,6 +21,7 @@ a source outage *blind*: neither is ever a pass, nor a breach.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 
 from watchdog.core.decision import Decision, DecisionKind
@@ -208,12 +209,29 @@ class Canaries:
         self.splits: dict[str, Split] = {}
         self.tests: dict[str, CanaryState] = {}
 
-    def split(self, target: str, split: Split | None) -> None:
-        """What serves ``target`` now: a split, or None (one version at 100 %)."""
+    def split(
+        self,
+        target: str,
+        split: Split | None,
+        rules: Iterable[RuleSpec] = (),
+        windows: Mapping[str, Iterable[Sample]] | None = None,
+    ) -> None:
+        """What serves ``target`` now: a split, or None (one version at 100 %). A split
+        learnt of late starts its tests with the windows' samples since it began."""
         if split is None:
             self.splits.pop(target, None)
-        else:
-            self.splits[target] = split
+            return
+        self.splits[target] = split
+        for rule in rules:
+            if rule.canary is None or rule.canary_target != target:
+                continue
+            test = self.tests.get(rule.name)
+            if test is not None and (test.split.new, test.split.old) == (split.new, split.old):
+                continue
+            test = start(rule, split)
+            for sample in (windows or {}).get(rule.signal, ()):
+                test = fold(rule, test, sample)
+            self.tests[rule.name] = test
 
     def step(
         self, rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float

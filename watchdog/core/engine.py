@@ -97,7 +97,7 @@ class Engine:
     def split(self, target: str, split: Split | None) -> None:
         """What serves ``target`` now: a gradual deployment (canary rules judge its new
         version against its old one), or None when one version serves everything."""
-        self.canaries.split(target, split)
+        self.canaries.split(target, split, self.ruleset.rules, self.windows)
 
     def rules_for(self, signal: str) -> list[RuleSpec]:
         return self._by_signal.get(signal, [])
