@@ -271,4 +271,6 @@ class Canaries:
             f"the new version fails more often than the old during the split: "
             f"{evidence.text()}; severity {rule.severity}: {act}"
         )
-        return replace(decision, why=why, extra=extra)
+        # The bar is an effect (3x), so the observed value is the effect when defined.
+        observed = decision.observed if evidence.effect is None else evidence.effect
+        return replace(decision, why=why, extra=extra, observed=observed, unit="number")
