@@ -11,12 +11,29 @@ A ramp would take v3 to 100 % after ``RAMP_AFTER_S``: the watchdog must have dep
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from watchdog.clock import Clock
+from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.demo.fakes.cloudflare_telemetry import Behaviour, WorkerEdge
+from watchdog.demo.view import Timeline
 
-if TYPE_CHECKING:  # scenarios registers this scenario: no import cycle at run time
-    from watchdog.demo.scenarios import Demo
+
+class Demo(Protocol):
+    """What this scenario uses of ``scenarios.Demo`` (which registers it: no cycle)."""
+
+    clock: Clock
+    cf: FakeCloudflare
+    timeline: Timeline
+    notes: dict[str, Any]
+    good_version: str
+    bad_version: str | None
+
+    def now(self) -> float: ...
+    def events(self, kind: str) -> list[float]: ...
+    def worker_rollbacks(self) -> int: ...
+    def pages_rollbacks(self) -> int: ...
+
 
 SCRIPT = "demo-api"
 EDGE_RPS = 20
