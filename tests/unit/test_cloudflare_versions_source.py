@@ -103,6 +103,8 @@ async def test_sampling_is_reported_not_hidden(world: World) -> None:
 
 
 async def test_a_source_outage_is_an_error_sample(world: World) -> None:
+    world.fake.edge("api").simulate(T0 + 20, 10)
+    world.clock._now = T0 + 130
     world.fake.fail("POST", "/accounts/{a}/workers/observability/telemetry/query", 503)
     sample = await _read(world.source(), T0 + 130)
     assert sample.kind is SampleKind.ERROR
@@ -126,3 +128,17 @@ async def test_graphql_with_the_version_dimension_counts_per_version(world: Worl
     by = {v.version: v for v in sample.versions}
     assert by[world.new].errors == by[world.new].requests > 0
     assert by[world.old].errors == 0
+
+
+async def test_without_the_version_key_every_sample_says_which_key_is_missing(
+    world: World,
+) -> None:
+    """No events carry $workers.scriptVersion.id yet (Workers Logs off, or idle): an
+    error naming the key, never counts; once events exist the check passes."""
+    source = world.source()
+    sample = await _read(source, T0 + 130)
+    assert sample.kind is SampleKind.ERROR
+    assert "no key $workers.scriptVersion.id" in sample.reason
+    world.fake.edge("api").simulate(T0 + 140, 50)
+    world.clock._now = T0 + 260
+    assert (await _read(source, T0 + 260)).kind is SampleKind.VALUE

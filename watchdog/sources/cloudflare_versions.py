@@ -96,7 +96,9 @@ class CloudflareVersionsSource:
             return {s.name: Sample.no_data(now, "no new minutes delivered yet") for s in signals}
         try:
             if not self._checked:
-                await (self._check_keys() if self.spec.api == "telemetry" else self._introspect())
+                await (
+                    self._check_keys(end) if self.spec.api == "telemetry" else self._introspect()
+                )
                 self._checked = True
             if self.spec.api == "telemetry":
                 versions = await self._telemetry(start, end)
@@ -149,8 +151,21 @@ class CloudflareVersionsSource:
     def _telemetry_path(self, leaf: str) -> str:
         return f"/accounts/{self._account}/workers/observability/telemetry/{leaf}"
 
-    async def _check_keys(self) -> None:
-        body = await self._post(self._telemetry_path("keys"), {}, "Workers telemetry keys")
+    async def _check_keys(self, end: float) -> None:
+        """The keys seen in the script's events of the last day (``telemetry/keys``)."""
+        payload = {
+            "timeframe": {"from": int((end - 86400) * 1000), "to": int(end * 1000)},
+            "filters": [
+                {
+                    "key": "$workers.scriptName",
+                    "operation": "eq",
+                    "type": "string",
+                    "value": self.spec.script,
+                }
+            ],
+            "limit": 1000,
+        }
+        body = await self._post(self._telemetry_path("keys"), payload, "Workers telemetry keys")
         result = body.get("result") if isinstance(body, dict) else None
         keys = (
             {k.get("key") for k in result if isinstance(k, dict)}
@@ -160,8 +175,9 @@ class CloudflareVersionsSource:
         missing = [k for k in (VERSION_KEY, OUTCOME_KEY) if k not in keys]
         if missing:
             raise SourceError(
-                f"Workers telemetry has no key {', '.join(missing)} (is Workers Logs enabled "
-                "for the script, observability.enabled?); per-version counts need it"
+                f"Workers telemetry has no key {', '.join(missing)} in the script's events of "
+                "the last day (is Workers Logs enabled, observability.enabled?); per-version "
+                "counts need it"
             )
 
     async def _telemetry(self, start: float, end: float) -> tuple[VersionCounts, ...]:

@@ -232,10 +232,29 @@ def install(
         return Response.json({"success": True, "errors": [], "messages": [], "result": result})
 
     async def keys(request: Request, params: dict[str, str]) -> Response:
+        """Like the real one: only keys that events in the timeframe carry."""
         account(params["account"])
-        last = max((r.at for r in telemetry.rows), default=0.0)
+        body = request.json() or {}
+        frame = body.get("timeframe") if isinstance(body, dict) else None
+        if isinstance(frame, dict) and all(
+            isinstance(frame.get(k), int | float) for k in ("from", "to")
+        ):
+            start, end = frame["from"] / 1000.0, frame["to"] / 1000.0
+        else:
+            start, end = 0.0, float("inf")
+        try:
+            rows = [
+                r
+                for r in telemetry.visible(start, end)
+                if _matches(r, body.get("filters") or [], "and")
+            ]
+        except ValueError as exc:
+            raise HTTPError(400, f"bad keys query: {exc}") from None
+        last = max((r.at for r in rows), default=0.0)
         items = [{"key": k, "type": t, "lastSeenAt": int(last * 1000)} for k, t in KEYS.items()]
-        return Response.json({"success": True, "errors": [], "messages": [], "result": items})
+        return Response.json(
+            {"success": True, "errors": [], "messages": [], "result": items if rows else []}
+        )
 
     router.add("POST", prefix + QUERY_PATH, query)
     router.add("POST", prefix + KEYS_PATH, keys)
