@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from watchdog.rules.fit import counts_errors, counts_versions, reports_traffic, threshold_fits
+from watchdog.rules.flows import resolve_flow_sources
 from watchdog.rules.model import (
     IMPLICIT_FIELDS,
     NAMED_SECTIONS,
@@ -60,6 +61,7 @@ class _Merge:
             self._collect_rules(item)
         self.defaults: Defaults = self.singletons.get("defaults") or Defaults()
         self.sources: dict[str, SourceSpec] = self.named["sources"]
+        self.problems.extend(resolve_flow_sources(self.sources, self.origin))
         self._resolve_signals()
         self.targets: dict[str, TargetSpec] = self.named["targets"]
         self.purges: dict[str, PurgeSpec] = self.named["purges"]

@@ -80,11 +80,28 @@ class CloudflareSourceSpec(Model):
     api: Literal["telemetry", "graphql"] = "telemetry"
 
 
+class FlowSourceSpec(Model):
+    """A flow file (``rules.flows``) run against a Worker split's new and old version,
+    each pinned by ``Cloudflare-Workers-Version-Overrides`` at ``url``."""
+
+    type: Literal["flow"]
+    url: str
+    file: str  # relative to the rules file
+    script: str
+    account: str | None = None
+    timeout: PositiveDuration = 10.0
+    interval: PositiveDuration | None = None
+
+
 SourceSpec = Annotated[
-    PrometheusSourceSpec | ScrapeSourceSpec | ProbeSourceSpec | CloudflareSourceSpec,
+    PrometheusSourceSpec
+    | ScrapeSourceSpec
+    | ProbeSourceSpec
+    | CloudflareSourceSpec
+    | FlowSourceSpec,
     Field(discriminator="type"),
 ]
-SOURCE_TYPES = ("prometheus", "scrape", "probe", "cloudflare")
+SOURCE_TYPES = ("prometheus", "scrape", "probe", "cloudflare", "flow")
 
 # Fields that a `source.field` shorthand may name, per source type, with their unit.
 IMPLICIT_FIELDS: dict[str, dict[str, Unit]] = {
@@ -97,6 +114,7 @@ IMPLICIT_FIELDS: dict[str, dict[str, Unit]] = {
         "cpu_time_p99": "seconds",
         "versions": "ratio",  # mode: versions; counts per version, for canary rules
     },
+    "flow": {"versions": "ratio"},  # failed runs per version, for canary rules
 }
 
 # --- signals ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import TypeVar
 from watchdog.errors import RuleError
 from watchdog.rules.model import (
     CloudflareSourceSpec,
+    FlowSourceSpec,
     ProbeSourceSpec,
     PrometheusSourceSpec,
     ScrapeSourceSpec,
@@ -16,6 +17,7 @@ from watchdog.rules.model import (
 from watchdog.sources.base import Source, SourceDeps
 from watchdog.sources.cloudflare import CloudflareSource
 from watchdog.sources.cloudflare_versions import CloudflareVersionsSource
+from watchdog.sources.flow import FlowSource
 from watchdog.sources.probe import ProbeSource
 from watchdog.sources.prometheus import PrometheusSource
 from watchdog.sources.scrape import ScrapeSource
@@ -49,7 +51,12 @@ def _cloudflare(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
     return CloudflareSource(name, cf, deps)
 
 
+def _flow(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
+    return FlowSource(name, _expect(name, spec, FlowSourceSpec), deps)
+
+
 SOURCE_TYPES: dict[str, SourceFactory] = {
+    "flow": _flow,
     "prometheus": _prometheus,
     "scrape": _scrape,
     "probe": _probe,

@@ -269,6 +269,7 @@ class Behaviour:
 
     error_ratio: float = 0.0
     wall_ms: float = 40.0
+    broken_paths: tuple[str, ...] = ()  # a path holding one of these answers 500 (a broken step)
 
 
 def parse_overrides(header: str) -> dict[str, str] | None:
@@ -293,12 +294,14 @@ class WorkerEdge:
     seed: int = 0
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     overridden: int = 0
+    served: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self.router = Router()
-        self.router.add("GET", "/{path}", self._serve)
-        self.router.add("GET", "/{path}/{rest}", self._serve)
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            for pattern in ("/{a}", "/{a}/{b}", "/{a}/{b}/{c}"):
+                self.router.add(method, pattern, self._serve)
 
     def route(self, override: str | None = None) -> str:
         """The version that answers one request (an override first, when it applies)."""
@@ -317,10 +320,10 @@ class WorkerEdge:
                 return version
         return versions[-1][0]
 
-    def handle(self, at: float, override: str | None = None) -> tuple[int, str]:
+    def handle(self, at: float, override: str | None = None, path: str = "/") -> tuple[int, str]:
         version = self.route(override)
         b = self.behaviours.get(version, Behaviour())
-        failed = self._rng.random() < b.error_ratio
+        failed = self._rng.random() < b.error_ratio or any(p in path for p in b.broken_paths)
         self.telemetry.record(
             Row(at, self.script, version, "exception" if failed else "ok", b.wall_ms)
         )
