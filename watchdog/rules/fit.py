@@ -1,5 +1,6 @@
 """Does a rule suit its signal? The threshold's unit and range, the traffic behind
-``min_requests``, both counts for the counted rule kinds (confidence, regression, burn), counts per version for canary rules."""
+``min_requests``, both counts for the counted rule kinds (confidence, regression, burn),
+counts per version for canary rules."""
 
 from __future__ import annotations
 
