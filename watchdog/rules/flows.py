@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator
 
 from watchdog.rules.fields import FILE_CONTEXT, Model, PositiveDuration
 from watchdog.rules.parse import Parsed, Path_, _parse_yaml, _validation_problems, where
@@ -42,14 +42,15 @@ class FlowStep(Model):
     # name -> "$.a.b" (a JSON field of the answer) or "header:X-Name"
     capture: dict[str, str] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _captures(self) -> FlowStep:
-        for name, spec in self.capture.items():
+    @field_validator("capture")
+    @classmethod
+    def _captures(cls, capture: dict[str, str]) -> dict[str, str]:
+        for name, spec in capture.items():
             if not CAPTURE.match(spec):
                 raise ValueError(
                     f"capture {name!r}: expected '$.field.path' or 'header:Name', got {spec!r}"
                 )
-        return self
+        return capture
 
 
 class FlowFile(Model):

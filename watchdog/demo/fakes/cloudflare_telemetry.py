@@ -294,6 +294,7 @@ class WorkerEdge:
     seed: int = 0
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     overridden: int = 0
+    pinned: dict[str, int] = field(default_factory=dict)  # requests pinned, per version
     served: int = 0
 
     def __post_init__(self) -> None:
@@ -312,6 +313,7 @@ class WorkerEdge:
             pinned = (parse_overrides(override) or {}).get(self.script)
             if pinned is not None and any(v == pinned for v, _ in versions):
                 self.overridden += 1
+                self.pinned[pinned] = self.pinned.get(pinned, 0) + 1
                 return pinned
         draw = self._rng.random() * 100.0
         for version, pct in versions:
@@ -346,8 +348,9 @@ class WorkerEdge:
         return out
 
     async def _serve(self, request: Request, params: dict[str, str]) -> Response:
-        status, version = self.handle(
-            self.telemetry.clock.now(), request.headers.get(OVERRIDE_HEADER)
-        )
-        body = {"ok": status < 500, "version": version}
+        override = request.headers.get(OVERRIDE_HEADER)
+        status, version = self.handle(self.telemetry.clock.now(), override, request.path)
+        self.served += 1  # a token and an id to capture, as a login and a new record give
+        body = {"ok": status < 500, "version": version, "token": f"t{self.served}"}
+        body["id"] = self.served
         return Response.json(body, status, {self.version_header: version})
