@@ -56,11 +56,11 @@ def _flow(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
 
 
 SOURCE_TYPES: dict[str, SourceFactory] = {
-    "flow": _flow,
     "prometheus": _prometheus,
     "scrape": _scrape,
     "probe": _probe,
     "cloudflare": _cloudflare,
+    "flow": _flow,
 }
 
 
