@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import structlog
 
+from watchdog import strict_json
 from watchdog.clock import Clock
 from watchdog.errors import SourceError
 from watchdog.model import Sample, SampleKind, VersionCounts
@@ -148,7 +149,10 @@ class FlowSource:
         req = step.request
         headers = {k: _fill(v, captured) for k, v in req.headers.items()}
         headers[OVERRIDE_HEADER] = f'{self.spec.script}="{version}"'
-        body = _fill_json(req.json_body, captured)
+        content = None
+        if req.json_body is not None:
+            content = strict_json.dumpb(_fill_json(req.json_body, captured))
+            headers = {**strict_json.JSON_HEADERS, **headers}
         started = self._clock.monotonic()
         try:
             async with asyncio.timeout(self.spec.timeout):
@@ -156,7 +160,7 @@ class FlowSource:
                     req.method,
                     self.spec.url.rstrip("/") + _fill(req.path, captured),
                     headers=headers,
-                    json=body,
+                    content=content,
                 )
         except TimeoutError:
             return _transport.timed_out(self.spec.timeout)
