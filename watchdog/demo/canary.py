@@ -5,7 +5,8 @@ whole app's error rate hardly moves (10 % of 25 % is 2.5 %, under the 5 % rule).
 Worker's front door (``WorkerEdge``) routes 20 requests a second by the live split
 and its telemetry arrives 5 s late; the canary rule compares v3 with v2 per version.
 A ramp would take v3 to 100 % after ``RAMP_AFTER_S``: the watchdog must have deployed
-100 % of v2 before that, marked v3 rolled away from, purged and verified.
+100 % of v2 before that, marked v3 rolled away from in the version ledger, purged and
+verified.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from watchdog.clock import Clock
 from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.demo.fakes.cloudflare_telemetry import Behaviour, WorkerEdge
 from watchdog.demo.view import Timeline
+from watchdog.run.runtime import Runtime
 
 
 class Demo(Protocol):
@@ -24,6 +26,7 @@ class Demo(Protocol):
 
     clock: Clock
     cf: FakeCloudflare
+    runtime: Runtime
     timeline: Timeline
     notes: dict[str, Any]
     good_version: str
@@ -57,6 +60,18 @@ async def _ramp(demo: Demo, new: str) -> None:
         demo.timeline.add(demo.now(), "ramp: v3 promoted to 100% (the split was never judged)")
 
 
+async def _ledger_watch(demo: Demo, new: str) -> None:
+    """Show when the version ledger marks v3 rolled away from (never deployed again)."""
+    while True:
+        for entry in await demo.runtime.store.ledger("worker"):
+            if entry.version == new and entry.rolled_away:
+                demo.timeline.add(
+                    demo.now(), f"ledger: v3 rolled away from ({entry.rolled_away_why})"
+                )
+                return
+        await demo.clock.sleep(1.0)
+
+
 async def act(demo: Demo) -> None:
     old = demo.good_version
     new = demo.cf.upload_version(SCRIPT, "v3: new checkout flow")
@@ -68,6 +83,7 @@ async def act(demo: Demo) -> None:
     demo.timeline.add(demo.now(), "deploy: v3 at 10% of the Worker's traffic (the bad one)")
     demo.notes["edge-traffic"] = asyncio.create_task(_edge_traffic(demo, edge))
     demo.notes["ramp"] = asyncio.create_task(_ramp(demo, new))
+    demo.notes["ledger"] = asyncio.create_task(_ledger_watch(demo, new))
 
 
 def judge(demo: Demo) -> tuple[bool, str]:
@@ -84,6 +100,7 @@ def judge(demo: Demo) -> tuple[bool, str]:
     )
     verified = bool(demo.events("incident: verification"))
     resolved = bool(demo.events("incident: resolved"))
+    away = bool(demo.events("ledger: v3 rolled away from"))
     ok = (
         demo.worker_rollbacks() == 1
         and demo.pages_rollbacks() == 0
@@ -91,12 +108,14 @@ def judge(demo: Demo) -> tuple[bool, str]:
         and not promoted
         and at_ten
         and rolled
+        and away
         and verified
         and resolved
     )
     return ok, (
         f"Worker rollbacks {demo.worker_rollbacks()} (expected 1), Pages "
         f"{demo.pages_rollbacks()} (expected 0); live {live}; caught at 10% {at_ten}; "
-        f"v3 → v2 {rolled}; promoted {promoted} (expected never); verified {verified}, "
+        f"v3 → v2 {rolled}; v3 rolled away from in the ledger {away}; promoted {promoted} "
+        f"(expected never); verified {verified}, "
         f"resolved {resolved}"
     )
