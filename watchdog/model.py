@@ -34,6 +34,10 @@ class Sample:
     requests: float | None = None
     reason: str = ""
     errors: float | None = None
+    # Per-version counts (a ``cloudflare`` source in ``versions`` mode) and the end of
+    # the window they cover: analytics arrive late, so "now" is not what was seen.
+    versions: tuple[VersionCounts, ...] = ()
+    fresh_to: float | None = None
 
     @classmethod
     def of(
@@ -65,6 +69,33 @@ class Sample:
         if self.kind is SampleKind.VALUE:
             return "NaN" if math.isnan(self.value) else f"{self.value:g}"
         return f"{self.kind.value}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionCounts:
+    """One Worker version's invocations in a sample's window, as the analytics saw
+    them: ``errors`` of ``requests`` events kept by sampling, each standing for
+    ``scale`` requests; ``p95_s`` its wall-time p95 (None when not reported)."""
+
+    version: str
+    errors: float
+    requests: float
+    scale: float = 1.0
+    p95_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Split:
+    """A gradual deployment of a target: ``new`` at ``new_percentage``, ``old`` (the
+    version at 100 % before it) at the rest, live since ``at``, made by ``author``."""
+
+    target: str
+    deployment: str
+    new: str
+    old: str
+    new_percentage: float
+    at: float
+    author: str = ""
 
 
 @dataclass(frozen=True)

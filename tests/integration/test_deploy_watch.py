@@ -72,3 +72,45 @@ async def test_a_new_live_deployment_starts_the_test(tmp_path: Path, store: SQLi
     (decision,) = later.decisions
     assert decision.kind is DecisionKind.ROLLBACK
     assert engine.states["regressed"].state is State.FIRING
+
+
+CANARY = """
+version: 1
+sources:
+  cf: {type: cloudflare, script: api, mode: versions}
+targets:
+  worker: {type: cloudflare-worker, script: api}
+rules:
+  - {name: canary, signal: cf.versions, canary: {min_effect: 3x}, severity: critical,
+     rollback: [worker]}
+"""
+
+
+async def test_a_split_is_told_with_its_percentage_author_and_start(
+    tmp_path: Path, store: SQLiteStore
+) -> None:
+    """Issue 16: the watch follows the Worker's deployments: a split's new version,
+    percentage and author; a ramp keeps its start; 100 % of one version ends it."""
+    fake = FakeCloudflare()
+    old = fake.publish("api", "v1", created_on=T0 - 86400)
+    new = fake.upload_version("api", "v2", created_on=T0 - 60)
+    engine = Engine(ruleset(tmp_path, "", base=CANARY))
+    async with cloudflare_stack(fake) as cf:
+        spec = WorkerTargetSpec(type="cloudflare-worker", script="api")
+        target = WorkerTarget("worker", spec, "test-account", cf.client)
+        watch = DeployWatch(lambda: {"worker": target}, store, lambda: engine)
+        assert watch.watched() == {"worker"}
+        await watch.poll(T0)
+        assert engine.canaries.splits == {}
+        fake.deploy("api", [(new, 10), (old, 90)], "canary", created_on=T0)
+        await watch.poll(T0 + 30)
+        split = engine.canaries.splits["worker"]
+        assert (split.new, split.old, split.new_percentage, split.at) == (new, old, 10.0, T0)
+        assert split.author == "deployer@example.com"
+        fake.deploy("api", [(new, 50), (old, 50)], "ramp", created_on=T0 + 600)
+        await watch.poll(T0 + 630)
+        split = engine.canaries.splits["worker"]
+        assert (split.new_percentage, split.at) == (50.0, T0)  # the same pair: same test
+        fake.deploy("api", [(old, 100)], "rolled back", created_on=T0 + 700)
+        await watch.poll(T0 + 730)
+        assert engine.canaries.splits == {}

@@ -25,7 +25,7 @@ NOW = 1_790_000_040.0  # on a minute boundary
 TOKEN = "cf-test-token-123"
 ACCOUNT = "acc-1"
 SCRIPT = "api-worker"
-FIELDS = tuple(IMPLICIT_FIELDS["cloudflare"])
+FIELDS = tuple(f for f in IMPLICIT_FIELDS["cloudflare"] if f != "versions")  # script mode
 
 
 @dataclass

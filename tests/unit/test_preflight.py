@@ -177,3 +177,19 @@ async def test_a_reload_lists_every_missing_secret_at_once(tmp_path: Path) -> No
         error = w.runtime.watchdog.last_reload_error or ""
     for name in ("webhook_url", "webhook_hmac_key", "cto_routing_key"):
         assert name in error, error
+
+
+def test_a_flow_source_needs_the_cloudflare_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: a flow source reads the Worker's deployments to find the split."""
+    for name in list(__import__("os").environ):
+        if name.startswith(("WATCHDOG_", "CLOUDFLARE_", "SENTRY_")):
+            monkeypatch.delenv(name)
+    example = Path(__file__).resolve().parents[2] / "rules" / "examples" / "canary-flow.yaml"
+    monkeypatch.setenv("WATCHDOG_RULES", str(example))
+    monkeypatch.setenv("WATCHDOG_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("WATCHDOG_STATE", str(tmp_path / "state.db"))
+    assert main(["check", "config"]) == 1
+    err = capsys.readouterr().err
+    assert "CLOUDFLARE_API_TOKEN: not set (needed by source journey, target worker)" in err

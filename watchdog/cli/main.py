@@ -196,7 +196,14 @@ def _register_demo(commands: Commands) -> None:
     demo.add_argument(
         "--scenario",
         default="bad-deploy",
-        choices=("bad-deploy", "slow-p95", "outage-without-deploy", "flapping", "silenced"),
+        choices=(
+            "bad-deploy",
+            "slow-p95",
+            "outage-without-deploy",
+            "flapping",
+            "silenced",
+            "canary",
+        ),
     )
     demo.add_argument(
         "--virtual-time",

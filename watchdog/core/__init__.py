@@ -3,6 +3,8 @@ engine. No I/O and no clock reads: the daemon, the backtest and the rule tests a
 drive this same code with their own clocks and sample feeds.
 
 - ``burn``: SLO burn rates (the SRE workbook's multiwindow, multi-burn-rate alerts), on counts.
+- ``canary``: Is a split's new version worse than its old one? A sequential test on both
+  versions' error counts over the same minutes.
 - ``decider``: From rule state changes to decisions: the severity matrix applied to one rule.
 - ``decision``: What the evaluator and decider hand to the actions: an explicit, complete
   decision.

@@ -10,12 +10,13 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from watchdog.core.canary import Canaries
 from watchdog.core.decider import Transition, decide, transition
 from watchdog.core.decision import Decision
 from watchdog.core.evaluator import INITIAL, RuleState, step
 from watchdog.core.regression import baseline_upper
 from watchdog.core.window import SignalWindow
-from watchdog.model import Sample
+from watchdog.model import Sample, Split
 from watchdog.rules.load import ResolvedSignal, RuleSet
 from watchdog.rules.model import RuleSpec
 
@@ -43,6 +44,7 @@ class Engine:
         self._by_signal: Mapping[str, list[RuleSpec]] = {}
         # Per signal, each rule with its blind_after: resolved once, not per sample.
         self._plan: dict[str, tuple[tuple[RuleSpec, float], ...]] = {}
+        self.canaries = Canaries()  # gradual deployments and the canary rules' tests
         self.replace_rules(ruleset)
 
     def replace_rules(self, ruleset: RuleSet) -> None:
@@ -92,6 +94,11 @@ class Engine:
                 baseline=(at, before[0], before[1], upper), errors=since[0], requests=since[1]
             )
 
+    def split(self, target: str, split: Split | None) -> None:
+        """What serves ``target`` now: a gradual deployment (canary rules judge its new
+        version against its old one), or None when one version serves everything."""
+        self.canaries.split(target, split, self.ruleset.rules, self.windows)
+
     def rules_for(self, signal: str) -> list[RuleSpec]:
         return self._by_signal.get(signal, [])
 
@@ -109,7 +116,10 @@ class Engine:
         for rule, blind_after in self._plan.get(signal_name, ()):
             name = rule.name
             prev = states[name]
-            new = step(rule, prev, sample, blind_after)
+            if rule.canary is None:
+                new = step(rule, prev, sample, blind_after)
+            else:
+                new = self.canaries.step(rule, prev, sample, blind_after)
             states[name] = new
             # Hot path: only a new state or a new blind_long can be a transition or a
             # decision (see ``decide``); most samples change neither.
@@ -120,6 +130,8 @@ class Engine:
                 transitions = [*(transitions or ()), moved]
             signal: ResolvedSignal = self.ruleset.signals[signal_name]
             decision = decide(rule, signal, self.ruleset, prev, new)
+            if decision is not None and rule.canary is not None:
+                decision = self.canaries.annotate(rule, decision)
             if decision is not None:
                 decisions = [*(decisions or ()), decision]
         if transitions is None and decisions is None:

@@ -2,6 +2,7 @@
 receivers for Slack, PagerDuty, Statuspage and webhooks). Nothing in the product but
 the CLI's ``demo`` verb imports this wing.
 
+- ``canary``: The ``canary`` scenario: a gradual deployment of a bad Worker version.
 - ``fakes/``: Stateful local stand-ins for remote APIs, served over real loopback sockets in
   tests, the benchmark and the demo.
 - ``main``: ``rollback-watchdog demo``: the whole story in one process on loopback.

@@ -12,6 +12,7 @@ import httpx
 
 from watchdog import strict_json
 from watchdog.clock import Clock
+from watchdog.demo import canary
 from watchdog.demo.fakes.app import AppState, FakeApp, LatencyModel
 from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.demo.fakes.receivers import Receivers
@@ -250,6 +251,15 @@ SCENARIOS: dict[str, Scenario] = {
             _silenced,
             _settled_after("incident: would_rollback", 3.0),
             _judge_no_rollback("silenced by alice"),
+        ),
+        Scenario(
+            "canary",
+            "a new Worker version at 10% of traffic fails a quarter of its requests",
+            "caught during the split: 100% of the old version deployed before the ramp's "
+            "100% step, caches purged, verified",
+            canary.act,
+            _resolved,
+            canary.judge,
         ),
     )
 }

@@ -2,6 +2,7 @@
 ``file:line key.path`` errors, and the watcher that reloads them when they change.
 
 - ``load``: Load rules files (a file or a directory's files merged); ``check rules``.
+- ``flows``: Flow files: a synthetic user journey of HTTP steps with captures and assertions.
 - ``fit``: Does a rule suit its signal: threshold unit and range, traffic, counts.
 - ``parse``: One file: YAML with line numbers, pydantic validation, ``FILE:LINE`` messages.
 - ``merge``: Merge parsed files into one ``RuleSet``; resolve signals and cross-references.

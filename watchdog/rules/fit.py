@@ -1,5 +1,6 @@
 """Does a rule suit its signal? The threshold's unit and range, the traffic behind
-``min_requests``, both counts for the counted rule kinds (confidence, regression, burn)."""
+``min_requests``, both counts for the counted rule kinds (confidence, regression, burn),
+counts per version for canary rules."""
 
 from __future__ import annotations
 
@@ -18,6 +19,18 @@ def counts_errors(signal: ResolvedSignal) -> bool:
     if signal.source.type == "cloudflare":
         return spec.field == "error_rate"
     return False
+
+
+def counts_versions(signal: ResolvedSignal) -> bool:
+    """Whether samples of ``signal`` carry counts per Worker version (canary rules)."""
+    source = signal.source
+    if source.type == "flow":
+        return signal.spec.field == "versions"
+    return (
+        source.type == "cloudflare"
+        and source.mode == "versions"
+        and signal.spec.field == "versions"
+    )
 
 
 def reports_traffic(signal: ResolvedSignal) -> bool:

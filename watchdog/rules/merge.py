@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from watchdog.rules.fit import counts_errors, reports_traffic, threshold_fits
+from watchdog.rules.fit import counts_errors, counts_versions, reports_traffic, threshold_fits
+from watchdog.rules.flows import resolve_flow_sources
 from watchdog.rules.model import (
     IMPLICIT_FIELDS,
     NAMED_SECTIONS,
@@ -60,6 +61,7 @@ class _Merge:
             self._collect_rules(item)
         self.defaults: Defaults = self.singletons.get("defaults") or Defaults()
         self.sources: dict[str, SourceSpec] = self.named["sources"]
+        self.problems.extend(resolve_flow_sources(self.sources, self.origin))
         self._resolve_signals()
         self.targets: dict[str, TargetSpec] = self.named["targets"]
         self.purges: dict[str, PurgeSpec] = self.named["purges"]
@@ -151,6 +153,8 @@ class _Merge:
             self.signals.setdefault(signal.name, signal)
             self._check_signal_fits(rule, signal, item, path)
         self._need(rule.rollback, self.targets, "target", item, (*path, "rollback"))
+        if rule.canary is not None and rule.canary.target is not None:
+            self._need((rule.canary.target,), self.targets, "target", item, (*path, "canary"))
         if rule.notify is not None:
             self._need(rule.notify, self.notifiers, "notifier", item, (*path, "notify"))
 
@@ -159,7 +163,8 @@ class _Merge:
     ) -> None:
         """The rule's bar and evidence suit its signal: threshold in the unit's range,
         traffic for min_requests, both counts for the counted rule kinds."""
-        counted = rule.regression is not None or rule.burn_rate is not None
+        kinds = (rule.regression, rule.burn_rate, rule.canary)
+        counted = any(kind is not None for kind in kinds)
         problem = None if counted else threshold_fits(rule.comparison, rule.threshold, signal)
         if problem is not None:
             self.problems.append(f"{where(item, (*path, rule.comparison))}: {problem}")
@@ -169,6 +174,12 @@ class _Merge:
                 f"{where(item, (*path, 'min_requests'))}: signal {signal.name!r} does not "
                 "report its traffic (give the prometheus signal a requests_query, or use "
                 "a scrape error_ratio/quantile or cloudflare error_rate signal)"
+            )
+        if rule.canary is not None and not counts_versions(signal):
+            self.problems.append(
+                f"{where(item, (*path, 'canary'))}: signal {signal.name!r} does not count "
+                "errors per Worker version (use a cloudflare source with mode: versions "
+                "and field: versions)"
             )
         keys = ("confidence", "regression", "burn_rate")
         key = next((k for k in keys if getattr(rule, k) is not None), None)

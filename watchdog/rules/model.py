@@ -74,6 +74,23 @@ class CloudflareSourceSpec(Model):
     interval: PositiveDuration | None = None
     window: PositiveDuration = 300.0
     delay: Duration = 180.0
+    # ``versions``: counts per Worker version (``sources.cloudflare_versions``), from the
+    # Workers Observability telemetry query API or GraphQL (checked at start).
+    mode: Literal["script", "versions"] = "script"
+    api: Literal["telemetry", "graphql"] = "telemetry"
+
+
+class FlowSourceSpec(Model):
+    """A flow file (``rules.flows``) run against a Worker split's new and old version,
+    each pinned by ``Cloudflare-Workers-Version-Overrides`` at ``url``."""
+
+    type: Literal["flow"]
+    url: str
+    file: str  # relative to the rules file
+    script: str
+    account: str | None = None
+    timeout: PositiveDuration = 10.0
+    interval: PositiveDuration | None = None
 
 
 class AlertmanagerSourceSpec(Model):
@@ -92,10 +109,11 @@ SourceSpec = Annotated[
     | ScrapeSourceSpec
     | ProbeSourceSpec
     | CloudflareSourceSpec
-    | AlertmanagerSourceSpec,
+    | AlertmanagerSourceSpec
+    | FlowSourceSpec,
     Field(discriminator="type"),
 ]
-SOURCE_TYPES = ("prometheus", "scrape", "probe", "cloudflare", "alertmanager")
+SOURCE_TYPES = ("prometheus", "scrape", "probe", "cloudflare", "alertmanager", "flow")
 
 # Fields that a `source.field` shorthand may name, per source type, with their unit.
 IMPLICIT_FIELDS: dict[str, dict[str, Unit]] = {
@@ -106,7 +124,9 @@ IMPLICIT_FIELDS: dict[str, dict[str, Unit]] = {
         "wall_time_p50": "seconds",
         "wall_time_p99": "seconds",
         "cpu_time_p99": "seconds",
+        "versions": "ratio",  # mode: versions; counts per version, for canary rules
     },
+    "flow": {"versions": "ratio"},  # failed runs per version, for canary rules
 }
 
 # --- signals ---------------------------------------------------------------------------
@@ -168,6 +188,16 @@ class RegressionSpec(Model):
     watch: PositiveDuration = 3600.0  # how long after a deploy the test runs
 
 
+class CanarySpec(Model):
+    """During a gradual deployment of ``target``: the new version's errors against the
+    old version's over the same minutes, by an anytime-valid sequential test
+    (``core.canary``)."""
+
+    min_effect: Effect
+    confidence: Confidence = 0.99
+    target: Name | None = None  # the Worker whose split is judged (default: the rollback's)
+
+
 class BurnWindow(Model):
     """One pair of the SRE workbook's windows: both must burn faster than ``factor``."""
 
@@ -211,6 +241,34 @@ class RuleSpec(Model):
     window: PositiveDuration | None = None
     regression: RegressionSpec | None = None
     burn_rate: BurnRateSpec | None = None
+    canary: CanarySpec | None = None
+
+    @model_validator(mode="after")
+    def _check_canary(self) -> RuleSpec:
+        if self.canary is None:
+            return self
+        if self.regression is not None or self.burn_rate is not None:
+            raise ValueError("give one of 'canary', 'regression' or 'burn_rate'")
+        if self.above is not None or self.below is not None:
+            raise ValueError(
+                "a 'canary' rule compares the new version with the old: no above/below"
+            )
+        if self.confidence is not None or self.min_requests > 0 or self.mode != "consecutive":
+            raise ValueError(
+                "a 'canary' rule weighs counts itself: no confidence, min_requests or mode"
+            )
+        if self.canary.target is None and len(self.rollback) != 1:
+            raise ValueError(
+                "a 'canary' rule judges one Worker's split: name it in 'canary.target' "
+                "or roll back exactly one target"
+            )
+        return self
+
+    @property
+    def canary_target(self) -> str:
+        """The target whose split a canary rule judges."""
+        assert self.canary is not None
+        return self.canary.target or self.rollback[0]
 
     @model_validator(mode="after")
     def _check_confidence(self) -> RuleSpec:
@@ -228,6 +286,10 @@ class RuleSpec(Model):
 
     @model_validator(mode="after")
     def _check_comparison(self) -> RuleSpec:
+        # A canary rule is checked by _check_canary.
+        return self if self.canary is not None else self._check_kinds()
+
+    def _check_kinds(self) -> RuleSpec:
         if self.burn_rate is not None and self.regression is not None:
             raise ValueError("give one of 'burn_rate' or 'regression'")
         if self.burn_rate is not None:
@@ -265,6 +327,9 @@ class RuleSpec(Model):
         if self.burn_rate is not None:  # the error budget
             budget = 1.0 - self.burn_rate.objective
             return Threshold(value=budget, unit="ratio", text=f"{budget * 100:g}% budget")
+        if self.canary is not None:  # the smallest effect the canary test aims at
+            effect = self.canary.min_effect
+            return Threshold(value=effect, unit="number", text=f"{effect:g}x")
         if self.regression is not None:  # the smallest effect the test aims at
             effect = self.regression.min_effect
             return Threshold(value=effect, unit="number", text=f"{effect:g}x")
@@ -274,6 +339,8 @@ class RuleSpec(Model):
 
     @property
     def comparison(self) -> Literal["above", "below"]:
+        if self.canary is not None:
+            return "above"
         return "above" if self.above is not None else "below"
 
 

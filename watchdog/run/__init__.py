@@ -3,7 +3,8 @@ leader election so that only one replica acts.
 
 - ``coalesce``: At most one run of a job at a time, later calls sharing the next (reloads).
 - ``daemon``: The daemon's core: sampling loops feeding the engine, reloads, decisions out.
-- ``deploys``: Deploys the live daemon sees, told to the engine for deploy-regression rules.
+- ``deploys``: Deploys the live daemon sees, told to the engine for deploy-regression rules
+  and, for canary rules, the live split (new vs old version, percentage, author).
 - ``ha``: Only the leader acts; every replica samples.
 - ``leader``: Which replica acts.
 - ``preflight``: One preflight for a configuration: settings, rules and every secret the rules

@@ -21,7 +21,14 @@ from watchdog.rules.model import SourceSpec
 from watchdog.rules.response import NotifierSpec, PurgeSpec, TargetSpec
 from watchdog.settings import Settings, blank_problems, read_settings
 
-_CLOUDFLARE_TYPES = ("cloudflare-worker", "cloudflare-pages", "cloudflare-zone", "cloudflare")
+# A flow source reads the Worker's deployments to find the split it pins.
+_CLOUDFLARE_TYPES = (
+    "cloudflare-worker",
+    "cloudflare-pages",
+    "cloudflare-zone",
+    "cloudflare",
+    "flow",
+)
 _SECTIONS: tuple[tuple[str, str, Any], ...] = (
     ("sources", "source", TypeAdapter(SourceSpec)),
     ("targets", "target", TypeAdapter(TargetSpec)),

@@ -6,7 +6,11 @@ rules file's ``type:``. Every source answers a value, no data or an error, never
   evidence.
 - ``base``: The ``Source`` protocol and what every source is built with.
 - ``cloudflare``: The ``cloudflare`` source: Workers invocation analytics over the GraphQL API.
+- ``cloudflare_versions``: The ``cloudflare`` source in ``mode: versions``: a Worker's
+  invocations per version, for canary rules.
 - ``expfmt``: A fast, selective parser of the Prometheus text exposition format (version 0.0.4).
+- ``flow``: The ``flow`` source: a synthetic user journey run against a Worker split's new
+  and old version, each pinned with the version-override header.
 - ``histogram``: ``histogram_quantile`` for classic histograms, exactly as PromQL computes it.
 - ``probe``: The ``probe`` source: one HTTP GET of a health URL per call.
 - ``prometheus``: The ``prometheus`` source: PromQL instant queries over the HTTP API.

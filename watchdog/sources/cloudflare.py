@@ -51,7 +51,8 @@ from watchdog.sources import _transport
 from watchdog.sources.base import SourceDeps, error_for_all
 from watchdog.units import iso
 
-FIELDS = tuple(IMPLICIT_FIELDS["cloudflare"])
+# ``versions`` is mode: versions only (sources.cloudflare_versions).
+FIELDS = tuple(f for f in IMPLICIT_FIELDS["cloudflare"] if f != "versions")
 MICROSECONDS = 1_000_000.0
 RATE_LIMIT_DEFAULT_S = 300.0
 # The answer is a few totals for one window: far below this (read after decoding).

@@ -9,6 +9,7 @@ from watchdog.errors import RuleError
 from watchdog.rules.model import (
     AlertmanagerSourceSpec,
     CloudflareSourceSpec,
+    FlowSourceSpec,
     ProbeSourceSpec,
     PrometheusSourceSpec,
     ScrapeSourceSpec,
@@ -17,6 +18,8 @@ from watchdog.rules.model import (
 from watchdog.sources.alertmanager import AlertmanagerSource
 from watchdog.sources.base import Source, SourceDeps
 from watchdog.sources.cloudflare import CloudflareSource
+from watchdog.sources.cloudflare_versions import CloudflareVersionsSource
+from watchdog.sources.flow import FlowSource
 from watchdog.sources.probe import ProbeSource
 from watchdog.sources.prometheus import PrometheusSource
 from watchdog.sources.scrape import ScrapeSource
@@ -44,7 +47,14 @@ def _probe(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
 
 
 def _cloudflare(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
-    return CloudflareSource(name, _expect(name, spec, CloudflareSourceSpec), deps)
+    cf = _expect(name, spec, CloudflareSourceSpec)
+    if cf.mode == "versions":
+        return CloudflareVersionsSource(name, cf, deps)
+    return CloudflareSource(name, cf, deps)
+
+
+def _flow(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
+    return FlowSource(name, _expect(name, spec, FlowSourceSpec), deps)
 
 
 def _alertmanager(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
@@ -57,6 +67,7 @@ SOURCE_TYPES: dict[str, SourceFactory] = {
     "probe": _probe,
     "cloudflare": _cloudflare,
     "alertmanager": _alertmanager,
+    "flow": _flow,
 }
 
 

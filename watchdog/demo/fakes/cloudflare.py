@@ -30,6 +30,8 @@ from typing import Any, Literal
 from watchdog import termtext
 from watchdog.clock import Clock, SystemClock
 from watchdog.demo.fakes.cloudflare_graphql import WorkersAnalytics, install
+from watchdog.demo.fakes.cloudflare_telemetry import Telemetry, WorkerEdge
+from watchdog.demo.fakes.cloudflare_telemetry import install as install_telemetry
 from watchdog.http.server import Request, Response, Router
 
 API_PREFIX = "/client/v4"
@@ -302,6 +304,9 @@ class FakeCloudflare:
         # GraphQL analytics (another module) checks the token itself, with GraphQL errors.
         self.analytics = WorkersAnalytics(token=token, account_id=account_id)
         install(self._api, self.analytics)
+        # Workers Observability (per-version telemetry), behind the same auth and faults.
+        self.telemetry = Telemetry(self.clock, seed=seed)
+        install_telemetry(self._api, self.telemetry, API_PREFIX, self._account_of)
         self.router = Router(render_error=_render_router_error)
         self.router.middleware.append(self._front)
 
@@ -377,6 +382,19 @@ class FakeCloudflare:
     def live_deployment(self, script: str) -> WorkerDeployment | None:
         deployments = self._script(script).deployments
         return max(deployments, key=lambda d: d.created_on) if deployments else None
+
+    def edge(self, script: str, version_header: str = "x-worker-version") -> WorkerEdge:
+        """The Worker's front door: routes by the live split, records telemetry."""
+        return WorkerEdge(
+            script, lambda: self.live_versions(script), self.telemetry, version_header
+        )
+
+    def graphql_versions(self, served: bool = True) -> None:
+        """Serve (or not) GraphQL's ``scriptVersion`` dimension, from the telemetry rows."""
+        self.analytics.per_version = self.telemetry.per_version if served else None
+
+    def _account_of(self, account: str) -> None:
+        self._account({"account": account})
 
     def live_versions(self, script: str) -> list[tuple[str, float]]:
         """What serves the script now: ``[(version_id, percentage), ...]``."""

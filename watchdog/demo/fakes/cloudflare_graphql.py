@@ -19,7 +19,7 @@ from __future__ import annotations
 import hmac
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -84,6 +84,9 @@ class WorkersAnalytics:
         self.rows: dict[str, dict[int, MinuteRow]] = {}
         self.queries: list[dict[str, Any]] = []  # the variables of every query answered
         self._failures: list[_Failure] = []
+        # (script, start, end) -> [(version, errors, requests)]: set to serve the
+        # scriptVersion dimension (public code uses it; the docs do not list it).
+        self.per_version: Callable[[str, float, float], list[tuple[str, int, int]]] | None = None
 
     # --- recording -------------------------------------------------------------------
 
@@ -277,7 +280,33 @@ def install(router: Router, analytics: WorkersAnalytics) -> None:
     router.add("POST", "/client/v4/graphql", graphql)
 
 
+def _introspect(analytics: WorkersAnalytics, query: str) -> Response | None:
+    """``__type(name: ...)``: the dimensions type lists its fields (``scriptVersion``
+    only when ``analytics.per_version`` serves it: the docs do not list it)."""
+    found = re.search(r'__type\s*\(\s*name\s*:\s*"(\w+)"', query)
+    if found is None:
+        return None
+    if found.group(1) != "AccountWorkersInvocationsAdaptiveDimensions":
+        return Response.json({"data": {"__type": None}, "errors": None})
+    names = [*DIMENSION_FIELDS, "status", *(["scriptVersion"] if analytics.per_version else [])]
+    fields = [{"name": n} for n in names]
+    return Response.json({"data": {"__type": {"name": found.group(1), "fields": fields}}})
+
+
+def _per_version(analytics: WorkersAnalytics, script: str, start: float, end: float) -> Response:
+    assert analytics.per_version is not None
+    rows = [
+        {"sum": {"requests": n, "errors": e}, "dimensions": {"scriptVersion": v}}
+        for v, e, n in analytics.per_version(script, start, end)
+    ]
+    data = {"viewer": {"accounts": [{DATASET: rows}]}}
+    return Response.json({"data": data, "errors": None})
+
+
 def _answer(analytics: WorkersAnalytics, query: str, variables: Mapping[str, Any]) -> Response:
+    introspected = _introspect(analytics, query)
+    if introspected is not None:
+        return introspected
     if DATASET not in query:
         name = re.search(r"accounts\s*\([^)]*\)\s*\{\s*(\w+)", query)
         return _errors(f'unknown field "{name.group(1) if name else "?"}"')
@@ -302,6 +331,8 @@ def _answer(analytics: WorkersAnalytics, query: str, variables: Mapping[str, Any
     sums = _selection(query, "sum") or []
     quantiles = _selection(query, "quantiles") or []
     dimensions = _selection(query, "dimensions") or []
+    if dimensions == ["scriptVersion"] and analytics.per_version is not None:
+        return _per_version(analytics, script, start, end)
     for asked, known in ((sums, SUM_FIELDS), (quantiles, QUANTILE_FIELDS)):
         for item in asked:
             if item not in known:

@@ -1,0 +1,240 @@
+"""Benchmark: canary rules on a gradual deployment, through the real engine, the real
+``cloudflare`` source (``mode: versions``), the real Worker target and the local
+Cloudflare API (issue 16).
+
+Each simulated deploy: a Worker with its old version at 100 % for a day, then a split
+of a new version at 10 % / old at 90 %. The Worker's front door
+(``FakeCloudflare.edge``) routes 10 requests a second by the live split and records
+one telemetry row per outcome; the telemetry query API delivers them ``--delay``
+seconds late. The watchdog reads the telemetry every ``INTERVAL`` (15 s, at a random
+phase), learns of the split as the deploy watch does (``run.deploys.split_of`` on the
+deployments list, first read at a random point of its 30 s poll), feeds the samples to
+one ``Engine`` with the canary rule of ``RULES``, and on a rollback decision deploys
+100 % of the old version through ``WorkerTarget.rollback``. HTTP goes through
+``httpx.ASGITransport`` to the local API's router (no socket: thousands of deploys).
+
+Scenarios:
+
+- ``bad``: the new version's errors are 5 % (old 0.5 %): seconds from the split going
+  live to the rollback deployment (the incident manager's own steps, about a second
+  in the demo, are not included); runs that reach ``BAD_HORIZON`` are misses.
+- ``healthy``: both versions at 0.5 % for ``HEALTHY_HORIZON`` (a 20-minute soak):
+  a rollback is a false one.
+- ``no-traffic``: a bad new version at 0 % (nothing reaches it): never a rollback.
+- ``source-down``: a bad new version at 10 % while every telemetry query fails (503):
+  never a rollback; the rule is blind.
+
+Peer: gradual-deployer (yomna-shousha/gradual-deployer) holds the new version's error
+ratio against an absolute 5 %, passes with no traffic and passes when the query fails.
+
+    .venv/bin/python bench/canary.py [--trials 200] [--healthy 1000] [--delays 0,30,60,120,180]
+
+Seeded: the same arguments print the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from watchdog.actions.cloudflare_api import CloudflareClient
+from watchdog.actions.cloudflare_worker import WorkerTarget
+from watchdog.core.decision import DecisionKind
+from watchdog.core.engine import Engine
+from watchdog.core.evaluator import State
+from watchdog.demo.fakes.cloudflare import API_PREFIX, FakeCloudflare
+from watchdog.demo.fakes.cloudflare_telemetry import Behaviour
+from watchdog.model import RollbackPlan
+from watchdog.rules.load import RuleSet, load_rules
+from watchdog.rules.model import CloudflareSourceSpec
+from watchdog.rules.response import WorkerTargetSpec
+from watchdog.run.deploys import split_of
+from watchdog.sources.base import SourceDeps
+from watchdog.sources.cloudflare_versions import CloudflareVersionsSource
+
+T0 = 1_790_000_000.0
+RPS = 10
+INTERVAL = 15.0
+DEPLOY_POLL_S = 30.0
+BAD_HORIZON = 900.0
+HEALTHY_HORIZON = 1200.0
+BASE = 0.005
+BAD = 0.05
+RULES = """
+version: 1
+sources:
+  edge: {{type: cloudflare, script: api, mode: versions, interval: 15s, window: 15s,
+          delay: {delay}s}}
+targets:
+  worker: {{type: cloudflare-worker, script: api}}
+rules:
+  - name: canary
+    signal: edge.versions
+    canary: {{min_effect: 3x, confidence: {confidence}}}
+    severity: critical
+    rollback: [worker]
+"""
+
+
+class Clock:
+    """Virtual time the bench moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now - T0
+
+    async def sleep(self, seconds: float) -> None:
+        self._now += max(0.0, seconds)
+
+
+def ruleset(delay: float, confidence: str) -> RuleSet:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "canary.yaml"
+        path.write_text(RULES.format(delay=f"{delay:g}", confidence=confidence), encoding="utf-8")
+        return load_rules([path])
+
+
+async def trial(
+    rules: RuleSet, scenario: str, seed: int, horizon: float
+) -> tuple[float | None, State]:
+    """Seconds from the split to the rollback deployment (None: none), and the rule's
+    final state."""
+    rng = random.Random(seed)
+    clock = Clock(T0 - 120)
+    fake = FakeCloudflare(clock=clock, seed=seed)
+    source_spec = rules.sources["edge"]
+    assert isinstance(source_spec, CloudflareSourceSpec)
+    fake.telemetry.delay_s = source_spec.delay
+    old = fake.publish("api", "old", created_on=T0 - 86400)
+    new = fake.upload_version("api", "new", created_on=T0 - 60)
+    edge = fake.edge("api")
+    edge.seed = seed
+    edge.__post_init__()
+    edge.behaviours = {old: Behaviour(BASE), new: Behaviour(BASE if scenario == "healthy" else BAD)}
+    pct = 0.0 if scenario == "no-traffic" else 10.0
+    if scenario == "source-down":
+        fake.fail("POST", "/accounts/{a}/workers/observability/telemetry/query", 503, times=None)
+    base = "http://cloudflare.local" + API_PREFIX
+    engine = Engine(rules)
+    signal = rules.signals["edge.versions"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.router)) as http:
+        token = SecretStr(fake.token)
+        deps = SourceDeps(http, clock, base, token, fake.account_id)
+        source = CloudflareVersionsSource("edge", source_spec, deps)
+        client = CloudflareClient(http, base, token, clock)
+        spec = WorkerTargetSpec(type="cloudflare-worker", script="api")
+        target = WorkerTarget("worker", spec, fake.account_id, client)
+        read_at = T0 - 120 + rng.uniform(0, INTERVAL)
+        poll_at = T0 + rng.uniform(0, DEPLOY_POLL_S)
+        split_seen = False
+        deployed = False
+        for second in range(int(horizon) + 120):
+            now = T0 - 120 + second
+            clock._now = now
+            if not deployed and now >= T0:
+                fake.deploy("api", [(new, pct), (old, 100 - pct)], "canary", created_on=T0)
+                deployed = True
+            edge.simulate(now, RPS)
+            if deployed and not split_seen and now >= poll_at:
+                found = split_of("worker", await target.deployments())
+                engine.split("worker", found)
+                split_seen = found is not None
+                poll_at += DEPLOY_POLL_S
+            if now >= read_at:
+                read_at += INTERVAL
+                sample = (await source.sample([signal], now))[signal.name]
+                for decision in engine.observe(signal.name, sample).decisions:
+                    if decision.kind is DecisionKind.ROLLBACK:
+                        plan = RollbackPlan("worker", new, old, decision.why)
+                        result = await target.rollback(plan)
+                        assert result.ok, result.detail
+                        assert fake.live_versions("api") == [(old, 100.0)]
+                        return now - T0, engine.states["canary"].state
+    return None, engine.states["canary"].state
+
+
+async def run(
+    scenario: str, delay: float, confidence: str, trials: int, horizon: float, seed0: int
+) -> list[float | None]:
+    rules = ruleset(delay, confidence)
+    out: list[float | None] = []
+    states: dict[str, int] = {}
+    for i in range(trials):
+        took, state = await trial(rules, scenario, seed0 + i, horizon)
+        out.append(took)
+        states[state.value] = states.get(state.value, 0) + 1
+    if scenario in ("no-traffic", "source-down"):
+        STATES[scenario] = states
+    return out
+
+
+STATES: dict[str, dict[str, int]] = {}  # final rule states of the no-rollback scenarios
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200, help="bad deploys per delay")
+    parser.add_argument("--healthy", type=int, default=1000, help="healthy deploys (delay 60 s)")
+    parser.add_argument("--delays", default="0,30,60,120,180")
+    parser.add_argument("--confidences", default="99%,99.9%")
+    parser.add_argument("--others", type=int, default=100, help="no-traffic / source-down runs")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    print(
+        f"canary bench: new version at 10% of {RPS} req/s, errors {BASE:.1%} -> {BAD:.0%}, "
+        f"reads every {INTERVAL:g}s; rule min_effect 3x"
+    )
+    for confidence in args.confidences.split(","):
+        print(f"confidence {confidence}:")
+        for delay in (float(d) for d in args.delays.split(",")):
+            took = await run("bad", delay, confidence, args.trials, BAD_HORIZON, 1000)
+            caught = [t for t in took if t is not None]
+            line = f"  bad, analytics delay {delay:>4g}s: caught {len(caught)}/{len(took)}"
+            if caught:
+                line += (
+                    f"; time to rollback median {statistics.median(caught):.0f}s, "
+                    f"p90 {quantile(caught, 0.9):.0f}s, max {max(caught):.0f}s"
+                )
+            print(line, flush=True)
+        if args.healthy:
+            healthy = await run("healthy", 60.0, confidence, args.healthy, HEALTHY_HORIZON, 50_000)
+            false = sum(t is not None for t in healthy)
+            print(
+                f"  healthy (delay 60s, {HEALTHY_HORIZON / 60:g} min soak): false rollbacks "
+                f"{false}/{len(healthy)} = {1000 * false / len(healthy):.1f} per 1,000 deploys",
+                flush=True,
+            )
+        for scenario in ("no-traffic", "source-down") if args.others else ():
+            runs = await run(scenario, 60.0, confidence, args.others, BAD_HORIZON, 90_000)
+            print(
+                f"  {scenario} (bad new version, delay 60s): rollbacks "
+                f"{sum(t is not None for t in runs)}/{len(runs)}; final rule states "
+                f"{STATES[scenario]}",
+                flush=True,
+            )
+    print(f"wall time {time.perf_counter() - started:.0f}s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
