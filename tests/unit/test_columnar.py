@@ -76,7 +76,8 @@ def folded(rule: RuleSpec, samples: list[Sample], blind_after: float) -> list[Ru
 def _same(a: RuleState, b: RuleState) -> bool:
     """Equal field by field, NaN equal to NaN (a blind sample's value)."""
     return all(
-        x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+        x == y
+        or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
         for x, y in zip(a, b, strict=True)
     )
 

@@ -142,7 +142,9 @@ def evaluate(rule: RuleSpec, columns: Columns, blind_after: float) -> Track:
     ev = evidence(rule, columns)
     threshold = rule.threshold.value
     with np.errstate(invalid="ignore"):
-        hit = ev & ((columns.value > threshold) if rule.above is not None else (columns.value < threshold))
+        hit = ev & (
+            (columns.value > threshold) if rule.above is not None else (columns.value < threshold)
+        )
     at_ev = np.flatnonzero(ev)
     if rule.mode == "share":
         assert rule.share is not None  # RuleSpec validation
@@ -229,11 +231,13 @@ class _Runs:
             following = starts[k + 1] if k + 1 < len(starts) else n
             active, last, count = self._run(s, e, carry)
             carry = None
-            if self.code[e - 1] == FIRING and self.rule.keep_firing_for > 0 and last == last:
-                if self._hold(e, following, active, last, count):
-                    carry = (active, last, count)
+            held = self.code[e - 1] == FIRING and self.rule.keep_firing_for > 0 and last == last
+            if held and self._hold(e, following, active, last, count):
+                carry = (active, last, count)
 
-    def _run(self, s: int, e: int, carry: tuple[float, float, int] | None) -> tuple[float, float, int]:
+    def _run(
+        self, s: int, e: int, carry: tuple[float, float, int] | None
+    ) -> tuple[float, float, int]:
         """Pending or firing over ``[s, e)``: its active_since, last breach, count."""
         t, rule = self.t, self.rule
         active = carry[0] if carry is not None else float(t[s])

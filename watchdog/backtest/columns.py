@@ -156,7 +156,9 @@ def columns_of(recording: Recording, start: float | None, end: float | None) -> 
     return _plain(points, step, start, end)
 
 
-def _plain(points: PointArray, step: float | None, start: float | None, end: float | None) -> Columns:
+def _plain(
+    points: PointArray, step: float | None, start: float | None, end: float | None
+) -> Columns:
     times, values = points.times, points.values
     pieces_t: list[Floats] = []
     pieces_v: list[Floats] = []

@@ -27,7 +27,7 @@ from watchdog.backtest.recordings import (
     write_recordings,
 )
 from watchdog.backtest.render import render_json, render_text
-from watchdog.backtest.run import paused_gc, run_backtest, run_sync
+from watchdog.backtest.run import paused_gc, point_reader, run_backtest, run_sync
 from watchdog.backtest.times import load_deployments, parse_time
 from watchdog.errors import BacktestError, RuleError, WatchdogError
 from watchdog.incidents.matchers import Matcher, SilenceError, parse_matcher
@@ -177,7 +177,7 @@ def _backtest(args: argparse.Namespace) -> int:
         start = end = None
         if args.series is not None:
             directory = Path(args.series)
-            recordings, notes = load_recordings(directory, ruleset)
+            recordings, notes = load_recordings(directory, ruleset, point_reader())
             default = directory / "deployments.json"
             if args.deployments is None and default.exists():
                 deployments = load_deployments(default)
