@@ -31,6 +31,11 @@ _VALUES = re.compile(rb'"values"\s*:\s*\[')
 _WHITESPACE = b" \t\r\n"
 _DIGITS = 15  # at most this many digits: the mantissa is exact (below 2**53)
 _POW10 = np.array([10.0**k for k in range(23)])  # exact doubles up to 1e22
+_DIGIT, _DOT, _COMMA, _OTHER = 0, 1, 2, 3
+_CLASS = np.full(256, _OTHER, dtype=np.uint8)
+_CLASS[ord("0") : ord("9") + 1] = _DIGIT
+_CLASS[ord(".")] = _DOT
+_CLASS[ord(",")] = _COMMA
 
 
 def read_matrix_arrays(path: Path) -> tuple[Floats, Floats]:
@@ -99,43 +104,39 @@ def parse_decimals(text: bytes) -> Floats | None:
     """Comma-separated numbers → floats equal to Python's ``float()`` of each; None
     when ``float()`` refuses one."""
     buf = np.frombuffer(text, dtype=np.uint8)
-    is_sep = buf == ord(",")
-    token = np.concatenate(([0], np.cumsum(is_sep)))[:-1]  # token number of each byte
-    count = int(is_sep.sum()) + 1
-    digit = (buf >= ord("0")) & (buf <= ord("9"))
-    dot = buf == ord(".")
-    minus = buf == ord("-")
-    plain = digit | dot | minus | is_sep
-    bad = np.bincount(token[~plain], minlength=count) > 0  # letters, '+', 'e': float() decides
-    digits = np.bincount(token[digit], minlength=count)
-    dots = np.bincount(token[dot], minlength=count)
-    minuses = np.bincount(token[minus], minlength=count)
-    starts = np.concatenate(([0], np.flatnonzero(is_sep) + 1))
-    leading = np.zeros(count, dtype=bool)
-    leading[minuses == 1] = buf[starts[minuses == 1]] == ord("-")
-    simple = (~bad) & (digits > 0) & (digits <= _DIGITS) & (dots <= 1) & (minuses == leading)
-    # Each digit's place: how many digits of its token follow it.
-    positions = np.flatnonzero(digit)
-    owner = token[positions]
-    rank = np.arange(positions.size) - np.concatenate(([0], np.cumsum(digits)))[owner]
-    place = digits[owner] - 1 - rank
-    keep = simple[owner]
-    # Float sums of whole numbers below 2**53 are exact: the mantissa itself.
-    weights = (buf[positions[keep]] - ord("0")) * _POW10[place[keep]]
-    mantissa = np.bincount(owner[keep], weights=weights, minlength=count)
-    # Fraction digits: the digits after the token's dot.
-    dot_at = np.full(count, -1, dtype=np.int64)
-    dot_at[token[dot]] = np.flatnonzero(dot)
-    behind = (positions > dot_at[owner]) & (dot_at[owner] >= 0)
-    after = np.bincount(owner[behind], minlength=count)
-    out = mantissa / _POW10[np.minimum(after, 22)]
+    cls = _CLASS[buf]
+    commas = np.flatnonzero(cls == _COMMA)
+    starts = np.concatenate(([0], commas + 1))
+    ends = np.concatenate((commas, [buf.size]))
+    if buf.size == 0 or not bool(np.all(ends > starts)):
+        return None  # an empty number: float('') refuses it
+    at = np.flatnonzero(cls == _DIGIT)
+    dot_at = np.flatnonzero(cls == _DOT)
+    first = np.searchsorted(at, starts)  # each number's first digit, among all digits
+    digits = np.searchsorted(at, ends) - first
+    dots = np.searchsorted(dot_at, ends) - np.searchsorted(dot_at, starts)
+    leading = buf[starts] == ord("-")
+    # Simple: digits, at most one dot, a leading minus, nothing else, and few digits.
+    simple = (digits + dots + leading == ends - starts) & (digits > 0) & (dots <= 1)
+    simple &= digits <= _DIGITS
+    # The mantissa, numbers grouped by their count of digits: a matrix product of
+    # whole numbers below 2**53, exact in any order of summation.
+    mantissa = np.zeros(starts.size)
+    for width in np.unique(digits[simple]).tolist():
+        which = np.flatnonzero(simple & (digits == width))
+        matrix = buf[at[first[which][:, None] + np.arange(width)]] - ord("0")
+        mantissa[which] = matrix @ _POW10[width - 1 :: -1]
+    # Fraction digits: those after the dot (a simple number has nothing else there).
+    fraction = np.zeros(starts.size, dtype=np.int64)
+    owner = np.searchsorted(starts, dot_at, side="right") - 1
+    fraction[owner] = ends[owner] - dot_at - 1
+    out = mantissa / _POW10[np.minimum(fraction, 22)]
     out[leading] = -out[leading]
     hard = np.flatnonzero(~simple)
     if hard.size:
-        bounds = np.concatenate((starts, [len(text) + 1]))
         try:
             for index in hard.tolist():
-                out[index] = float(text[bounds[index] : bounds[index + 1] - 1])
+                out[index] = float(text[starts[index] : ends[index]])
         except (ValueError, OverflowError):
             return None
     return out
