@@ -47,6 +47,38 @@ async def backtest(
 
     ``columnar``: None takes the columnar replay where it can (and notes why not);
     False asks for the step path (the definition, for comparisons)."""
+    lo, hi, replayed = replay_plan(ruleset, recordings, start, end)
+    why_not = step_path_reason(ruleset) if columnar is not False else "asked for"
+    if why_not is None:
+        from watchdog.backtest.columnar_replay import replay_columns
+
+        replay, samples = await replay_columns(
+            ruleset, replayed, lo, hi, deployments, silences, ignore_deploys
+        )
+    else:
+        samples = {name: samples_of(r, lo, hi) for name, r in replayed.items()}
+        replay = Replay(ruleset, deployments, silences, ignore_deploys)
+        await replay.run(samples)
+        if columnar is None:
+            notes = [*notes, f"replayed sample by sample (the step path): {why_not}"]
+    all_notes = [*notes, *evidence_notes(ruleset, recordings)]
+    if deployments is None and not ignore_deploys and ruleset.correlation.enabled:
+        all_notes.append(
+            "no deployments.json: no deploy is known, so deploy correlation blocks every "
+            "rollback (give one, or --ignore-deploys)"
+        )
+    summary = _summarize(ruleset, replay, samples, all_notes)
+    return BacktestResult(replay.timeline, summary, dict(replay.spans), dict(samples))
+
+
+def replay_plan(
+    ruleset: RuleSet,
+    recordings: Mapping[str, Recording],
+    start: float | None = None,
+    end: float | None = None,
+) -> tuple[float, float, dict[str, Recording]]:
+    """The replay's start and end, and the recordings it replays (an empty answer
+    given a step: no data at every step, as live)."""
     if not recordings:
         raise BacktestError("nothing to replay: no recording")
     spans = [span for r in recordings.values() if (span := r.span()) is not None]
@@ -69,27 +101,7 @@ async def backtest(
             own = step or (signal.interval if signal is not None else None)
             recording = dataclasses.replace(recording, step=own)
         replayed[name] = recording
-    why_not = step_path_reason(ruleset) if columnar is not False else "asked for"
-    if why_not is None:
-        from watchdog.backtest.columnar_replay import replay_columns
-
-        replay, samples = await replay_columns(
-            ruleset, replayed, lo, hi, deployments, silences, ignore_deploys
-        )
-    else:
-        samples = {name: samples_of(r, lo, hi) for name, r in replayed.items()}
-        replay = Replay(ruleset, deployments, silences, ignore_deploys)
-        await replay.run(samples)
-        if columnar is None:
-            notes = [*notes, f"replayed sample by sample (the step path): {why_not}"]
-    all_notes = [*notes, *evidence_notes(ruleset, recordings)]
-    if deployments is None and not ignore_deploys and ruleset.correlation.enabled:
-        all_notes.append(
-            "no deployments.json: no deploy is known, so deploy correlation blocks every "
-            "rollback (give one, or --ignore-deploys)"
-        )
-    summary = _summarize(ruleset, replay, samples, all_notes)
-    return BacktestResult(replay.timeline, summary, dict(replay.spans), dict(samples))
+    return lo, hi, replayed
 
 
 def step_path_reason(ruleset: RuleSet) -> str | None:

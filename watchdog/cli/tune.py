@@ -71,6 +71,17 @@ def register(commands: Any) -> None:
     )
     backtest.add_argument("--format", choices=("text", "json"), default="text")
     backtest.add_argument("--plot", metavar="FILE", help="also draw the replay (.png or .svg)")
+    backtest.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="RULE.FIELD=LO..HI/STEP",
+        help="replay every combination of one rule's settings (repeat for more fields): "
+        "a table of episodes, rollbacks, caught and missed incidents",
+    )
+    backtest.add_argument(
+        "--labels", metavar="FILE", help="known incidents for --sweep (labels.json)"
+    )
     backtest.set_defaults(func=cmd_backtest)
 
     record = commands.add_parser(
@@ -187,6 +198,8 @@ def _backtest(args: argparse.Namespace) -> int:
             deployments = load_deployments(Path(args.deployments))
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
+        if args.sweep:
+            return _sweep(args, ruleset, recordings, deployments, silences, start, end)
         result = run_backtest(
             ruleset,
             recordings,
@@ -212,6 +225,39 @@ def _backtest(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
+def _sweep(args: argparse.Namespace, ruleset: RuleSet, recordings: Any, *given: Any) -> int:
+    """``backtest --sweep``: its table (or JSON) instead of the timeline."""
+    try:
+        from watchdog.backtest import sweep, sweep_render
+        from watchdog.backtest.labels import load_labels
+    except ImportError:
+        return _fail("--sweep needs the fast extra: pip install 'rollback-watchdog[fast]'")
+    deployments, silences, start, end = given
+    axes = [sweep.parse_axis(text) for text in args.sweep]
+    names = [rule.name for rule in ruleset.rules]
+    labels = load_labels(Path(args.labels), names) if args.labels else []
+    result = sweep.run_sweep(
+        ruleset,
+        recordings,
+        axes,
+        labels,
+        args.labels or "",
+        deployments=deployments,
+        silences=silences,
+        ignore_deploys=args.ignore_deploys,
+        start=start,
+        end=end,
+    )
+    if args.plot:
+        sweep_render.write_heatmap(result, Path(args.plot))
+    if args.format == "json":
+        print(sweep_render.render_json(result))
+    else:
+        for line in sweep_render.render_text(result):
+            print(line)
     return 0
 
 
