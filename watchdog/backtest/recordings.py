@@ -180,7 +180,7 @@ def load_recordings(
             f"{directory}: no recording of any signal the rules watch (expected {expected})"
         )
     known = {f"{name}{part}.json" for name in wanted for part in ("", ".requests", ".errors")}
-    known.add("deployments.json")
+    known.update(("deployments.json", "labels.json"))
     for path in sorted(directory.glob("*.json")):
         if path.name not in known:
             notes.append(f"ignored {path}: no signal of that name in the rules")

@@ -80,7 +80,9 @@ def register(commands: Any) -> None:
         "a table of episodes, rollbacks, caught and missed incidents",
     )
     backtest.add_argument(
-        "--labels", metavar="FILE", help="known incidents for --sweep (labels.json)"
+        "--labels",
+        metavar="FILE",
+        help="known incidents for --sweep (default DIR/labels.json when there is one)",
     )
     backtest.set_defaults(func=cmd_backtest)
 
@@ -238,13 +240,16 @@ def _sweep(args: argparse.Namespace, ruleset: RuleSet, recordings: Any, *given: 
     deployments, silences, start, end = given
     axes = [sweep.parse_axis(text) for text in args.sweep]
     names = [rule.name for rule in ruleset.rules]
-    labels = load_labels(Path(args.labels), names) if args.labels else []
+    origin = args.labels
+    if origin is None and args.series is not None and (Path(args.series) / "labels.json").exists():
+        origin = str(Path(args.series) / "labels.json")
+    labels = load_labels(Path(origin), names) if origin else []
     result = sweep.run_sweep(
         ruleset,
         recordings,
         axes,
         labels,
-        args.labels or "",
+        origin or "",
         deployments=deployments,
         silences=silences,
         ignore_deploys=args.ignore_deploys,
