@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
 
@@ -76,6 +76,7 @@ class Columns:
     has_errors: NDArray[np.bool_]
     reason: NDArray[np.int32]
     reasons: tuple[str, ...]
+    _last: list[int] = field(default_factory=lambda: [-1], repr=False)  # index_at's memo
 
     def __len__(self) -> int:
         return int(self.t.size)
@@ -92,8 +93,22 @@ class Columns:
         )
 
     def index_at(self, at: float) -> int:
-        """The last sample at or before ``at`` (-1: none)."""
-        return int(np.searchsorted(self.t, at, side="right")) - 1
+        """The last sample at or before ``at`` (-1: none). A replay asks in time order,
+        mostly one sample on: a few steps from the last answer, else a search."""
+        t, i = self.t, self._last[0]
+        size = t.size
+        if i < 0 or t[i] > at:
+            i = int(np.searchsorted(t, at, side="right")) - 1
+        else:
+            for _ in range(4):
+                if i + 1 < size and t[i + 1] <= at:
+                    i += 1
+                else:
+                    break
+            else:
+                i = int(np.searchsorted(t, at, side="right")) - 1
+        self._last[0] = i
+        return i
 
 
 class ColumnSamples(Sequence[Sample]):
