@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from watchdog.backtest.columns import VALUE, Columns, Floats
+from watchdog.backtest.columns import VALUE, Columns
+from watchdog.backtest.matrix_fast import Floats
 from watchdog.core.evaluator import RuleState, State, blind_reason
 from watchdog.rules.model import RuleSpec
 
@@ -125,7 +126,7 @@ def _opt(value: np.float64) -> float | None:
 
 def evidence(rule: RuleSpec, columns: Columns) -> NDArray[np.bool_]:
     """Samples that are evidence for ``rule`` (``blind_reason`` is None)."""
-    ok = (columns.kind == VALUE) & ~np.isnan(columns.value)
+    ok: NDArray[np.bool_] = (columns.kind == VALUE) & ~np.isnan(columns.value)
     if rule.min_requests > 0:
         with np.errstate(invalid="ignore"):
             ok &= columns.has_requests & (columns.requests >= rule.min_requests)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -175,8 +175,8 @@ def _plain(
     points: PointArray, step: float | None, start: float | None, end: float | None
 ) -> Columns:
     times, values = points.times, points.values
-    pieces_t: list[Floats] = []
-    pieces_v: list[Floats] = []
+    pieces_t: list[NDArray[np.floating[Any]]] = []
+    pieces_v: list[NDArray[np.floating[Any]]] = []
     first, last = float(times[0]), float(times[-1])
     if step is not None and start is not None and start < first - step / 2:
         lead = math.floor((first - start) / step + 1e-9)

@@ -130,7 +130,7 @@ def parse_decimals(text: bytes) -> Floats | None:
     fraction = np.zeros(starts.size, dtype=np.int64)
     owner = np.searchsorted(starts, dot_at, side="right") - 1
     fraction[owner] = ends[owner] - dot_at - 1
-    out = mantissa / _POW10[np.minimum(fraction, 22)]
+    out: Floats = mantissa / _POW10[np.minimum(fraction, 22)]
     out[leading] = -out[leading]
     hard = np.flatnonzero(~simple)
     if hard.size:

@@ -48,6 +48,7 @@ async def backtest(
     ``columnar``: None takes the columnar replay where it can (and notes why not);
     False asks for the step path (the definition, for comparisons)."""
     lo, hi, replayed = replay_plan(ruleset, recordings, start, end)
+    replay: Replay
     why_not = step_path_reason(ruleset) if columnar is not False else "asked for"
     if why_not is None:
         from watchdog.backtest.columnar_replay import replay_columns
