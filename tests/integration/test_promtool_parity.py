@@ -3,9 +3,10 @@ exactly the evaluations where Prometheus fires.
 
 24 varied series (steps, spikes one sample short of ``for:``, oscillation at the
 threshold, gaps, NaN, ramps, ``below`` rules, ``for: 0s``, seeded random walks) go
-through the backtest's columnar replay (``ColumnarReplay``: the columnar evaluator
-feeding the live engine states and incident manager); the step path
-(``core.evaluator.step``, through ``Replay``) must agree with it at every evaluation. From what it computes
+through the backtest's columnar replay (``ColumnarReplay``: the columnar
+evaluator feeding the live engine states and incident manager); the step path
+(``core.evaluator.step``, through ``Replay``) must agree with it at every
+evaluation. From what it computes
 we write a ``promtool test rules`` file with an equivalent alerting rule per series
 (``expr: s_i > threshold``, same ``for:``) and, for every rule at every evaluation
 time, ``exp_alerts`` = firing or nothing. The real promtool must pass it; and a

@@ -135,9 +135,11 @@ def test_sweep_json_and_heatmap(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(args) == 0
     doc = json.loads(capsys.readouterr().out)
     combos = {(c["values"]["above"], c["values"]["for"]): c for c in doc["combinations"]}
-    assert combos[("5%", "5m")]["current"] and not combos[("5%", "5m")]["best"]
+    assert combos[("5%", "5m")]["current"]
+    assert not combos[("5%", "5m")]["best"]
     assert combos[("5%", "5m")]["missed"] == ["db-pool-leak"]
-    assert combos[("4%", "4m")]["best"] and combos[("4%", "4m")]["false_episodes"] == 0
+    assert combos[("4%", "4m")]["best"]
+    assert combos[("4%", "4m")]["false_episodes"] == 0
     assert set(combos[("4%", "4m")]["caught"]) == {"checkout-500s", "db-pool-leak", "bad-config"}
     assert plot.read_bytes()[:4] == b"\x89PNG"
 

@@ -58,10 +58,14 @@ class Track:
     blind_after: float
     code: NDArray[np.int8]
     blind_long: NDArray[np.bool_]
+    # Only where they mean something, to keep a month of many rules small: at the
+    # pending and firing samples (``busy``), and at the blind ones (``blind``).
+    busy: NDArray[np.intp]
     active: Floats  # active_since
     fired: Floats  # fired_at
     last_breach: Floats
     count: NDArray[np.int64]  # breach_samples
+    blind: NDArray[np.intp]
     blind_since: Floats
     evidence_at: NDArray[np.intp]  # share: index of the evidence samples
     window_lo: NDArray[np.intp]  # share: first evidence (by number) of each one's window
@@ -88,19 +92,20 @@ class Track:
                 value=value,
                 requests=requests,
                 at=at,
-                blind_since=float(self.blind_since[i]),
+                blind_since=float(self.blind_since[np.searchsorted(self.blind, i)]),
                 blind_reason=blind_reason(self.rule, columns.sample(i)) or "",
                 blind_long=bool(self.blind_long[i]),
                 window=window,
             )
         if code == INACTIVE:
             return RuleState(value=value, requests=requests, at=at, window=window)
+        k = int(np.searchsorted(self.busy, i))
         return RuleState(
             state=CODES[code],
-            active_since=_opt(self.active[i]),
-            fired_at=_opt(self.fired[i]),
-            last_breach_at=_opt(self.last_breach[i]),
-            breach_samples=int(self.count[i]),
+            active_since=_opt(self.active[k]),
+            fired_at=_opt(self.fired[k]),
+            last_breach_at=_opt(self.last_breach[k]),
+            breach_samples=int(self.count[k]),
             value=value,
             requests=requests,
             at=at,
@@ -174,17 +179,21 @@ def evaluate(rule: RuleSpec, columns: Columns, blind_after: float) -> Track:
     blind_since = _run_starts(t, ~ev)
     blind_long = (code == BLIND) & (t - blind_since >= blind_after)
     fired = np.where(code == FIRING, _run_starts(t, code == FIRING), _NONE)
+    busy = np.flatnonzero((code == PENDING) | (code == FIRING))
+    blind = np.flatnonzero(code == BLIND)
     return Track(
         rule,
         columns,
         blind_after,
         code,
         blind_long,
-        runs.active,
-        fired,
-        runs.last_breach,
-        runs.count,
-        blind_since,
+        busy,
+        runs.active[busy],
+        fired[busy],
+        runs.last_breach[busy],
+        runs.count[busy],
+        blind,
+        blind_since[blind],
         at_ev,
         lo.astype(np.intp),
         hits.astype(np.bool_),

@@ -217,6 +217,7 @@ def _plain(
     reason[infinite & (recorded > 0)] = 3
     reason[infinite & (recorded < 0)] = 4
     value = np.where(finite, recorded, np.nan)
-    none = np.full(t.size, np.nan)
-    no = np.zeros(t.size, dtype=np.bool_)
+    # No traffic and no counts anywhere: one read-only value, not an array of them.
+    none = np.broadcast_to(np.float64(np.nan), t.shape)
+    no = np.broadcast_to(np.False_, t.shape)
     return Columns(t, kind, value, none, no, none, no, reason, reasons)
