@@ -112,7 +112,7 @@ def write_heatmap(result: SweepResult, path: Path) -> None:
     cols = sorted({c.values[1] for c in result.combinations}) if cols_axis else [math.nan]
     labelled = bool(result.labels)
     grid = [[math.nan] * len(cols) for _ in rows]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(cols), 1.0 + 0.5 * len(rows)))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.9 * len(cols)), 1.5 + 0.5 * len(rows)))
     for c in result.combinations:
         r = rows.index(c.values[0])
         k = cols.index(c.values[1]) if cols_axis else 0
@@ -135,8 +135,8 @@ def write_heatmap(result: SweepResult, path: Path) -> None:
         ax.set_xlabel(cols_axis.field)
     else:
         ax.set_xticks([])
-    caught = "; second line: incidents caught" if labelled else ""
-    ax.set_title(f"{result.rule}: boxed = the rules file's choice, + = best{caught}", fontsize=8)
+    what = "false episodes (below: incidents caught)" if labelled else "firing episodes"
+    ax.set_title(f"{result.rule}: {what}\nboxed: the rules file's choice; +: best", fontsize=8)
     fig.tight_layout()
     try:
         fig.savefig(path, metadata={"Date": None} if path.suffix == ".svg" else None)
