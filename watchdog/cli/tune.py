@@ -71,19 +71,7 @@ def register(commands: Any) -> None:
     )
     backtest.add_argument("--format", choices=("text", "json"), default="text")
     backtest.add_argument("--plot", metavar="FILE", help="also draw the replay (.png or .svg)")
-    backtest.add_argument(
-        "--sweep",
-        action="append",
-        default=[],
-        metavar="RULE.FIELD=LO..HI/STEP",
-        help="replay every combination of one rule's settings (repeat for more fields): "
-        "a table of episodes, rollbacks, caught and missed incidents",
-    )
-    backtest.add_argument(
-        "--labels",
-        metavar="FILE",
-        help="known incidents for --sweep (default DIR/labels.json when there is one)",
-    )
+    _sweep_args(backtest)
     backtest.set_defaults(func=cmd_backtest)
 
     record = commands.add_parser(
@@ -101,6 +89,22 @@ def register(commands: Any) -> None:
     rules.add_argument("files", nargs="+", metavar="FILE", help="test files")
     rules.add_argument("--run", metavar="REGEX", help="only test groups whose name matches")
     rules.set_defaults(func=cmd_test_rules)
+
+
+def _sweep_args(backtest: argparse.ArgumentParser) -> None:
+    backtest.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="RULE.FIELD=LO..HI/STEP",
+        help="replay every combination of one rule's settings (repeat for more fields): "
+        "a table of episodes, rollbacks, caught and missed incidents",
+    )
+    backtest.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="known incidents for --sweep (default DIR/labels.json when there is one)",
+    )
 
 
 def _rules_arg(parser: argparse.ArgumentParser) -> None:
