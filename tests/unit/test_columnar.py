@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watchdog.backtest.columnar import evaluate, unsupported
-from watchdog.backtest.columns import from_samples
+from watchdog.backtest.columns import PointArray, columns_of, from_samples
+from watchdog.backtest.recordings import Recording
+from watchdog.backtest.samples import samples_of
 from watchdog.core.evaluator import INITIAL, RuleState, step
 from watchdog.model import Sample, SampleKind
 from watchdog.rules.model import RuleSpec
@@ -114,3 +117,41 @@ def test_counted_rules_are_not_columnar() -> None:
     assert unsupported(rule) == "a confidence rule weighs the counts of a sliding window"
     with pytest.raises(ValueError, match="not columnar"):
         evaluate(rule, from_samples([]), 300.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([0.01, 0.2, math.nan, math.inf, -math.inf]), max_size=40),
+    holes=st.lists(st.integers(min_value=0, max_value=60), max_size=6),
+    lead=st.integers(min_value=0, max_value=5),
+    tail=st.integers(min_value=0, max_value=5),
+)
+def test_plain_columns_are_the_samples_samples_of_builds(
+    values: list[float], holes: list[int], lead: int, tail: int
+) -> None:
+    """A plain recording laid out straight from its arrays (gaps, NaN, ±Inf, the fill
+    to the replay's start and end) is what ``samples_of`` builds one by one."""
+    t0, step = 1_790_000_000.0, 15.0
+    times = [t0 + k * step for k in range(len(values)) if k not in holes]
+    points = [(at, values[round((at - t0) / step)]) for at in times]
+    array = PointArray(
+        np.array([p[0] for p in points], dtype=np.float64),
+        np.array([p[1] for p in points], dtype=np.float64),
+    )
+    start, end = t0 - lead * step, t0 + (len(values) - 1 + tail) * step
+    recording = Recording("s", array, step=step if len(points) < 2 else None)
+    got = columns_of(recording, start, end)
+    expected = samples_of(Recording("s", points, step=recording.step), start, end)
+    assert len(got) == len(expected)
+    assert all(_same_sample(got.sample(i), s) for i, s in enumerate(expected))
+
+
+def _same_sample(a: Sample, b: Sample) -> bool:
+    return (
+        a.at == b.at
+        and a.kind is b.kind
+        and (a.value == b.value or (math.isnan(a.value) and math.isnan(b.value)))
+        and a.requests == b.requests
+        and a.reason == b.reason
+        and a.errors == b.errors
+    )
