@@ -5,6 +5,7 @@ timeline (or says why it did not run)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
@@ -18,10 +19,12 @@ from watchdog.backtest.recordings import load_recordings, read_matrix_file
 from watchdog.backtest.render import render_json
 from watchdog.backtest.run import point_reader, run_backtest
 from watchdog.backtest.sweep import parse_axis
-from watchdog.backtest.times import load_deployments
+from watchdog.backtest.times import load_deployments, parse_time
 from watchdog.cli.main import main
 from watchdog.errors import BacktestError
 from watchdog.rules.load import load_rules
+from watchdog.store.base import IncidentRecord
+from watchdog.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "sweep"
@@ -173,3 +176,36 @@ def test_without_the_fast_extra_the_backtest_says_so(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson raises ImportError
     result = run_backtest(ruleset, recordings, ignore_deploys=True)
     assert any("needs the fast extra" in note for note in result.summary.notes)
+
+
+def test_labels_from_a_state_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The incidents a store recorded label their own rule: the file's choice caught
+    the one it raised; a rule name the sweep does not judge is left out."""
+    path = tmp_path / "state.db"
+
+    async def seed() -> None:
+        store = SQLiteStore(path)
+        await store.open()
+        opened = parse_time("2026-10-27T08:42:00Z")
+        await store.save_incident(
+            IncidentRecord(
+                "i1", opened, "error-rate", "critical", "resolved", ["worker"], opened + 1800
+            )
+        )
+        await store.save_incident(
+            IncidentRecord("i2", opened, "latency", "low", "resolved", [], opened + 60)
+        )
+        await store.close()
+
+    asyncio.run(seed())
+    args = [
+        "backtest", "--rules", str(EXAMPLE / "rules.yaml"), "--series", str(EXAMPLE),
+        "--sweep", "error-rate.above=5%", "--labels-from-store", str(path), "--format", "json",
+    ]  # fmt: skip
+    assert main(args) == 0
+    [combo] = json.loads(capsys.readouterr().out)["combinations"]
+    assert combo["caught"] == {"i1": 0.0}
+    assert combo["missed"] == []
+    assert combo["false_episodes"] == 1  # bad-config, which this store never recorded
+    assert main([*args[:-2], "--labels-from-store", str(tmp_path / "nope.db")]) == 1
+    assert "no such file" in capsys.readouterr().err

@@ -8,6 +8,11 @@ The file (``labels.json``)::
       {"id": "db-failover", "start": 1790100000, "end": 1790101800, "rules": ["error-rate"]}
     ]}
 
+Or ``--labels-from-store LOCATION`` (a state store, as ``WATCHDOG_STATE``): each
+incident the watchdog recorded is a label for its own rule, from its opening to its
+closing (an open one: to the end of the replay), so a sweep shows whether other
+settings would still have caught what these caught, and how many more episodes.
+
 ``start``/``end`` are RFC 3339 or Unix seconds, ``end`` after ``start``; ``id`` is
 unique; ``rules`` (optional) names the rules meant to catch it (others are not
 judged on it). An episode *catches* an incident when it fires during the incident's
@@ -24,8 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from watchdog.backtest.run import run_sync
 from watchdog.backtest.times import parse_time
-from watchdog.errors import BacktestError
+from watchdog.errors import BacktestError, ConfigError, StoreError
+from watchdog.store import is_postgres, open_store
+from watchdog.store.base import IncidentRecord
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,35 @@ def _time(item: dict[str, Any], key: str, where: str) -> float:
     if not math.isfinite(seconds):
         raise BacktestError(f"{where}.{key}: expected a finite time")
     return seconds
+
+
+STORE_LIMIT = 100_000  # incidents read from a store
+
+
+def labels_from_store(location: str, until: float) -> list[Label]:
+    """Each recorded incident as a label for its rule; ``BacktestError`` when the
+    store cannot be read."""
+    if not is_postgres(location) and not Path(location).is_file():
+        raise BacktestError(f"--labels-from-store {location}: no such file")
+    try:
+        records = run_sync(_recorded(location))
+    except (StoreError, ConfigError) as exc:
+        raise BacktestError(f"--labels-from-store {location}: {exc}") from None
+    labels = []
+    for record in sorted(records, key=lambda r: r.opened_at):
+        end = record.closed_at if record.closed_at is not None else until
+        end = max(end, record.opened_at + 1.0)
+        labels.append(Label(record.id, record.opened_at, end, (record.rule,)))
+    return labels
+
+
+async def _recorded(location: str) -> list[IncidentRecord]:
+    store = open_store(location)
+    await store.open()
+    try:
+        return await store.recent_incidents(STORE_LIMIT)
+    finally:
+        await store.close()
 
 
 def score(rule: str, episodes: Sequence[Episode], labels: Sequence[Label]) -> Score:

@@ -105,6 +105,12 @@ def _sweep_args(backtest: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="known incidents for --sweep (default DIR/labels.json when there is one)",
     )
+    backtest.add_argument(
+        "--labels-from-store",
+        metavar="LOCATION",
+        help="for --sweep: the incidents a state store recorded (a SQLite file or a "
+        "postgresql:// URL, as WATCHDOG_STATE), each a label for its own rule",
+    )
 
 
 def _rules_arg(parser: argparse.ArgumentParser) -> None:
@@ -238,16 +244,24 @@ def _sweep(args: argparse.Namespace, ruleset: RuleSet, recordings: Any, *given: 
     """``backtest --sweep``: its table (or JSON) instead of the timeline."""
     try:
         from watchdog.backtest import sweep, sweep_render
-        from watchdog.backtest.labels import load_labels
+        from watchdog.backtest.labels import labels_from_store, load_labels
     except ImportError:
         return _fail("--sweep needs the fast extra: pip install 'rollback-watchdog[fast]'")
     deployments, silences, start, end = given
     axes = [sweep.parse_axis(text) for text in args.sweep]
     names = [rule.name for rule in ruleset.rules]
     origin = args.labels
-    if origin is None and args.series is not None and (Path(args.series) / "labels.json").exists():
-        origin = str(Path(args.series) / "labels.json")
+    default = Path(args.series or ".") / "labels.json"
+    if origin is None and args.series and not args.labels_from_store and default.exists():
+        origin = str(default)
     labels = load_labels(Path(origin), names) if origin else []
+    if args.labels_from_store:
+        if origin:
+            raise BacktestError("give --labels or --labels-from-store, not both")
+        origin = f"the incidents in {args.labels_from_store}"
+        spans = [s[1] for r in recordings.values() if (s := r.span()) is not None]
+        until = end if end is not None else max(spans, default=0.0)
+        labels = labels_from_store(args.labels_from_store, until)
     result = sweep.run_sweep(
         ruleset,
         recordings,
