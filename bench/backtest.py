@@ -1,6 +1,6 @@
 """Benchmark: backtest 30 days at a 15 s step (172,800 points a series) for 20 rules,
 ours against ``promtool test rules`` on the same series and equivalent rules, in one
-run, with identical firing times.
+run, with identical firing times, wall time and peak memory (RSS) of both.
 
 Ours is the CLI end to end (``rollback-watchdog backtest --series DIR --format json``:
 read the query_range files, replay through the live engine and incident manager,
@@ -14,13 +14,17 @@ it fired at exactly our evaluations.
     .venv/bin/python bench/backtest.py [--signals 4] [--rules 20] [--days 30]
 
 ``--signals`` is how many recorded series the 20 rules watch (rules are spread over
-them; 20 = one series per rule, the most parsing per rule).
+them; 20 = one series per rule, the most parsing per rule). Ours takes the columnar
+replay (the ``fast`` extra); ``--step-path`` also times the sample-by-sample replay
+(``backtest(columnar=False)``, in-process) on the same files and checks that its
+timeline is the same. Peak RSS is each process's own (``wait4``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -108,8 +112,33 @@ def write_inputs(
     return data, specs
 
 
-def run_ours(directory: Path) -> tuple[float, dict[str, list[tuple[int, int]]]]:
-    """Wall time of the CLI, and each rule's firing intervals (evaluation indexes)."""
+CPU: dict[str, float] = {}  # CPU seconds (user + system) of the last run of each program
+
+
+def run_measured(argv: list[str], cwd: Path | None = None) -> tuple[float, int, str, str, int]:
+    """Wall time, peak RSS (KiB, the process's own), stdout, stderr, exit code; its CPU
+    time goes to ``CPU`` under the program's name."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        CPU[Path(argv[0]).name] = usage.ru_utime + usage.ru_stime
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (
+            elapsed,
+            usage.ru_maxrss,
+            out.read().decode(),
+            err.read().decode(),
+            process.returncode,
+        )
+
+
+def run_ours(directory: Path) -> tuple[float, int, str, dict[str, list[tuple[int, int]]]]:
+    """Wall time and peak RSS of the CLI, its output, and each rule's firing intervals
+    (evaluation indexes)."""
     argv = [
         sys.executable,
         "-m",
@@ -122,15 +151,13 @@ def run_ours(directory: Path) -> tuple[float, dict[str, list[tuple[int, int]]]]:
         "--format",
         "json",
     ]
-    started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"our backtest failed:\n{done.stderr}")
+    elapsed, rss, stdout, stderr, code = run_measured(argv)
+    if code != 0:
+        sys.exit(f"our backtest failed:\n{stderr}")
     intervals: dict[str, list[tuple[int, int]]] = defaultdict(list)
     opened: dict[str, int] = {}
     last_index = 0
-    for line in done.stdout.splitlines():
+    for line in stdout.splitlines():
         event = json.loads(line)
         if event["event"] == "summary":
             continue
@@ -143,11 +170,11 @@ def run_ours(directory: Path) -> tuple[float, dict[str, list[tuple[int, int]]]]:
             opened[rule] = index
         elif event.get("from") == "firing" and rule in opened:
             intervals[rule].append((opened.pop(rule), index - 1))
-    summary = json.loads(done.stdout.splitlines()[-1])
+    summary = json.loads(stdout.splitlines()[-1])
     end = (_unix(summary["end"]) - T0) // STEP
     for rule, start in opened.items():
         intervals[rule].append((start, end))
-    return elapsed, intervals
+    return elapsed, rss, stdout, intervals
 
 
 def _unix(text: str) -> int:
@@ -212,16 +239,33 @@ def write_promtool(
     return path, checks
 
 
-def run_promtool(promtool: str, path: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run_promtool(promtool: str, path: Path) -> tuple[float, int, str, int]:
+    """Wall time, peak RSS (KiB), output and exit code of ``promtool test rules``."""
+    elapsed, rss, out, err, code = run_measured([promtool, "test", "rules", path.name], path.parent)
+    return elapsed, rss, out + err, code
+
+
+def step_path(directory: Path, expected: str) -> float:
+    """The sample-by-sample replay of the same files, in-process; its JSON lines must
+    be ours."""
+    from watchdog import logs
+    from watchdog.backtest.recordings import load_recordings, read_matrix_file
+    from watchdog.backtest.render import render_json
+    from watchdog.backtest.run import run_backtest
+    from watchdog.backtest.times import load_deployments
+    from watchdog.rules.load import load_rules
+
+    logs.configure("console", "error", cache=False)
     started = time.perf_counter()
-    done = subprocess.run(
-        [promtool, "test", "rules", path.name],
-        cwd=path.parent,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return time.perf_counter() - started, done
+    ruleset = load_rules([directory / "rules.yaml"])
+    recordings, _ = load_recordings(directory / "series", ruleset, read_matrix_file)
+    deployments = load_deployments(directory / "series" / "deployments.json")
+    result = run_backtest(ruleset, recordings, deployments=deployments, columnar=False)
+    lines = list(render_json(result))
+    elapsed = time.perf_counter() - started
+    if lines != expected.splitlines():
+        sys.exit("the step path's timeline differs from the columnar one")
+    return elapsed
 
 
 def main() -> int:
@@ -231,6 +275,9 @@ def main() -> int:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="keep the generated files here")
+    parser.add_argument(
+        "--step-path", action="store_true", help="also time the sample-by-sample replay"
+    )
     args = parser.parse_args()
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -245,19 +292,38 @@ def main() -> int:
             f"{args.days:g} days at {STEP}s: {length:,} points x {args.signals} series, "
             f"{args.rules} rules"
         )
-        ours, intervals = run_ours(work)
+        ours, our_rss, stdout, intervals = run_ours(work)
         fired = sum(len(v) for v in intervals.values())
         firing_evals = sum(e - s + 1 for v in intervals.values() for s, e in v)
-        print(f"ours:     {ours:8.2f} s  ({fired} firing intervals, {firing_evals:,} evaluations)")
+        print(
+            f"ours:     {ours:8.2f} s  peak RSS {our_rss / 1024:7.1f} MiB  "
+            f"({fired} firing intervals, {firing_evals:,} evaluations)"
+        )
         path, checks = write_promtool(work, data, specs, intervals)
-        theirs, done = run_promtool(promtool, path)
-        print(f"promtool: {theirs:8.2f} s  (checked {checks} count_over_time assertions)")
-        if done.returncode != 0:
+        theirs, their_rss, output, code = run_promtool(promtool, path)
+        print(
+            f"promtool: {theirs:8.2f} s  peak RSS {their_rss / 1024:7.1f} MiB  "
+            f"(checked {checks} count_over_time assertions)"
+        )
+        if code != 0:
             print("FIRING TIMES DIFFER: promtool test rules failed", file=sys.stderr)
-            print((done.stdout + done.stderr)[-4000:], file=sys.stderr)
+            print(output[-4000:], file=sys.stderr)
             return 1
         print("identical firing times: promtool passed every assertion")
-        print(f"ratio:    {theirs / ours:8.1f}x faster than promtool")
+        ours_cpu, their_cpu = CPU[Path(sys.executable).name], CPU[Path(promtool).name]
+        print(
+            f"CPU time: ours {ours_cpu:.2f} s, promtool {their_cpu:.2f} s "
+            f"({their_cpu / ours_cpu:.1f}x; a fairer figure on a busy machine)"
+        )
+        print(
+            f"ratio:    {theirs / ours:8.1f}x faster than promtool (goal >= 50x: "
+            f"{'met' if theirs / ours >= 50 else 'missed'}); peak RSS "
+            f"{our_rss / their_rss:.2f}x promtool's (goal < 1: "
+            f"{'met' if our_rss < their_rss else 'missed'})"
+        )
+        if args.step_path:
+            slow = step_path(work, stdout)
+            print(f"step path: {slow:7.2f} s in-process, same timeline ({slow / ours:.1f}x ours)")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

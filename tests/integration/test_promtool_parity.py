@@ -3,7 +3,10 @@ exactly the evaluations where Prometheus fires.
 
 24 varied series (steps, spikes one sample short of ``for:``, oscillation at the
 threshold, gaps, NaN, ramps, ``below`` rules, ``for: 0s``, seeded random walks) go
-through our engine (the backtest's ``Replay``, the live code). From what it computes
+through the backtest's columnar replay (``ColumnarReplay``: the columnar
+evaluator feeding the live engine states and incident manager); the step path
+(``core.evaluator.step``, through ``Replay``) must agree with it at every
+evaluation. From what it computes
 we write a ``promtool test rules`` file with an equivalent alerting rule per series
 (``expr: s_i > threshold``, same ``for:``) and, for every rule at every evaluation
 time, ``exp_alerts`` = firing or nothing. The real promtool must pass it; and a
@@ -27,6 +30,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from watchdog.backtest.columnar_replay import ColumnarReplay, track
+from watchdog.backtest.columns import from_samples
 from watchdog.backtest.replay import Replay
 from watchdog.backtest.samples import value_sample
 from watchdog.backtest.series_notation import MISSING, STALE, Point, compact, expand
@@ -116,7 +121,8 @@ def rules_yaml(all_cases: list[Case]) -> str:
 
 
 def our_firing(tmp_path: Path, all_cases: list[Case]) -> dict[str, set[int]]:
-    """Per rule, the evaluation indexes at which our engine says firing."""
+    """Per rule, the evaluation indexes at which the columnar replay says firing
+    (its firing spans), checked against the step path's state at every evaluation."""
     path = tmp_path / "rules.yaml"
     path.write_text(rules_yaml(all_cases))
     ruleset = load_rules([path])
@@ -139,7 +145,28 @@ def our_firing(tmp_path: Path, all_cases: list[Case]) -> dict[str, set[int]]:
                 firing[name].add(round(at / STEP))
 
     asyncio.run(replay.run(streams, after=snapshot))
-    return firing
+    columnar = ColumnarReplay(
+        ruleset,
+        {name: from_samples(stream) for name, stream in streams.items()},
+        {
+            rule.name: track(rule, from_samples(streams[rule.signal]), ruleset.blind_after(rule))
+            for rule in ruleset.rules
+        },
+        ignore_deploys=True,
+    )
+    asyncio.run(columnar.run(columnar.streams()))
+    fired: dict[str, set[int]] = {name: set() for name in firing}
+    for name, spans in columnar.spans.items():
+        for state, since, until in spans:
+            if state is State.FIRING:
+                fired[name] |= set(range(round(since / STEP), round(until / STEP)))
+    # The last span ends at the last sample, which is still in it.
+    last = (LENGTH - 1) * STEP
+    for name, spans in columnar.spans.items():
+        if spans and spans[-1][0] is State.FIRING and spans[-1][2] == last:
+            fired[name].add(LENGTH - 1)
+    assert fired == firing, "the columnar replay and the step path disagree"
+    return fired
 
 
 def promtool_files(directory: Path, all_cases: list[Case], firing: dict[str, set[int]]) -> Path:

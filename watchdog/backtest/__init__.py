@@ -1,6 +1,13 @@
 """Replays over recorded history, rule unit tests and plots: the live engine and
 incident manager on a virtual clock.
 
+- ``columnar``: The evaluator over whole arrays: each rule's state at every sample, ``step``'s
+  semantics in runs of breaches and gaps (the ``fast`` extra).
+- ``columnar_replay``: The columnar replay: only state changes (and ticks while an incident is
+  open) handed to the same engine states, incident manager and guards.
+- ``columns``: A signal's replayed samples as arrays (what ``samples_of`` builds one by one).
+- ``labels``: ``labels.json``: known incidents, and which a rule's firing episodes caught.
+- ``matrix_fast``: A saved ``query_range`` body straight into arrays (exact decimal parsing).
 - ``plot``: ``backtest --plot FILE``: one panel per signal, so a person sees at a glance why a
   rollback would or would not have happened.
 - ``recordings``: Recordings: a signal's history as ``DIR/SIGNAL.json`` files or fetched from
@@ -20,6 +27,8 @@ incident manager on a virtual clock.
 - ``series_notation``: promtool's expanding notation for input series, both ways.
 - ``standins``: The outside world during a replay: targets read the recorded deploy history at
   the virtual now, purges and notifiers send nothing, and the store is SQLite in memory.
+- ``sweep``: ``backtest --sweep``: one rule's settings over a grid, every combination replayed.
+- ``sweep_render``: A sweep's table, JSON document and heat map.
 - ``timeline``: What a backtest says: timeline events, per-rule and overall summaries, and the
   result that carries them (with the replayed samples and each rule's state spans).
 - ``times``: Times (RFC 3339, Unix seconds, ``now-7d``) and the recorded deploy history.

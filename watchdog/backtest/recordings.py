@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,8 +126,13 @@ def _json_value(value: float) -> str:
     return repr(value)
 
 
-def load_recordings(directory: Path, ruleset: RuleSet) -> tuple[dict[str, Recording], list[str]]:
+def load_recordings(
+    directory: Path,
+    ruleset: RuleSet,
+    read: Callable[[Path], Points] = read_matrix_file,
+) -> tuple[dict[str, Recording], list[str]]:
     """Every watched signal's ``DIR/SIGNAL.json``; notes say what is missing or unused.
+    ``read`` reads one file (the columnar replay's keeps arrays).
 
     Raises ``BacktestError`` for a missing directory, a bad file, or no recording of
     any watched signal."""
@@ -140,7 +145,7 @@ def load_recordings(directory: Path, ruleset: RuleSet) -> tuple[dict[str, Record
         signal = ruleset.signals.get(name)
         path = directory / f"{name}.json"
         requests_path = directory / f"{name}.requests.json"
-        requests = read_matrix_file(requests_path) if requests_path.exists() else None
+        requests = read(requests_path) if requests_path.exists() else None
         if divided(signal):
             if path.exists():  # recorded when the signal was still a ratio query
                 notes.append(
@@ -148,7 +153,7 @@ def load_recordings(directory: Path, ruleset: RuleSet) -> tuple[dict[str, Record
                     f"{name}.errors.json and {name}.requests.json)"
                 )
             errors_path = directory / f"{name}.errors.json"
-            errors = read_matrix_file(errors_path) if errors_path.exists() else None
+            errors = read(errors_path) if errors_path.exists() else None
             if errors is None and requests is None:
                 continue
             recordings[name] = Recording(
@@ -157,7 +162,7 @@ def load_recordings(directory: Path, ruleset: RuleSet) -> tuple[dict[str, Record
             continue
         if not path.exists():
             continue
-        points = read_matrix_file(path)
+        points = read(path)
         recordings[name] = Recording(
             name, points, requests, origin=str(path), needs_requests=needs_requests(signal)
         )
@@ -175,7 +180,7 @@ def load_recordings(directory: Path, ruleset: RuleSet) -> tuple[dict[str, Record
             f"{directory}: no recording of any signal the rules watch (expected {expected})"
         )
     known = {f"{name}{part}.json" for name in wanted for part in ("", ".requests", ".errors")}
-    known.add("deployments.json")
+    known.update(("deployments.json", "labels.json"))
     for path in sorted(directory.glob("*.json")):
         if path.name not in known:
             notes.append(f"ignored {path}: no signal of that name in the rules")

@@ -8,13 +8,16 @@ import contextlib
 import dataclasses
 import gc
 from collections import Counter
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from watchdog.backtest.recordings import (
+    Points,
     Recording,
     evidence_notes,
+    read_matrix_file,
     watched_signals,
 )
 from watchdog.backtest.replay import Replay
@@ -38,8 +41,45 @@ async def backtest(
     notes: Sequence[str] = (),
     start: float | None = None,
     end: float | None = None,
+    columnar: bool | None = None,
 ) -> BacktestResult:
-    """Replay ``recordings`` through the rules; the timeline and the summary."""
+    """Replay ``recordings`` through the rules; the timeline and the summary.
+
+    ``columnar``: None takes the columnar replay where it can (and notes why not);
+    False asks for the step path (the definition, for comparisons)."""
+    lo, hi, replayed = replay_plan(ruleset, recordings, start, end)
+    replay: Replay
+    why_not = step_path_reason(ruleset) if columnar is not False else "asked for"
+    if why_not is None:
+        from watchdog.backtest.columnar_replay import replay_columns
+
+        replay, samples = await replay_columns(
+            ruleset, replayed, lo, hi, deployments, silences, ignore_deploys
+        )
+    else:
+        samples = {name: samples_of(r, lo, hi) for name, r in replayed.items()}
+        replay = Replay(ruleset, deployments, silences, ignore_deploys)
+        await replay.run(samples)
+        if columnar is None:
+            notes = [*notes, f"replayed sample by sample (the step path): {why_not}"]
+    all_notes = [*notes, *evidence_notes(ruleset, recordings)]
+    if deployments is None and not ignore_deploys and ruleset.correlation.enabled:
+        all_notes.append(
+            "no deployments.json: no deploy is known, so deploy correlation blocks every "
+            "rollback (give one, or --ignore-deploys)"
+        )
+    summary = _summarize(ruleset, replay, samples, all_notes)
+    return BacktestResult(replay.timeline, summary, dict(replay.spans), dict(samples))
+
+
+def replay_plan(
+    ruleset: RuleSet,
+    recordings: Mapping[str, Recording],
+    start: float | None = None,
+    end: float | None = None,
+) -> tuple[float, float, dict[str, Recording]]:
+    """The replay's start and end, and the recordings it replays (an empty answer
+    given a step: no data at every step, as live)."""
     if not recordings:
         raise BacktestError("nothing to replay: no recording")
     spans = [span for r in recordings.values() if (span := r.span()) is not None]
@@ -51,7 +91,7 @@ async def backtest(
             "runs (fetch with --prometheus and --from/--to)"
         )
     step = _common_step(recordings)
-    samples = {}
+    replayed: dict[str, Recording] = {}
     for name in watched_signals(ruleset):
         recording = recordings.get(name)
         if recording is None:
@@ -61,17 +101,33 @@ async def backtest(
             signal = ruleset.signals.get(name)
             own = step or (signal.interval if signal is not None else None)
             recording = dataclasses.replace(recording, step=own)
-        samples[name] = samples_of(recording, lo, hi)
-    replay = Replay(ruleset, deployments, silences, ignore_deploys)
-    await replay.run(samples)
-    all_notes = [*notes, *evidence_notes(ruleset, recordings)]
-    if deployments is None and not ignore_deploys and ruleset.correlation.enabled:
-        all_notes.append(
-            "no deployments.json: no deploy is known, so deploy correlation blocks every "
-            "rollback (give one, or --ignore-deploys)"
+        replayed[name] = recording
+    return lo, hi, replayed
+
+
+def step_path_reason(ruleset: RuleSet) -> str | None:
+    """Why this rule set cannot take the columnar replay (None: it can)."""
+    try:
+        import numpy  # noqa: F401
+        import orjson  # noqa: F401
+    except ImportError:
+        return (
+            "the columnar replay needs the fast extra (pip install 'rollback-watchdog[fast]'); "
+            "same result, slower"
         )
-    summary = _summarize(ruleset, replay, samples, all_notes)
-    return BacktestResult(replay.timeline, summary, dict(replay.spans), samples)
+    for rule in ruleset.rules:
+        if rule.regression is not None:
+            return f"{rule.name} is a regression rule: it hears of each deploy as the replay goes"
+    return None
+
+
+def point_reader() -> Callable[[Path], Points]:
+    """How to read a recording file: into arrays when the columnar replay can run."""
+    try:
+        from watchdog.backtest.columns import read_points
+    except ImportError:
+        return read_matrix_file
+    return read_points
 
 
 def _common_step(recordings: Mapping[str, Recording]) -> float | None:

@@ -4,7 +4,7 @@ result that carries them (with the replayed samples and each rule's state spans)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,4 +99,4 @@ class BacktestResult:
     timeline: list[Event]
     summary: Summary
     spans: dict[str, list[Span]]  # per rule: (state, start, end), inactive left out
-    samples: dict[str, list[Sample]]  # per signal, what was replayed
+    samples: dict[str, Sequence[Sample]]  # per signal, what was replayed

@@ -27,7 +27,7 @@ from watchdog.backtest.recordings import (
     write_recordings,
 )
 from watchdog.backtest.render import render_json, render_text
-from watchdog.backtest.run import paused_gc, run_backtest, run_sync
+from watchdog.backtest.run import paused_gc, point_reader, run_backtest, run_sync
 from watchdog.backtest.timeline import BacktestResult
 from watchdog.backtest.times import load_deployments, parse_time
 from watchdog.cli.output import add_output, emit, error_document, wants_json
@@ -79,6 +79,7 @@ def register(commands: Any) -> None:
     )
     add_output(backtest)
     backtest.add_argument("--plot", metavar="FILE", help="also draw the replay (.png or .svg)")
+    _sweep_args(backtest)
     backtest.set_defaults(func=cmd_backtest)
 
     record = commands.add_parser(
@@ -98,6 +99,28 @@ def register(commands: Any) -> None:
     rules.add_argument("--run", metavar="REGEX", help="only test groups whose name matches")
     add_output(rules)
     rules.set_defaults(func=cmd_test_rules)
+
+
+def _sweep_args(backtest: argparse.ArgumentParser) -> None:
+    backtest.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="RULE.FIELD=LO..HI/STEP",
+        help="replay every combination of one rule's settings (repeat for more fields): "
+        "a table of episodes, rollbacks, caught and missed incidents",
+    )
+    backtest.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="known incidents for --sweep (default DIR/labels.json when there is one)",
+    )
+    backtest.add_argument(
+        "--labels-from-store",
+        metavar="LOCATION",
+        help="for --sweep: the incidents a state store recorded (a SQLite file or a "
+        "postgresql:// URL, as WATCHDOG_STATE), each a label for its own rule",
+    )
 
 
 def _rules_arg(parser: argparse.ArgumentParser) -> None:
@@ -191,7 +214,7 @@ def _backtest(args: argparse.Namespace) -> int:
         start = end = None
         if args.series is not None:
             directory = Path(args.series)
-            recordings, notes = load_recordings(directory, ruleset)
+            recordings, notes = load_recordings(directory, ruleset, point_reader())
             default = directory / "deployments.json"
             if args.deployments is None and default.exists():
                 deployments = load_deployments(default)
@@ -201,6 +224,8 @@ def _backtest(args: argparse.Namespace) -> int:
             deployments = load_deployments(Path(args.deployments))
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
+        if args.sweep:
+            return _sweep(args, ruleset, recordings, deployments, silences, start, end)
         result = run_backtest(
             ruleset,
             recordings,
@@ -239,6 +264,50 @@ def _backtest_document(result: BacktestResult) -> dict[str, Any]:
         "rules": {name: rule.to_json() for name, rule in result.summary.rules.items()},
         "summary": result.summary.to_json(),
     }
+
+
+def _sweep(args: argparse.Namespace, ruleset: RuleSet, recordings: Any, *given: Any) -> int:
+    """``backtest --sweep``: its table (or JSON) instead of the timeline."""
+    try:
+        from watchdog.backtest import sweep, sweep_render
+        from watchdog.backtest.labels import labels_from_store, load_labels
+    except ImportError:
+        return _fail(args, "--sweep needs the fast extra: pip install 'rollback-watchdog[fast]'")
+    deployments, silences, start, end = given
+    axes = [sweep.parse_axis(text) for text in args.sweep]
+    names = [rule.name for rule in ruleset.rules]
+    origin = args.labels
+    default = Path(args.series or ".") / "labels.json"
+    if origin is None and args.series and not args.labels_from_store and default.exists():
+        origin = str(default)
+    labels = load_labels(Path(origin), names) if origin else []
+    if args.labels_from_store:
+        if origin:
+            raise BacktestError("give --labels or --labels-from-store, not both")
+        origin = f"the incidents in {args.labels_from_store}"
+        spans = [s[1] for r in recordings.values() if (s := r.span()) is not None]
+        until = end if end is not None else max(spans, default=0.0)
+        labels = labels_from_store(args.labels_from_store, until)
+    result = sweep.run_sweep(
+        ruleset,
+        recordings,
+        axes,
+        labels,
+        origin or "",
+        deployments=deployments,
+        silences=silences,
+        ignore_deploys=args.ignore_deploys,
+        start=start,
+        end=end,
+    )
+    if args.plot:
+        sweep_render.write_heatmap(result, Path(args.plot))
+    if args.format == "json" or wants_json(args):
+        print(sweep_render.render_json(result))
+    else:
+        for line in sweep_render.render_text(result):
+            print(line)
+    return 0
 
 
 def _matchers(items: list[str]) -> list[Matcher]:

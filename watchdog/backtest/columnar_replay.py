@@ -1,0 +1,281 @@
+"""The columnar replay: every rule evaluated over whole arrays first (``columnar``),
+then only the moments that matter handed to the same ``Replay``, engine states,
+incident manager and guards as the step path.
+
+A moment matters when a rule's state (or ``blind_long``) changes there, and, while an
+incident is open, every sample time (its deadlines are checked at each, as the step
+path does). There the engine's state of each rule is set to exactly the
+``RuleState`` that folding ``step`` would hold, transitions and decisions are made by
+the engine's own ``transition`` and ``decide``, and the signal windows that the
+manager reads (baselines, verification) show the samples of the last hour, built on
+demand. Rules the columnar evaluator does not take fold ``step`` themselves
+(``StepTrack``), so one counted rule does not send the whole replay back.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from watchdog.backtest.columnar import evaluate, unsupported
+from watchdog.backtest.columns import Columns, ColumnSamples, columns_of
+from watchdog.backtest.matrix_fast import Floats
+from watchdog.backtest.recordings import Recording
+from watchdog.backtest.replay import Replay
+from watchdog.backtest.times import Deployments
+from watchdog.clock import Clock
+from watchdog.core.decider import Transition, decide, transition
+from watchdog.core.decision import Decision
+from watchdog.core.engine import Observation
+from watchdog.core.evaluator import INITIAL, RuleState, step
+from watchdog.core.window import SignalWindow
+from watchdog.incidents.matchers import Matcher
+from watchdog.incidents.model import rules_of
+from watchdog.model import Sample
+from watchdog.rules.load import RuleSet
+from watchdog.rules.model import RuleSpec
+
+
+class RuleTrack(Protocol):
+    def changes(self) -> NDArray[np.intp]: ...
+    def state_at(self, i: int) -> RuleState: ...
+
+
+class StepTrack:
+    """A rule folded through ``step`` over its signal's columns (counted rules)."""
+
+    def __init__(self, rule: RuleSpec, columns: Columns, blind_after: float) -> None:
+        self.rule, self.columns, self.blind_after = rule, columns, blind_after
+        self._at_change: dict[int, RuleState] = {}
+        state = INITIAL
+        for i in range(len(columns)):
+            new = step(rule, state, columns.sample(i), blind_after)
+            if new.state is not state.state or new.blind_long != state.blind_long:
+                self._at_change[i] = new
+            state = new
+        self._cursor, self._state = -1, INITIAL
+
+    def changes(self) -> NDArray[np.intp]:
+        return np.array(sorted(self._at_change), dtype=np.intp)
+
+    def state_at(self, i: int) -> RuleState:
+        if i < self._cursor:
+            self._cursor, self._state = -1, INITIAL
+        while self._cursor < i:
+            self._cursor += 1
+            self._state = step(
+                self.rule, self._state, self.columns.sample(self._cursor), self.blind_after
+            )
+        return self._state
+
+
+def track(rule: RuleSpec, columns: Columns, blind_after: float) -> RuleTrack:
+    """The columnar track of ``rule``, or a ``StepTrack`` for a rule it does not take."""
+    if unsupported(rule) is None:
+        return evaluate(rule, columns, blind_after)
+    return StepTrack(rule, columns, blind_after)
+
+
+class ColumnWindow(SignalWindow):
+    """A signal window over columns: the samples of the last ``span_s`` up to the
+    replay's current sample, built only when something reads them."""
+
+    def __init__(self, columns: Columns, span_s: float, clock: Clock) -> None:
+        super().__init__(span_s)
+        self.columns = columns
+        self.clock = clock
+        self._lo = self._hi = 0  # the deque holds samples [lo, hi)
+
+    def _sync(self) -> None:
+        hi = self.columns.index_at(self.clock.now()) + 1
+        if hi <= 0:
+            self._samples.clear()
+            self._lo = self._hi = 0
+            return
+        t = self.columns.t
+        maxlen = self._samples.maxlen or hi
+        lo = max(int(np.searchsorted(t, t[hi - 1] - self.span_s, side="left")), hi - maxlen)
+        if not self._lo <= lo <= self._hi:
+            self._samples.clear()
+            self._lo = self._hi = lo
+        for _ in range(lo - self._lo):
+            self._samples.popleft()
+        self._samples.extend(self.columns.sample(i) for i in range(max(self._hi, lo), hi))
+        self._lo, self._hi = lo, hi
+
+    def add(self, sample: Sample) -> None:
+        raise TypeError("a column window follows its replay; nothing is added to it")
+
+    def __iter__(self) -> Iterator[Sample]:
+        self._sync()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._sync()
+        return super().__len__()
+
+    @property
+    def latest(self) -> Sample | None:
+        self._sync()
+        return super().latest
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        self._sync()
+        return super().between(start, end)
+
+    def episode_start(
+        self, start: float, breaching: Callable[[float], bool], gap_s: float
+    ) -> float:
+        self._sync()
+        return super().episode_start(start, breaching, gap_s)
+
+
+class ColumnarReplay(Replay):
+    """``Replay`` fed from columns: only state changes (and, while an incident is
+    open, each sample time) reach the engine's states and the incident manager."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        columns: Mapping[str, Columns],
+        tracks: Mapping[str, RuleTrack],
+        deployments: Deployments | None = None,
+        silences: Sequence[Sequence[Matcher]] = (),
+        ignore_deploys: bool = False,
+    ) -> None:
+        super().__init__(ruleset, deployments, silences, ignore_deploys)
+        self.columns = dict(columns)
+        self.tracks = dict(tracks)
+        for name, c in columns.items():
+            self.engine.windows[name] = ColumnWindow(c, self.engine.window_span_s, self.clock)
+        # Rules whose engine state has no time yet (set once their signal has a sample).
+        self._unset = [r for r in ruleset.rules if r.name in self.tracks]
+
+    def streams(self) -> dict[str, Sequence[Sample]]:
+        return {name: ColumnSamples(c) for name, c in self.columns.items()}
+
+    def _moments(self, times: Floats) -> dict[int, list[tuple[RuleSpec, int]]]:
+        """Grid index → the rules that change there (with their sample index), in
+        the order the engine would meet them: signals in replay order, rules in
+        file order."""
+        moments: dict[int, list[tuple[RuleSpec, int]]] = defaultdict(list)
+        for signal in self.columns:
+            for rule in self.ruleset.rules:
+                if rule.signal != signal or rule.name not in self.tracks:
+                    continue
+                at_change = self.tracks[rule.name].changes()
+                grid = np.searchsorted(times, self.columns[signal].t[at_change])
+                for g, i in zip(grid.tolist(), at_change.tolist(), strict=True):
+                    moments[g].append((rule, i))
+        return moments
+
+    async def _feed(
+        self, streams: Mapping[str, Sequence[Sample]], after: Callable[[float], None] | None
+    ) -> None:
+        if after is not None:
+            raise TypeError("the columnar replay has no per-sample hook (use Replay)")
+        every = [c.t for c in self.columns.values()]
+        same = all(t.size == every[0].size and np.array_equal(t, every[0]) for t in every)
+        times = every[0] if same else np.unique(np.concatenate(every))
+        moments = self._moments(times)
+        ahead = np.array(sorted(moments), dtype=np.intp)
+        size = times.size
+        g = int(ahead[0]) if ahead.size else size
+        while g < size:
+            at = float(times[g])
+            self.clock.set(at)
+            self._tell_deploys(at)
+            decided = await self._changes(moments.get(g, ()))
+            if decided or self.manager.open:
+                self._sync(at)
+                await self.manager.drain()
+                await self.manager.tick()
+                await self.manager.drain()
+            if self.manager.open:
+                g += 1
+            else:
+                later = int(np.searchsorted(ahead, g, side="right"))
+                g = int(ahead[later]) if later < ahead.size else size
+
+    def _tell_deploys(self, at: float) -> None:
+        while self._next_deploy < len(self._deploys) and self._deploys[self._next_deploy][0] <= at:
+            when, target = self._deploys[self._next_deploy]
+            self.engine.deployed(target, when)
+            self._next_deploy += 1
+
+    async def _changes(self, changing: Sequence[tuple[RuleSpec, int]]) -> bool:
+        """The engine's transitions and decisions for the rules that change now, one
+        observation per signal as ``Engine.observe`` makes them; True when any
+        decision was taken."""
+        decided = False
+        k = 0
+        while k < len(changing):
+            signal = changing[k][0].signal
+            moved: list[Transition] = []
+            decisions: list[Decision] = []
+            i = changing[k][1]
+            while k < len(changing) and changing[k][0].signal == signal:
+                rule, i = changing[k]
+                k += 1
+                prev = self.engine.states[rule.name]
+                new = self.tracks[rule.name].state_at(i)
+                self.engine.states[rule.name] = new
+                found = transition(rule, prev, new)
+                if found is not None:
+                    moved.append(found)
+                decision = decide(rule, self.ruleset.signals[signal], self.ruleset, prev, new)
+                if decision is not None:
+                    decisions.append(decision)
+            if moved or decisions:
+                sample = self.columns[signal].sample(i)
+                self._observed(Observation(signal, sample, moved, decisions))
+                for decision in decisions:
+                    decided = True
+                    await self.manager.on_decision(decision)
+        return decided
+
+    def _sync(self, at: float) -> None:
+        """Before a tick: the manager reads the state *and time* of the rules of each
+        open incident (is the evidence after the rollback?), and that every rule has
+        a time (the version ledger's healthy run); those are brought up to ``at``.
+        Any other rule's state only changes where the replay set it already."""
+        states = self.engine.states
+        wanted = {name for incident in self.manager.open.values() for name in rules_of(incident)}
+        unset, self._unset = self._unset, []
+        for rule in unset:
+            if self.columns[rule.signal].index_at(at) < 0:
+                self._unset.append(rule)
+            else:
+                wanted.add(rule.name)
+        for name in wanted:
+            found = self.tracks.get(name)
+            if found is not None:
+                i = self.columns[self.ruleset.rule(name).signal].index_at(at)
+                if i >= 0:
+                    states[name] = found.state_at(i)
+
+
+async def replay_columns(
+    ruleset: RuleSet,
+    recordings: Mapping[str, Recording],
+    start: float,
+    end: float,
+    deployments: Deployments | None = None,
+    silences: Sequence[Sequence[Matcher]] = (),
+    ignore_deploys: bool = False,
+) -> tuple[ColumnarReplay, dict[str, Sequence[Sample]]]:
+    """``recordings`` replayed the columnar way; the replay and what it replayed."""
+    columns = {name: columns_of(r, start, end) for name, r in recordings.items()}
+    tracks = {
+        rule.name: track(rule, columns[rule.signal], ruleset.blind_after(rule))
+        for rule in ruleset.rules
+        if rule.signal in columns
+    }
+    replay = ColumnarReplay(ruleset, columns, tracks, deployments, silences, ignore_deploys)
+    streams = replay.streams()
+    await replay.run(streams)
+    return replay, streams
