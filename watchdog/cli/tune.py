@@ -81,7 +81,11 @@ def register(commands: Any) -> None:
     backtest.add_argument("--plot", metavar="FILE", help="also draw the replay (.png or .svg)")
     _sweep_args(backtest)
     backtest.set_defaults(func=cmd_backtest)
+    _register_record_and_test(commands)
 
+
+def _register_record_and_test(commands: Any) -> None:
+    """``record`` and ``test rules``."""
     record = commands.add_parser(
         "record",
         help="save each prometheus signal's history as DIR/SIGNAL.json for backtests",
