@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from watchdog.core.decider import Transition, decide, transition
 from watchdog.core.decision import Decision
-from watchdog.core.evaluator import INITIAL, RuleState, step
+from watchdog.core.evaluator import INITIAL, RuleState, State, step
 from watchdog.core.regression import baseline_upper
 from watchdog.core.window import SignalWindow
 from watchdog.model import Sample
@@ -32,6 +32,9 @@ class Observation:
     decisions: Sequence[Decision] = ()
 
 
+_INACTIVE = State.INACTIVE
+
+
 class Engine:
     """Rule states for a rule set, advanced one sample at a time."""
 
@@ -40,6 +43,10 @@ class Engine:
         self.states: dict[str, RuleState] = {}
         self.windows: dict[str, SignalWindow] = {}
         self.ruleset = ruleset
+        # The latest time a rule settled back to inactive from any other state: the
+        # version ledger's healthy run must not span it, though it ticks less often
+        # than samples arrive (an inconclusive minute between two ticks).
+        self.unsettled_at: float | None = None
         self._by_signal: Mapping[str, list[RuleSpec]] = {}
         # Per signal, each rule with its blind_after: resolved once, not per sample.
         self._plan: dict[str, tuple[tuple[RuleSpec, float], ...]] = {}
@@ -115,6 +122,8 @@ class Engine:
             # decision (see ``decide``); most samples change neither.
             if new.state is prev.state and new.blind_long == prev.blind_long:
                 continue
+            if new.state is _INACTIVE:
+                self.unsettled_at = sample.at
             moved = transition(rule, prev, new)
             if moved is not None:
                 transitions = [*(transitions or ()), moved]
