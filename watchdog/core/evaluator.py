@@ -68,6 +68,7 @@ class RuleState(NamedTuple):
     # Regression rules: (deploy at, errors and requests before it, their ratio's upper
     # bound); errors/requests count since the deploy.
     baseline: tuple[float, float, float, float] | None = None
+    minutes: burn.Minutes = burn.NO_MINUTES  # burn-rate rules: per-minute counts
 
     @property
     def breaching(self) -> bool:
@@ -80,6 +81,7 @@ INITIAL = RuleState()
 _VALUE = SampleKind.VALUE
 _INACTIVE, _FIRING = State.INACTIVE, State.FIRING
 _tuple_new = tuple.__new__
+_NO_MINUTES = burn.NO_MINUTES
 
 
 def _quiet(
@@ -104,6 +106,7 @@ def _quiet(
         None,
         (),
         None,
+        _NO_MINUTES,
     )
     return _tuple_new(RuleState, fields)
 
@@ -168,6 +171,7 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
                     None,
                     (),
                     None,
+                    _NO_MINUTES,
                 ),
             )
         reason = None
@@ -273,6 +277,7 @@ def _blind(
     reason: str,
     blind_after: float,
     counts: tuple[tuple[float, float, float], ...] = (),
+    minutes: burn.Minutes = _NO_MINUTES,
 ) -> RuleState:
     at = sample.at
     blind_since = prev.blind_since if prev.blind_since is not None else at
@@ -289,6 +294,7 @@ def _blind(
         fired_at=None,
         window=prev.window,
         counts=counts,
+        minutes=minutes,
     )
 
 
@@ -359,27 +365,27 @@ def step_regression(
 
 
 def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
-    """A burn-rate rule: per-minute counts over its longest window (in ``counts``);
+    """A burn-rate rule: per-minute counts over its longest window (in ``minutes``);
     it breaches while any pair of windows burns faster than the pair's factor."""
     spec = rule.burn_rate
     assert spec is not None  # only called for burn-rate rules
     at = sample.at
     longest = max(w.long for w in spec.windows)
-    counts = prev.counts
+    minutes = prev.minutes
     if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
-        counts = burn.add(counts, at, sample.errors, sample.requests, at - longest)
+        minutes = burn.add(minutes, at, sample.errors, sample.requests, at - longest)
     elif sample.kind is SampleKind.NO_DATA:  # no traffic: a minute covered, with nothing in it
-        counts = burn.add(counts, at, 0.0, 0.0, at - longest)
+        minutes = burn.add(minutes, at, 0.0, 0.0, at - longest)
     pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
-    judged = burn.judge(counts, at, spec.objective, pairs)
+    judged = burn.judge(minutes, at, spec.objective, pairs)
     first = next((j for j in judged if j.breached), judged[0])
     errors, requests = first.long_errors, first.long_requests
     if sample.kind is SampleKind.ERROR:
-        state = _blind(prev, sample, f"error: {sample.reason}", blind_after, counts)
+        state = _blind(prev, sample, f"error: {sample.reason}", blind_after, minutes=minutes)
         return state._replace(errors=errors, requests=requests)
-    if not burn.totals(counts, at, longest)[1] > 0:
+    if not burn.totals(minutes, at, longest)[1] > 0:
         reason = f"no requests in the last {format_duration(longest)}"
-        return _blind(prev, sample, reason, blind_after, counts)
+        return _blind(prev, sample, reason, blind_after, minutes=minutes)
     ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
     weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
     if first.breached:
@@ -390,4 +396,4 @@ def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: floa
         new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
     else:
         new = _quiet(ratio, requests, at)
-    return new._replace(errors=errors, counts=counts)
+    return new._replace(errors=errors, minutes=minutes)
