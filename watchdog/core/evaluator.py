@@ -305,11 +305,12 @@ def _step_confidence(
     assert rule.window is not None  # RuleSpec validation
     assert rule.confidence is not None
     horizon = at - rule.window
-    counts = tuple(item for item in prev.counts if item[0] > horizon)
+    kept = [item for item in prev.counts if item[0] > horizon]
     if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
-        counts = (*counts, (at, sample.errors, sample.requests))
-    errors = sum(item[1] for item in counts)
-    requests = sum(item[2] for item in counts)
+        kept.append((at, sample.errors, sample.requests))
+    counts = tuple(kept)
+    errors = sum([item[1] for item in kept])
+    requests = sum([item[2] for item in kept])
     if sample.kind is SampleKind.ERROR:
         return _blind(prev, sample, f"error: {sample.reason}", blind_after, counts)
     if not requests > 0:
