@@ -39,6 +39,7 @@ whatever the number of workers).
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import sys
@@ -121,12 +122,13 @@ class Scenario:
 
 
 def scenarios() -> dict[str, Scenario]:
+    bad_for = START + 1800
     return {
-        "healthy": Scenario("false rollbacks (days)", DAY, BASELINE, SLOW_BASELINE, DAY / 2, True, 1),
-        "outage": Scenario("outage: min to rollback", START + 1800, 1.0, SLOW_BASELINE, None, False, 60),
-        "5pct": Scenario("5%: s to rollback", START + 1800, 0.05, SLOW_BASELINE, START, False, 1),
-        "2pct": Scenario("2%: s to rollback", START + 1800, 0.02, SLOW_BASELINE, START, False, 1),
-        "latency": Scenario("latency x2 on 1/5: s", START + 1800, BASELINE, SLOW_BAD, START, False, 1),
+        "healthy": Scenario("false rollbacks", DAY, BASELINE, SLOW_BASELINE, DAY / 2, True, 1),
+        "outage": Scenario("outage: min to rollback", bad_for, 1.0, SLOW_BASELINE, None, False, 60),
+        "5pct": Scenario("5%: s to rollback", bad_for, 0.05, SLOW_BASELINE, START, False, 1),
+        "2pct": Scenario("2%: s to rollback", bad_for, 0.02, SLOW_BASELINE, START, False, 1),
+        "latency": Scenario("latency x2 on 1/5: s", bad_for, BASELINE, SLOW_BAD, START, False, 1),
     }  # fmt: skip
 
 
@@ -137,17 +139,13 @@ class Run:
     first: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(STRATEGIES))
 
 
-_RULESET: RuleSet | None = None
-
-
+@functools.cache
 def _ruleset() -> RuleSet:
-    global _RULESET  # one parse per worker process
-    if _RULESET is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "rules.yaml"
-            path.write_text(RULES)
-            _RULESET = load_rules([path])
-    return _RULESET
+    """Parsed once per worker process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rules.yaml"
+        path.write_text(RULES)
+        return load_rules([path])
 
 
 def traffic(
@@ -248,8 +246,8 @@ def _false_cell(runs: list[Run], name: str) -> str:
 def _rows(rate: float, name: str, runs: list[Run]) -> list[str]:
     sc = scenarios()[name]
     if name == "healthy":
-        cells = [_false_cell(runs, s) for s in STRATEGIES]
-        return [_row(rate, sc.label, cells)]
+        cells = [_false_cell(runs, s) for s in STRATEGIES]  # days
+        return [_row(rate, sc.label + " (days)", cells)]
     times = {
         s: [math.inf if (f := r.first[s]) is None else f - START for r in runs] for s in STRATEGIES
     }
