@@ -127,7 +127,14 @@ def regression_of(rule: RuleSpec, state: RuleState) -> RegressionEvidence | None
         return None
     requests = state.requests or 0.0
     return judge(
-        base[1], base[2], state.errors, requests, spec.min_effect, spec.confidence, base[3]
+        base[1],
+        base[2],
+        state.errors,
+        requests,
+        spec.min_effect.value,
+        spec.confidence,
+        base[3],
+        spec.min_effect.absolute,
     )
 
 

@@ -355,7 +355,10 @@ def step_regression(
         reason = f"no requests in the {format_duration(spec.baseline)} before the deploy"
         return kept(_blind(prev, sample, reason, blind_after))
     ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
-    found = judge(base[1], base[2], errors, requests, spec.min_effect, spec.confidence, base[3])
+    effect = spec.min_effect
+    found = judge(
+        base[1], base[2], errors, requests, effect.value, spec.confidence, base[3], effect.absolute
+    )
     sticky = prev.breaching and prev.active_since is not None and prev.active_since >= base[0]
     if sticky or found.verdict is Verdict.BREACH:
         weighed = Sample(at, _VALUE, ratio, requests, errors=errors)

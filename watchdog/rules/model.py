@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from watchdog.rules.fields import (
     Confidence,
     Duration,
-    Effect,
+    EffectField,
     Model,
     Name,
     PositiveDuration,
@@ -144,7 +144,7 @@ class RegressionSpec(Model):
     """After a deploy of the rule's targets: errors since it against the same service
     before it, by an anytime-valid sequential test (``core.regression``)."""
 
-    min_effect: Effect
+    min_effect: EffectField  # 2x (a ratio) or +1.5% (an absolute increase)
     confidence: Confidence = 0.99
     # The look back before the deploy; the engine keeps an hour of samples.
     baseline: PositiveDuration = Field(default=3600.0, le=3600.0)
@@ -250,7 +250,8 @@ class RuleSpec(Model):
             return Threshold(value=budget, unit="ratio", text=f"{budget * 100:g}% budget")
         if self.regression is not None:  # the smallest effect the test aims at
             effect = self.regression.min_effect
-            return Threshold(value=effect, unit="number", text=f"{effect:g}x")
+            unit: Unit = "ratio" if effect.absolute else "number"
+            return Threshold(value=effect.value, unit=unit, text=effect.text)
         threshold = self.above if self.above is not None else self.below
         assert threshold is not None  # guaranteed by _check_comparison
         return threshold
