@@ -98,3 +98,39 @@ def test_bad_effects_are_refused_with_their_line(tmp_path: Path, effect: str, me
     with pytest.raises(RuleError, match=message) as refused:
         rules(tmp_path, effect)
     assert "rules.yaml:" in str(refused.value)  # file:line
+
+
+SCRAPED = """
+version: 1
+sources:
+  app: {type: scrape, url: "http://127.0.0.1:9/metrics"}
+signals:
+  slow: {source: app, kind: slow_ratio, metric: http_request_duration_seconds%s}
+rules:
+  - {name: r, signal: slow, regression: {min_effect: 2x}, severity: low}
+"""
+
+
+def test_a_slow_ratio_signal_feeds_a_regression_rule(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, "", base=SCRAPED % ", slower_than: 500ms")
+    assert rules.signals["slow"].spec.slower_than == 0.5
+    assert rules.signals["slow"].unit == "ratio"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("", "slower_than: missing required key \\(the bucket bound a slow request exceeds"),
+        (", slower_than: 0", "must be longer than 0s"),
+    ],
+)
+def test_a_slow_ratio_needs_its_bound(tmp_path: Path, extra: str, message: str) -> None:
+    with pytest.raises(RuleError, match=message) as refused:
+        ruleset(tmp_path, "", base=SCRAPED % extra)
+    assert "rules.yaml:" in str(refused.value)
+
+
+def test_slower_than_applies_to_slow_ratio_only(tmp_path: Path) -> None:
+    base = SCRAPED.replace("kind: slow_ratio", "kind: error_ratio") % ", slower_than: 1s"
+    with pytest.raises(RuleError, match="slower_than: applies to kind slow_ratio only"):
+        ruleset(tmp_path, "", base=base)

@@ -14,7 +14,7 @@ def counts_errors(signal: ResolvedSignal) -> bool:
     if signal.source.type == "prometheus":
         return spec.errors_query is not None and spec.requests_query is not None
     if signal.source.type == "scrape":
-        return spec.kind == "error_ratio"
+        return spec.kind in ("error_ratio", "slow_ratio")
     if signal.source.type == "cloudflare":
         return spec.field == "error_rate"
     return False
@@ -26,7 +26,7 @@ def reports_traffic(signal: ResolvedSignal) -> bool:
     if signal.source.type == "prometheus":
         return spec.requests_query is not None
     if signal.source.type == "scrape":
-        return spec.kind in ("error_ratio", "quantile")
+        return spec.kind in ("error_ratio", "quantile", "slow_ratio")
     if signal.source.type == "cloudflare":
         return spec.field in ("error_rate", "requests")
     return False

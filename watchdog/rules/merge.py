@@ -271,6 +271,7 @@ _SCRAPE_UNITS: dict[str, Unit] = {
     "quantile": "seconds",
     "gauge": "number",
     "rate": "number",
+    "slow_ratio": "ratio",
 }
 
 
@@ -346,13 +347,20 @@ class _SignalCheck:
                 )
             unit = "ratio"
         self.forbid("kind", "metric", "labels", "status_label", "error_status", "quantile", "field")
+        self.forbid("slower_than")
         return unit
 
     def scrape(self) -> Unit:
         spec = self.spec
-        self.require("kind", "error_ratio, quantile, gauge or rate for a scrape source")
+        self.require("kind", "error_ratio, quantile, gauge, rate or slow_ratio for a scrape source")
         self.require("metric", "the metric family to read")
         self.forbid("query", "errors_query", "requests_query", "reduce", "field")
+        if spec.kind == "slow_ratio":
+            self.require("slower_than", "the bucket bound a slow request exceeds (like 500ms)")
+        elif "slower_than" in spec.model_fields_set:
+            self.problems.append(
+                f"{where(self.item, (*self.path, 'slower_than'))}: applies to kind slow_ratio only"
+            )
         if spec.kind is not None and spec.unit is None:
             return _SCRAPE_UNITS[spec.kind]
         return spec.unit or "number"
@@ -362,6 +370,7 @@ class _SignalCheck:
         spec = self.spec
         fields = IMPLICIT_FIELDS[self.source.type]
         self.forbid("query", "errors_query", "requests_query", "reduce", "kind", "metric", "labels")
+        self.forbid("slower_than")
         if spec.field is None or spec.field not in fields:
             got = f"unknown {spec.field!r}" if spec.field is not None else "missing required key"
             self.problems.append(

@@ -96,7 +96,7 @@ IMPLICIT_FIELDS: dict[str, dict[str, Unit]] = {
 
 # --- signals ---------------------------------------------------------------------------
 
-ScrapeKind = Literal["error_ratio", "quantile", "gauge", "rate"]
+ScrapeKind = Literal["error_ratio", "quantile", "gauge", "rate", "slow_ratio"]
 Reduce = Literal["max", "min", "sum", "avg"]
 
 
@@ -125,6 +125,8 @@ class SignalSpec(Model):
     status_label: str = "code"
     error_status: str = "5.."
     quantile: float = Field(default=0.95, gt=0.0, lt=1.0)
+    # slow_ratio: requests slower than this bucket bound over all (a latency histogram)
+    slower_than: PositiveDuration | None = None
     # probe, cloudflare
     field: str | None = None
 
