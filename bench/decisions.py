@@ -13,7 +13,7 @@ sample by sample, as live):
   watchdog rule): for the 10 minutes after a deploy, one check a minute on the last
   minute's point ratio, "no values" counted as a failed check (as Flagger does),
   rollback at 3 failed checks; nothing watches outside that analysis;
-- (d) ``new``: a confidence rule (99.9 %, 5 m window), a deploy-regression rule on
+- (d) ``new``: confidence rules (99.9 %, 5 m and 3 m windows), a deploy-regression rule on
   errors (2x, 99 %), one on the share of requests slower than the healthy p95 (a
   latency histogram's bucket, 2x, 99 %) and burn-rate rules (99 % objective; 14.4x
   over 1 h and 5 m, 6x over 6 h and 30 m); the first of them to decide counts.
@@ -89,6 +89,10 @@ rules:
   - {name: min-req, signal: ratio_5m, above: 5%, for: 5m, min_requests: 20,
      severity: critical, rollback: [worker]}
   - {name: new-confidence, signal: error_rate, above: 5%, confidence: 99.9%, window: 5m,
+     severity: critical, rollback: [worker]}
+  # A shorter window sheds the successes from before an outage sooner (at 1 request a
+  # minute the 5m window holds about five): outages at low traffic, three errors in.
+  - {name: new-outage, signal: error_rate, above: 5%, confidence: 99.9%, window: 3m,
      severity: critical, rollback: [worker]}
   - name: new-regression
     signal: error_rate
