@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from watchdog.core import burn
 from watchdog.core.decider import Transition, decide, transition
 from watchdog.core.decision import Decision
 from watchdog.core.evaluator import INITIAL, RuleState, State, step
@@ -98,6 +99,29 @@ class Engine:
             self.states[rule.name] = self.states[rule.name]._replace(
                 baseline=(at, before[0], before[1], upper), errors=since[0], requests=since[1]
             )
+
+    def burn_horizons(self) -> dict[str, float]:
+        """Per signal its burn-rate rules watch, their longest window."""
+        out: dict[str, float] = {}
+        for rule in self.ruleset.rules:
+            if rule.burn_rate is not None:
+                longest = max(w.long for w in rule.burn_rate.windows)
+                out[rule.signal] = max(out.get(rule.signal, 0.0), longest)
+        return out
+
+    def restore_minutes(self, signal: str, rows: Sequence[tuple[float, float, float]]) -> None:
+        """Per-minute counts of ``signal`` kept from before a restart, oldest first:
+        each burn-rate rule on it starts from them (minutes it already counted since
+        the start win). The windows then hold what they held before the restart."""
+        for rule in self.rules_for(signal):
+            if rule.burn_rate is None:
+                continue
+            state = self.states[rule.name]
+            mine = state.minutes
+            first = mine.starts[0] if mine.starts else float("inf")
+            older = tuple(row for row in rows if row[0] < first)
+            merged = burn.Minutes.of(older + mine.rows())
+            self.states[rule.name] = state._replace(minutes=merged)
 
     def rules_for(self, signal: str) -> list[RuleSpec]:
         return self._by_signal.get(signal, [])

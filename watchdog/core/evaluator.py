@@ -90,24 +90,10 @@ def _quiet(
     """``RuleState(value=value, requests=requests, at=at, window=window)`` without the
     keyword machinery: most samples of most rules end here (a unit test pins the two
     spellings to each other)."""
-    fields = (
-        _INACTIVE,
-        None,
-        None,
-        None,
-        0,
-        value,
-        requests,
-        at,
-        None,
-        "",
-        False,
-        window,
-        None,
-        (),
-        None,
-        _NO_MINUTES,
-    )
+    # fmt: off
+    fields = (_INACTIVE, None, None, None, 0, value, requests, at, None, "", False, window,
+              None, (), None, _NO_MINUTES)
+    # fmt: on
     return _tuple_new(RuleState, fields)
 
 
@@ -153,27 +139,10 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
         above = rule.above
         is_breach = value > above.value if above is not None else value < rule.threshold.value
         if not is_breach and prev.state is not _FIRING and rule.mode != "share":
-            return _tuple_new(
-                RuleState,
-                (
-                    _INACTIVE,
-                    None,
-                    None,
-                    None,
-                    0,
-                    value,
-                    sample.requests,
-                    at,
-                    None,
-                    "",
-                    False,
-                    (),
-                    None,
-                    (),
-                    None,
-                    _NO_MINUTES,
-                ),
-            )
+            # fmt: off
+            return _tuple_new(RuleState, (_INACTIVE, None, None, None, 0, value, sample.requests,
+                                          at, None, "", False, (), None, (), None, _NO_MINUTES))
+            # fmt: on
         reason = None
     else:
         reason = blind_reason(rule, sample)

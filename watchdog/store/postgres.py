@@ -26,6 +26,7 @@ import psycopg
 
 from watchdog.errors import StoreError
 from watchdog.redact import redact_url
+from watchdog.store import base as sql  # the signal_minutes statements
 from watchdog.store.base import (
     LEDGER_COLUMNS,
     ActionRecord,
@@ -95,6 +96,8 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT target, version, seen_at FROM healthy_versions ORDER BY seq;
     DROP TABLE healthy_versions;
     """,
+    # 3: per-minute counts for burn-rate windows across restarts
+    sql.MINUTES_TABLE.format(real="DOUBLE PRECISION"),
 )
 
 
@@ -371,6 +374,21 @@ class PostgresStore:
 
         if params:
             await self._run(write)
+
+    async def save_minutes(
+        self, signal: str, rows: Sequence[sql.MinuteRow], forget_before: float
+    ) -> None:
+        async def write(c: Conn) -> None:  # one transaction (``_run``)
+            async with c.cursor() as cursor:
+                params = [(signal, *row) for row in rows]
+                await cursor.executemany(sql.MINUTES_UPSERT.format(p="%s"), params)
+                await cursor.execute(sql.MINUTES_FORGET.format(p="%s"), (signal, forget_before))
+
+        await self._run(write)
+
+    async def minutes(self, signal: str, since: float) -> list[sql.MinuteRow]:
+        rows = await self._rows(sql.MINUTES_SELECT.format(p="%s"), (signal, since))
+        return [(float(m), float(e), float(n)) for m, e, n in rows]
 
     # --- helpers -----------------------------------------------------------------------
 
