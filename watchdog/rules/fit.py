@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from watchdog.rules.fields import Threshold
 from watchdog.rules.ruleset import ResolvedSignal
 from watchdog.units import Unit, threshold_problem
@@ -18,6 +20,31 @@ def counts_errors(signal: ResolvedSignal) -> bool:
     if signal.source.type == "cloudflare":
         return spec.field == "error_rate"
     return False
+
+
+_RANGE = re.compile(r"\[((?:\d+(?:ms|[smhdwy]))+)(?::[^\]]*)?\]")
+_PROMQL_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def overlapping_range(signal: ResolvedSignal) -> str | None:
+    """Why a counted prometheus signal's samples overlap, or None. A window (or a
+    test) adds up its samples' counts: with ``increase(...[5m])`` sampled every 15 s
+    each request is counted twenty times, and the interval twenty times too sure."""
+    spec = signal.spec
+    for query in (spec.errors_query, spec.requests_query):
+        for match in _RANGE.finditer(query or ""):
+            seconds = sum(
+                float(n) * _PROMQL_UNITS[u]
+                for n, u in re.findall(r"(\d+)(ms|[smhdwy])", match.group(1))
+            )
+            if seconds > signal.interval * 1.01:
+                return (
+                    f"its query's range [{match.group(1)}] is longer than its interval "
+                    f"({signal.interval:g}s): each sample counts requests the previous one "
+                    "counted, which makes the counted rules overconfident; make the range "
+                    "the interval (like [1m] with interval: 1m)"
+                )
+    return None
 
 
 def reports_traffic(signal: ResolvedSignal) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from watchdog.rules.fit import counts_errors, reports_traffic, threshold_fits
+from watchdog.rules.fit import counts_errors, overlapping_range, reports_traffic, threshold_fits
 from watchdog.rules.model import (
     IMPLICIT_FIELDS,
     NAMED_SECTIONS,
@@ -178,6 +178,9 @@ class _Merge:
                 "count errors and requests (use a prometheus errors_query/requests_query, "
                 "a scrape error_ratio or a cloudflare error_rate signal)"
             )
+        overlap = overlapping_range(signal) if key is not None else None
+        if key is not None and overlap is not None:
+            self.problems.append(f"{where(item, (*path, key))}: signal {signal.name!r}: {overlap}")
 
     def _after_rollback(self) -> AfterRollback:
         after: AfterRollback = self.singletons.get("after_rollback") or AfterRollback()
