@@ -31,6 +31,15 @@ class BurnHistory:
         self._engine = engine
         self._written: dict[str, float] = {}  # signal -> start of its last minute written
         self._writes: set[asyncio.Task[None]] = set()
+        self._horizons: tuple[object, dict[str, float]] = (None, {})  # (rule set, horizons)
+
+    def _horizons_of(self, engine: Engine) -> dict[str, float]:
+        """``engine.burn_horizons()``, once per rule set (this runs on every sample)."""
+        ruleset, horizons = self._horizons
+        if ruleset is not engine.ruleset:
+            horizons = engine.burn_horizons()
+            self._horizons = (engine.ruleset, horizons)
+        return horizons
 
     async def restore(self, now: float) -> None:
         """Seed every burn-rate rule with its signal's kept minutes (before sampling)."""
@@ -50,7 +59,7 @@ class BurnHistory:
         """An observation hook: a minute that closed with this sample is written."""
         engine = self._engine()
         signal = observation.signal
-        longest = engine.burn_horizons().get(signal)
+        longest = self._horizons_of(engine).get(signal)
         if longest is None:
             return
         rule = next(r for r in engine.rules_for(signal) if r.burn_rate is not None)
