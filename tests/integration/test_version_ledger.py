@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import ruleset
 from tests.helpers import T0, CloudflareStack, InstantClock, cloudflare_stack
 from watchdog.actions.base import Target
 from watchdog.actions.cloudflare_pages import PagesTarget
 from watchdog.actions.cloudflare_worker import WorkerTarget
 from watchdog.actions.ledger import Ledgers
+from watchdog.core.engine import Engine
 from watchdog.core.evaluator import RuleState, State
 from watchdog.demo.fakes.cloudflare import FakeCloudflare
-from watchdog.model import RollbackPlan, TargetState
+from watchdog.model import RollbackPlan, Sample, TargetState
 from watchdog.rules.response import PagesTargetSpec, WorkerTargetSpec
 from watchdog.store.base import ActionRecord
 from watchdog.store.sqlite import SQLiteStore
@@ -26,6 +28,13 @@ ACCOUNT = "test-account"
 DEPLOYMENTS = f"/accounts/{ACCOUNT}/workers/scripts/api/deployments"
 PAGES_ROLLBACK = f"/accounts/{ACCOUNT}/pages/projects/site/deployments/{{id}}/rollback"
 PAGES_LIST = f"/accounts/{ACCOUNT}/pages/projects/site/deployments"
+COUNTED = """
+version: 1
+sources:
+  prom: {type: prometheus, url: "http://127.0.0.1:9"}
+signals:
+  error_rate: {source: prom, errors_query: "e", requests_query: "r"}
+"""
 
 
 def worker(stack: CloudflareStack) -> WorkerTarget:
@@ -256,6 +265,43 @@ async def test_a_healthy_run_spans_no_deploy(store: SQLiteStore) -> None:
         led.healthy_tick(T0 + 3800, calm, 3600.0)
         await led.drain()
     assert [e.version for e in await store.ledger("worker") if e.verified] == [v2]
+
+
+async def test_an_inconclusive_minute_between_two_ticks_ends_the_run(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    """The ledger ticks less often than samples arrive: a confidence rule inconclusive
+    for a minute between two ticks (both ticks see it inactive) still ends the healthy
+    run, as it would had a tick seen it. Calm means inactive on evidence throughout."""
+    fake = FakeCloudflare()
+    fake.publish("api", "deploy v1", created_on=T0 - 2000)
+    fake.publish("api", "deploy v2", created_on=T0 - 1000)
+    rules = ruleset(
+        tmp_path,
+        """
+        rules:
+          - {name: sure, signal: error_rate, above: 5%, confidence: 99%, window: 1m,
+             severity: critical}
+        """,
+        base=COUNTED,
+    )
+    engine = Engine(rules)
+    async with cloudflare_stack(fake) as cf:
+        led = ledgers(store, worker(cf))
+
+        async def tick(at: float) -> None:
+            led.healthy_tick(at, engine.states, 3600.0, engine.unsettled_at)
+            await led.drain()
+
+        engine.observe("error_rate", Sample.ratio(T0, 0, 10_000))
+        await tick(T0)  # calm: the run starts
+        engine.observe("error_rate", Sample.ratio(T0 + 1800, 1, 10))  # cannot tell
+        assert engine.states["sure"].state is State.INCONCLUSIVE
+        engine.observe("error_rate", Sample.ratio(T0 + 1900, 0, 10_000))  # clear again
+        await tick(T0 + 3700)  # every tick saw it inactive, and still no healthy run
+        assert not [e for e in await store.ledger("worker") if e.verified]
+        await tick(T0 + 1900 + 3600)  # a whole period after it settled
+    assert len([e for e in await store.ledger("worker") if e.verified]) == 1
 
 
 # --- defect 12: a rollback is a compare-and-swap -----------------------------------------

@@ -44,11 +44,11 @@ def feed(
 
 
 def test_buckets_merge_per_minute_and_forget_the_old() -> None:
-    buckets = burn.add((), T0, 1, 10, T0 - 3600)
+    buckets = burn.add(burn.NO_MINUTES, T0, 1, 10, T0 - 3600)
     buckets = burn.add(buckets, T0 + 15, 2, 10, T0 - 3600)
-    assert buckets == ((T0 - T0 % 60, 3.0, 20.0),)
+    assert buckets.rows() == ((T0 - T0 % 60, 3.0, 20.0),)
     later = burn.add(buckets, T0 + 7200, 0, 5, T0 + 3600)
-    assert later == ((T0 + 7200 - (T0 + 7200) % 60, 0.0, 5.0),)
+    assert later.rows() == ((T0 + 7200 - (T0 + 7200) % 60, 0.0, 5.0),)
     assert burn.totals(later, T0 + 7200, 300) == (0, 5)
 
 

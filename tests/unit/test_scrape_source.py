@@ -283,3 +283,32 @@ async def test_no_signals_does_not_fetch(env: Env) -> None:
     """Asked for nothing, the source does not scrape at all."""
     assert await env.source().sample([], T0) == {}
     assert env.app.accept == []
+
+
+# --- slow_ratio (latency regression rules) ---------------------------------------------
+
+SLOW = signal("slow", kind="slow_ratio", metric="http_request_duration_seconds", slower_than=0.5)
+
+
+async def test_slow_ratio_counts_requests_above_a_bucket_bound(env: Env) -> None:
+    """Summed bucket increases: requests above le="0.5" are the errors, all requests
+    (the +Inf bucket) the requests: the counts a regression rule weighs."""
+    source = env.source()
+    before = {"/a": [10, 20, 30, 40, 40], "/b": [0, 0, 0, 0, 0]}
+    after = {"/a": [20, 60, 80, 100, 110], "/b": [5, 10, 10, 25, 30]}
+    await scrape(env, source, histogram_page(before), T0, SLOW)
+    got = await scrape(env, source, histogram_page(after), T0 + 15, SLOW)
+    # +Inf rose by 70 + 30 = 100; le=0.5 by 40 + 10 = 50: 50 slower than 500ms.
+    assert got["slow"] == Sample.of(T0 + 15, 0.5, requests=100, errors=50)
+    idle = await scrape(env, source, histogram_page(after), T0 + 30, SLOW)
+    assert idle["slow"] == Sample.no_data(T0 + 30, NO_REQUESTS)
+
+
+async def test_slow_ratio_needs_a_bucket_at_its_bound(env: Env) -> None:
+    """Between two bounds a count would be a guess: an error sample naming the bounds."""
+    off = signal("off", kind="slow_ratio", metric="http_request_duration_seconds", slower_than=0.3)
+    source = env.source()
+    await scrape(env, source, histogram_page({"/": [1, 2, 3, 4, 5]}), T0, off)
+    got = await scrape(env, source, histogram_page({"/": [2, 4, 6, 8, 10]}), T0 + 15, off)
+    assert got["off"].kind is SampleKind.ERROR
+    assert "no bucket bound at 0.3s (the bounds: 0.1, 0.5, 1, 5)" in got["off"].reason

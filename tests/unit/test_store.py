@@ -80,7 +80,7 @@ def postgres_backend(url: str) -> Backend:
     """A fresh database in the test PostgreSQL (tests/integration/postgres_fixture.py)."""
     import psycopg
 
-    from watchdog.store.postgres import MIGRATIONS as PG_MIGRATIONS
+    from watchdog.store.postgres_migrate import MIGRATIONS as PG_MIGRATIONS
     from watchdog.store.postgres import PostgresStore
 
     async def version() -> int:

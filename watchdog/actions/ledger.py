@@ -208,10 +208,16 @@ class Ledgers:
     # --- healthy runs ------------------------------------------------------------------
 
     def healthy_tick(
-        self, now: float, states: Mapping[str, RuleState], healthy_after: float
+        self,
+        now: float,
+        states: Mapping[str, RuleState],
+        healthy_after: float,
+        unsettled_at: float | None = None,
     ) -> None:
         """Called every tick: with every rule inactive on evidence (not blind, not
-        before its first sample) a run goes on; any other state ends it. Once a run is
+        before its first sample) a run goes on; any other state ends it, and so does
+        one between two ticks (``unsettled_at``: the engine's latest return to
+        inactive, from inconclusive, blind, pending or firing). Once a run is
         ``healthy_after`` long, one read checks that the live deployment served the
         whole run; then its version is verified healthy. The read runs in a
         background task (one per target at a time), so a slow remote never holds
@@ -226,6 +232,8 @@ class Ledgers:
                 self._runs.pop(name, None)
                 continue
             since = self._runs.setdefault(name, now)
+            if unsettled_at is not None and unsettled_at > since:
+                since = self._runs[name] = unsettled_at
             if now >= since + healthy_after and name not in self._checking:
                 task = asyncio.create_task(self._check_run(name, target, since, now))
                 self._checking[name] = task

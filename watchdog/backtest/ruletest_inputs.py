@@ -9,6 +9,7 @@ from watchdog.backtest.ruletest_file import RuleTestError, RuleTestGroup
 from watchdog.backtest.samples import value_sample
 from watchdog.backtest.series_notation import MISSING, STALE, Point, SeriesNotationError, expand
 from watchdog.model import Sample
+from watchdog.rules.fit import counts_errors
 from watchdog.rules.load import RuleSet
 from watchdog.sources.prometheus import divide, with_requests
 
@@ -25,16 +26,18 @@ def input_streams(
             raise RuleTestError(f"{where}: unknown signal (expected one of: {known})")
         if item.series in expanded:
             raise RuleTestError(f"{where}: the signal is given twice")
-        divided = signal.spec.errors_query is not None
+        # A counted signal (errors_query + requests_query, a scrape error_ratio or
+        # slow_ratio, a cloudflare error_rate) is given as its two counts.
+        divided = counts_errors(signal)
         if divided and (item.values is not None or item.errors is None or item.requests is None):
             raise RuleTestError(
                 f"{where}: give errors and requests (the watchdog divides this signal's "
-                "errors_query by its requests_query), not values"
+                "errors by its requests), not values"
             )
         if not divided and item.errors is not None:
             raise RuleTestError(
-                f"{where}: errors applies only to a signal given as errors_query + "
-                "requests_query; give values"
+                f"{where}: errors applies only to a signal that counts errors and requests "
+                "(errors_query + requests_query, a scrape error_ratio or slow_ratio); give values"
             )
         if not divided and item.values is None:
             raise RuleTestError(f"{where}: values is missing")

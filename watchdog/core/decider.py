@@ -127,15 +127,22 @@ def regression_of(rule: RuleSpec, state: RuleState) -> RegressionEvidence | None
         return None
     requests = state.requests or 0.0
     return judge(
-        base[1], base[2], state.errors, requests, spec.min_effect, spec.confidence, base[3]
+        base[1],
+        base[2],
+        state.errors,
+        requests,
+        spec.min_effect.value,
+        spec.confidence,
+        base[3],
+        spec.min_effect.absolute,
     )
 
 
 def burn_of(rule: RuleSpec, state: RuleState) -> BurnEvidence | None:
     """A burn-rate rule's breaching pair of windows (else its first pair), as it stands."""
     spec = rule.burn_rate
-    if spec is None or state.at is None or not state.counts:
+    if spec is None or state.at is None or not state.minutes.starts:
         return None
     pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
-    judged = burn.judge(state.counts, state.at, spec.objective, pairs)
+    judged = burn.judge(state.minutes, state.at, spec.objective, pairs)
     return next((j for j in judged if j.breached), judged[0])

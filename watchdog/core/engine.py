@@ -10,10 +10,11 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from watchdog.core import burn
 from watchdog.core.canary import Canaries
 from watchdog.core.decider import Transition, decide, transition
 from watchdog.core.decision import Decision
-from watchdog.core.evaluator import INITIAL, RuleState, step
+from watchdog.core.evaluator import INITIAL, RuleState, State, step
 from watchdog.core.regression import baseline_upper
 from watchdog.core.window import SignalWindow
 from watchdog.model import Sample, Split
@@ -33,6 +34,9 @@ class Observation:
     decisions: Sequence[Decision] = ()
 
 
+_INACTIVE = State.INACTIVE
+
+
 class Engine:
     """Rule states for a rule set, advanced one sample at a time."""
 
@@ -41,6 +45,10 @@ class Engine:
         self.states: dict[str, RuleState] = {}
         self.windows: dict[str, SignalWindow] = {}
         self.ruleset = ruleset
+        # The latest time a rule settled back to inactive from any other state: the
+        # version ledger's healthy run must not span it, though it ticks less often
+        # than samples arrive (an inconclusive minute between two ticks).
+        self.unsettled_at: float | None = None
         self._by_signal: Mapping[str, list[RuleSpec]] = {}
         # Per signal, each rule with its blind_after: resolved once, not per sample.
         self._plan: dict[str, tuple[tuple[RuleSpec, float], ...]] = {}
@@ -99,6 +107,29 @@ class Engine:
         version against its old one), or None when one version serves everything."""
         self.canaries.split(target, split, self.ruleset.rules, self.windows)
 
+    def burn_horizons(self) -> dict[str, float]:
+        """Per signal its burn-rate rules watch, their longest window."""
+        out: dict[str, float] = {}
+        for rule in self.ruleset.rules:
+            if rule.burn_rate is not None:
+                longest = max(w.long for w in rule.burn_rate.windows)
+                out[rule.signal] = max(out.get(rule.signal, 0.0), longest)
+        return out
+
+    def restore_minutes(self, signal: str, rows: Sequence[tuple[float, float, float]]) -> None:
+        """Per-minute counts of ``signal`` kept from before a restart, oldest first:
+        each burn-rate rule on it starts from them (minutes it already counted since
+        the start win). The windows then hold what they held before the restart."""
+        for rule in self.rules_for(signal):
+            if rule.burn_rate is None:
+                continue
+            state = self.states[rule.name]
+            mine = state.minutes
+            first = mine.starts[0] if mine.starts else float("inf")
+            older = tuple(row for row in rows if row[0] < first)
+            merged = burn.Minutes.of(older + mine.rows())
+            self.states[rule.name] = state._replace(minutes=merged)
+
     def rules_for(self, signal: str) -> list[RuleSpec]:
         return self._by_signal.get(signal, [])
 
@@ -125,6 +156,8 @@ class Engine:
             # decision (see ``decide``); most samples change neither.
             if new.state is prev.state and new.blind_long == prev.blind_long:
                 continue
+            if new.state is _INACTIVE:
+                self.unsettled_at = sample.at
             moved = transition(rule, prev, new)
             if moved is not None:
                 transitions = [*(transitions or ()), moved]

@@ -68,6 +68,7 @@ class RuleState(NamedTuple):
     # Regression rules: (deploy at, errors and requests before it, their ratio's upper
     # bound); errors/requests count since the deploy.
     baseline: tuple[float, float, float, float] | None = None
+    minutes: burn.Minutes = burn.NO_MINUTES  # burn-rate rules: per-minute counts
 
     @property
     def breaching(self) -> bool:
@@ -80,6 +81,7 @@ INITIAL = RuleState()
 _VALUE = SampleKind.VALUE
 _INACTIVE, _FIRING = State.INACTIVE, State.FIRING
 _tuple_new = tuple.__new__
+_NO_MINUTES = burn.NO_MINUTES
 
 
 def _quiet(
@@ -88,23 +90,10 @@ def _quiet(
     """``RuleState(value=value, requests=requests, at=at, window=window)`` without the
     keyword machinery: most samples of most rules end here (a unit test pins the two
     spellings to each other)."""
-    fields = (
-        _INACTIVE,
-        None,
-        None,
-        None,
-        0,
-        value,
-        requests,
-        at,
-        None,
-        "",
-        False,
-        window,
-        None,
-        (),
-        None,
-    )
+    # fmt: off
+    fields = (_INACTIVE, None, None, None, 0, value, requests, at, None, "", False, window,
+              None, (), None, _NO_MINUTES)
+    # fmt: on
     return _tuple_new(RuleState, fields)
 
 
@@ -150,26 +139,10 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
         above = rule.above
         is_breach = value > above.value if above is not None else value < rule.threshold.value
         if not is_breach and prev.state is not _FIRING and rule.mode != "share":
-            return _tuple_new(
-                RuleState,
-                (
-                    _INACTIVE,
-                    None,
-                    None,
-                    None,
-                    0,
-                    value,
-                    sample.requests,
-                    at,
-                    None,
-                    "",
-                    False,
-                    (),
-                    None,
-                    (),
-                    None,
-                ),
-            )
+            # fmt: off
+            return _tuple_new(RuleState, (_INACTIVE, None, None, None, 0, value, sample.requests,
+                                          at, None, "", False, (), None, (), None, _NO_MINUTES))
+            # fmt: on
         reason = None
     else:
         reason = blind_reason(rule, sample)
@@ -273,6 +246,7 @@ def _blind(
     reason: str,
     blind_after: float,
     counts: tuple[tuple[float, float, float], ...] = (),
+    minutes: burn.Minutes = _NO_MINUTES,
 ) -> RuleState:
     at = sample.at
     blind_since = prev.blind_since if prev.blind_since is not None else at
@@ -289,6 +263,7 @@ def _blind(
         fired_at=None,
         window=prev.window,
         counts=counts,
+        minutes=minutes,
     )
 
 
@@ -299,11 +274,12 @@ def _step_confidence(
     assert rule.window is not None  # RuleSpec validation
     assert rule.confidence is not None
     horizon = at - rule.window
-    counts = tuple(item for item in prev.counts if item[0] > horizon)
+    kept = [item for item in prev.counts if item[0] > horizon]
     if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
-        counts = (*counts, (at, sample.errors, sample.requests))
-    errors = sum(item[1] for item in counts)
-    requests = sum(item[2] for item in counts)
+        kept.append((at, sample.errors, sample.requests))
+    counts = tuple(kept)
+    errors = sum([item[1] for item in kept])
+    requests = sum([item[2] for item in kept])
     if sample.kind is SampleKind.ERROR:
         return _blind(prev, sample, f"error: {sample.reason}", blind_after, counts)
     if not requests > 0:
@@ -348,7 +324,10 @@ def step_regression(
         reason = f"no requests in the {format_duration(spec.baseline)} before the deploy"
         return kept(_blind(prev, sample, reason, blind_after))
     ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
-    found = judge(base[1], base[2], errors, requests, spec.min_effect, spec.confidence, base[3])
+    effect = spec.min_effect
+    found = judge(
+        base[1], base[2], errors, requests, effect.value, spec.confidence, base[3], effect.absolute
+    )
     sticky = prev.breaching and prev.active_since is not None and prev.active_since >= base[0]
     if sticky or found.verdict is Verdict.BREACH:
         weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
@@ -359,27 +338,27 @@ def step_regression(
 
 
 def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
-    """A burn-rate rule: per-minute counts over its longest window (in ``counts``);
+    """A burn-rate rule: per-minute counts over its longest window (in ``minutes``);
     it breaches while any pair of windows burns faster than the pair's factor."""
     spec = rule.burn_rate
     assert spec is not None  # only called for burn-rate rules
     at = sample.at
     longest = max(w.long for w in spec.windows)
-    counts = prev.counts
+    minutes = prev.minutes
     if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
-        counts = burn.add(counts, at, sample.errors, sample.requests, at - longest)
+        minutes = burn.add(minutes, at, sample.errors, sample.requests, at - longest)
     elif sample.kind is SampleKind.NO_DATA:  # no traffic: a minute covered, with nothing in it
-        counts = burn.add(counts, at, 0.0, 0.0, at - longest)
+        minutes = burn.add(minutes, at, 0.0, 0.0, at - longest)
     pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
-    judged = burn.judge(counts, at, spec.objective, pairs)
+    judged = burn.judge(minutes, at, spec.objective, pairs)
     first = next((j for j in judged if j.breached), judged[0])
     errors, requests = first.long_errors, first.long_requests
     if sample.kind is SampleKind.ERROR:
-        state = _blind(prev, sample, f"error: {sample.reason}", blind_after, counts)
+        state = _blind(prev, sample, f"error: {sample.reason}", blind_after, minutes=minutes)
         return state._replace(errors=errors, requests=requests)
-    if not burn.totals(counts, at, longest)[1] > 0:
+    if not burn.totals(minutes, at, longest)[1] > 0:
         reason = f"no requests in the last {format_duration(longest)}"
-        return _blind(prev, sample, reason, blind_after, counts)
+        return _blind(prev, sample, reason, blind_after, minutes=minutes)
     ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
     weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
     if first.breached:
@@ -390,4 +369,4 @@ def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: floa
         new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
     else:
         new = _quiet(ratio, requests, at)
-    return new._replace(errors=errors, counts=counts)
+    return new._replace(errors=errors, minutes=minutes)

@@ -15,6 +15,7 @@ than its nominal level, which is what bounds the false rollbacks.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -116,6 +117,7 @@ def interval(errors: float, requests: float, confidence: float) -> tuple[float, 
     return lower, upper
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def verdict(
     errors: float,
     requests: float,
@@ -124,11 +126,17 @@ def verdict(
     confidence: float,
 ) -> Verdict:
     """Is the ratio surely past ``threshold`` in the ``comparison``'s direction, surely
-    not, or unknown? Strict like the evaluator: a bound equal to it decides nothing."""
+    not, or unknown? Strict like the evaluator: a bound equal to it decides nothing.
+    Memoized (a pure function of counts that repeat), and most answers come from the
+    quick tail bounds of ``_tails`` without the continued fraction."""
     half = (1.0 - confidence) / 2.0
     # lower > t  <=>  P(X >= x | t) < alpha/2;  upper < t  <=>  P(X <= x | t) < alpha/2.
-    surely_above = at_least(errors, requests, threshold) < half
-    surely_below = at_most(errors, requests, threshold) < half
+    quick = _tails(errors, requests, threshold, half)
+    if quick is None:
+        surely_above = at_least(errors, requests, threshold) < half
+        surely_below = at_most(errors, requests, threshold) < half
+    else:
+        surely_above, surely_below = quick
     if comparison == "above":
         if surely_above:
             return Verdict.BREACH
@@ -136,6 +144,33 @@ def verdict(
     if surely_below:
         return Verdict.BREACH
     return Verdict.CLEAR if surely_above else Verdict.INCONCLUSIVE
+
+
+def _tails(errors: float, requests: float, p: float, half: float) -> tuple[bool, bool] | None:
+    """``(P(X >= x) < half, P(X <= x) < half)`` when cheap bounds settle both, else None.
+
+    Whole counts only (the binomial's own facts): a tail that holds the median is at
+    least 1/2 (the median lies between floor and ceil of ``n p``), so never below
+    ``half``; the other tail is at most Chernoff's ``exp(-n KL(x/n || p))``, so surely
+    below ``half`` when that is (with a margin far above rounding)."""
+    x, n = float(errors), float(requests)  # an int sum has no is_integer() before 3.12
+    if not (x.is_integer() and n.is_integer() and 0 <= x <= n and n > 0 and 0 < p < 1):
+        return None
+    mean = n * p
+    q = x / n
+    if x <= math.floor(mean):  # P(X >= x) >= 1/2; the lower tail by Chernoff
+        if q <= 0.0:
+            log_tail = n * math.log1p(-p)
+        else:
+            log_tail = -n * (q * math.log(q / p) + (1.0 - q) * math.log((1.0 - q) / (1.0 - p)))
+        return (False, True) if log_tail < math.log(half) - 1e-6 else None
+    if x >= math.ceil(mean):  # P(X <= x) >= 1/2; the upper tail by Chernoff
+        if q >= 1.0:
+            log_tail = n * math.log(p)
+        else:
+            log_tail = -n * (q * math.log(q / p) + (1.0 - q) * math.log((1.0 - q) / (1.0 - p)))
+        return (True, False) if log_tail < math.log(half) - 1e-6 else None
+    return None
 
 
 @dataclass(frozen=True, slots=True)

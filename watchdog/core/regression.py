@@ -8,7 +8,8 @@ after every sample, so it must stay valid under continuous monitoring:
    upper bound at one-sided level ``alpha / 2`` (``core.evidence``).
 2. Since the deploy, a mixture likelihood ratio tests ``p <= u0`` against ratios
    ``u0 * k`` for effects ``k`` from ``min_effect`` up (a geometric grid, equal
-   weights). Under any ``p <= u0`` each ratio, hence their mean, is a nonnegative
+   weights); an absolute ``min_effect`` (``+1.5%``) against ``u0 + d * 1.5^i``.
+   Under any ``p <= u0`` each ratio, hence their mean, is a nonnegative
    supermartingale, so by Ville's inequality it ever reaches ``2 / alpha`` with
    probability at most ``alpha / 2``, however often one looks.
 
@@ -39,6 +40,22 @@ def effects(min_effect: float, baseline_upper: float) -> tuple[float, ...]:
         effect *= _GRID_STEP
     if not grid:  # the baseline bound is so high that only "everything fails" is worse
         grid.append((1.0 + 1.0 / max(baseline_upper, 1e-12)) / 2.0)
+    return tuple(grid)
+
+
+def absolute_effects(increase: float, baseline_upper: float) -> tuple[float, ...]:
+    """The alternatives of an absolute effect, as ratios to the baseline's bound:
+    ``u0 + increase * 1.5^i`` while it stays below 1."""
+    p0 = max(baseline_upper, 1e-12)
+    grid = []
+    step = increase
+    for _ in range(_GRID_SIZE):
+        if p0 + step >= 1.0:
+            break
+        grid.append((p0 + step) / p0)
+        step *= _GRID_STEP
+    if not grid:  # only "everything fails" is that much worse
+        grid.append((1.0 + 1.0 / p0) / 2.0)
     return tuple(grid)
 
 
@@ -74,6 +91,7 @@ class RegressionEvidence:
     needed: float
     min_effect: float
     confidence: float
+    absolute: bool = False  # min_effect is an increase of the ratio, not a ratio of ratios
 
     @property
     def verdict(self) -> Verdict:
@@ -83,10 +101,11 @@ class RegressionEvidence:
         """``since deploy 30 errors / 300 requests vs before 180 / 36000 (10x); e 2e+05 >= 200``."""
         effect = "n/a" if self.effect is None else f"{self.effect:.3g}x"
         op = ">=" if self.verdict is Verdict.BREACH else "<"
+        aim = f"+{self.min_effect * 100:g}%" if self.absolute else f"{self.min_effect:g}x"
         return (
             f"since deploy {self.errors:g} errors / {self.requests:g} requests vs before "
             f"{self.base_errors:g} / {self.base_requests:g} (effect {effect}, test aims at "
-            f"{self.min_effect:g}x); e-value {self.e_value:.3g} {op} {self.needed:g} "
+            f"{aim}); e-value {self.e_value:.3g} {op} {self.needed:g} "
             f"({self.confidence * 100:g}% confidence)"
         )
 
@@ -104,14 +123,16 @@ def judge(
     min_effect: float,
     confidence: float,
     upper: float | None = None,
+    absolute: bool = False,
 ) -> RegressionEvidence:
     """The sequential test's state after these counts (``base_requests`` above 0);
-    ``upper`` is ``baseline_upper`` of the first two, when already known."""
+    ``upper`` is ``baseline_upper`` of the first two, when already known;
+    ``absolute``: ``min_effect`` is an increase of the ratio (``+1.5%`` is 0.015)."""
     alpha = 1.0 - confidence
     if upper is None:
         upper = baseline_upper(base_errors, base_requests, confidence)
     p0 = min(max(upper, 1e-9), 1.0 - 1e-9)
-    grid = effects(min_effect, p0)
+    grid = absolute_effects(min_effect, p0) if absolute else effects(min_effect, p0)
     log_e = log_mixture(errors, requests, p0, grid) if requests > 0 else 0.0
     e_value = math.exp(min(log_e, 700.0))  # finite for JSON: far past any bar
     before = base_errors / base_requests
@@ -128,4 +149,5 @@ def judge(
         2.0 / alpha,
         min_effect,
         confidence,
+        absolute,
     )

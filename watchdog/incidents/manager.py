@@ -367,7 +367,10 @@ class IncidentManager:
         """Advance deadlines: grace, verification, stable period, escalation; and the
         version ledger's healthy runs (every rule inactive for guards.healthy_after)."""
         self._rec.ledgers.healthy_tick(
-            self.clock.now(), self.engine.states, self.ruleset.guards.healthy_after
+            self.clock.now(),
+            self.engine.states,
+            self.ruleset.guards.healthy_after,
+            self.engine.unsettled_at,
         )
         async with self._lock:
             await self._retry_refused()

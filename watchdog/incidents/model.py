@@ -41,6 +41,7 @@ class EngineView(Protocol):
 
     states: dict[str, RuleState]
     windows: dict[str, SignalWindow]
+    unsettled_at: float | None  # a rule's latest return to inactive (healthy runs)
 
 
 @dataclass

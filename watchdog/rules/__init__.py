@@ -6,6 +6,8 @@
 - ``fit``: Does a rule suit its signal: threshold unit and range, traffic, counts.
 - ``parse``: One file: YAML with line numbers, pydantic validation, ``FILE:LINE`` messages.
 - ``merge``: Merge parsed files into one ``RuleSet``; resolve signals and cross-references.
+- ``signal_check``: A signals entry against its source: the keys it needs and must not have,
+  and its unit.
 - ``ruleset``: What loading yields: the ``RuleSet`` and its ``ResolvedSignal``s.
 - ``model``: The rules file format (``version: 1``): sources, signals, rules, the file.
 - ``response``: What to do about a breach: targets, purges, notifiers, severities, guards.

@@ -73,17 +73,61 @@ def _confidence(value: object) -> float:
 Confidence = Annotated[float, BeforeValidator(_confidence)]
 
 
-def _effect(value: object) -> float:
-    """A relative effect: ``"2x"`` or ``2`` -> 2.0, above 1."""
+class Effect(Model):
+    """The smallest effect a regression rule acts on: a ratio of error ratios (``2x``)
+    or, ``absolute``, an increase of the error ratio itself (``+1.5%``: from 0.5 % to
+    2 % is +1.5 %)."""
+
+    value: float
+    absolute: bool = False
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _effect(value: object) -> Effect:
+    """``"2x"`` or ``2`` -> a ratio above 1; ``"+1.5%"`` -> an increase of 0.015."""
+    if isinstance(value, Effect):
+        return value
     text = str(value).strip()
+    if text.startswith("+"):
+        number = text[1:].strip()
+        if not number.endswith("%"):
+            raise ValueError(
+                f"an absolute effect is an increase in percent, like +1.5%, got {value!r}"
+            )
+        try:
+            points = float(number[:-1]) / 100.0
+        except ValueError:
+            raise ValueError(f"expected an absolute effect like +1.5%, got {value!r}") from None
+        if not 0.0 < points < 1.0:
+            raise ValueError(
+                f"an absolute effect must lie above +0% and below +100%, got {value!r}"
+            )
+        return Effect(value=points, absolute=True, text=f"+{points * 100:g}%")
     number = text[:-1] if text.endswith("x") else text
     try:
         effect = float(number)
     except ValueError:
-        raise ValueError(f"expected an effect like 2x, got {value!r}") from None
+        raise ValueError(
+            f"expected an effect like 2x (a ratio) or +1.5% (an absolute increase), got {value!r}"
+        ) from None
     if not 1.0 < effect <= 1000.0:
         raise ValueError(f"an effect must be above 1x and at most 1000x, got {value!r}")
-    return effect
+    return Effect(value=effect, text=f"{effect:g}x")
 
 
-Effect = Annotated[float, BeforeValidator(_effect)]
+EffectField = Annotated[Effect, BeforeValidator(_effect)]
+
+
+def _ratio_effect(value: object) -> float:
+    """A canary's effect: a ratio only (its test compares the new version's share of the
+    errors, where an absolute increase has no meaning)."""
+    effect = _effect(value)
+    if effect.absolute:
+        raise ValueError(f"a canary's min_effect is a ratio like 3x, got {value!r}")
+    return effect.value
+
+
+RatioEffect = Annotated[float, BeforeValidator(_ratio_effect)]

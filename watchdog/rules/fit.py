@@ -4,6 +4,8 @@ counts per version for canary rules."""
 
 from __future__ import annotations
 
+import re
+
 from watchdog.rules.fields import Threshold
 from watchdog.rules.ruleset import ResolvedSignal
 from watchdog.units import Unit, threshold_problem
@@ -15,7 +17,7 @@ def counts_errors(signal: ResolvedSignal) -> bool:
     if signal.source.type == "prometheus":
         return spec.errors_query is not None and spec.requests_query is not None
     if signal.source.type == "scrape":
-        return spec.kind == "error_ratio"
+        return spec.kind in ("error_ratio", "slow_ratio")
     if signal.source.type == "cloudflare":
         return spec.field == "error_rate"
     return False
@@ -33,13 +35,38 @@ def counts_versions(signal: ResolvedSignal) -> bool:
     )
 
 
+_RANGE = re.compile(r"\[((?:\d+(?:ms|[smhdwy]))+)(?::[^\]]*)?\]")
+_PROMQL_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def overlapping_range(signal: ResolvedSignal) -> str | None:
+    """Why a counted prometheus signal's samples overlap, or None. A window (or a
+    test) adds up its samples' counts: with ``increase(...[5m])`` sampled every 15 s
+    each request is counted twenty times, and the interval twenty times too sure."""
+    spec = signal.spec
+    for query in (spec.errors_query, spec.requests_query):
+        for match in _RANGE.finditer(query or ""):
+            seconds = sum(
+                float(n) * _PROMQL_UNITS[u]
+                for n, u in re.findall(r"(\d+)(ms|[smhdwy])", match.group(1))
+            )
+            if seconds > signal.interval * 1.01:
+                return (
+                    f"its query's range [{match.group(1)}] is longer than its interval "
+                    f"({signal.interval:g}s): each sample counts requests the previous one "
+                    "counted, which makes the counted rules overconfident; make the range "
+                    "the interval (like [1m] with interval: 1m)"
+                )
+    return None
+
+
 def reports_traffic(signal: ResolvedSignal) -> bool:
     """Whether samples of ``signal`` carry a request count (for ``min_requests``)."""
     spec = signal.spec
     if signal.source.type == "prometheus":
         return spec.requests_query is not None
     if signal.source.type == "scrape":
-        return spec.kind in ("error_ratio", "quantile")
+        return spec.kind in ("error_ratio", "quantile", "slow_ratio")
     if signal.source.type == "cloudflare":
         return spec.field in ("error_rate", "requests")
     return False

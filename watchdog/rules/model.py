@@ -15,10 +15,11 @@ from pydantic import BaseModel, Field, model_validator
 from watchdog.rules.fields import (
     Confidence,
     Duration,
-    Effect,
+    EffectField,
     Model,
     Name,
     PositiveDuration,
+    RatioEffect,
     Severity,
     Share,
     Threshold,
@@ -131,7 +132,7 @@ IMPLICIT_FIELDS: dict[str, dict[str, Unit]] = {
 
 # --- signals ---------------------------------------------------------------------------
 
-ScrapeKind = Literal["error_ratio", "quantile", "gauge", "rate"]
+ScrapeKind = Literal["error_ratio", "quantile", "gauge", "rate", "slow_ratio"]
 Reduce = Literal["max", "min", "sum", "avg"]
 
 
@@ -160,6 +161,8 @@ class SignalSpec(Model):
     status_label: str = "code"
     error_status: str = "5.."
     quantile: float = Field(default=0.95, gt=0.0, lt=1.0)
+    # slow_ratio: requests slower than this bucket bound over all (a latency histogram)
+    slower_than: PositiveDuration | None = None
     # probe, cloudflare
     field: str | None = None
     # alertmanager: the alert's name; ``labels`` must match too (equality)
@@ -181,7 +184,7 @@ class RegressionSpec(Model):
     """After a deploy of the rule's targets: errors since it against the same service
     before it, by an anytime-valid sequential test (``core.regression``)."""
 
-    min_effect: Effect
+    min_effect: EffectField  # 2x (a ratio) or +1.5% (an absolute increase)
     confidence: Confidence = 0.99
     # The look back before the deploy; the engine keeps an hour of samples.
     baseline: PositiveDuration = Field(default=3600.0, le=3600.0)
@@ -193,7 +196,7 @@ class CanarySpec(Model):
     old version's over the same minutes, by an anytime-valid sequential test
     (``core.canary``)."""
 
-    min_effect: Effect
+    min_effect: RatioEffect
     confidence: Confidence = 0.99
     target: Name | None = None  # the Worker whose split is judged (default: the rollback's)
 
@@ -328,11 +331,12 @@ class RuleSpec(Model):
             budget = 1.0 - self.burn_rate.objective
             return Threshold(value=budget, unit="ratio", text=f"{budget * 100:g}% budget")
         if self.canary is not None:  # the smallest effect the canary test aims at
-            effect = self.canary.min_effect
-            return Threshold(value=effect, unit="number", text=f"{effect:g}x")
+            ratio = self.canary.min_effect
+            return Threshold(value=ratio, unit="number", text=f"{ratio:g}x")
         if self.regression is not None:  # the smallest effect the test aims at
             effect = self.regression.min_effect
-            return Threshold(value=effect, unit="number", text=f"{effect:g}x")
+            unit: Unit = "ratio" if effect.absolute else "number"
+            return Threshold(value=effect.value, unit=unit, text=effect.text)
         threshold = self.above if self.above is not None else self.below
         assert threshold is not None  # guaranteed by _check_comparison
         return threshold

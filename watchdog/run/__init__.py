@@ -1,6 +1,8 @@
 """The running daemon: sampling loops, reloads, the runtime wired from the rules, and
 leader election so that only one replica acts.
 
+- ``burn_history``: Burn-rate history across restarts: closed minutes of the signals burn-rate
+  rules watch kept in the store, given back to the engine on start.
 - ``coalesce``: At most one run of a job at a time, later calls sharing the next (reloads).
 - ``daemon``: The daemon's core: sampling loops feeding the engine, reloads, decisions out.
 - ``deploys``: Deploys the live daemon sees, told to the engine for deploy-regression rules

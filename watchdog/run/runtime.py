@@ -22,6 +22,7 @@ from watchdog.incidents.silence import Silences
 from watchdog.metrics import Metrics
 from watchdog.rules.load import RuleSet, load_rules
 from watchdog.rules.watch import watch_rules
+from watchdog.run.burn_history import BurnHistory
 from watchdog.run.coalesce import Coalesced
 from watchdog.run.daemon import Watchdog
 from watchdog.run.deploys import DeployWatch
@@ -58,9 +59,13 @@ class Runtime:
     watch_rules_files: bool = False  # poll the rules files (ConfigMap swaps) and reload
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _coalesced_reload: Coalesced = field(init=False)
+    burn_history: BurnHistory = field(init=False)
 
     def __post_init__(self) -> None:
         self._coalesced_reload = Coalesced(self._reload)
+        # Burn-rate windows (up to days) kept in the store across restarts.
+        self.burn_history = BurnHistory(self.store, lambda: self.watchdog.engine)
+        self.watchdog.observers.append(self.burn_history.observed)
 
     @property
     def playbook(self) -> Playbook:
@@ -129,6 +134,7 @@ class Runtime:
 
     async def start(self) -> None:
         await self.gate.leadership.start()  # elected: restore, then act (SQLite: at once)
+        await self.burn_history.restore(self.clock.now())
         await self.watchdog.start()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="incident-ticks"))
         self._tasks.append(asyncio.create_task(self._deploy_loop(), name="deploy-watch"))
@@ -206,6 +212,7 @@ class Runtime:
         except TimeoutError:
             log.warning("shutdown: in-flight actions did not finish; the journal has them")
         await self.gate.stop()
+        await self.burn_history.drain()
         await self.store.close()
 
     def status_extra(self) -> dict[str, Any]:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import httpx
 
 from watchdog.units import format_duration
@@ -52,3 +54,40 @@ def excerpt(response: httpx.Response, limit: int = 160) -> str:
 
 def http_failure(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {excerpt(response)}"
+
+
+def request_failure(exc: httpx.HTTPError, url: str) -> str:
+    """One line for a request that got no usable response (the scrape source's
+    wording). The library's message is kept (it says what failed) with the URL and
+    any credentials in it removed."""
+    detail = _redact(str(exc).strip(), url)[:160]
+    if isinstance(exc, httpx.ConnectError):
+        if _refused_in_chain(exc) or "refused" in detail.lower():
+            return "connection refused"
+        return f"cannot connect ({detail})" if detail else "cannot connect"
+    name = type(exc).__name__
+    return f"request failed ({name}: {detail})" if detail else f"request failed ({name})"
+
+
+def _refused_in_chain(exc: BaseException) -> bool:
+    """httpx says "All connection attempts failed"; the OS error is in the chain."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _redact(text: str, url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        secrets = [url, parts.query, parts.password or "", parts.username or ""]
+    except ValueError:
+        secrets = [url]
+    # Longest first, so the whole URL goes before any piece of it.
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return text

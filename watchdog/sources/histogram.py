@@ -1,4 +1,5 @@
 """``histogram_quantile`` for classic histograms, exactly as PromQL computes it.
+Also the count of observations slower than a bucket bound (latency regression rules).
 
 A port of ``BucketQuantile`` in Prometheus' ``promql/quantile.go`` (with
 ``coalesceBuckets``, ``ensureMonotonicAndIgnoreSmallDeltas`` and
@@ -80,6 +81,21 @@ def bucket_quantile_detail(q: float, buckets: Sequence[tuple[float, float]]) -> 
     return QuantileResult(
         bucket_start + (bucket_end - bucket_start) * (rank / count), forced, fixed
     )
+
+
+def slower_than(bound: float, by_le: dict[float, float]) -> tuple[float, float] | str:
+    """``(slower, total)`` observations from bucket increases by ``le``: ``total`` is
+    the ``+Inf`` bucket, ``slower`` what lies above the bucket whose bound is ``bound``.
+    Only a bucket bound gives a count (between bounds it would be a guess): otherwise
+    the reason, naming the bounds there are."""
+    total = by_le.get(math.inf)
+    if total is None:
+        return 'no le="+Inf" bucket'
+    for le, count in by_le.items():
+        if almost_equal(le, bound, SMALL_DELTA_TOLERANCE):
+            return max(total - count, 0.0), total
+    shown = ", ".join(f"{le:g}" for le in sorted(by_le) if math.isfinite(le))
+    return f"no bucket bound at {bound:g}s (the bounds: {shown or 'none'})"
 
 
 def _bound(bucket: tuple[float, float]) -> float:

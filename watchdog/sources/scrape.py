@@ -11,6 +11,8 @@ this scrape and the previous one, the way PromQL's ``increase`` would:
   ``errors`` = Δerrors (the counts a confidence rule weighs).
 - ``quantile``: bucket increases summed by ``le`` across the matching series, then
   ``histogram_quantile``; ``requests`` = Δ``_count``.
+- ``slow_ratio``: the same bucket increases; ``errors`` = observations above the
+  ``slower_than`` bucket, ``requests`` = all (latency regression rules).
 - ``gauge``: the value as exposed (exactly one matching series).
 - ``rate``: Δcounter / Δt.
 
@@ -31,7 +33,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -40,9 +41,15 @@ from watchdog.http import bounded_read
 from watchdog.model import Sample
 from watchdog.rules.load import ResolvedSignal
 from watchdog.rules.model import ScrapeSourceSpec, SignalSpec
+from watchdog.sources._transport import request_failure
 from watchdog.sources.base import SourceDeps, error_for_all
 from watchdog.sources.expfmt import ExpSample, parse_families
-from watchdog.sources.histogram import SMALL_DELTA_TOLERANCE, almost_equal, bucket_quantile_detail
+from watchdog.sources.histogram import (
+    SMALL_DELTA_TOLERANCE,
+    almost_equal,
+    bucket_quantile_detail,
+    slower_than,
+)
 from watchdog.units import format_duration
 
 # Ask for the classic text format (no OpenMetrics exemplars, timestamps in ms).
@@ -54,6 +61,7 @@ SeriesKey = tuple[str, LabelKey]  # (sample name, sorted labels)
 
 FIRST_SCRAPE = "first scrape; a rate needs two"
 NO_REQUESTS = "no requests between scrapes"
+_HISTOGRAM_KINDS = ("quantile", "slow_ratio")
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,7 @@ class ScrapeSource:
         except (TimeoutError, httpx.TimeoutException):
             raise SourceError(f"timed out after {format_duration(spec.timeout)}") from None
         except httpx.HTTPError as exc:
-            raise SourceError(_transport_reason(exc, spec.url)) from None
+            raise SourceError(request_failure(exc, spec.url)) from None
 
     async def _read(self, spec: ScrapeSourceSpec) -> bytes:
         request = self._deps.http.stream(
@@ -127,7 +135,7 @@ class ScrapeSource:
         samples = parsed.get(family_of(spec), [])
         if spec.kind == "gauge":
             return _gauge(spec, samples, now)
-        if spec.kind == "quantile":
+        if spec.kind in _HISTOGRAM_KINDS:
             current = _histogram_series(spec, samples)
         else:
             current = _counter_series(spec, samples)
@@ -143,6 +151,8 @@ class ScrapeSource:
             return _error_ratio(spec, increase, now)
         if spec.kind == "quantile":
             return _quantile(spec, increase, now)
+        if spec.kind == "slow_ratio":
+            return _slow_ratio(spec, increase, now)
         elapsed = now - previous.at
         if elapsed <= 0:
             return Sample.no_data(now, "no time passed between scrapes")
@@ -152,7 +162,7 @@ class ScrapeSource:
 def family_of(spec: SignalSpec) -> str:
     """The family name to ask the parser for."""
     metric = spec.metric or ""
-    if spec.kind == "quantile":
+    if spec.kind in _HISTOGRAM_KINDS:
         return metric.removesuffix("_bucket")
     return metric
 
@@ -284,20 +294,27 @@ def _error_ratio(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: flo
     return Sample.of(now, errors / total, requests=total, errors=errors)
 
 
-def _quantile(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: float) -> Sample:
+def _buckets(
+    spec: SignalSpec, increase: Mapping[SeriesKey, float]
+) -> tuple[dict[float, float], float | None]:
+    """Bucket increases summed by ``le``, and Δ``_count`` (None when not exposed)."""
     base = family_of(spec)
     bucket_name, count_name = base + "_bucket", base + "_count"
     by_le: dict[float, float] = {}
-    requests = 0.0
-    has_count = False
+    requests: float | None = None
     for (name, labels), delta in increase.items():
         if name == bucket_name:
             bound = _le(dict(labels)["le"])
             assert bound is not None  # checked in _histogram_series
             by_le[bound] = by_le.get(bound, 0.0) + delta
         elif name == count_name:
-            requests += delta
-            has_count = True
+            requests = (requests or 0.0) + delta
+    return by_le, requests
+
+
+def _quantile(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: float) -> Sample:
+    base = family_of(spec)
+    by_le, requests = _buckets(spec, increase)
     observed = by_le.get(math.inf, 0.0)
     if observed == 0:
         return Sample.no_data(now, NO_REQUESTS)
@@ -308,7 +325,18 @@ def _quantile(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: float)
         )
     if math.isnan(value):
         return Sample.error(now, f"histogram {base} has no finite bucket besides +Inf")
-    return Sample.of(now, value, requests=requests if has_count else observed)
+    return Sample.of(now, value, requests=requests if requests is not None else observed)
+
+
+def _slow_ratio(spec: SignalSpec, increase: Mapping[SeriesKey, float], now: float) -> Sample:
+    assert spec.slower_than is not None  # the rules loader requires it for slow_ratio
+    found = slower_than(spec.slower_than, _buckets(spec, increase)[0])
+    if isinstance(found, str):
+        return Sample.error(now, f"histogram {family_of(spec)}: {found}")
+    slow, total = found
+    if total == 0:
+        return Sample.no_data(now, NO_REQUESTS)
+    return Sample.of(now, min(slow / total, 1.0), requests=total, errors=slow)
 
 
 def _gauge(spec: SignalSpec, samples: list[ExpSample], now: float) -> Sample:
@@ -358,39 +386,3 @@ def _no_data(reason: str) -> Sample:
 
 def _error(reason: str) -> Sample:
     return Sample.error(0.0, reason)
-
-
-def _transport_reason(exc: httpx.HTTPError, url: str) -> str:
-    """One line for a request that got no usable response. The library's message is
-    kept (it says what failed) with the URL and any credentials in it removed."""
-    detail = _redact(str(exc).strip(), url)[:160]
-    if isinstance(exc, httpx.ConnectError):
-        if _refused(exc) or "refused" in detail.lower():
-            return "connection refused"
-        return f"cannot connect ({detail})" if detail else "cannot connect"
-    name = type(exc).__name__
-    return f"request failed ({name}: {detail})" if detail else f"request failed ({name})"
-
-
-def _refused(exc: BaseException) -> bool:
-    """httpx says "All connection attempts failed"; the OS error is in the chain."""
-    seen: BaseException | None = exc
-    for _ in range(10):  # a cause chain is short; never loop on a cycle
-        if seen is None:
-            return False
-        if isinstance(seen, ConnectionRefusedError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _redact(text: str, url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        secrets = [url, parts.query, parts.password or "", parts.username or ""]
-    except ValueError:
-        secrets = [url]
-    # Longest first, so the whole URL goes before any piece of it.
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "<redacted>")
-    return text

@@ -145,6 +145,27 @@ def ledger_upsert(table: str, placeholder: str, least: str) -> str:
     )
 
 
+MinuteRow = tuple[float, float, float]  # (minute start, errors, requests)
+# Per-minute counts of the signals burn-rate rules watch: their windows of days survive
+# a restart. A migration step of each store ({real}: its float type); each write prunes.
+MINUTES_TABLE = """
+    CREATE TABLE signal_minutes (
+        signal TEXT NOT NULL, minute {real} NOT NULL, errors {real} NOT NULL,
+        requests {real} NOT NULL, PRIMARY KEY (signal, minute)
+    );
+"""
+MINUTES_UPSERT = (
+    "INSERT INTO signal_minutes (signal, minute, errors, requests) VALUES ({p}, {p}, {p}, {p}) "
+    "ON CONFLICT (signal, minute) DO UPDATE SET errors = excluded.errors, "
+    "requests = excluded.requests"
+)
+MINUTES_FORGET = "DELETE FROM signal_minutes WHERE signal = {p} AND minute < {p}"
+MINUTES_SELECT = (
+    "SELECT minute, errors, requests FROM signal_minutes "
+    "WHERE signal = {p} AND minute >= {p} ORDER BY minute"
+)
+
+
 class Store(Protocol):
     """What the watchdog keeps across restarts."""
 
@@ -183,6 +204,17 @@ class Store(Protocol):
 
     async def save_ledger(self, entries: Sequence[LedgerEntry]) -> None:
         """Merge ``entries`` in (see ``ledger_upsert``): facts are only ever added."""
+        ...
+
+    async def save_minutes(
+        self, signal: str, rows: Sequence[MinuteRow], forget_before: float
+    ) -> None:
+        """Set these per-minute counts of ``signal`` (burn-rate windows across restarts)
+        and forget its minutes that start before ``forget_before``."""
+        ...
+
+    async def minutes(self, signal: str, since: float) -> list[MinuteRow]:
+        """``signal``'s per-minute counts from ``since`` on, oldest first."""
         ...
 
 

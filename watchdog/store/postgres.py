@@ -27,6 +27,7 @@ import psycopg
 
 from watchdog.errors import StoreError
 from watchdog.redact import redact_url
+from watchdog.store import base as sql  # the signal_minutes statements
 from watchdog.store.base import (
     LEDGER_COLUMNS,
     ActionRecord,
@@ -42,62 +43,12 @@ from watchdog.store.base import (
     pick_incident,
     silences_from_rows,
 )
-from watchdog.store.postgres_migrate import migrate
+from watchdog.store.postgres_migrate import MIGRATIONS, migrate
 
 if TYPE_CHECKING:
     Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 T = TypeVar("T")
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the first schema (the SQLite one, in PostgreSQL's types)
-    """
-    CREATE TABLE incidents (
-        id TEXT PRIMARY KEY, opened_at DOUBLE PRECISION NOT NULL, closed_at DOUBLE PRECISION,
-        rule TEXT NOT NULL, severity TEXT NOT NULL, phase TEXT NOT NULL, targets TEXT NOT NULL,
-        data TEXT NOT NULL, seq BIGINT GENERATED ALWAYS AS IDENTITY
-    );
-    CREATE INDEX incidents_open ON incidents (closed_at);
-    CREATE TABLE events (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, incident_id TEXT NOT NULL,
-        at DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL
-    );
-    CREATE INDEX events_incident ON events (incident_id, id);
-    CREATE TABLE actions (
-        key TEXT PRIMARY KEY, incident_id TEXT NOT NULL, kind TEXT NOT NULL,
-        target TEXT NOT NULL, intent TEXT NOT NULL, state TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL, outcome TEXT NOT NULL,
-        finished_at DOUBLE PRECISION, seq BIGINT GENERATED ALWAYS AS IDENTITY
-    );
-    CREATE INDEX actions_state ON actions (state);
-    CREATE INDEX actions_incident ON actions (incident_id);
-    CREATE INDEX actions_kind_created ON actions (kind, created_at);
-    CREATE TABLE silences (
-        id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at DOUBLE PRECISION NOT NULL,
-        ends_at DOUBLE PRECISION NOT NULL, created_by TEXT NOT NULL, comment TEXT NOT NULL,
-        origin TEXT NOT NULL, expired_at DOUBLE PRECISION, seq BIGINT GENERATED ALWAYS AS IDENTITY
-    );
-    CREATE TABLE healthy_versions (
-        target TEXT NOT NULL, version TEXT NOT NULL, seen_at DOUBLE PRECISION NOT NULL,
-        seq BIGINT GENERATED ALWAYS AS IDENTITY, PRIMARY KEY (target, version)
-    );
-    """,
-    # 2: the version ledger replaces "healthy versions" (see watchdog/store.py)
-    """
-    CREATE TABLE version_ledger (
-        target TEXT NOT NULL, version TEXT NOT NULL, went_live_at DOUBLE PRECISION,
-        how TEXT NOT NULL DEFAULT 'unknown', live_detail TEXT NOT NULL DEFAULT '',
-        rolled_away_at DOUBLE PRECISION, rolled_away_why TEXT NOT NULL DEFAULT '',
-        verified_at DOUBLE PRECISION, verified_why TEXT NOT NULL DEFAULT '',
-        legacy_seen_at DOUBLE PRECISION, seq BIGINT GENERATED ALWAYS AS IDENTITY,
-        PRIMARY KEY (target, version)
-    );
-    INSERT INTO version_ledger (target, version, legacy_seen_at)
-        SELECT target, version, seen_at FROM healthy_versions ORDER BY seq;
-    DROP TABLE healthy_versions;
-    """,
-)
-
 
 # The URL without its password, for log lines and errors (the one shared helper).
 redact = redact_url
@@ -372,6 +323,21 @@ class PostgresStore:
 
         if params:
             await self._run(write)
+
+    async def save_minutes(
+        self, signal: str, rows: Sequence[sql.MinuteRow], forget_before: float
+    ) -> None:
+        async def write(c: Conn) -> None:  # one transaction (``_run``)
+            async with c.cursor() as cursor:
+                params = [(signal, *row) for row in rows]
+                await cursor.executemany(sql.MINUTES_UPSERT.format(p="%s"), params)
+                await cursor.execute(sql.MINUTES_FORGET.format(p="%s"), (signal, forget_before))
+
+        await self._run(write)
+
+    async def minutes(self, signal: str, since: float) -> list[sql.MinuteRow]:
+        rows = await self._rows(sql.MINUTES_SELECT.format(p="%s"), (signal, since))
+        return [(float(m), float(e), float(n)) for m, e, n in rows]
 
     # --- helpers -----------------------------------------------------------------------
 

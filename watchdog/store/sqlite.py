@@ -15,10 +15,15 @@ from typing import Any, TypeVar
 from watchdog.errors import StoreError
 from watchdog.store.base import (
     LEDGER_COLUMNS,
+    MINUTES_FORGET,
+    MINUTES_SELECT,
+    MINUTES_TABLE,
+    MINUTES_UPSERT,
     ActionRecord,
     EventRecord,
     IncidentRecord,
     LedgerEntry,
+    MinuteRow,
     SilenceRecord,
     action_from_row,
     incident_from_row,
@@ -76,6 +81,8 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT target, version, seen_at FROM healthy_versions;
     DROP TABLE healthy_versions;
     """,
+    # 3: per-minute counts for burn-rate windows across restarts
+    MINUTES_TABLE.format(real="REAL"),
 )
 
 
@@ -326,6 +333,23 @@ class SQLiteStore:
         query = ledger_upsert("version_ledger", "?", "MIN")
         params = [ledger_params(entry) for entry in entries]
         await self._run(lambda c: c.executemany(query, params))
+
+    # burn-rate history
+
+    async def save_minutes(
+        self, signal: str, rows: Sequence[MinuteRow], forget_before: float
+    ) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            with c:
+                c.executemany(MINUTES_UPSERT.format(p="?"), [(signal, *row) for row in rows])
+                c.execute(MINUTES_FORGET.format(p="?"), (signal, forget_before))
+
+        await self._run(write)
+
+    async def minutes(self, signal: str, since: float) -> list[MinuteRow]:
+        query = MINUTES_SELECT.format(p="?")
+        rows = await self._run(lambda c: c.execute(query, (signal, since)).fetchall())
+        return [(float(m), float(e), float(n)) for m, e, n in rows]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
