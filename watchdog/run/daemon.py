@@ -23,6 +23,7 @@ from watchdog.model import Sample, SampleKind
 from watchdog.rules.load import RuleSet, load_rules
 from watchdog.rules.model import SourceSpec
 from watchdog.run.coalesce import Coalesced
+from watchdog.run.deadline import DeadlineSampler
 from watchdog.run.sampling import SignalGroup as _Group
 from watchdog.run.sampling import readiness, sample_group, signal_groups
 from watchdog.sources.base import Source, SourceDeps
@@ -70,6 +71,11 @@ class Watchdog:
         # sample): kept across loop restarts, so a storm of them cannot hide a stall.
         self._sampled: dict[str, float] = {}
         self._overseer: asyncio.Task[None] | None = None
+        # Per loop, the stamp of the scheduled sample after the one being taken.
+        self._next_at: dict[tuple[str, float], float] = {}
+        self.deadlines = DeadlineSampler(self.clock, self.engine, self._sources, self._next_at)
+        self.deadlines.feed = self.observe
+        self.observers.append(self.deadlines.observed)
         self._coalesced_reload = Coalesced(self._reload)
         self._handlers: set[asyncio.Task[None]] = set()
         self._running = False
@@ -100,6 +106,7 @@ class Watchdog:
             self._overseer.cancel()
             await asyncio.gather(self._overseer, return_exceptions=True)
             self._overseer = None
+        await self.deadlines.stop()
         await self._cancel_loops()
         if self._handlers:
             _done, pending = await asyncio.wait(self._handlers, timeout=timeout_s)
@@ -152,6 +159,7 @@ class Watchdog:
         self.last_reload_error = None
         for name in old_rules - {rule.name for rule in ruleset.rules}:
             self.metrics.forget_rule(name)
+        self.deadlines.forget({rule.name for rule in ruleset.rules})
         self._apply_metrics_for(ruleset)
         if self._running:
             rebuilt = self._sync_sources()
@@ -185,9 +193,6 @@ class Watchdog:
                 rebuilt.add(name)
         return rebuilt
 
-    def _groups(self) -> list[_Group]:
-        return signal_groups(self.ruleset)
-
     def _start_loops(self) -> None:
         self._restart_loops(set(self._sources))
 
@@ -210,7 +215,7 @@ class Watchdog:
     def _restart_loops(self, rebuilt: set[str]) -> None:
         """Restart only the loops whose source was rebuilt or whose signals changed;
         the others keep sampling on their schedule."""
-        wanted = {(g.source_name, g.interval): g for g in self._groups()}
+        wanted = {(g.source_name, g.interval): g for g in signal_groups(self.ruleset)}
         for key in list(self._loops):
             group, task = self._loops[key]
             fresh = wanted.get(key)
@@ -234,7 +239,9 @@ class Watchdog:
             now = self.clock.monotonic()
             wake = now + 60.0
             for group, _ in list(self._loops.values()):
-                allowance = self._allowance(group)
+                held = self._sources.get(group.source_name)
+                # The sample's own backstop (timeout + 1 s), plus an interval.
+                allowance = group.interval + (held[0].timeout if held else 0.0) + 1.0
                 for signal in group.signals:
                     due = self._sampled.get(signal.name, now) + allowance
                     if due <= now:
@@ -252,11 +259,6 @@ class Watchdog:
                     wake = min(wake, due)
             await self.clock.sleep(max(wake - now, 0.001))
 
-    def _allowance(self, group: _Group) -> float:
-        spec = self._sources.get(group.source_name)
-        timeout = spec[0].timeout if spec is not None else 0.0
-        return group.interval + timeout + 1.0  # sample_once's own backstop, plus an interval
-
     async def _loop(self, group: _Group) -> None:
         """Sample every ``interval``. Waits run on the monotonic clock and samples are
         stamped with their scheduled wall-clock time; when the wall clock jumps (an NTP
@@ -272,6 +274,7 @@ class Watchdog:
                 offset += jump
                 if abs(jump) >= interval:
                     self._clock_jumped(group, jump)
+            self._next_at[(group.source_name, interval)] = due + interval + offset
             await self.sample_once(group, at=due + offset)
             due += interval
             mono = self.clock.monotonic()
