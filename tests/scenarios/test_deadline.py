@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.factories import T0
+from tests.scenarios.support import breach, calm
 from tests.unit.test_daemon import make
+from tests.world import world
 from watchdog.core.evaluator import State
 from watchdog.model import Sample
+from watchdog.run.deadline import VERIFY
 
 RULES = """
 version: 1
@@ -113,3 +116,44 @@ async def test_an_extra_sample_that_is_not_evidence_is_dropped(tmp_path: Path) -
     assert watchdog.deadlines.taken == 0
     (decision,) = watchdog.decisions
     assert decision.decided_at == T0 + 135
+
+
+async def test_the_end_of_a_verification_window_is_sampled(tmp_path: Path) -> None:
+    """After a rollback, each verification check's signal gets one extra sample at
+    the end of its window (``verify_started + within``), asked once however many
+    ticks ask again."""
+    async with world(tmp_path) as w:
+        await calm(w)
+        await breach(w)
+        (incident,) = w.runtime.manager.open.values()
+        assert incident.phase == "verifying"
+        started = incident.data["verify_started"]
+        w.runtime.verify_deadlines()
+        w.runtime.verify_deadlines()
+        deadlines = w.runtime.watchdog.deadlines
+        assert deadlines.scheduled() == {
+            f"{VERIFY}{incident.id}:error_rate": started + 120,
+            f"{VERIFY}{incident.id}:p95": started + 300,
+        }
+        await deadlines.stop()
+
+
+async def test_a_verification_deadline_sample_is_taken_and_fed(tmp_path: Path) -> None:
+    """Asked (every tick) for +50 s: while the scheduled sample at +45 s is still to
+    come it decides; once that is taken, the daemon takes one at +50 s and feeds it
+    to the engine's window, where the verification judges it."""
+    watchdog, clock, sources = make(tmp_path, lambda t: 0.01, rules("5m"))
+    key = f"{VERIFY}i1:error_rate"
+    await watchdog.start()
+    await clock.advance(20)
+    watchdog.deadlines.verify_until(key, "error_rate", T0 + 50)
+    assert watchdog.deadlines.scheduled() == {}
+    await clock.advance(27)
+    watchdog.deadlines.verify_until(key, "error_rate", T0 + 50)
+    assert watchdog.deadlines.scheduled() == {key: T0 + 50}
+    await clock.advance(13)
+    await watchdog.stop()
+    assert T0 + 50 in sources[0].calls
+    latest = [s.at for s in watchdog.engine.windows["error_rate"]]
+    assert T0 + 50 in latest
+    assert watchdog.deadlines.taken == 1

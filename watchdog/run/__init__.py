@@ -3,6 +3,8 @@ leader election so that only one replica acts.
 
 - ``coalesce``: At most one run of a job at a time, later calls sharing the next (reloads).
 - ``daemon``: The daemon's core: sampling loops feeding the engine, reloads, decisions out.
+- ``deadline``: One extra sample at a pending rule's ``for:`` deadline and at the end of a
+  verification window, rate-limited per interval.
 - ``deploys``: Deploys the live daemon sees, told to the engine for deploy-regression rules.
 - ``ha``: Only the leader acts; every replica samples.
 - ``leader``: Which replica acts.

@@ -144,14 +144,14 @@ class Runtime:
         while True:
             try:
                 await self.gate.tick()
-                self._verify_deadlines()
+                self.verify_deadlines()
             except asyncio.CancelledError:
                 raise
             except Exception:  # boundary: the ticker must outlive one bad tick
                 log.exception("incident tick failed")
             await self.clock.sleep(self.tick_s)
 
-    def _verify_deadlines(self) -> None:
+    def verify_deadlines(self) -> None:
         """One sample of each verification check's signal at the end of its window, so
         that the verdict does not wait for the next scheduled sample."""
         checks = self.watchdog.ruleset.after_rollback.verify
