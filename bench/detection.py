@@ -38,7 +38,8 @@ The goal (issue 15): the watchdog's median after its hold at most 150 ms at a 1 
 interval and at most 1 s at 15 s, and faster than both peers after ``t0 + for``. The
 watchdog's action time (rule firing -> POST arrival, from its log) is printed too.
 
-    .venv/bin/python bench/detection.py [--repeat 5] [--for 5] [--intervals 1,15] [--slack-latency S]
+    .venv/bin/python bench/detection.py [--repeat 5] [--for 5] [--intervals 1,15]
+        [--slack-latency S]
 """
 
 from __future__ import annotations
