@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -17,6 +17,7 @@ import structlog
 from watchdog.clock import Clock
 from watchdog.core.decision import Decision
 from watchdog.core.engine import Engine, Observation
+from watchdog.core.evaluator import RuleState
 from watchdog.errors import RuleError
 from watchdog.metrics import Metrics
 from watchdog.model import Sample, SampleKind
@@ -90,7 +91,7 @@ class Watchdog:
     async def start(self) -> None:
         self._running = True
         self._sync_sources()
-        self._start_loops()
+        self._restart_loops(set(self._sources))
         self._overseer = asyncio.create_task(self._oversee(), name="sampling-deadlines")
         log.info(
             "watchdog started",
@@ -143,35 +144,35 @@ class Watchdog:
     def reloaded(self, ruleset: RuleSet) -> None:
         """Swap in a reloaded rule set, and count it. Rules equal to the running ones
         change nothing: no loop restarts, no state reset."""
+        self.metrics.reloads.labels(result="success").inc()
         if ruleset == self.ruleset:
             self.last_reload_error = None
-            self.metrics.reloads.labels(result="success").inc()
             self.metrics.reload_ok.set(1)
             log.info("rules reloaded; unchanged", rules=len(ruleset.rules))
             return
         self.apply_rules(ruleset)
-        self.metrics.reloads.labels(result="success").inc()
         log.info("rules reloaded", rules=len(ruleset.rules), files=list(ruleset.files))
 
     def apply_rules(self, ruleset: RuleSet) -> None:
-        old_rules = {rule.name for rule in self.ruleset.rules}
+        old_states = self.engine.states
         self.engine.replace_rules(ruleset)
         self.last_reload_error = None
-        for name in old_rules - {rule.name for rule in ruleset.rules}:
+        for name in old_states.keys() - {rule.name for rule in ruleset.rules}:
             self.metrics.forget_rule(name)
         self.deadlines.forget({rule.name for rule in ruleset.rules})
-        self._apply_metrics_for(ruleset)
+        self._apply_metrics_for(ruleset, old_states)
         if self._running:
             rebuilt = self._sync_sources()
             self._restart_loops(rebuilt)
 
-    def _apply_metrics_for(self, ruleset: RuleSet) -> None:
+    def _apply_metrics_for(self, ruleset: RuleSet, kept: Mapping[str, RuleState] = {}) -> None:
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(self.clock.now())
         self.metrics.rules_loaded.set(len(ruleset.rules))
         self.metrics.set_rules(ruleset.rules)
-        for rule in ruleset.rules:
-            self.metrics.set_rule_state(rule.name, self.engine.states[rule.name].state)
+        for rule in ruleset.rules:  # a kept state's gauges are right already
+            if kept.get(rule.name) is not (state := self.engine.states[rule.name]):
+                self.metrics.set_rule_state(rule.name, state.state)
 
     # --- sources and loops ---------------------------------------------------------
 
@@ -192,9 +193,6 @@ class Watchdog:
                 self._sources[name] = (spec, self.source_factory(name, spec, self.deps))
                 rebuilt.add(name)
         return rebuilt
-
-    def _start_loops(self) -> None:
-        self._restart_loops(set(self._sources))
 
     def _start_loop(self, group: _Group) -> None:
         task = asyncio.create_task(
@@ -349,6 +347,7 @@ class Watchdog:
                 rule=moved.rule,
                 state=moved.after.value,
                 previous=moved.before.value,
+                since=state.active_since,
                 value=state.value,
                 reason=state.blind_reason or None,
             )
