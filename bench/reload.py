@@ -46,7 +46,7 @@ GOAL_S = 2.0
 def rules_text(rules: int, signals: int, edited: int = -1) -> str:
     lines = [
         "version: 1",
-        "defaults: {interval: 15s, blind_after: 5m}",
+        "defaults: {interval: 1h, blind_after: 5m}",
         "sources:",
         '  prom: {type: prometheus, url: "http://127.0.0.1:9", timeout: 1s}',
         "signals:",

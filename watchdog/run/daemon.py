@@ -154,22 +154,24 @@ class Watchdog:
         log.info("rules reloaded", rules=len(ruleset.rules), files=list(ruleset.files))
 
     def apply_rules(self, ruleset: RuleSet) -> None:
-        old_states = self.engine.states
+        old, old_states = self.ruleset, self.engine.states
         self.engine.replace_rules(ruleset)
         self.last_reload_error = None
         for name in old_states.keys() - {rule.name for rule in ruleset.rules}:
             self.metrics.forget_rule(name)
         self.deadlines.forget({rule.name for rule in ruleset.rules})
-        self._apply_metrics_for(ruleset, old_states)
+        self._apply_metrics_for(ruleset, old, old_states)
         if self._running:
             rebuilt = self._sync_sources()
             self._restart_loops(rebuilt)
 
-    def _apply_metrics_for(self, ruleset: RuleSet, kept: Mapping[str, RuleState] = {}) -> None:
+    def _apply_metrics_for(
+        self, ruleset: RuleSet, old: RuleSet | None = None, kept: Mapping[str, RuleState] = {}
+    ) -> None:
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(self.clock.now())
         self.metrics.rules_loaded.set(len(ruleset.rules))
-        self.metrics.set_rules(ruleset.rules)
+        self.metrics.set_rules(ruleset.rules, old.rules if old else ())
         for rule in ruleset.rules:  # a kept state's gauges are right already
             if kept.get(rule.name) is not (state := self.engine.states[rule.name]):
                 self.metrics.set_rule_state(rule.name, state.state)
@@ -304,9 +306,8 @@ class Watchdog:
                 task.add_done_callback(self._handlers.discard)
 
     async def sample_once(self, group: _Group, at: float | None = None) -> None:
-        """One round of samples. ``at`` is the scheduled time, used as the samples'
-        timestamp so that ``for:`` counts whole intervals whatever the loop's jitter
-        (as Prometheus stamps evaluations with their scheduled time)."""
+        """One round of samples stamped ``at``, the scheduled time: ``for:`` counts whole
+        intervals whatever the loop's jitter (Prometheus stamps evaluations so too)."""
         spec, source = self._sources[group.source_name]
         started = time.perf_counter()
         now = self.clock.now() if at is None else at
