@@ -245,7 +245,7 @@ def _validation_problems(exc: ValidationError, data: Any, marks: _Marks) -> list
 # --- one file ---------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Parsed:
     file: str
     model: RulesFile
@@ -273,6 +273,11 @@ def _is_rules_file(path: Path) -> bool:
     return path.suffix in (".yaml", ".yml") and path.is_file()  # follows a ConfigMap link
 
 
+# Per file, its last good text and parse (immutable): a reload that finds a file
+# unchanged (a SIGHUP, the watch, one file edited among many) does not parse it again.
+_LAST_PARSED: dict[str, tuple[str, Parsed]] = {}
+
+
 def parse_file(path: Path) -> tuple[Parsed | None, list[str]]:
     file = str(path)
     if path.exists() and not path.is_file():  # a FIFO or a device: reading could hang
@@ -283,7 +288,13 @@ def parse_file(path: Path) -> tuple[Parsed | None, list[str]]:
         return None, [f"{file}:0 (top level): no such file"]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [f"{file}:0 (top level): cannot read: {exc}"]
-    return parse_text(text, file)
+    last = _LAST_PARSED.get(file)
+    if last is not None and last[0] == text:
+        return last[1], []  # unchanged since the last reload: a parse is most of one
+    parsed, problems = parse_text(text, file)
+    if parsed is not None:
+        _LAST_PARSED[file] = (text, parsed)
+    return parsed, problems
 
 
 def parse_text(text: str, file: str) -> tuple[Parsed | None, list[str]]:
