@@ -27,8 +27,8 @@ arrival:
 - **after t0 + for**: from the moment the condition has truly held for ``for:``. Any
   sampler first sees the breach up to one interval after it begins (uniform over the
   phase: half an interval in the median), so no sampler can be under that here.
-- **after its hold**: from the side's own first breaching sample (the watchdog's rule
-  going pending, from its log; Prometheus's alert ``activeAt``) plus ``for``: what the
+- **after its hold**: from the side's own first breaching sample (the watchdog's rule's
+  ``active_since``, from its log; Prometheus's alert ``activeAt``) plus ``for``: what the
   side adds once it has seen the breach. The watchdog takes one extra sample at that
   deadline (``watchdog.run.deadline``), so with a ``for:`` that is not a whole number of
   intervals (5s at 15s) it fires at the hold, where Prometheus waits for the next
@@ -245,14 +245,17 @@ def arrivals(cf: FakeCloudflare) -> dict[str, float]:
     return seen
 
 
-def logged_at(log_path: Path, state: str) -> float | None:
+def logged_at(log_path: Path, state: str, field: str = "timestamp") -> float | None:
     """When the daemon's rule first went ``state``, from its JSON log (same machine
-    clock). Pending is logged once its first breaching sample is in: a few ms after
-    the sample's stamp, so a hold counted from it is a little late, never early."""
+    clock); with ``field="since"``, the stamp of the run's first breaching sample
+    (``active_since``) that the line carries."""
     for line in log_path.read_text(errors="replace").splitlines():
         with contextlib.suppress(ValueError):
             entry = json.loads(line)
             if entry.get("event") == "rule state" and entry.get("state") == state:
+                if field == "since":
+                    since = entry.get("since")
+                    return float(since) if isinstance(since, int | float) else None
                 stamp = str(entry["timestamp"]).replace("Z", "+00:00")
                 return datetime.fromisoformat(stamp).timestamp()
     return None
@@ -393,7 +396,7 @@ async def _measure(world: World, opts: Options, rng: random.Random) -> Run:
         run = Run({name: got[name] - limit if name in got else None for name in got})
         for name in (WATCHDOG, *PEERS):
             run.late.setdefault(name, None)
-        fired, pending = logged_at(wd.log_path, "firing"), logged_at(wd.log_path, "pending")
+        fired, pending = logged_at(wd.log_path, "firing"), logged_at(wd.log_path, "firing", "since")
         if fired is not None and WATCHDOG in got:
             run.acting = got[WATCHDOG] - fired
         active = await active_at(world.http, prom)
