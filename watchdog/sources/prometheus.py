@@ -56,8 +56,6 @@ log = structlog.get_logger("watchdog.sources.prometheus")
 MAX_POINTS = 11_000
 # An instant query's points carry the query's ``time`` (to the millisecond).
 STALE_AFTER_S = 1.0
-# Queries one source has in flight at once (under the daemon's 100 connections).
-MAX_IN_FLIGHT = 32
 # One range answer: 11,000 points of a few series is a few MB; a bomb is not.
 RANGE_MAX_BYTES = 256 * 1024 * 1024
 
@@ -70,9 +68,7 @@ class PrometheusSource:
         self.spec = spec
         self._http = deps.http
         self._query_url = spec.url.rstrip("/") + "/api/v1/query"
-        # Queries in flight at once: httpcore's pool scans every queued request against
-        # every connection, so a thousand signals queued at once cost seconds of CPU.
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._slots = deps.slots  # a thousand signals' queries queue there, not in httpcore
 
     async def sample(self, signals: Sequence[ResolvedSignal], now: float) -> dict[str, Sample]:
         samples = await asyncio.gather(*(self._signal(signal, now) for signal in signals))
