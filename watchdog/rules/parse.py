@@ -160,7 +160,9 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks, list[str]]:
                 "(an alias bomb?)"
             ],
         )
-    finally:
+    finally:  # the constructor remembers every node it built: let them go
+        marks.scalars.constructed_objects.clear()
+        marks.scalars.recursive_objects.clear()
         marks.scalars.dispose()
 
 
