@@ -374,7 +374,10 @@ async def _measure(world: World, opts: Options, rng: random.Random) -> Run:
             start_daemon(env, work),
         )
         procs += [prom, wd]
-        await asyncio.gather(wait_value(world.http, prom, "error_rate"), wd.wait_ready("/readyz"))
+        await asyncio.gather(
+            wait_value(world.http, prom, "error_rate", tries=int(200 + 3 * interval / 0.05)),
+            wd.wait_ready("/readyz"),
+        )
         await asyncio.sleep(3 * interval)  # both have evaluated the healthy app a few times
         for cf in (world.ours, world.theirs):  # the bad deploy goes live ...
             cf.deploy(SCRIPT, [(cf.upload_version(SCRIPT, "v3"), 100.0)], "deploy v3")
