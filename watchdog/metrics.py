@@ -168,13 +168,31 @@ class Metrics:
                 rule=rule.name, signal=rule.signal, comparison=rule.comparison
             ).set(rule.threshold.value)
 
-    def set_rules(self, rules: Iterable[RuleSpec]) -> None:
-        """Per-rule gauges that follow the rules files: thresholds and dry_run."""
+    def set_rules(self, rules: Iterable[RuleSpec], before: Iterable[RuleSpec] = ()) -> None:
+        """Per-rule gauges that follow the rules files: thresholds and dry_run. Given the
+        rules they replace (a reload), only the series of rules that changed are redone:
+        a reload of 10,000 rules that edits one touches a few series, not 20,000."""
         rules = list(rules)
-        self.set_thresholds(rules)
-        self.rule_dry_run.clear()
-        for rule in rules:
-            self.rule_dry_run.labels(rule=rule.name).set(1 if rule.dry_run else 0)
+        old = {rule.name: _gauged(rule) for rule in before}
+        if not old:
+            self.set_thresholds(rules)
+            self.rule_dry_run.clear()
+            for rule in rules:
+                self.rule_dry_run.labels(rule=rule.name).set(1 if rule.dry_run else 0)
+            return
+        new = {rule.name: (rule, _gauged(rule)) for rule in rules}
+        for name, (signal, comparison, _, _) in old.items():
+            if name not in new or new[name][1] != old[name]:
+                with contextlib.suppress(KeyError):
+                    self.rule_threshold.remove(name, signal, comparison)
+                with contextlib.suppress(KeyError):
+                    self.rule_dry_run.remove(name)
+        for name, (rule, gauged) in new.items():
+            if old.get(name) != gauged:
+                self.rule_threshold.labels(
+                    rule=name, signal=rule.signal, comparison=rule.comparison
+                ).set(rule.threshold.value)
+                self.rule_dry_run.labels(rule=name).set(1 if rule.dry_run else 0)
 
     def set_modes(self, dry_run: bool, silenced: bool, silences_active: int) -> None:
         self.dry_run.set(1 if dry_run else 0)
@@ -199,6 +217,11 @@ class Metrics:
                 self.rule_state.remove(rule, candidate.value)
         with contextlib.suppress(KeyError):
             self.rule_blind.remove(rule)
+
+
+def _gauged(rule: RuleSpec) -> tuple[str, str, float, bool]:
+    """What the per-rule gauges show of a rule."""
+    return (rule.signal, rule.comparison, rule.threshold.value, rule.dry_run)
 
 
 def action_outcome(result: ActionResult) -> str:

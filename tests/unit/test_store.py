@@ -80,8 +80,8 @@ def postgres_backend(url: str) -> Backend:
     """A fresh database in the test PostgreSQL (tests/integration/postgres_fixture.py)."""
     import psycopg
 
-    from watchdog.store.postgres_migrate import MIGRATIONS as PG_MIGRATIONS
     from watchdog.store.postgres import PostgresStore
+    from watchdog.store.postgres_migrate import MIGRATIONS as PG_MIGRATIONS
 
     async def version() -> int:
         async with await psycopg.AsyncConnection.connect(url) as conn:

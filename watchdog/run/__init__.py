@@ -5,6 +5,8 @@ leader election so that only one replica acts.
   rules watch kept in the store, given back to the engine on start.
 - ``coalesce``: At most one run of a job at a time, later calls sharing the next (reloads).
 - ``daemon``: The daemon's core: sampling loops feeding the engine, reloads, decisions out.
+- ``deadline``: One extra sample at a pending rule's ``for:`` deadline and at the end of a
+  verification window, rate-limited per interval.
 - ``deploys``: Deploys the live daemon sees, told to the engine for deploy-regression rules
   and, for canary rules, the live split (new vs old version, percentage, author).
 - ``ha``: Only the leader acts; every replica samples.

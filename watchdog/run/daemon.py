@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -17,12 +17,14 @@ import structlog
 from watchdog.clock import Clock
 from watchdog.core.decision import Decision
 from watchdog.core.engine import Engine, Observation
+from watchdog.core.evaluator import RuleState
 from watchdog.errors import RuleError
 from watchdog.metrics import Metrics
 from watchdog.model import Sample, SampleKind
 from watchdog.rules.load import RuleSet, load_rules
 from watchdog.rules.model import SourceSpec
 from watchdog.run.coalesce import Coalesced
+from watchdog.run.deadline import DeadlineSampler
 from watchdog.run.sampling import SignalGroup as _Group
 from watchdog.run.sampling import readiness, sample_group, signal_groups
 from watchdog.sources.base import Source, SourceDeps
@@ -70,6 +72,11 @@ class Watchdog:
         # sample): kept across loop restarts, so a storm of them cannot hide a stall.
         self._sampled: dict[str, float] = {}
         self._overseer: asyncio.Task[None] | None = None
+        # Per loop, the stamp of the scheduled sample after the one being taken.
+        self._next_at: dict[tuple[str, float], float] = {}
+        self.deadlines = DeadlineSampler(self.clock, self.engine, self._sources, self._next_at)
+        self.deadlines.feed = self.observe
+        self.observers.append(self.deadlines.observed)
         self._coalesced_reload = Coalesced(self._reload)
         self._handlers: set[asyncio.Task[None]] = set()
         self._running = False
@@ -84,7 +91,7 @@ class Watchdog:
     async def start(self) -> None:
         self._running = True
         self._sync_sources()
-        self._start_loops()
+        self._restart_loops(set(self._sources))
         self._overseer = asyncio.create_task(self._oversee(), name="sampling-deadlines")
         log.info(
             "watchdog started",
@@ -100,6 +107,7 @@ class Watchdog:
             self._overseer.cancel()
             await asyncio.gather(self._overseer, return_exceptions=True)
             self._overseer = None
+        await self.deadlines.stop()
         await self._cancel_loops()
         if self._handlers:
             _done, pending = await asyncio.wait(self._handlers, timeout=timeout_s)
@@ -136,37 +144,38 @@ class Watchdog:
     def reloaded(self, ruleset: RuleSet) -> None:
         """Swap in a reloaded rule set, and count it. Rules equal to the running ones
         change nothing: no loop restarts, no state reset."""
+        self.metrics.reloads.labels(result="success").inc()
         if ruleset == self.ruleset:
             self.last_reload_error = None
-            self.metrics.reloads.labels(result="success").inc()
             self.metrics.reload_ok.set(1)
             log.info("rules reloaded; unchanged", rules=len(ruleset.rules))
             return
         self.apply_rules(ruleset)
-        self.metrics.reloads.labels(result="success").inc()
         log.info("rules reloaded", rules=len(ruleset.rules), files=list(ruleset.files))
 
     def apply_rules(self, ruleset: RuleSet) -> None:
-        old_rules = {rule.name for rule in self.ruleset.rules}
+        old, old_states = self.ruleset, self.engine.states
         self.engine.replace_rules(ruleset)
         self.last_reload_error = None
-        for name in old_rules - {rule.name for rule in ruleset.rules}:
+        for name in old_states.keys() - {rule.name for rule in ruleset.rules}:
             self.metrics.forget_rule(name)
-        self._apply_metrics_for(ruleset)
+        self.deadlines.forget({rule.name for rule in ruleset.rules})
+        self._apply_metrics_for(ruleset, old, old_states)
         if self._running:
             rebuilt = self._sync_sources()
             self._restart_loops(rebuilt)
 
-    def _apply_metrics_for(self, ruleset: RuleSet) -> None:
+    def _apply_metrics_for(
+        self, ruleset: RuleSet, old: RuleSet | None = None, kept: Mapping[str, RuleState] = {}
+    ) -> None:
         self.rules_loaded_at = self.clock.now()  # the console's header shows it
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(self.rules_loaded_at)
         self.metrics.rules_loaded.set(len(ruleset.rules))
-        self.metrics.set_rules(ruleset.rules)
-        for rule in ruleset.rules:
-            self.metrics.set_rule_state(rule.name, self.engine.states[rule.name].state)
-
-    # --- sources and loops ---------------------------------------------------------
+        self.metrics.set_rules(ruleset.rules, old.rules if old else ())
+        for rule in ruleset.rules:  # a kept state's gauges are right already
+            if kept.get(rule.name) is not (state := self.engine.states[rule.name]):
+                self.metrics.set_rule_state(rule.name, state.state)
 
     def _sync_sources(self) -> set[str]:
         """Keep source instances whose spec did not change (a scrape source's counters
@@ -185,12 +194,6 @@ class Watchdog:
                 self._sources[name] = (spec, self.source_factory(name, spec, self.deps))
                 rebuilt.add(name)
         return rebuilt
-
-    def _groups(self) -> list[_Group]:
-        return signal_groups(self.ruleset)
-
-    def _start_loops(self) -> None:
-        self._restart_loops(set(self._sources))
 
     def _start_loop(self, group: _Group) -> None:
         task = asyncio.create_task(
@@ -211,7 +214,7 @@ class Watchdog:
     def _restart_loops(self, rebuilt: set[str]) -> None:
         """Restart only the loops whose source was rebuilt or whose signals changed;
         the others keep sampling on their schedule."""
-        wanted = {(g.source_name, g.interval): g for g in self._groups()}
+        wanted = {(g.source_name, g.interval): g for g in signal_groups(self.ruleset)}
         for key in list(self._loops):
             group, task = self._loops[key]
             fresh = wanted.get(key)
@@ -235,7 +238,9 @@ class Watchdog:
             now = self.clock.monotonic()
             wake = now + 60.0
             for group, _ in list(self._loops.values()):
-                allowance = self._allowance(group)
+                held = self._sources.get(group.source_name)
+                # The sample's own backstop (timeout + 1 s), plus an interval.
+                allowance = group.interval + (held[0].timeout if held else 0.0) + 1.0
                 for signal in group.signals:
                     due = self._sampled.get(signal.name, now) + allowance
                     if due <= now:
@@ -253,11 +258,6 @@ class Watchdog:
                     wake = min(wake, due)
             await self.clock.sleep(max(wake - now, 0.001))
 
-    def _allowance(self, group: _Group) -> float:
-        spec = self._sources.get(group.source_name)
-        timeout = spec[0].timeout if spec is not None else 0.0
-        return group.interval + timeout + 1.0  # sample_once's own backstop, plus an interval
-
     async def _loop(self, group: _Group) -> None:
         """Sample every ``interval``. Waits run on the monotonic clock and samples are
         stamped with their scheduled wall-clock time; when the wall clock jumps (an NTP
@@ -273,6 +273,7 @@ class Watchdog:
                 offset += jump
                 if abs(jump) >= interval:
                     self._clock_jumped(group, jump)
+            self._next_at[(group.source_name, interval)] = due + interval + offset
             await self.sample_once(group, at=due + offset)
             due += interval
             mono = self.clock.monotonic()
@@ -304,9 +305,8 @@ class Watchdog:
                 task.add_done_callback(self._handlers.discard)
 
     async def sample_once(self, group: _Group, at: float | None = None) -> None:
-        """One round of samples. ``at`` is the scheduled time, used as the samples'
-        timestamp so that ``for:`` counts whole intervals whatever the loop's jitter
-        (as Prometheus stamps evaluations with their scheduled time)."""
+        """One round of samples stamped ``at``, the scheduled time: ``for:`` counts whole
+        intervals whatever the loop's jitter (Prometheus stamps evaluations so too)."""
         spec, source = self._sources[group.source_name]
         started = time.perf_counter()
         now = self.clock.now() if at is None else at
@@ -347,6 +347,7 @@ class Watchdog:
                 rule=moved.rule,
                 state=moved.after.value,
                 previous=moved.before.value,
+                since=state.active_since,
                 value=state.value,
                 reason=state.blind_reason or None,
             )

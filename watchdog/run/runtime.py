@@ -18,6 +18,7 @@ from watchdog.clock import Clock
 from watchdog.errors import ConfigError, RuleError
 from watchdog.incidents.manager import IncidentManager
 from watchdog.incidents.matchers import known_names
+from watchdog.incidents.model import Phase
 from watchdog.incidents.silence import Silences
 from watchdog.metrics import Metrics
 from watchdog.rules.load import RuleSet, load_rules
@@ -25,6 +26,7 @@ from watchdog.rules.watch import watch_rules
 from watchdog.run.burn_history import BurnHistory
 from watchdog.run.coalesce import Coalesced
 from watchdog.run.daemon import Watchdog
+from watchdog.run.deadline import VERIFY
 from watchdog.run.deploys import DeployWatch
 from watchdog.run.ha import LeaderGate
 from watchdog.run.leader import leadership_for
@@ -151,11 +153,24 @@ class Runtime:
         while True:
             try:
                 await self.gate.tick()
+                self.verify_deadlines()
             except asyncio.CancelledError:
                 raise
             except Exception:  # boundary: the ticker must outlive one bad tick
                 log.exception("incident tick failed")
             await self.clock.sleep(self.tick_s)
+
+    def verify_deadlines(self) -> None:
+        """One sample of each verification check's signal at the end of its window, so
+        that the verdict does not wait for the next scheduled sample."""
+        checks = self.watchdog.ruleset.after_rollback.verify
+        for incident in self.manager.open.values():
+            started = incident.state.verify_started
+            if incident.record.phase != Phase.VERIFYING or started is None:
+                continue
+            for check in checks:
+                key = f"{VERIFY}{incident.id}:{check.signal}"
+                self.watchdog.deadlines.verify_until(key, check.signal, started + check.within)
 
     async def _deploy_loop(self) -> None:
         """Deploy-regression rules learn of deploys here (idle without such rules)."""

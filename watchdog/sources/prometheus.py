@@ -68,6 +68,7 @@ class PrometheusSource:
         self.spec = spec
         self._http = deps.http
         self._query_url = spec.url.rstrip("/") + "/api/v1/query"
+        self._slots = deps.slots  # a thousand signals' queries queue there, not in httpcore
 
     async def sample(self, signals: Sequence[ResolvedSignal], now: float) -> dict[str, Sample]:
         samples = await asyncio.gather(*(self._signal(signal, now) for signal in signals))
@@ -125,14 +126,15 @@ class PrometheusSource:
         proxy or a decompression bomb must not fill memory); ``SourceError`` past
         that, without reading the rest."""
         try:
-            return await bounded_read.fetch(
-                self._http,
-                "GET",
-                self._query_url,
-                max_bytes=self.spec.max_bytes,
-                params=params,
-                timeout=self.spec.timeout,
-            )
+            async with self._slots:
+                return await bounded_read.fetch(
+                    self._http,
+                    "GET",
+                    self._query_url,
+                    max_bytes=self.spec.max_bytes,
+                    params=params,
+                    timeout=self.spec.timeout,
+                )
         except bounded_read.BodyError as exc:
             raise SourceError(str(exc)) from None
 

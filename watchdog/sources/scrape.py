@@ -101,7 +101,7 @@ class ScrapeSource:
         spec = self.spec
         try:
             # httpx's timeout bounds each read; this bounds a page that trickles in.
-            async with asyncio.timeout(spec.timeout):
+            async with asyncio.timeout(spec.timeout), self._deps.slots:
                 return await self._read(spec)
         except (TimeoutError, httpx.TimeoutException):
             raise SourceError(f"timed out after {format_duration(spec.timeout)}") from None
