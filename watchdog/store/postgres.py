@@ -33,6 +33,7 @@ from watchdog.store.base import (
     EventRecord,
     IncidentRecord,
     LedgerEntry,
+    RampRecord,
     SilenceRecord,
     action_from_row,
     incident_from_row,
@@ -40,6 +41,11 @@ from watchdog.store.base import (
     ledger_params,
     ledger_upsert,
     pick_incident,
+    ramp_from_row,
+    ramp_params,
+    ramp_upsert,
+    ramps_ddl,
+    ramps_query,
     silences_from_rows,
 )
 from watchdog.store.postgres_migrate import migrate
@@ -96,6 +102,7 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT target, version, seen_at FROM healthy_versions ORDER BY seq;
     DROP TABLE healthy_versions;
     """,
+    ramps_ddl("DOUBLE PRECISION"),  # 3: "ramps"
 )
 
 
@@ -372,6 +379,17 @@ class PostgresStore:
 
         if params:
             await self._run(write)
+
+    async def save_ramp(self, ramp: RampRecord) -> None:
+        query, params = ramp_upsert("%s"), ramp_params(ramp)
+
+        async def write(c: Conn) -> None:
+            await c.execute(query, params)
+
+        await self._run(write)
+
+    async def ramps(self, active_only: bool = False) -> list[RampRecord]:
+        return [ramp_from_row(row) for row in await self._rows(ramps_query(active_only))]
 
     # --- helpers -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from watchdog.store.base import (
     EventRecord,
     IncidentRecord,
     LedgerEntry,
+    RampRecord,
     SilenceRecord,
     action_from_row,
     incident_from_row,
@@ -26,6 +27,11 @@ from watchdog.store.base import (
     ledger_params,
     ledger_upsert,
     pick_incident,
+    ramp_from_row,
+    ramp_params,
+    ramp_upsert,
+    ramps_ddl,
+    ramps_query,
     silences_from_rows,
 )
 
@@ -76,6 +82,7 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT target, version, seen_at FROM healthy_versions;
     DROP TABLE healthy_versions;
     """,
+    ramps_ddl("REAL"),  # 3: "ramps"
 )
 
 
@@ -326,6 +333,13 @@ class SQLiteStore:
         query = ledger_upsert("version_ledger", "?", "MIN")
         params = [ledger_params(entry) for entry in entries]
         await self._run(lambda c: c.executemany(query, params))
+
+    async def save_ramp(self, ramp: RampRecord) -> None:
+        await self._run(lambda c: c.execute(ramp_upsert("?"), ramp_params(ramp)))
+
+    async def ramps(self, active_only: bool = False) -> list[RampRecord]:
+        rows = await self._run(lambda c: c.execute(ramps_query(active_only)).fetchall())
+        return [ramp_from_row(row) for row in rows]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
