@@ -381,10 +381,8 @@ class PostgresStore:
             await self._run(write)
 
     async def save_ramp(self, ramp: RampRecord) -> None:
-        query, params = ramp_upsert("%s"), ramp_params(ramp)
-
         async def write(c: Conn) -> None:
-            await c.execute(query, params)
+            await c.execute(ramp_upsert("%s"), ramp_params(ramp))
 
         await self._run(write)
 
