@@ -23,7 +23,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     start.add_argument("--version", required=True, help="the Worker version id to ramp up")
     start.add_argument(
-        "--steps", default="10%,50%,100%", help="percentages ending at 100%% (default 10%%,50%%,100%%)"
+        "--steps",
+        default="10%,50%,100%",
+        help="percentages ending at 100%% (default 10%%,50%%,100%%)",
     )
     start.add_argument("--soak", default="10m", help="how long each step holds (default 10m)")
     start.add_argument("--target", default=None, help="the Worker target (default: the only one)")
