@@ -17,6 +17,7 @@ from watchdog.units import parse_duration
 
 JSONObject = dict[str, Any]
 VERBS = ("hold", "promote", "abort")
+PHASES = ["ramping", "held", "done", "aborted", "rolled-back", "superseded", "reverted", "failed"]
 
 
 class RampIn(BaseModel):
@@ -117,18 +118,7 @@ def schemas(obj: Callable[..., JSONObject], ref: str) -> dict[str, JSONObject]:
             "created_by": string,
             "created_at": num,
             "created_at_iso": string,
-            "phase": {
-                "enum": [
-                    "ramping",
-                    "held",
-                    "done",
-                    "aborted",
-                    "rolled-back",
-                    "superseded",
-                    "reverted",
-                    "failed",
-                ]
-            },
+            "phase": {"enum": PHASES},
             "active": {"type": "boolean"},
             "step": {"type": "integer"},
             "percentage": num,
