@@ -206,8 +206,14 @@ def build_app(
     async def openapi(_: Request, __: dict[str, str]) -> Response:
         return Response.json(openapi_document())
 
+    _install_apis(router, watchdog, silences, ramps)
+    return router
+
+
+def _install_apis(
+    router: Router, watchdog: Watchdog, silences: Silences | None, ramps: Ramps | None
+) -> None:
     if silences is not None:
         silence_api.install(router, silences)
     alertmanager_api.install(router, watchdog.deps.inboxes)
     ramps_api.install(router, ramps, watchdog.deps.clock)
-    return router

@@ -123,12 +123,7 @@ class Runtime:
                 settings.state, clock, settings.leader_name, settings.leader_retry
             )
             gate = LeaderGate(leadership, manager, watchdog)
-            gate.ramps = Ramps(
-                store,
-                clock,
-                lambda: manager.playbook.targets,
-                lambda target, new: canary_gate(watchdog.engine, target, new),
-            )
+            gate.ramps = build_ramps(store, clock, manager, watchdog)
             watchdog.on_decision = gate.on_decision
             watchdog.on_clock_jump = manager.clock_jumped
         except BaseException:
@@ -249,4 +244,15 @@ def build_playbook(actions: Actions, store: Store, clock: Clock, metrics: Metric
         clock,
         actions.target_purges,
         metrics=metrics,
+    )
+
+
+def build_ramps(store: Store, clock: Clock, manager: IncidentManager, watchdog: Watchdog) -> Ramps:
+    """The daemon's ramps: the playbook's targets, gated by the engine's canary rules
+    (both read at each use: a reload swaps them)."""
+    return Ramps(
+        store,
+        clock,
+        lambda: manager.playbook.targets,
+        lambda target, new: canary_gate(watchdog.engine, target, new),
     )
