@@ -53,8 +53,13 @@ async def reconcile(ramps: Ramps, ramp: RampRecord) -> None:
     last = max(rows, key=lambda r: int(r.key.split("/")[1].removeprefix("ramp-"))) if rows else None
     if last is not None and last.state == "intent":
         await _finish_intent(ramps, ramp, last, live.id, sorted(live.versions))
-    elif last is not None and last.state == "done" and _made(last) == live.id:
-        _adopt(ramps, ramp, last)  # the step was done, the ramp's own record not yet saved
+    elif (
+        last is not None
+        and last.state == "done"
+        and _made(last) == live.id
+        and ramp.deployment != live.id
+    ):
+        _adopt(ramps, ramp, last)  # the move was done, the ramp's own record not yet saved
     if not ramp.active:  # its last move (to 100 %, or back) was done before the crash
         await ramps.save(ramp, ramp.phase, ramp.why)
         return

@@ -1,0 +1,140 @@
+"""Ramps the daemon owns (issue 16, "Owning the ramp"), on virtual time against the
+local Cloudflare API: each verb, the soak, a regression, a person's deploy, and a
+restart mid-ramp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.scenarios.ramp_support import ramp_world
+from watchdog.run.ramp_steps import RampError, parse_steps
+from watchdog.units import parse_duration
+
+
+async def test_a_ramp_moves_step_by_step_only_after_each_soak(tmp_path: Path) -> None:
+    async with ramp_world(tmp_path) as w:
+        start = w.clock.now()
+        ramp = await w.ramps.start(None, w.new, "10%,50%,100%", 120.0, "ana")
+        assert (ramp.target, ramp.old, ramp.new) == ("worker", w.old, w.new)
+        done = await w.until_phase(ramp.id, "done")
+        assert w.live() == [(w.new, 100.0)]
+        posts = [d for d in w.fake._script("api").deployments if d.created_on >= start]
+        assert [sorted(d.versions) for d in posts] == [
+            sorted([(w.new, 10.0), (w.old, 90.0)]),
+            sorted([(w.new, 50.0), (w.old, 50.0)]),
+            [(w.new, 100.0)],
+        ]
+        # Each move waited its whole soak (virtual seconds between the deployments).
+        assert posts[1].created_on - posts[0].created_on >= 120
+        assert posts[2].created_on - posts[1].created_on >= 120
+        assert "serves 100%" in done.why and "no regression" in done.why
+        rows = await w.store.actions(ramp.id)
+        assert [(r.kind, r.state, r.intent["step"]) for r in rows] == [
+            ("ramp-step", "done", 0),
+            ("ramp-step", "done", 1),
+            ("ramp-step", "done", 2),
+        ]
+
+
+async def test_no_move_without_evidence_and_none_on_a_regression(tmp_path: Path) -> None:
+    async with ramp_world(tmp_path) as w:
+        w.error_rates[w.new] = 0.2  # 40x the old version's errors
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 60.0, "ana")
+        await w.until_live([(w.new, 10.0), (w.old, 90.0)])
+        await w.clock.sleep(600)  # ten minutes of virtual time: ten soaks
+        assert sorted(w.live()) == sorted([(w.new, 10.0), (w.old, 90.0)])
+        record = await w.ramp(ramp.id)
+        assert record.phase == "ramping" and "regressed" in record.why
+        # The canary rule's rollback (the incident manager's; here as Cloudflare sees it):
+        w.fake.deploy("api", [(w.old, 100)], "rolled back by the canary rule")
+        ended = await w.until_phase(ramp.id, "rolled-back")
+        assert "100% of the old version" in ended.why and "nothing sent" in ended.why
+        assert w.live() == [(w.old, 100.0)]
+
+
+async def test_hold_stops_the_soak_and_promote_moves_now(tmp_path: Path) -> None:
+    async with ramp_world(tmp_path) as w:
+        ramp = await w.ramps.start(None, w.new, "10%,50%,100%", 600.0, "ana")
+        await w.until_live([(w.new, 10.0), (w.old, 90.0)])
+        await w.clock.sleep(120)
+        held = await w.ramps.hold(ramp.id, "bo")
+        assert held.phase == "held" and held.why == "held by bo"
+        assert 100 <= held.soaked_s <= 140 and held.soak_from is None
+        await w.clock.sleep(900)  # past the soak: held, it does not move
+        assert sorted(w.live()) == sorted([(w.new, 10.0), (w.old, 90.0)])
+        moved = await w.ramps.promote(ramp.id[:6], "bo")  # a prefix is enough
+        assert moved.phase == "ramping" and moved.step == 1 and "promoted by bo" in moved.why
+        assert sorted(w.live()) == sorted([(w.new, 50.0), (w.old, 50.0)])
+        assert moved.soaked_s == 0.0 and moved.soak_from == pytest.approx(w.clock.now(), abs=5)
+        with pytest.raises(RampError, match="already has an active ramp"):
+            await w.ramps.start(None, w.new, "100%", 0.0, "cy")
+
+
+async def test_abort_goes_back_to_the_old_version(tmp_path: Path) -> None:
+    async with ramp_world(tmp_path) as w:
+        ramp = await w.ramps.start("worker", w.new, "25%,100%", 600.0, "ana")
+        await w.until_live([(w.new, 25.0), (w.old, 75.0)])
+        aborted = await w.ramps.abort(ramp.id, "bo")
+        assert aborted.phase == "aborted" and aborted.why.startswith("aborted by bo")
+        assert w.live() == [(w.old, 100.0)]
+        rows = await w.store.actions(ramp.id)
+        assert [(r.kind, r.state) for r in rows] == [("ramp-step", "done"), ("ramp-revert", "done")]
+        with pytest.raises(RampError, match=r"has ended \(aborted\)|no single active ramp"):
+            await w.ramps.hold(ramp.id, "bo")
+
+
+async def test_a_persons_deploy_ends_the_ramp_untouched(tmp_path: Path) -> None:
+    async with ramp_world(tmp_path) as w:
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 600.0, "ana")
+        await w.until_live([(w.new, 10.0), (w.old, 90.0)])
+        hotfix = w.fake.publish("api", "hotfix")
+        ended = await w.until_phase(ramp.id, "superseded")
+        assert "neither old nor new" in ended.why and "nothing sent" in ended.why
+        await w.clock.sleep(900)
+        assert w.live() == [(hotfix, 100.0)]  # never overwritten
+
+
+async def test_a_restart_resumes_the_soak_where_it_was(tmp_path: Path) -> None:
+    async with ramp_world(tmp_path) as w:
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 600.0, "ana")
+        moved_at = (await w.until_step(ramp.id, 0)).soak_from
+        assert moved_at is not None
+        await w.clock.sleep(300)
+        await w.restart()
+        resumed = await w.ramp(ramp.id)
+        assert resumed.phase == "ramping" and "resumed after a restart" in resumed.why
+        assert resumed.soak_from == moved_at  # the soak counts from the move, not the restart
+        done = await w.until_phase(ramp.id, "done")
+        assert w.live() == [(w.new, 100.0)]
+        last = (await w.store.actions(ramp.id))[-1]
+        assert last.finished_at is not None and last.finished_at - moved_at >= 600
+
+
+async def test_start_refuses_what_it_cannot_ramp(tmp_path: Path) -> None:
+    async with ramp_world(tmp_path) as w:
+        with pytest.raises(RampError, match="already serves 100%"):
+            await w.ramps.start(None, w.old, "100%", 0.0, "ana")
+        with pytest.raises(RampError, match="not a cloudflare-worker target"):
+            await w.ramps.start("frontend", w.new, "100%", 0.0, "ana")
+        w.fake.deploy("api", [(w.new, 5), (w.old, 95)], "by hand")
+        with pytest.raises(RampError, match="from one version at 100%"):
+            await w.ramps.start(None, w.new, "10%,100%", 0.0, "ana")
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("10%,50%", "the last step must be 100%"),
+        ("50%,10%,100%", "item 2 ('10%') is not above 50%"),
+        ("ten,100%", "item 1 ('ten') is not a percentage"),
+        ("0%,100%", "item 1 ('0%') is not in (0, 100]"),
+        ("", "item 1 ('') is not a percentage"),
+    ],
+)
+def test_bad_steps_are_named(text: str, error: str) -> None:
+    with pytest.raises(RampError, match=error.replace("(", r"\(").replace(")", r"\)")):
+        parse_steps(text)
+    assert parse_steps("10%,50%,100%") == [10.0, 50.0, 100.0]
+    assert parse_duration("10m") == 600
