@@ -118,14 +118,18 @@ class RampWorld:
                 "cf.versions", Sample(now, SampleKind.VALUE, versions=counts, fresh_to=now)
             )
 
-    async def restart(self) -> None:
+    async def restart(self, arm: Callable[[BusyStore], None] | None = None) -> None:
         """The process died: its ramps' tasks and memory are gone; a new one starts on
         the same store file and reconciles."""
-        await self.ramps.stop()
-        with contextlib.suppress(Exception):
-            await self.store.close()
+        tasks = list(self.ramps._tasks.values())
+        for task in tasks:  # dead with the process, whatever they were doing
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.store.close()
         self.store = self.store_type(self.path, self.clock)
         await self.store.open()
+        if arm is not None:
+            arm(self.store)
         self.engine = Engine(self.rules)
         self.ramps = self.new_ramps()
         await restore(self.ramps)
@@ -159,9 +163,11 @@ class RampWorld:
 
 @contextlib.asynccontextmanager
 async def ramp_world(
-    tmp_path: Path, store_type: Callable[[Path, AutoClock], BusyStore] = BusyStore
+    tmp_path: Path,
+    store_type: Callable[[Path, AutoClock], BusyStore] = BusyStore,
+    idle_s: float = 0.002,
 ) -> AsyncIterator[RampWorld]:
-    clock = AutoClock(T0)
+    clock = AutoClock(T0, idle_s=idle_s)
     fake = FakeCloudflare(clock=clock)
     old = fake.publish("api", "v1", created_on=T0 - 86400)
     new = fake.upload_version("api", "v2", created_on=T0 - 60)
