@@ -12,13 +12,18 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+from pydantic import SecretStr
+
 from tests.factories import ruleset
-from tests.helpers import T0, CloudflareStack, cloudflare_stack, until
+from tests.helpers import T0, CloudflareStack, InstantClock, cloudflare_stack, until
 from tests.world import BusyStore
+from watchdog.actions.cloudflare_api import CloudflareClient
 from watchdog.actions.cloudflare_worker import WorkerDeployment, WorkerTarget
 from watchdog.clock import AutoClock
 from watchdog.core.engine import Engine
-from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.cloudflare import API_PREFIX, FakeCloudflare
+from watchdog.http.server import serve
 from watchdog.model import ActionResult, Sample, SampleKind, VersionCounts
 from watchdog.rules.load import RuleSet
 from watchdog.rules.response import WorkerTargetSpec
@@ -104,7 +109,7 @@ class RampWorld:
         engine, after the deploy watch's read of the split."""
         target = self.target()
         while True:
-            await self.clock.sleep(TRAFFIC_EVERY_S)
+            await self.clock.sleep(self.traffic_every_s)
             deployments = await target.deployments()
             self.engine.split("worker", split_of("worker", deployments))
             now = self.clock.now()
@@ -166,7 +171,11 @@ async def ramp_world(
     tmp_path: Path,
     store_type: Callable[[Path, AutoClock], BusyStore] = BusyStore,
     idle_s: float = 0.002,
+    traffic_every_s: float = TRAFFIC_EVERY_S,
+    http: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[RampWorld]:
+    """``http``: a client to share between worlds (a new one loads the CA bundle: a
+    tenth of a second, which a hundred kill runs need not pay a hundred times)."""
     clock = AutoClock(T0, idle_s=idle_s)
     fake = FakeCloudflare(clock=clock)
     old = fake.publish("api", "v1", created_on=T0 - 86400)
@@ -175,9 +184,9 @@ async def ramp_world(
     path = tmp_path / "state.db"
     store = store_type(path, clock)
     await store.open()
-    async with cloudflare_stack(fake) as stack:
+    async with _stack(fake, http) as stack:
         world = RampWorld(clock, stack, rules, path, old, new, store, Engine(rules), None)  # type: ignore[arg-type]
-        world.store_type = store_type
+        world.store_type, world.traffic_every_s = store_type, traffic_every_s
         world.ramps = world.new_ramps()
         tasks = [asyncio.create_task(clock.run()), asyncio.create_task(world.traffic())]
         try:
@@ -190,3 +199,18 @@ async def ramp_world(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await world.store.close()
+
+
+@contextlib.asynccontextmanager
+async def _stack(
+    fake: FakeCloudflare, http: httpx.AsyncClient | None
+) -> AsyncIterator[CloudflareStack]:
+    if http is None:
+        async with cloudflare_stack(fake) as stack:
+            yield stack
+        return
+    clock = InstantClock()
+    async with serve(fake.router) as server:
+        url = server.url + API_PREFIX
+        client = CloudflareClient(http, url, SecretStr(fake.token), clock)
+        yield CloudflareStack(fake, server, http, client, clock)
