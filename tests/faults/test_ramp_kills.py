@@ -21,6 +21,7 @@ import random
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,7 @@ async def _restart_until_alive(w: RampWorld, rng: random.Random) -> None:
                 store = w.store
                 assert isinstance(store, RampKillableStore)
                 await until(
-                    lambda store=store: store.dead or not w.ramps.active,
-                    "a second kill or the end",
-                    polls=4000,
-                    every_s=0.002,
+                    _dead_or_ended(w, store), "a second kill or the end", polls=4000, every_s=0.002
                 )
                 if store.dead:
                     continue
@@ -80,6 +78,10 @@ async def _restart_until_alive(w: RampWorld, rng: random.Random) -> None:
         except Killed:
             continue
     await w.restart()
+
+
+def _dead_or_ended(w: RampWorld, store: RampKillableStore) -> Callable[[], bool]:
+    return lambda: store.dead or not w.ramps.active
 
 
 def _armer(writes: int, after: bool) -> Any:

@@ -77,6 +77,7 @@ class RampWorld:
     engine: Engine
     ramps: Ramps
     error_rates: dict[str, float] = field(default_factory=dict)  # by version; else 0.5 %
+    traffic_every_s: float = TRAFFIC_EVERY_S
     store_type: Callable[[Path, AutoClock], BusyStore] = BusyStore
 
     @property
