@@ -10,6 +10,7 @@ import pytest
 
 from tests.scenarios.ramp_support import ramp_world
 from watchdog.run.ramp_steps import RampError, parse_steps
+from watchdog.store.base import ActionRecord
 from watchdog.units import parse_duration
 
 
@@ -150,3 +151,50 @@ def test_bad_steps_are_named(text: str, error: str) -> None:
         parse_steps(text)
     assert parse_steps("10%,50%,100%") == [10.0, 50.0, 100.0]
     assert parse_duration("10m") == 600
+
+
+async def test_a_split_nobody_accounts_for_at_restart_goes_back_to_old(tmp_path: Path) -> None:
+    """The owner is gone and the state is unclear (a split of the two versions that
+    neither the ramp's record nor its journal made): back to 100 % of old, saying why."""
+    async with ramp_world(tmp_path) as w:
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 600.0, "ana")
+        await w.until_step(ramp.id, 0)
+
+        def while_down(_: object) -> None:  # after the death, before the new process reconciles
+            w.fake.deploy("api", [(w.new, 30), (w.old, 70)], "by hand, unrecorded")
+
+        await w.restart(while_down)
+        ended = await w.ramp(ramp.id)
+        assert ended.phase == "reverted"
+        assert "state unclear after a restart" in ended.why
+        assert w.live() == [(w.old, 100.0)]
+        rows = await w.store.actions(ramp.id)
+        assert [(r.kind, r.state) for r in rows] == [("ramp-step", "done"), ("ramp-revert", "done")]
+
+
+async def test_a_step_journalled_but_never_posted_is_failed_and_redone(tmp_path: Path) -> None:
+    async with ramp_world(tmp_path) as w:
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 60.0, "ana")
+        await w.until_step(ramp.id, 0)
+        await w.ramps.hold(ramp.id, "ana")
+        record = await w.ramp(ramp.id)
+        # A crash after the intent of step 2 was written, before its POST.
+        intent = {
+            "from_deployment": record.deployment,
+            "versions": [[w.new, 100.0]],
+            "step": 1,
+            "why": "soaked",
+        }
+        key = f"{ramp.id}/ramp-2/worker"
+        await w.store.journal_intent(
+            ActionRecord(key, ramp.id, "ramp-step", "worker", intent, "intent", w.clock.now())
+        )
+        await w.restart()
+        rows = await w.store.actions(ramp.id)
+        assert rows[-1].state == "failed"
+        assert "not posted before a restart" in rows[-1].outcome["detail"]
+        resumed = await w.ramp(ramp.id)
+        assert (resumed.phase, resumed.step) == ("held", 0)
+        assert sorted(w.live()) == sorted([(w.new, 10.0), (w.old, 90.0)])
+        await w.ramps.promote(ramp.id, "ana")
+        assert w.live() == [(w.new, 100.0)]
