@@ -35,7 +35,7 @@ from watchdog.store.base import RampRecord
 KILLS = 100
 STEPS = "10%,50%,100%"
 SOAK_S = 5.0
-WRITES_IN_A_RAMP = 10  # the store writes of a whole ramp of three steps: 1 + 3 per step
+WRITES_IN_A_RAMP = 10  # the store writes of a whole ramp of three steps here: 1, then 3 a step
 
 
 class RampKillableStore(KillableStore):

@@ -89,10 +89,10 @@ def _show(ramp: dict[str, Any], args: argparse.Namespace) -> int:
 def ramp_line(ramp: dict[str, Any]) -> str:
     """One ramp as a person reads it: id, phase, where it stands, why."""
     steps = ",".join(f"{s:g}%" for s in ramp["steps"])
-    at = f"{ramp['percentage']:g}%" if ramp["step"] >= 0 else "not started"
+    at = f"at {ramp['percentage']:g}%" if ramp["step"] >= 0 else "not moved yet"
     soak = format_duration(ramp["soak_s"])
     soaked = f", soaked {format_duration(ramp['soaked'])}" if ramp.get("soaked") is not None else ""
     return (
         f"ramp {ramp['id']} {ramp['phase']}: {ramp['target']} {ramp['old']} -> {ramp['new']} "
-        f"at {at} (steps {steps}, soak {soak}{soaked}): {ramp['why']}"
+        f"{at} (steps {steps}, soak {soak}{soaked}): {ramp['why']}"
     )

@@ -166,7 +166,7 @@ class Ramps:
         elif soaked(ramp, self.clock.now()) >= ramp.soak_s and gate.passing:
             done = format_duration(ramp.soak_s)
             await self._move(ramp, live, ramp.step + 1, f"soaked {done}; {gate.why}")
-        elif ramp.why != f"soaking: {gate.why}" and not gate.passing:
+        elif ramp.why != f"soaking: {gate.why}":  # say what the soak waits on, once
             await self.save(ramp, ramp.phase, f"soaking: {gate.why}")
 
     async def live_for(self, ramp: RampRecord) -> WorkerDeployment | None:
