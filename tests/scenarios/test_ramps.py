@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.scenarios.ramp_support import ramp_world
 from watchdog.run.ramp_steps import RampError, parse_steps
+from watchdog.run.runtime import Runtime
+from watchdog.settings import load_settings
 from watchdog.store.base import ActionRecord
 from watchdog.units import parse_duration
 
@@ -198,3 +201,35 @@ async def test_a_step_journalled_but_never_posted_is_failed_and_redone(tmp_path:
         assert sorted(w.live()) == sorted([(w.new, 10.0), (w.old, 90.0)])
         await w.ramps.promote(ramp.id, "ana")
         assert w.live() == [(w.new, 100.0)]
+
+
+async def test_the_daemons_runtime_resumes_a_ramp_when_elected(tmp_path: Path) -> None:
+    """The wiring: a new daemon's Runtime, on the state file a dead one left, takes
+    the ramp over when its leadership starts (the same ``elected`` HA uses)."""
+    async with ramp_world(tmp_path) as w, httpx.AsyncClient() as http:
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 600.0, "ana")
+        await w.until_step(ramp.id, 0)
+        await w.ramps.stop()  # the old process is gone
+        env = {
+            "WATCHDOG_RULES": str(tmp_path / "rules.yaml"),
+            "WATCHDOG_STATE": str(w.path),
+            "WATCHDOG_CLOUDFLARE_API_URL": w.stack.base_url,
+            "CLOUDFLARE_API_TOKEN": w.fake.token,
+            "CLOUDFLARE_ACCOUNT_ID": w.fake.account_id,
+            "WATCHDOG_SECRETS_DIR": str(tmp_path / "no-secrets"),
+        }
+        runtime = await Runtime.build(load_settings(env), w.clock, http)
+        try:
+            assert runtime.ramps is not None
+            assert runtime.ramps.active == {}
+            await runtime.gate.leadership.start()
+            assert list(runtime.ramps.active) == [ramp.id]
+            resumed = await w.ramp(ramp.id)
+            assert "resumed after a restart" in resumed.why
+            # Its moves are gated by the new daemon's own engine: no evidence, no move.
+            await w.clock.sleep(700)  # past the soak
+            assert sorted(w.live()) == sorted([(w.new, 10.0), (w.old, 90.0)])
+        finally:
+            await runtime.stop()
+        assert runtime.ramps.active == {}
+        assert (await w.ramp(ramp.id)).active  # stopping is not ending: the next one resumes
