@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from tests.scenarios.ramp_support import RampWorld, ramp_world
 from watchdog.api.app import build_app
@@ -67,6 +68,13 @@ async def test_the_verbs_drive_the_daemons_ramp(
         code, aborted = await cli(url, capsys, "ramp", "abort", ramp_id, "-o", "json")
         assert (code, aborted["phase"], aborted["active"]) == (0, "aborted", False)
         assert w.live() == [(w.old, 100.0)]
+        # Every answer is what the OpenAPI document says (closed objects: no key drifts).
+        async with httpx.AsyncClient(base_url=url) as http:
+            doc = (await http.get("/api/v1/openapi.json")).json()
+        for name, answer in [("Ramp", started), ("Ramp", held), ("RampList", listed)]:
+            root = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+            errors = [e.message for e in Draft202012Validator(root).iter_errors(answer)]
+            assert errors == [], (name, errors)
 
 
 async def test_refusals_are_errors_naming_what_is_wrong(
