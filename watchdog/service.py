@@ -122,6 +122,7 @@ async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) ->
             dry_run=settings.dry_run,
             listen_host=host,
             allowed_hosts=settings.api_hosts,
+            ramps=runtime.ramps,
         )
         page = console.install(app, runtime, host)
         stop = asyncio.Event()

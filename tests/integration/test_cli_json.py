@@ -51,6 +51,13 @@ KEYS = {
     "test rules": {"ok", "exit_code", "lines"},
     "version": {"version", "python"},
     "completion": {"shell", "script"},
+    # A ramp: the API's Ramp document, checked against the OpenAPI document by
+    # tests/scenarios/test_ramps_cli.py with a daemon that runs ramps.
+    "ramp start": None,
+    "ramp hold": None,
+    "ramp promote": None,
+    "ramp abort": None,
+    "ramp list": {"ramps"},
 }
 ERROR_KEYS = {"ok", "error", "problems"}
 
@@ -184,6 +191,11 @@ async def _api_verbs(verb: Runner, tmp_path: Path) -> None:
             # A blind rule's value is NaN inside the process and null on the wire.
             assert status["rules"][0]["value"] is None
             assert (await verb("silence expire", added["id"], *url))["expired"] == [added["id"]]
+            # No ramps in this app (only a daemon runs them): the error document.
+            for ramp in ("ramp hold", "ramp promote", "ramp abort"):
+                assert set(await verb(ramp, "r1", *url, code=1)) == ERROR_KEYS
+            assert set(await verb("ramp start", "--version", "v9", *url, code=1)) == ERROR_KEYS
+            assert set(await verb("ramp list", *url, code=1)) == ERROR_KEYS
     await store.close()
 
 

@@ -322,3 +322,44 @@ class WorkerTarget:
                 "forced": forced,
             },
         )
+
+    async def set_split(
+        self, expect: str, versions: Sequence[tuple[str, float]], message: str
+    ) -> ActionResult:
+        """Deploy ``versions`` (a ramp's step), only from the deployment ``expect`` (a
+        compare-and-swap: a person's deploy since then is never overwritten). Already
+        live: nothing sent. Each attempt re-reads what is live, so a retry never
+        deploys twice."""
+        async for attempt in self.client.retrying(f"ramp worker {self.spec.script}"):
+            with attempt:
+                return await self._split_attempt(expect, tuple(versions), message)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _split_attempt(
+        self, expect: str, versions: tuple[tuple[str, float], ...], message: str
+    ) -> ActionResult:
+        script, wanted = self.spec.script, WorkerDeployment("", 0.0, versions)
+        deployments = await self.deployments(retry=False)
+        live = deployments[0] if deployments else None
+        if live is not None and sorted(live.versions) == sorted(versions):
+            detail = f"already live: {wanted.split_text()} (deployment {live.id}); nothing sent"
+            data = {"deployment_id": live.id, "already": True}
+            return ActionResult("ramp-step", self.name, True, detail, data=data)
+        if live is None or live.id != expect:
+            now = live.split_text() if live else "nothing"
+            raise PermanentActionError(
+                f"worker {script}: not moving the split to {wanted.split_text()}: "
+                f"{now} is live (deployment {live.id if live else '-'}), not {expect}: "
+                "somebody deployed meanwhile"
+            )
+        path = f"{self._base}/deployments"
+        body = {
+            "strategy": "percentage",
+            "versions": [{"version_id": v, "percentage": p} for v, p in versions],
+            "annotations": {"workers/message": truncate_utf8(message)},
+        }
+        answer = await self.client.post(path, body, retry=False)
+        created = parse_deployment(answer.result, f"Cloudflare API POST {path}")
+        detail = f"deployed {created.split_text()} of {script} (deployment {created.id})"
+        data = {"deployment_id": created.id, "from": live.split_text()}
+        return ActionResult("ramp-step", self.name, True, detail, request=answer.request, data=data)

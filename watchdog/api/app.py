@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from watchdog import __version__
 from watchdog.api import alertmanager as alertmanager_api
 from watchdog.api import guard as api_guard
+from watchdog.api import ramps as ramps_api
 from watchdog.api import silences as silence_api
 from watchdog.api.openapi import document as openapi_document
 from watchdog.core.decider import burn_of, evidence_of, regression_of
@@ -27,6 +28,7 @@ from watchdog.http.server import Request, Response, Router
 from watchdog.incidents.silence import Silences
 from watchdog.rules.model import RuleSpec
 from watchdog.run.daemon import Watchdog
+from watchdog.run.ramp import Ramps
 from watchdog.units import format_duration, format_value, iso
 
 StatusExtra = Callable[[], dict[str, Any]]
@@ -156,6 +158,7 @@ def build_app(
     dry_run: bool = False,
     listen_host: str | None = None,
     allowed_hosts: Sequence[str] = (),
+    ramps: Ramps | None = None,
 ) -> Router:
     refusals = watchdog.metrics.api_refused
     router = Router(max_body_bytes=64 * 1024)
@@ -203,7 +206,14 @@ def build_app(
     async def openapi(_: Request, __: dict[str, str]) -> Response:
         return Response.json(openapi_document())
 
+    _install_apis(router, watchdog, silences, ramps)
+    return router
+
+
+def _install_apis(
+    router: Router, watchdog: Watchdog, silences: Silences | None, ramps: Ramps | None
+) -> None:
     if silences is not None:
         silence_api.install(router, silences)
     alertmanager_api.install(router, watchdog.deps.inboxes)
-    return router
+    ramps_api.install(router, ramps, watchdog.deps.clock)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from watchdog import __version__
+from watchdog.api import ramps as ramps_api
 from watchdog.api.silences import SilenceIn
 from watchdog.core.decision import DecisionKind
 from watchdog.core.evaluator import State
@@ -161,6 +162,7 @@ def _schemas() -> dict[str, JSONObject]:
         "Reloaded": _object({"status": {"const": "reloaded"}, "rules": INT}),
         "ReloadFailed": _object({"status": {"const": "failed"}, "error": _nullable("string")}),
         "Error": _object({"error": STR}, extra=True),
+        **ramps_api.schemas(_object, _REF),
     }
 
 
@@ -354,7 +356,12 @@ def document() -> JSONObject:
             "description": "Bearer token (WATCHDOG_API_TOKEN) on every route under /api/ "
             "and /-/; without a token the control API answers only on loopback.",
         },
-        "paths": {**_other_paths(), **_silence_paths(), **_alertmanager_paths()},
+        "paths": {
+            **_other_paths(),
+            **_silence_paths(),
+            **_alertmanager_paths(),
+            **ramps_api.paths(_control, _json, _REF),
+        },
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

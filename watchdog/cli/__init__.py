@@ -7,6 +7,8 @@
 - ``output``: ``-o text|json`` for every verb that prints: one strict JSON document.
 - ``ops``: Verbs that work without a running watchdog: ``postmortem``; it registers
   ``targets`` and ``rollback`` too.
+- ``ramps``: ``ramp start|hold|promote|abort|list``: the daemon's ramps of a Worker's split,
+  through its control API.
 - ``rollback``: The ``targets`` and ``rollback`` verbs: the version ledger's reasons, and a
   person's rollback through the incident manager with the same verification.
 - ``silences``: Verbs that talk to a running watchdog's API: ``silence add|query|expire``,

@@ -20,7 +20,7 @@ from typing import TypeAlias
 import httpx
 
 from watchdog import __version__, strict_json
-from watchdog.cli import completion, ops, rollback, silences, tune
+from watchdog.cli import completion, ops, ramps, rollback, silences, tune
 from watchdog.cli.args import overrides, settings_from_args
 from watchdog.cli.output import add_output, emit, error_document, wants_json
 from watchdog.errors import ConfigError, RuleError, WatchdogError
@@ -235,6 +235,7 @@ REGISTER: tuple[Callable[[Commands], None], ...] = (
     rollback.register,
     ops.register,
     silences.register,
+    ramps.register,
     tune.register,
     _register_version,
     completion.register,

@@ -15,6 +15,12 @@ leader election so that only one replica acts.
   need, all problems at once.
 - ``sampling``: Signals grouped by source and interval, one round of a group's samples, and
   readiness.
+- ``ramp``: Ramps the daemon owns: a new Worker version moved through percentage steps while
+  the canary rules pass, every split journalled and posted as a compare-and-swap.
+- ``ramp_restore``: After a restart or an election: each active ramp reconciled with what is
+  live (resumed when clear, back to 100 % of the old version when not).
+- ``ramp_steps``: A ramp's pure parts: steps parsed, each step's split, what the live
+  deployment means for a ramp, and the canary rules' gate.
 - ``runtime``: Everything a running watchdog is made of, wired once: store, silences, actions,
   playbook, incident manager and the sampling daemon.
 """

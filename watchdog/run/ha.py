@@ -28,6 +28,8 @@ from watchdog.errors import StoreError
 from watchdog.incidents.manager import IncidentManager
 from watchdog.run.daemon import Watchdog
 from watchdog.run.leader import AlwaysLeader, Leadership
+from watchdog.run.ramp import Ramps
+from watchdog.run.ramp_restore import restore as restore_ramps
 
 log = structlog.get_logger("watchdog.run.ha")
 
@@ -49,6 +51,7 @@ class LeaderGate:
         # Replicas share the store; a lone process is the only writer of its silences.
         self.shared = not isinstance(leadership, AlwaysLeader)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.ramps: Ramps | None = None  # the daemon's ramps: run by the leader only
         leadership.on_elected = self.elected
         leadership.on_deposed = self.deposed
         watchdog.metrics.leader.set(1 if self.acting else 0)
@@ -98,6 +101,9 @@ class LeaderGate:
         """Take over: the store's open incidents and unfinished actions, then act."""
         self.manager.open.clear()
         await self.manager.restore()
+        if self.ramps is not None:
+            self.ramps.leading = True
+            await restore_ramps(self.ramps)
         # From here decisions go through live; everything recorded before is caught up.
         self.acting = True
         self.watchdog.metrics.leader.set(1)
@@ -112,6 +118,9 @@ class LeaderGate:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.manager.stand_down()
+        if self.ramps is not None:
+            self.ramps.leading = False
+            await self.ramps.stop()  # the store keeps them: the next leader resumes them
         log.warning("no longer leading: sampling only")
 
     async def stop(self) -> None:

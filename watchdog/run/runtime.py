@@ -31,6 +31,8 @@ from watchdog.run.deploys import DeployWatch
 from watchdog.run.ha import LeaderGate
 from watchdog.run.leader import leadership_for
 from watchdog.run.preflight import secret_problems
+from watchdog.run.ramp import Ramps
+from watchdog.run.ramp_steps import canary_gate
 from watchdog.settings import Settings
 from watchdog.sources.base import SourceDeps
 from watchdog.store import open_store
@@ -72,6 +74,10 @@ class Runtime:
     @property
     def playbook(self) -> Playbook:
         return self.manager.playbook
+
+    @property
+    def ramps(self) -> Ramps | None:
+        return self.gate.ramps
 
     @classmethod
     async def build(
@@ -124,6 +130,7 @@ class Runtime:
                 settings.state, clock, settings.leader_name, settings.leader_retry
             )
             gate = LeaderGate(leadership, manager, watchdog)
+            gate.ramps = build_ramps(store, clock, manager, watchdog)
             watchdog.on_decision = gate.on_decision
             watchdog.on_clock_jump = manager.clock_jumped
         except BaseException:
@@ -221,6 +228,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.gate.ramps is not None:
+            await self.gate.ramps.stop()
         await self.watchdog.stop(timeout_s)
         try:
             await asyncio.wait_for(self.manager.drain(), timeout=timeout_s)
@@ -257,4 +266,15 @@ def build_playbook(actions: Actions, store: Store, clock: Clock, metrics: Metric
         clock,
         actions.target_purges,
         metrics=metrics,
+    )
+
+
+def build_ramps(store: Store, clock: Clock, manager: IncidentManager, watchdog: Watchdog) -> Ramps:
+    """The daemon's ramps: the playbook's targets, gated by the engine's canary rules
+    (both read at each use: a reload swaps them)."""
+    return Ramps(
+        store,
+        clock,
+        lambda: manager.playbook.targets,
+        lambda target, new: canary_gate(watchdog.engine, target, new),
     )

@@ -97,6 +97,81 @@ class LedgerEntry:
         return self.verified_at is not None
 
 
+@dataclass
+class RampRecord:
+    """A ramp the watchdog owns (watchdog/run/ramp.py): ``new`` moved through ``steps``
+    (percentages) on ``target``, each held ``soak_s`` while the canary rules pass.
+    ``step`` is the index of the split live now (-1: none yet); the soak so far is
+    ``soaked_s`` plus the time since ``soak_from`` (None while held). ``phase`` is
+    ``ramping`` or ``held`` while active; ``done``, ``aborted``, ``rolled-back``,
+    ``superseded``, ``reverted`` or ``failed`` once ended, ``why`` saying why."""
+
+    id: str
+    target: str
+    old: str
+    new: str
+    steps: list[float]
+    soak_s: float
+    created_by: str
+    created_at: float
+    phase: str = "ramping"
+    step: int = -1
+    soaked_s: float = 0.0
+    soak_from: float | None = None
+    deployment: str = ""  # the deployment this ramp last made live
+    why: str = ""
+    updated_at: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.phase in ("ramping", "held")
+
+
+RAMP_COLUMNS = (
+    "id, target, old, new, steps, soak_s, created_by, created_at, phase, step, soaked_s, "
+    "soak_from, deployment, why, updated_at"
+)
+
+
+def ramp_params(ramp: RampRecord) -> tuple[Any, ...]:
+    values = [getattr(ramp, name.strip()) for name in RAMP_COLUMNS.split(",")]
+    values[4] = json.dumps(ramp.steps)
+    return tuple(values)
+
+
+def ramp_from_row(row: Sequence[Any]) -> RampRecord:
+    values = list(row)
+    values[4] = [float(v) for v in json.loads(values[4])]
+    return RampRecord(*values)
+
+
+def ramps_query(active_only: bool) -> str:
+    where = "WHERE phase IN ('ramping', 'held') " if active_only else ""
+    return f"SELECT {RAMP_COLUMNS} FROM ramps {where}ORDER BY created_at, id"  # noqa: S608
+
+
+def ramp_upsert(placeholder: str) -> str:
+    """Insert or replace a ramp by id (one writer: the leader's ramp task)."""
+    names = [n.strip() for n in RAMP_COLUMNS.split(",")]
+    marks = ",".join([placeholder] * len(names))
+    sets = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
+    return (
+        f"INSERT INTO ramps ({RAMP_COLUMNS}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {sets}"  # noqa: S608
+    )
+
+
+def ramps_ddl(real: str) -> str:
+    """Migration step "ramps" (both backends): the ramps the watchdog owns; each split
+    a ramp makes is journalled in the actions table like any other action."""
+    return (
+        "CREATE TABLE ramps (id TEXT PRIMARY KEY, target TEXT NOT NULL, old TEXT NOT NULL, "
+        f"new TEXT NOT NULL, steps TEXT NOT NULL, soak_s {real} NOT NULL, "
+        f"created_by TEXT NOT NULL, created_at {real} NOT NULL, phase TEXT NOT NULL, "
+        f"step INTEGER NOT NULL, soaked_s {real} NOT NULL, soak_from {real}, "
+        f"deployment TEXT NOT NULL, why TEXT NOT NULL, updated_at {real} NOT NULL)"
+    )
+
+
 LEDGER_COLUMNS = (
     "target, version, went_live_at, how, live_detail, rolled_away_at, rolled_away_why, "
     "verified_at, verified_why, legacy_seen_at"
@@ -215,6 +290,11 @@ class Store(Protocol):
 
     async def minutes(self, signal: str, since: float) -> list[MinuteRow]:
         """``signal``'s per-minute counts from ``since`` on, oldest first."""
+        ...
+
+    async def save_ramp(self, ramp: RampRecord) -> None: ...
+    async def ramps(self, active_only: bool = False) -> list[RampRecord]:
+        """Ramps, oldest first; ``active_only``: those still ramping or held."""
         ...
 
 

@@ -34,6 +34,7 @@ from watchdog.store.base import (
     EventRecord,
     IncidentRecord,
     LedgerEntry,
+    RampRecord,
     SilenceRecord,
     action_from_row,
     incident_from_row,
@@ -41,6 +42,10 @@ from watchdog.store.base import (
     ledger_params,
     ledger_upsert,
     pick_incident,
+    ramp_from_row,
+    ramp_params,
+    ramp_upsert,
+    ramps_query,
     silences_from_rows,
 )
 from watchdog.store.postgres_migrate import MIGRATIONS, migrate
@@ -338,6 +343,15 @@ class PostgresStore:
     async def minutes(self, signal: str, since: float) -> list[sql.MinuteRow]:
         rows = await self._rows(sql.MINUTES_SELECT.format(p="%s"), (signal, since))
         return [(float(m), float(e), float(n)) for m, e, n in rows]
+
+    async def save_ramp(self, ramp: RampRecord) -> None:
+        async def write(c: Conn) -> None:
+            await c.execute(ramp_upsert("%s"), ramp_params(ramp))
+
+        await self._run(write)
+
+    async def ramps(self, active_only: bool = False) -> list[RampRecord]:
+        return [ramp_from_row(row) for row in await self._rows(ramps_query(active_only))]
 
     # --- helpers -----------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3: per-minute counts for burn-rate windows across restarts
     sql.MINUTES_TABLE.format(real="DOUBLE PRECISION"),
+    sql.ramps_ddl("DOUBLE PRECISION"),  # 4: "ramps"
 )
 
 

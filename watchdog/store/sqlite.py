@@ -24,6 +24,7 @@ from watchdog.store.base import (
     IncidentRecord,
     LedgerEntry,
     MinuteRow,
+    RampRecord,
     SilenceRecord,
     action_from_row,
     incident_from_row,
@@ -31,6 +32,11 @@ from watchdog.store.base import (
     ledger_params,
     ledger_upsert,
     pick_incident,
+    ramp_from_row,
+    ramp_params,
+    ramp_upsert,
+    ramps_ddl,
+    ramps_query,
     silences_from_rows,
 )
 
@@ -83,6 +89,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3: per-minute counts for burn-rate windows across restarts
     MINUTES_TABLE.format(real="REAL"),
+    ramps_ddl("REAL"),  # 4: "ramps"
 )
 
 
@@ -350,6 +357,13 @@ class SQLiteStore:
         query = MINUTES_SELECT.format(p="?")
         rows = await self._run(lambda c: c.execute(query, (signal, since)).fetchall())
         return [(float(m), float(e), float(n)) for m, e, n in rows]
+
+    async def save_ramp(self, ramp: RampRecord) -> None:
+        await self._run(lambda c: c.execute(ramp_upsert("?"), ramp_params(ramp)))
+
+    async def ramps(self, active_only: bool = False) -> list[RampRecord]:
+        rows = await self._run(lambda c: c.execute(ramps_query(active_only)).fetchall())
+        return [ramp_from_row(row) for row in rows]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
