@@ -641,8 +641,11 @@ class Model:
     def _owners(
         self, incidents: list[IncidentRecord], rows: dict[str, list[Any]]
     ) -> list[tuple[Post, str]]:
-        """Each rollback request with the incident whose journal row asked for it (the
-        latest row for that target and version written before the request)."""
+        """Each rollback request with the incident whose journal row asked for it: a
+        row written before the request, for that target and version, not taken yet;
+        a row whose outcome records the request it sent first (an intent row whose
+        writer died before its request, say a person's Ctrl-C, asked for nothing, though
+        another incident may later send the same request), then the earliest."""
         journal = [
             (
                 a.created_at,
@@ -650,6 +653,7 @@ class Model:
                 a.target,
                 str(a.intent.get("to", "")),
                 str(a.intent.get("from", "")),
+                a.state == "done" and "request" in a.outcome and not a.outcome.get("would"),
             )
             for i in incidents
             for a in rows[i.id]
@@ -661,17 +665,19 @@ class Model:
         for index, post in enumerate(self.posts):
             if post.target == "zone":
                 continue
-            # Requests come in order: each takes the earliest row not yet taken.
-            row = next(
+            # Requests come in order: each takes a row not yet taken, one that sent a
+            # request first, else the earliest.
+            row = min(
                 (
                     n
-                    for n, (at, _incident, target, to, _from) in enumerate(journal)
+                    for n, (at, _incident, target, to, _from, _sent) in enumerate(journal)
                     if n not in used
                     and target == post.target
                     and to == post.to
                     and at <= post.at + 1e-6
                 ),
-                None,
+                key=lambda n: (not journal[n][5], n),
+                default=None,
             )
             if row is None:
                 self._violate(
