@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.model.histories import ERRORS, HEALTHY_P95, Model, model, servers
+from tests.model.histories import ERRORS, HEALTHY_P95, SLOW_P95, Model, model, servers
 from watchdog.incidents.state import load_state
 
 MILD = (ERRORS["mild"], HEALTHY_P95)  # 1 %: under the rule, not under the 0.5 % check
@@ -126,6 +126,33 @@ async def test_a_manual_rollback_interrupted_after_its_intent_is_not_finished_by
     assert m.w.cloudflare.live_versions("api") == [(m.w.versions["v3"], 100.0)]
     await m.check("after the restart")
     assert not m.runtime.manager.open
+
+
+async def test_a_restart_does_not_credit_an_interrupted_manual_rollback_with_another(
+    m: Model,
+) -> None:
+    """Ctrl-C right after the intent row of ``rollback worker`` (v3 -> v2, never
+    sent); half an hour later p95 breaches and the daemon's own incident rolls v3 back
+    to v2; then the daemon restarts. Observed: the restart's reconcile saw v2 live,
+    marked the person's row 'done' ('completed before a restart') and the escalation
+    said 'worker: v3 -> v2 done': another incident's request credited to a command
+    that never sent one. Expected: the person's row is not done, and says whose
+    rollback made v2 live."""
+    assert await m.manual_rollback(["worker"], False, "journal_intent") == 130
+    await m.advance(1800)
+    await m.traffic("good", SLOW_P95, 10)
+    v2, v3 = m.w.versions["v2"], m.w.versions["v3"]
+    assert m.w.cloudflare.live_versions("api") == [(v2, 100.0)]
+    await m.restart()
+    await m.check("after the restart")
+    incidents = await m.runtime.store.recent_incidents(5)
+    (manual,) = [i for i in incidents if i.rule == "manual"]
+    (daemon,) = [i for i in incidents if i.rule == "slow-p95"]
+    (row,) = [a for a in await m.runtime.store.actions(manual.id) if a.kind == "rollback"]
+    assert row.state != "done", row.outcome
+    assert daemon.id in str(row.outcome.get("detail")), row.outcome
+    why = load_state(manual).escalation_why
+    assert f"{v3} -> {v2} not done" in why, why
 
 
 async def test_a_restart_past_the_verification_deadline_samples_before_judging(
