@@ -220,3 +220,17 @@ async def test_a_failed_manual_rollback_marks_nothing_healthy_and_says_no_all_cl
     kinds = [e.kind for e in await m.runtime.store.events(incident.id)]
     assert "resolved" not in kinds
     assert not [r for r in m.w.receivers.slack.messages if "All clear" in str(r)]
+
+
+async def test_a_healthy_run_is_made_of_evidence(m: Model) -> None:
+    """The history the model found: v3 live, errors flap for 6 minutes (never firing),
+    then two hours pass with no sample (the source silent, the daemon paused).
+    Observed: v3 marked healthy for a stated healthy run of 2h, though nothing was
+    measured after its first 6 minutes. Expected: no mark; a gap in the evidence
+    (longer than blind_after) ends a run."""
+    await m.flap("error_rate")
+    await m.advance(3600)
+    await m.advance(3600)
+    marked = [e.version for e in await m.runtime.store.ledger("worker") if e.verified]
+    assert marked == []
+    await m.check("after two silent hours")
