@@ -27,6 +27,9 @@ DEPLOYMENTS = f"/accounts/{ACCOUNT}/workers/scripts/api/deployments"
 PAGES_ROLLBACK = f"/accounts/{ACCOUNT}/pages/projects/site/deployments/{{id}}/rollback"
 PAGES_LIST = f"/accounts/{ACCOUNT}/pages/projects/site/deployments"
 
+# These ticks are far apart and their samples old: no gap of evidence ends a run here.
+DAY = 86400.0
+
 
 def worker(stack: CloudflareStack) -> WorkerTarget:
     spec = WorkerTargetSpec(type="cloudflare-worker", script="api")
@@ -222,7 +225,7 @@ async def test_a_healthy_run_verifies_the_live_version_and_a_breach_resets_it(
         led = ledgers(store, worker(cf))
 
         async def tick(at: float, states: dict[str, RuleState]) -> None:
-            led.healthy_tick(at, states, 3600.0)
+            led.healthy_tick(at, states, 3600.0, DAY)
             await led.drain()
 
         await tick(T0, calm)  # the run starts
@@ -247,13 +250,13 @@ async def test_a_healthy_run_spans_no_deploy(store: SQLiteStore) -> None:
     calm = {"r": RuleState(State.INACTIVE, at=T0)}
     async with cloudflare_stack(fake) as cf:
         led = ledgers(store, worker(cf))
-        led.healthy_tick(T0 - 500, {"r": RuleState(State.INACTIVE)}, 3600.0)
-        led.healthy_tick(T0, calm, 3600.0)
+        led.healthy_tick(T0 - 500, {"r": RuleState(State.INACTIVE)}, 3600.0, DAY)
+        led.healthy_tick(T0, calm, 3600.0, DAY)
         v2 = fake.publish("api", "deploy v2", created_on=T0 + 100)
-        led.healthy_tick(T0 + 3700, calm, 3600.0)
+        led.healthy_tick(T0 + 3700, calm, 3600.0, DAY)
         await led.drain()
         assert not [e for e in await store.ledger("worker") if e.verified]
-        led.healthy_tick(T0 + 3800, calm, 3600.0)
+        led.healthy_tick(T0 + 3800, calm, 3600.0, DAY)
         await led.drain()
     assert [e.version for e in await store.ledger("worker") if e.verified] == [v2]
 

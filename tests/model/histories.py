@@ -92,6 +92,9 @@ ERRORS = {"good": 0.001, "mild": 0.01, "bad": 0.08}  # good passes the 0.5 % che
 # every rule inactive may be marked healthy without a verification: the ledger's
 # guards.healthy_after (its default, 2h; the world's rules leave it so).
 HEALTHY_RUN_S: float | None = 7200.0
+# No sample for longer than this ends a healthy run: the world's defaults.blind_after
+# (5m), which the daemon uses as the gap (its signals' 2 x 15s interval is shorter).
+EVIDENCE_GAP_S = 300.0
 COOLDOWN_S = 1800.0
 CAP_PER_HOUR = 3
 
@@ -754,9 +757,10 @@ class Model:
                         f"(healthy p95 is {HEALTHY_P95}s; the rule fires above 5s)",
                     )
 
-    def _ran_healthy(self, target: str, version: str) -> bool:
-        """Was ``version`` live alone on ``target`` for HEALTHY_RUN_S with every sample
-        healthy and none missing (a gap of over two minutes breaks the run)?"""
+    def _ran_healthy(self, target: str, version: str, marked_at: float) -> bool:
+        """Was ``version`` live alone on ``target`` for HEALTHY_RUN_S up to ``marked_at``
+        (its mark) with every sample healthy and none missing (no gap over
+        EVIDENCE_GAP_S between samples, nor from the last one to the mark)?"""
         if HEALTHY_RUN_S is None:
             return False
         changes = [*self.lived, (self.w.clock.now() + 1, target, "")]
@@ -764,16 +768,19 @@ class Model:
             if name != target or live != version:
                 continue
             end = next((a for a, t, _ in changes[n + 1 :] if t == target), changes[-1][0])
+            if not at <= marked_at < end:
+                continue
             run_start = at
             last = at
             for f_at, errors, p95, _daemon in self.fed:
-                if not at <= f_at < end:
+                if not at <= f_at <= marked_at:
                     continue
-                if errors > 0.05 or p95 > 5.0 or f_at - last > 120.0:
+                if errors > 0.05 or p95 > 5.0 or f_at - last > EVIDENCE_GAP_S:
                     run_start = f_at
                 last = f_at
-                if f_at - run_start >= HEALTHY_RUN_S:
-                    return True
+            if marked_at - last > EVIDENCE_GAP_S:
+                return False
+            return marked_at - run_start >= HEALTHY_RUN_S
         return False
 
     def _check_verdicts(self, incident: IncidentRecord, events: list[Any]) -> None:
@@ -834,9 +841,10 @@ class Model:
                 for target, _from, to in load_state(incident).rolled_back:
                     verified[target].add(to)
         for target in verified:
-            marked = [e.version for e in await self.runtime.store.ledger(target) if e.verified]
-            for version in marked:
-                if version not in verified[target] and not self._ran_healthy(target, version):
+            marked = [e for e in await self.runtime.store.ledger(target) if e.verified]
+            for entry in marked:
+                version, at = entry.version, entry.verified_at or 0.0
+                if version not in verified[target] and not self._ran_healthy(target, version, at):
                     self._violate(
                         "healthy_only_verified",
                         f"{target} {version} is marked healthy with no passed verification "

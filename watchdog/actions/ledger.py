@@ -137,6 +137,7 @@ class Ledgers:
         self.clock = clock
         self._targets = targets  # the playbook's, which a reload replaces
         self._runs: dict[str, float] = {}  # target -> start of its healthy run
+        self._last_tick: float | None = None
         self._checking: dict[str, asyncio.Task[None]] = {}
 
     async def inspect(self, names: Iterable[str]) -> dict[str, TargetState | ActionError]:
@@ -208,16 +209,24 @@ class Ledgers:
     # --- healthy runs ------------------------------------------------------------------
 
     def healthy_tick(
-        self, now: float, states: Mapping[str, RuleState], healthy_after: float
+        self, now: float, states: Mapping[str, RuleState], healthy_after: float, gap: float
     ) -> None:
         """Called every tick: with every rule inactive on evidence (not blind, not
-        before its first sample) a run goes on; any other state ends it. Once a run is
-        ``healthy_after`` long, one read checks that the live deployment served the
-        whole run; then its version is verified healthy. The read runs in a
-        background task (one per target at a time), so a slow remote never holds
+        before its first sample) a run goes on; any other state ends it. A run is made
+        of evidence: a rule whose latest sample, or a previous tick, more than ``gap``
+        ago (a silent source, a paused daemon: nothing was measured) ends it too. Once
+        a run is ``healthy_after`` long, one read checks that the live deployment
+        served the whole run; then its version is verified healthy. The read runs in
+        a background task (one per target at a time), so a slow remote never holds
         the tick."""
-        calm = bool(states) and all(
-            s.state is State.INACTIVE and s.at is not None for s in states.values()
+        last_tick, self._last_tick = self._last_tick, now
+        calm = (
+            bool(states)
+            and all(
+                s.state is State.INACTIVE and s.at is not None and now - s.at <= gap
+                for s in states.values()
+            )
+            and (last_tick is None or now - last_tick <= gap)
         )
         for name, target in self.targets.items():
             if not isinstance(target, LedgerTarget):
