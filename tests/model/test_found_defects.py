@@ -234,3 +234,26 @@ async def test_a_healthy_run_is_made_of_evidence(m: Model) -> None:
     marked = [e.version for e in await m.runtime.store.ledger("worker") if e.verified]
     assert marked == []
     await m.check("after two silent hours")
+
+
+async def test_a_restart_does_not_credit_the_daemons_unsent_rollback_with_a_persons(
+    m: Model,
+) -> None:
+    """The daemon is killed right after the intent row of its rollback (v3 -> v2,
+    never sent) and stays down; the operator rolls v3 back to v2. Observed after the
+    restart: the daemon's row 'done' ('completed before a restart') and its incident
+    verifying a rollback it never made. Expected: its row says it was not sent and
+    whose rollback made v2 live; the incident escalates."""
+    m.arm_kill(1, True, match="journal_intent", stay_down=True)
+    await m.traffic("good", SLOW_P95, 10)
+    assert m.down
+    assert await m.manual_rollback(["worker"], dry=False) == 0
+    await m.restart()
+    await m.check("after the restart")
+    incidents = await m.runtime.store.recent_incidents(5)
+    (manual,) = [i for i in incidents if i.rule == "manual"]
+    (daemon,) = [i for i in incidents if i.rule == "slow-p95"]
+    (row,) = [a for a in await m.runtime.store.actions(daemon.id) if a.kind == "rollback"]
+    assert row.state == "failed", row.outcome
+    assert manual.id in str(row.outcome.get("detail")), row.outcome
+    assert "not sent" in load_state(daemon).escalation_why
