@@ -77,6 +77,7 @@ INVARIANTS = (
     "consistent",  # the model's view of what is live agrees with Cloudflare
     "verdict_honest",  # a verification's verdict agrees with the samples fed
     "manual_in_person",  # a manual rollback acts only while its CLI runs
+    "journal_honest",  # a rollback row recorded done owns a request Cloudflare saw
 )
 
 WORKER_POST = "/accounts/acct/workers/scripts/api/deployments"
@@ -657,6 +658,7 @@ class Model:
                 str(a.intent.get("to", "")),
                 str(a.intent.get("from", "")),
                 a.state == "done" and "request" in a.outcome and not a.outcome.get("would"),
+                a.state == "done" and not a.outcome.get("would"),
             )
             for i in incidents
             for a in rows[i.id]
@@ -673,7 +675,7 @@ class Model:
             row = min(
                 (
                     n
-                    for n, (at, _incident, target, to, _from, _sent) in enumerate(journal)
+                    for n, (at, _incident, target, to, _from, _sent, _done) in enumerate(journal)
                     if n not in used
                     and target == post.target
                     and to == post.to
@@ -694,6 +696,13 @@ class Model:
             if index >= self._cas_checked:
                 self._check_cas(post, journal[row][4])
         self._cas_checked = len(self.posts)
+        for n, (_at, incident, target, to, _from, _sent, done) in enumerate(journal):
+            if done and n not in used:
+                self._violate(
+                    "journal_honest",
+                    f"{incident}: its {target} rollback to {to} is recorded done, but no "
+                    "request of its own sent it",
+                )
         return out
 
     def _check_cas(self, post: Post, planned_from: str) -> None:
