@@ -728,7 +728,7 @@ class Model:
     def _check_guards(
         self, owners: list[tuple[Post, str]], incidents: dict[str, IncidentRecord]
     ) -> None:
-        for post, incident in owners:
+        for index, (post, incident) in enumerate(owners):
             if incidents[incident].rule == "manual":
                 if not post.manual:
                     self._violate(
@@ -737,8 +737,12 @@ class Model:
                         f"{post.at:.0f} for a person's rollback whose command had ended",
                     )
                 continue  # a person decided: no cooldown, no cap
+            # Requests before this one (in the order Cloudflare saw them: two in one
+            # instant, the later is not "before" the earlier).
             others = [
-                (p, i) for p, i in owners if i != incident and post.at - 3600 < p.at <= post.at
+                (p, i)
+                for p, i in owners[:index]
+                if i != incident and post.at - 3600 < p.at <= post.at
             ]
             cool = [p for p, _ in others if p.target == post.target and post.at - p.at < COOLDOWN_S]
             if cool:
