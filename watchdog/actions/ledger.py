@@ -8,7 +8,8 @@ the deployment's source, trigger and ``workers/message``, and the journal), whet
 it was ever rolled away from (by anyone: a version that was live and was replaced by
 an older one, or that a rollback moved away from), and whether it was verified
 healthy: only after a passed verification, or after serving ``guards.healthy_after``
-with every rule inactive. Never after a dry run, and never for merely being live.
+with every rule inactive on evidence (no silence in the samples longer than the rules'
+``blind_after``). Never after a dry run, and never for merely being live.
 
 The rollback choice (``choice``): never the live version, never a version rolled
 away from; among the rest, a verified-healthy one first (newest), else the newest;
