@@ -36,6 +36,9 @@ signals:
   error_rate: {source: prom, errors_query: "e", requests_query: "r"}
 """
 
+# These ticks are far apart and their samples old: no gap of evidence ends a run here.
+DAY = 86400.0
+
 
 def worker(stack: CloudflareStack) -> WorkerTarget:
     spec = WorkerTargetSpec(type="cloudflare-worker", script="api")
@@ -231,7 +234,7 @@ async def test_a_healthy_run_verifies_the_live_version_and_a_breach_resets_it(
         led = ledgers(store, worker(cf))
 
         async def tick(at: float, states: dict[str, RuleState]) -> None:
-            led.healthy_tick(at, states, 3600.0)
+            led.healthy_tick(at, states, 3600.0, DAY)
             await led.drain()
 
         await tick(T0, calm)  # the run starts
@@ -256,13 +259,13 @@ async def test_a_healthy_run_spans_no_deploy(store: SQLiteStore) -> None:
     calm = {"r": RuleState(State.INACTIVE, at=T0)}
     async with cloudflare_stack(fake) as cf:
         led = ledgers(store, worker(cf))
-        led.healthy_tick(T0 - 500, {"r": RuleState(State.INACTIVE)}, 3600.0)
-        led.healthy_tick(T0, calm, 3600.0)
+        led.healthy_tick(T0 - 500, {"r": RuleState(State.INACTIVE)}, 3600.0, DAY)
+        led.healthy_tick(T0, calm, 3600.0, DAY)
         v2 = fake.publish("api", "deploy v2", created_on=T0 + 100)
-        led.healthy_tick(T0 + 3700, calm, 3600.0)
+        led.healthy_tick(T0 + 3700, calm, 3600.0, DAY)
         await led.drain()
         assert not [e for e in await store.ledger("worker") if e.verified]
-        led.healthy_tick(T0 + 3800, calm, 3600.0)
+        led.healthy_tick(T0 + 3800, calm, 3600.0, DAY)
         await led.drain()
     assert [e.version for e in await store.ledger("worker") if e.verified] == [v2]
 
@@ -290,7 +293,7 @@ async def test_an_inconclusive_minute_between_two_ticks_ends_the_run(
         led = ledgers(store, worker(cf))
 
         async def tick(at: float) -> None:
-            led.healthy_tick(at, engine.states, 3600.0, engine.unsettled_at)
+            led.healthy_tick(at, engine.states, 3600.0, DAY, engine.unsettled_at)
             await led.drain()
 
         engine.observe("error_rate", Sample.ratio(T0, 0, 10_000))

@@ -77,6 +77,7 @@ INVARIANTS = (
     "consistent",  # the model's view of what is live agrees with Cloudflare
     "verdict_honest",  # a verification's verdict agrees with the samples fed
     "manual_in_person",  # a manual rollback acts only while its CLI runs
+    "journal_honest",  # a rollback row recorded done owns a request Cloudflare saw
 )
 
 WORKER_POST = "/accounts/acct/workers/scripts/api/deployments"
@@ -92,6 +93,9 @@ ERRORS = {"good": 0.001, "mild": 0.01, "bad": 0.08}  # good passes the 0.5 % che
 # every rule inactive may be marked healthy without a verification: the ledger's
 # guards.healthy_after (its default, 2h; the world's rules leave it so).
 HEALTHY_RUN_S: float | None = 7200.0
+# No sample for longer than this ends a healthy run: the world's defaults.blind_after
+# (5m), which the daemon uses as the gap (its signals' 2 x 15s interval is shorter).
+EVIDENCE_GAP_S = 300.0
 COOLDOWN_S = 1800.0
 CAP_PER_HOUR = 3
 
@@ -179,7 +183,7 @@ class Post:
     target: str  # worker, frontend, or zone (a purge)
     to: str  # the version (Worker) or deployment id (Pages) made live; "" for a purge
     step: str  # the move during which it came
-    manual: bool  # sent by the CLI's runtime
+    manual: bool  # came while the CLI ran (the daemon may have sent it meanwhile)
     live_before: tuple[str, ...] = ()  # what served the target when it came
 
 
@@ -593,11 +597,13 @@ class Model:
         await self._absorb_calls(step)
         new = self.posts[new_from:]
         self._check_consistent()
-        self._check_inert(new, step)
-        self._check_manual()
         incidents = await self.runtime.store.recent_incidents(10_000)
         rows = {i.id: await self.runtime.store.actions(i.id) for i in incidents}
         owners = self._owners(incidents, rows)
+        rules = {i.id: i.rule for i in incidents}
+        by_person = {id(p) for p, i in owners if rules[i] == "manual"}
+        self._check_inert(new, step, by_person)
+        self._check_manual()
         self._check_one_per_incident(owners)
         self._check_guards(owners, {i.id: i for i in incidents})
         self._check_baselines(incidents)
@@ -614,9 +620,12 @@ class Model:
                 "consistent", f"pages serves {canonical}, the model says {self.pages_live}"
             )
 
-    def _check_inert(self, new: list[Post], step: str) -> None:
+    def _check_inert(self, new: list[Post], step: str, by_person: set[int]) -> None:
+        """Nothing automatic mutates in dry run or under a silence. A request during
+        the CLI's run is the person's only if a manual incident's row asked for it (the
+        daemon runs meanwhile); a purge has no row: one then is taken as the person's."""
         for post in new:
-            if post.manual:
+            if post.manual and (post.target == "zone" or id(post) in by_person):
                 continue
             if self.dry_run:
                 self._violate("inert_when_dry", f"{post.target} changed in dry run ({step})")
@@ -641,8 +650,11 @@ class Model:
     def _owners(
         self, incidents: list[IncidentRecord], rows: dict[str, list[Any]]
     ) -> list[tuple[Post, str]]:
-        """Each rollback request with the incident whose journal row asked for it (the
-        latest row for that target and version written before the request)."""
+        """Each rollback request with the incident whose journal row asked for it: a
+        row written before the request, for that target and version, not taken yet;
+        a row whose outcome records the request it sent first (an intent row whose
+        writer died before its request, say a person's Ctrl-C, asked for nothing, though
+        another incident may later send the same request), then the earliest."""
         journal = [
             (
                 a.created_at,
@@ -650,6 +662,8 @@ class Model:
                 a.target,
                 str(a.intent.get("to", "")),
                 str(a.intent.get("from", "")),
+                a.state == "done" and "request" in a.outcome and not a.outcome.get("would"),
+                a.state == "done" and not a.outcome.get("would"),
             )
             for i in incidents
             for a in rows[i.id]
@@ -661,17 +675,19 @@ class Model:
         for index, post in enumerate(self.posts):
             if post.target == "zone":
                 continue
-            # Requests come in order: each takes the earliest row not yet taken.
-            row = next(
+            # Requests come in order: each takes a row not yet taken, one that sent a
+            # request first, else the earliest.
+            row = min(
                 (
                     n
-                    for n, (at, _incident, target, to, _from) in enumerate(journal)
+                    for n, (at, _incident, target, to, _from, _sent, _done) in enumerate(journal)
                     if n not in used
                     and target == post.target
                     and to == post.to
                     and at <= post.at + 1e-6
                 ),
-                None,
+                key=lambda n: (not journal[n][5], n),
+                default=None,
             )
             if row is None:
                 self._violate(
@@ -685,6 +701,13 @@ class Model:
             if index >= self._cas_checked:
                 self._check_cas(post, journal[row][4])
         self._cas_checked = len(self.posts)
+        for n, (_at, incident, target, to, _from, _sent, done) in enumerate(journal):
+            if done and n not in used:
+                self._violate(
+                    "journal_honest",
+                    f"{incident}: its {target} rollback to {to} is recorded done, but no "
+                    "request of its own sent it",
+                )
         return out
 
     def _check_cas(self, post: Post, planned_from: str) -> None:
@@ -710,7 +733,7 @@ class Model:
     def _check_guards(
         self, owners: list[tuple[Post, str]], incidents: dict[str, IncidentRecord]
     ) -> None:
-        for post, incident in owners:
+        for index, (post, incident) in enumerate(owners):
             if incidents[incident].rule == "manual":
                 if not post.manual:
                     self._violate(
@@ -719,8 +742,12 @@ class Model:
                         f"{post.at:.0f} for a person's rollback whose command had ended",
                     )
                 continue  # a person decided: no cooldown, no cap
+            # Requests before this one (in the order Cloudflare saw them: two in one
+            # instant, the later is not "before" the earlier).
             others = [
-                (p, i) for p, i in owners if i != incident and post.at - 3600 < p.at <= post.at
+                (p, i)
+                for p, i in owners[:index]
+                if i != incident and post.at - 3600 < p.at <= post.at
             ]
             cool = [p for p, _ in others if p.target == post.target and post.at - p.at < COOLDOWN_S]
             if cool:
@@ -748,9 +775,10 @@ class Model:
                         f"(healthy p95 is {HEALTHY_P95}s; the rule fires above 5s)",
                     )
 
-    def _ran_healthy(self, target: str, version: str) -> bool:
-        """Was ``version`` live alone on ``target`` for HEALTHY_RUN_S with every sample
-        healthy and none missing (a gap of over two minutes breaks the run)?"""
+    def _ran_healthy(self, target: str, version: str, marked_at: float) -> bool:
+        """Was ``version`` live alone on ``target`` for HEALTHY_RUN_S up to ``marked_at``
+        (its mark) with every sample healthy and none missing (no gap over
+        EVIDENCE_GAP_S between samples, nor from the last one to the mark)?"""
         if HEALTHY_RUN_S is None:
             return False
         changes = [*self.lived, (self.w.clock.now() + 1, target, "")]
@@ -758,16 +786,19 @@ class Model:
             if name != target or live != version:
                 continue
             end = next((a for a, t, _ in changes[n + 1 :] if t == target), changes[-1][0])
+            if not at <= marked_at < end:
+                continue
             run_start = at
             last = at
             for f_at, errors, p95, _daemon in self.fed:
-                if not at <= f_at < end:
+                if not at <= f_at <= marked_at:
                     continue
-                if errors > 0.05 or p95 > 5.0 or f_at - last > 120.0:
+                if errors > 0.05 or p95 > 5.0 or f_at - last > EVIDENCE_GAP_S:
                     run_start = f_at
                 last = f_at
-                if f_at - run_start >= HEALTHY_RUN_S:
-                    return True
+            if marked_at - last > EVIDENCE_GAP_S:
+                return False
+            return marked_at - run_start >= HEALTHY_RUN_S
         return False
 
     def _check_verdicts(self, incident: IncidentRecord, events: list[Any]) -> None:
@@ -828,9 +859,10 @@ class Model:
                 for target, _from, to in load_state(incident).rolled_back:
                     verified[target].add(to)
         for target in verified:
-            marked = [e.version for e in await self.runtime.store.ledger(target) if e.verified]
-            for version in marked:
-                if version not in verified[target] and not self._ran_healthy(target, version):
+            marked = [e for e in await self.runtime.store.ledger(target) if e.verified]
+            for entry in marked:
+                version, at = entry.version, entry.verified_at or 0.0
+                if version not in verified[target] and not self._ran_healthy(target, version, at):
                     self._violate(
                         "healthy_only_verified",
                         f"{target} {version} is marked healthy with no passed verification "

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.model.histories import ERRORS, HEALTHY_P95, Model, model, servers
+from tests.model.histories import ERRORS, HEALTHY_P95, SLOW_P95, Model, model, servers
 from watchdog.incidents.state import load_state
 
 MILD = (ERRORS["mild"], HEALTHY_P95)  # 1 %: under the rule, not under the 0.5 % check
@@ -128,6 +128,33 @@ async def test_a_manual_rollback_interrupted_after_its_intent_is_not_finished_by
     assert not m.runtime.manager.open
 
 
+async def test_a_restart_does_not_credit_an_interrupted_manual_rollback_with_another(
+    m: Model,
+) -> None:
+    """Ctrl-C right after the intent row of ``rollback worker`` (v3 -> v2, never
+    sent); half an hour later p95 breaches and the daemon's own incident rolls v3 back
+    to v2; then the daemon restarts. Observed: the restart's reconcile saw v2 live,
+    marked the person's row 'done' ('completed before a restart') and the escalation
+    said 'worker: v3 -> v2 done': another incident's request credited to a command
+    that never sent one. Expected: the person's row is not done, and says whose
+    rollback made v2 live."""
+    assert await m.manual_rollback(["worker"], False, "journal_intent") == 130
+    await m.advance(1800)
+    await m.traffic("good", SLOW_P95, 10)
+    v2, v3 = m.w.versions["v2"], m.w.versions["v3"]
+    assert m.w.cloudflare.live_versions("api") == [(v2, 100.0)]
+    await m.restart()
+    await m.check("after the restart")
+    incidents = await m.runtime.store.recent_incidents(5)
+    (manual,) = [i for i in incidents if i.rule == "manual"]
+    (daemon,) = [i for i in incidents if i.rule == "slow-p95"]
+    (row,) = [a for a in await m.runtime.store.actions(manual.id) if a.kind == "rollback"]
+    assert row.state != "done", row.outcome
+    assert daemon.id in str(row.outcome.get("detail")), row.outcome
+    why = load_state(manual).escalation_why
+    assert f"{v3} -> {v2} not done" in why, why
+
+
 async def test_a_restart_past_the_verification_deadline_samples_before_judging(
     m: Model,
 ) -> None:
@@ -193,3 +220,40 @@ async def test_a_failed_manual_rollback_marks_nothing_healthy_and_says_no_all_cl
     kinds = [e.kind for e in await m.runtime.store.events(incident.id)]
     assert "resolved" not in kinds
     assert not [r for r in m.w.receivers.slack.messages if "All clear" in str(r)]
+
+
+async def test_a_healthy_run_is_made_of_evidence(m: Model) -> None:
+    """The history the model found: v3 live, errors flap for 6 minutes (never firing),
+    then two hours pass with no sample (the source silent, the daemon paused).
+    Observed: v3 marked healthy for a stated healthy run of 2h, though nothing was
+    measured after its first 6 minutes. Expected: no mark; a gap in the evidence
+    (longer than blind_after) ends a run."""
+    await m.flap("error_rate")
+    await m.advance(3600)
+    await m.advance(3600)
+    marked = [e.version for e in await m.runtime.store.ledger("worker") if e.verified]
+    assert marked == []
+    await m.check("after two silent hours")
+
+
+async def test_a_restart_does_not_credit_the_daemons_unsent_rollback_with_a_persons(
+    m: Model,
+) -> None:
+    """The daemon is killed right after the intent row of its rollback (v3 -> v2,
+    never sent) and stays down; the operator rolls v3 back to v2. Observed after the
+    restart: the daemon's row 'done' ('completed before a restart') and its incident
+    verifying a rollback it never made. Expected: its row says it was not sent and
+    whose rollback made v2 live; the incident escalates."""
+    m.arm_kill(1, True, match="journal_intent", stay_down=True)
+    await m.traffic("good", SLOW_P95, 10)
+    assert m.down
+    assert await m.manual_rollback(["worker"], dry=False) == 0
+    await m.restart()
+    await m.check("after the restart")
+    incidents = await m.runtime.store.recent_incidents(5)
+    (manual,) = [i for i in incidents if i.rule == "manual"]
+    (daemon,) = [i for i in incidents if i.rule == "slow-p95"]
+    (row,) = [a for a in await m.runtime.store.actions(daemon.id) if a.kind == "rollback"]
+    assert row.state == "failed", row.outcome
+    assert manual.id in str(row.outcome.get("detail")), row.outcome
+    assert "not sent" in load_state(daemon).escalation_why

@@ -8,7 +8,8 @@ the deployment's source, trigger and ``workers/message``, and the journal), whet
 it was ever rolled away from (by anyone: a version that was live and was replaced by
 an older one, or that a rollback moved away from), and whether it was verified
 healthy: only after a passed verification, or after serving ``guards.healthy_after``
-with every rule inactive. Never after a dry run, and never for merely being live.
+with every rule inactive on evidence (no silence in the samples longer than the rules'
+``blind_after``). Never after a dry run, and never for merely being live.
 
 The rollback choice (``choice``): never the live version, never a version rolled
 away from; among the rest, a verified-healthy one first (newest), else the newest;
@@ -137,6 +138,7 @@ class Ledgers:
         self.clock = clock
         self._targets = targets  # the playbook's, which a reload replaces
         self._runs: dict[str, float] = {}  # target -> start of its healthy run
+        self._last_tick: float | None = None
         self._checking: dict[str, asyncio.Task[None]] = {}
 
     async def inspect(self, names: Iterable[str]) -> dict[str, TargetState | ActionError]:
@@ -212,18 +214,27 @@ class Ledgers:
         now: float,
         states: Mapping[str, RuleState],
         healthy_after: float,
+        gap: float,
         unsettled_at: float | None = None,
     ) -> None:
         """Called every tick: with every rule inactive on evidence (not blind, not
         before its first sample) a run goes on; any other state ends it, and so does
         one between two ticks (``unsettled_at``: the engine's latest return to
-        inactive, from inconclusive, blind, pending or firing). Once a run is
-        ``healthy_after`` long, one read checks that the live deployment served the
-        whole run; then its version is verified healthy. The read runs in a
+        inactive, from inconclusive, blind, pending or firing). A run is made of
+        evidence: a rule whose latest sample, or a previous tick, more than ``gap`` ago
+        (a silent source, a paused daemon: nothing was measured) ends it too. Once a
+        run is ``healthy_after`` long, one read checks that the live deployment served
+        the whole run; then its version is verified healthy. The read runs in a
         background task (one per target at a time), so a slow remote never holds
         the tick."""
-        calm = bool(states) and all(
-            s.state is State.INACTIVE and s.at is not None for s in states.values()
+        last_tick, self._last_tick = self._last_tick, now
+        calm = (
+            bool(states)
+            and all(
+                s.state is State.INACTIVE and s.at is not None and now - s.at <= gap
+                for s in states.values()
+            )
+            and (last_tick is None or now - last_tick <= gap)
         )
         for name, target in self.targets.items():
             if not isinstance(target, LedgerTarget):

@@ -366,10 +366,13 @@ class IncidentManager:
     async def tick(self) -> None:
         """Advance deadlines: grace, verification, stable period, escalation; and the
         version ledger's healthy runs (every rule inactive for guards.healthy_after)."""
+        # Silent longer than a rule takes to go blind (or two intervals): no evidence.
+        longest = max((s.interval for s in self.ruleset.signals.values()), default=0.0)
         self._rec.ledgers.healthy_tick(
             self.clock.now(),
             self.engine.states,
             self.ruleset.guards.healthy_after,
+            max(self.ruleset.defaults.blind_after, 2 * longest),
             self.engine.unsettled_at,
         )
         async with self._lock:

@@ -3,8 +3,6 @@ actions a crash left at 'intent' reconciled with what is live."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from watchdog.errors import StoreError
 from watchdog.incidents.escalation import escalate
 from watchdog.incidents.lifecycle import Lifecycle
@@ -13,6 +11,7 @@ from watchdog.incidents.recorder import Recorder
 from watchdog.incidents.rollback import Rollbacks
 from watchdog.incidents.state import load_state
 from watchdog.model import TargetState
+from watchdog.store.base import ActionRecord
 
 
 async def restore(rec: Recorder, rollbacks: Rollbacks, lifecycle: Lifecycle) -> None:
@@ -20,7 +19,7 @@ async def restore(rec: Recorder, rollbacks: Rollbacks, lifecycle: Lifecycle) -> 
     for record in await rec.store.open_incidents():
         rec.open[record.id] = Incident(record, load_state(record))
     for action in await rec.store.unfinished_actions():
-        await reconcile(rec, action.incident_id, action.kind, action.target, action.intent)
+        await reconcile(rec, action)
     for incident in list(rec.open.values()):
         if incident.phase is not Phase.ROLLING_BACK:
             continue
@@ -35,38 +34,74 @@ async def restore(rec: Recorder, rollbacks: Rollbacks, lifecycle: Lifecycle) -> 
         log.info("incidents restored", open=sorted(rec.open))
 
 
-async def reconcile(
-    rec: Recorder, incident_id: str, kind: str, target: str, intent: dict[str, Any]
-) -> None:
+async def reconcile(rec: Recorder, action: ActionRecord) -> None:
     """An action journalled as intent but never finished: read the remote state."""
+    incident_id, kind, target, intent = (
+        action.incident_id,
+        action.kind,
+        action.target,
+        action.intent,
+    )
     if kind == "rollback" and target in rec.playbook.targets:
         try:
             state = (await rec.playbook.inspect([target]))[target]
+            other = await _sent_by_another(rec, action)
         except StoreError:
             return
-        if (
+        if not (
             isinstance(state, TargetState)
             and state.live is not None
             and (state.live.version == intent.get("to"))
         ):
+            # It stays 'intent': the resumed playbook re-runs it, and the target
+            # re-reads what is live before it posts anything.
+            return
+        if other is not None:
+            # What is live is another incident's rollback, sent after this intent:
+            # this one's request was never sent (its writer died first).
+            detail = f"not sent: incident {other} rolled {target} back to {intent['to']} meanwhile"
             await rec.store.journal_outcome(
-                f"{incident_id}/{kind}/{target}",
-                "done",
-                {
-                    "ok": True,
-                    "detail": f"completed before a restart: live is {intent['to']}",
-                    "data": {"reconciled": True},
-                },
+                action.key,
+                "failed",
+                {"ok": False, "detail": detail, "data": {"reconciled": True}},
                 rec.clock.now(),
             )
-            await rec.event(incident_id, "reconciled", {"target": target, "live": intent.get("to")})
             log.info(
-                "reconciled a rollback that finished before the restart",
+                "an unsent rollback found done by another incident",
                 incident=incident_id,
                 target=target,
+                by=other,
             )
-        # Otherwise it stays 'intent': the resumed playbook re-runs it, and the
-        # target re-reads what is live before it posts anything.
+            return
+        await rec.store.journal_outcome(
+            action.key,
+            "done",
+            {
+                "ok": True,
+                "detail": f"completed before a restart: live is {intent['to']}",
+                "data": {"reconciled": True},
+            },
+            rec.clock.now(),
+        )
+        await rec.event(incident_id, "reconciled", {"target": target, "live": intent.get("to")})
+        log.info(
+            "reconciled a rollback that finished before the restart",
+            incident=incident_id,
+            target=target,
+        )
+
+
+async def _sent_by_another(rec: Recorder, action: ActionRecord) -> str | None:
+    """The incident whose rollback of the same target to the same version was done
+    after ``action``'s intent was written, if any: live is then its doing."""
+    for row in await rec.store.rollbacks_since(action.created_at, action.target):
+        if (
+            row.incident_id != action.incident_id
+            and row.state == "done"
+            and row.intent.get("to") == action.intent.get("to")
+        ):
+            return row.incident_id
+    return None
 
 
 async def interrupted_manual(rec: Recorder, lifecycle: Lifecycle, incident: Incident) -> None:
