@@ -171,9 +171,9 @@ async def trial(
     return None, engine.states["canary"].state
 
 
-def _chunk(args: tuple[str, float, str, int, float, list[int]]) -> list[tuple[float | None, str]]:
+def _chunk(args: tuple[str, float, str, float, list[int]]) -> list[tuple[float | None, str]]:
     """One worker process's share of the trials (both cores: the deploys are independent)."""
-    scenario, delay, confidence, _, horizon, seeds = args
+    scenario, delay, confidence, horizon, seeds = args
     rules = ruleset(delay, confidence)
 
     async def go() -> list[tuple[float | None, str]]:
@@ -197,9 +197,9 @@ def run(
 ) -> list[float | None]:
     seeds = [seed0 + i for i in range(trials)]
     shares = [seeds[i::jobs] for i in range(jobs)]
-    jobs = [(scenario, delay, confidence, 0, horizon, share) for share in shares if share]
-    with ProcessPoolExecutor(len(jobs)) as pool:
-        results = [r for part in pool.map(_chunk, jobs) for r in part]
+    work = [(scenario, delay, confidence, horizon, share) for share in shares if share]
+    with ProcessPoolExecutor(len(work)) as pool:
+        results = [r for part in pool.map(_chunk, work) for r in part]
     states: dict[str, int] = {}
     for _, state in results:
         states[state] = states.get(state, 0) + 1
