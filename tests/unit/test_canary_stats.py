@@ -16,6 +16,10 @@ from collections.abc import Callable
 from watchdog.core.canary import grid, log_ratios, mixture
 from watchdog.model import VersionCounts
 
+Update = Callable[
+    [tuple[float, ...], tuple[float, ...], VersionCounts, VersionCounts], tuple[float, ...]
+]
+
 WINDOW_S = 15.0
 RPS = 10.0
 
@@ -51,6 +55,7 @@ def _first_crossing(
     bar: float,
     share: float,
     rates: Callable[[int], tuple[float, float]],
+    update: Update = log_ratios,
 ) -> int | None:
     """The first window (1-based) whose mixture reaches ``bar``, or None."""
     effects = grid(3.0)
@@ -61,7 +66,7 @@ def _first_crossing(
         rate_new, rate_old = rates(t)
         new = VersionCounts("n", _binomial(rng, n_new, rate_new), n_new)
         old = VersionCounts("o", _binomial(rng, n - n_new, rate_old), n - n_new)
-        logs = log_ratios(logs, effects, new, old)
+        logs = update(logs, effects, new, old)
         if mixture(logs) >= bar:
             return t + 1
     return None
@@ -103,16 +108,36 @@ def test_an_outage_on_both_versions_and_a_moving_split_are_not_blamed_on_the_new
     that a broken guarantee shows with few runs) false rejections stay below 10 %."""
     rng = random.Random(61)
     runs = 1500
-
-    def outage(t: int) -> tuple[float, float]:
-        rate = 0.3 if 10 <= t < 30 else 0.005
-        return rate, rate
-
     crossed = sum(
-        _first_crossing(rng, 40, 10.0, rng.uniform(0.01, 0.5), outage) is not None
+        _first_crossing(rng, 40, 10.0, rng.uniform(0.01, 0.5), _outage) is not None
         for _ in range(runs)
     )
     assert _upper95(crossed, runs) <= 0.10, crossed
+
+
+def _outage(t: int) -> tuple[float, float]:
+    rate = 0.3 if 10 <= t < 30 else 0.005
+    return rate, rate
+
+
+def _known_rate(
+    prev: tuple[float, ...], effects: tuple[float, ...], new: VersionCounts, _: VersionCounts
+) -> tuple[float, ...]:
+    """A test that takes the old version's rate (0.5 %) as known, ignoring its counts."""
+    mean = new.requests * 0.005
+    return tuple(
+        v + new.errors * math.log(k) - mean * (k - 1.0) for k, v in zip(effects, prev, strict=True)
+    )
+
+
+def test_the_outage_check_catches_a_test_that_ignores_the_concurrent_old_version() -> None:
+    """The check above can fail: a known-baseline test breaks its 10 % at once."""
+    rng = random.Random(62)
+    crossed = sum(
+        _first_crossing(rng, 40, 10.0, rng.uniform(0.01, 0.5), _outage, _known_rate) is not None
+        for _ in range(100)
+    )
+    assert crossed > 50
 
 
 def test_speed_on_a_bad_version_on_a_fixed_seed() -> None:
