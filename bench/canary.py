@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -169,22 +171,57 @@ async def trial(
     return None, engine.states["canary"].state
 
 
-async def run(
-    scenario: str, delay: float, confidence: str, trials: int, horizon: float, seed0: int
-) -> list[float | None]:
+def _chunk(args: tuple[str, float, str, float, list[int]]) -> list[tuple[float | None, str]]:
+    """One worker process's share of the trials (both cores: the deploys are independent)."""
+    scenario, delay, confidence, horizon, seeds = args
     rules = ruleset(delay, confidence)
-    out: list[float | None] = []
+
+    async def go() -> list[tuple[float | None, str]]:
+        out = []
+        for seed in seeds:
+            took, state = await trial(rules, scenario, seed, horizon)
+            out.append((took, state.value))
+        return out
+
+    return asyncio.run(go())
+
+
+def run(
+    scenario: str,
+    delay: float,
+    confidence: str,
+    trials: int,
+    horizon: float,
+    seed0: int,
+    jobs: int,
+) -> list[float | None]:
+    seeds = [seed0 + i for i in range(trials)]
+    shares = [seeds[i::jobs] for i in range(jobs)]
+    work = [(scenario, delay, confidence, horizon, share) for share in shares if share]
+    with ProcessPoolExecutor(len(work)) as pool:
+        results = [r for part in pool.map(_chunk, work) for r in part]
     states: dict[str, int] = {}
-    for i in range(trials):
-        took, state = await trial(rules, scenario, seed0 + i, horizon)
-        out.append(took)
-        states[state.value] = states.get(state.value, 0) + 1
+    for _, state in results:
+        states[state] = states.get(state, 0) + 1
     if scenario in ("no-traffic", "source-down"):
         STATES[scenario] = states
-    return out
+    return [took for took, _ in results]
 
 
 STATES: dict[str, dict[str, int]] = {}  # final rule states of the no-rollback scenarios
+
+
+def upper95(failures: int, runs: int) -> float:
+    """The exact (Clopper-Pearson) one-sided 95 % upper bound on a rate seen
+    ``failures`` times in ``runs`` (bisection on the binomial tail: no scipy)."""
+    lo, hi = failures / runs, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        tail = sum(
+            math.comb(runs, i) * mid**i * (1 - mid) ** (runs - i) for i in range(failures + 1)
+        )
+        lo, hi = (mid, hi) if tail > 0.05 else (lo, mid)
+    return hi
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -192,14 +229,16 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200, help="bad deploys per delay")
-    parser.add_argument("--healthy", type=int, default=1000, help="healthy deploys (delay 60 s)")
-    parser.add_argument("--delays", default="0,30,60,120,180")
+    parser.add_argument("--healthy", type=int, default=2000, help="healthy deploys (delay 60 s)")
+    parser.add_argument("--delays", default="0,60,120")
     parser.add_argument("--confidences", default="99%,99.9%")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--others", type=int, default=100, help="no-traffic / source-down runs")
     args = parser.parse_args()
+    jobs = max(1, args.jobs)
     started = time.perf_counter()
     print(
         f"canary bench: new version at 10% of {RPS} req/s, errors {BASE:.1%} -> {BAD:.0%}, "
@@ -208,7 +247,7 @@ async def main() -> None:
     for confidence in args.confidences.split(","):
         print(f"confidence {confidence}:")
         for delay in (float(d) for d in args.delays.split(",")):
-            took = await run("bad", delay, confidence, args.trials, BAD_HORIZON, 1000)
+            took = run("bad", delay, confidence, args.trials, BAD_HORIZON, 1000, jobs)
             caught = [t for t in took if t is not None]
             line = f"  bad, analytics delay {delay:>4g}s: caught {len(caught)}/{len(took)}"
             if caught:
@@ -218,15 +257,16 @@ async def main() -> None:
                 )
             print(line, flush=True)
         if args.healthy:
-            healthy = await run("healthy", 60.0, confidence, args.healthy, HEALTHY_HORIZON, 50_000)
+            healthy = run("healthy", 60.0, confidence, args.healthy, HEALTHY_HORIZON, 50_000, jobs)
             false = sum(t is not None for t in healthy)
             print(
                 f"  healthy (delay 60s, {HEALTHY_HORIZON / 60:g} min soak): false rollbacks "
-                f"{false}/{len(healthy)} = {1000 * false / len(healthy):.1f} per 1,000 deploys",
+                f"{false}/{len(healthy)} = {1000 * false / len(healthy):.1f} per 1,000 deploys "
+                f"(95% upper bound {1000 * upper95(false, len(healthy)):.1f})",
                 flush=True,
             )
         for scenario in ("no-traffic", "source-down") if args.others else ():
-            runs = await run(scenario, 60.0, confidence, args.others, BAD_HORIZON, 90_000)
+            runs = run(scenario, 60.0, confidence, args.others, BAD_HORIZON, 90_000, jobs)
             print(
                 f"  {scenario} (bad new version, delay 60s): rollbacks "
                 f"{sum(t is not None for t in runs)}/{len(runs)}; final rule states "
@@ -237,4 +277,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -12,6 +12,19 @@ nonnegative supermartingale under the null, so by Ville's inequality it ever rea
 ``1 / alpha`` with probability at most ``alpha = 1 - confidence``, however often one
 looks (Netflix's anytime-valid tests on counts, Lindon and Malek 2022).
 
+Why this test and not a faster-looking one (bench/canary_limits.py measures each):
+conditioning loses nothing that a test valid for *any* common error rate could use.
+The two-sample e-value against "both versions fail at one rate, whatever it is" that
+grows fastest against "new fails ``k`` times the old" (its reverse information
+projection is the pooled rate ``(n_new r_new + n_old r_old) / (n_new + n_old)``) is,
+window by window, exactly this conditional ratio: the rates cancel, so plugging in an
+estimate of the old version's rate changes nothing. Only a baseline taken as *known*
+(the old rate assumed to stay put during the split) grows faster, by about 30 % at
+10 % of traffic, and it blames the new version for any outage that hits both. The
+mixture's shape matters little: all the weight on the true effect saves a few
+seconds at most. Windows add up without loss: with a steady share the product over
+windows equals the ratio on the summed counts.
+
 Head sampling thins both versions alike, so the test runs on the events the analytics
 kept, never on scaled estimates (which would pretend to more evidence). A window read
 twice counts once (``fresh_to``). No traffic on the new version is *inconclusive*,
