@@ -21,7 +21,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import structlog
 
@@ -48,6 +48,19 @@ class LedgerTarget(Protocol):
         """Read what is live, the steps that led there and the candidates;
         ``ledger`` lets a paginated walk stop once the answer is certain."""
         ...
+
+
+_LEDGER_CLASSES: dict[type, bool] = {}
+
+
+def reads_history(target: Target) -> bool:
+    """``isinstance(target, LedgerTarget)``, once per class: the protocol check walks
+    its members (~100 µs), and the healthy run asks for every target at every tick."""
+    kind = type(target)
+    found = _LEDGER_CLASSES.get(kind)
+    if found is None:
+        found = _LEDGER_CLASSES[kind] = isinstance(target, LedgerTarget)
+    return found
 
 
 # --- building the ledger (pure) ------------------------------------------------------------
@@ -220,14 +233,15 @@ class Ledgers:
             s.state is State.INACTIVE and s.at is not None for s in states.values()
         )
         for name, target in self.targets.items():
-            if not isinstance(target, LedgerTarget):
+            if not reads_history(target):
                 continue
             if not calm:
                 self._runs.pop(name, None)
                 continue
             since = self._runs.setdefault(name, now)
             if now >= since + healthy_after and name not in self._checking:
-                task = asyncio.create_task(self._check_run(name, target, since, now))
+                ledger_target = cast(LedgerTarget, target)  # its class is one (reads_history)
+                task = asyncio.create_task(self._check_run(name, ledger_target, since, now))
                 self._checking[name] = task
                 task.add_done_callback(functools.partial(self._checked, name))
 
