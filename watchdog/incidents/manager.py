@@ -187,11 +187,12 @@ class IncidentManager:
 
     async def _unique_id(self, now: float, rule: str) -> str:
         """``20261128T194900Z-error-rate``; a second incident of the same rule in the
-        same second (a dry run, then the real thing) gets ``-2``, ``-3``, ..."""
+        same second (a dry run, then the real thing) gets ``-2``, ``-3``, ...; unique in
+        the whole store (a clock step back can make an old second current again), each
+        candidate one primary-key lookup."""
         base = f"{iso(now).replace(':', '').replace('-', '')}-{rule}"
-        taken = {i.id for i in await self.store.recent_incidents(50)} | set(self.open)
         candidate, n = base, 1
-        while candidate in taken:
+        while candidate in self.open or await self.store.has_incident(candidate):
             n += 1
             candidate = f"{base}-{n}"
         return candidate
