@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, cast
 
-from watchdog.actions.notify.base import Refreshing, SilenceListener
+from watchdog.actions.notify.base import Refreshing, SilenceListener, is_refreshing
 from watchdog.actions.notify.event import EventKind, SilenceEvent
 from watchdog.core.decision import DecisionKind
 from watchdog.incidents.model import log
@@ -37,9 +37,10 @@ class Outbound:
         that the incident's rule notifies; dry-run incidents sent nothing to renew."""
         rec = self._rec
         now = rec.clock.now()
-        for name, notifier in list(rec.playbook.notifiers.items()):
-            if not isinstance(notifier, Refreshing) or name in self._refreshing:
+        for name, each in list(rec.playbook.notifiers.items()):
+            if not is_refreshing(each) or name in self._refreshing:
                 continue
+            notifier = cast(Refreshing, each)  # its class is one (is_refreshing)
             if not notifier.refresh_due(now):
                 continue
             events = [
