@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol, cast, runtime_checkable
@@ -244,6 +245,12 @@ class Ledgers:
                 task = asyncio.create_task(self._check_run(name, ledger_target, since, now))
                 self._checking[name] = task
                 task.add_done_callback(functools.partial(self._checked, name))
+
+    def next_healthy_check(self, healthy_after: float) -> float:
+        """When ``healthy_tick`` next checks a run, if none changes state before
+        (``inf``: no run going on)."""
+        due = [s + healthy_after for n, s in self._runs.items() if n not in self._checking]
+        return min(due, default=math.inf)
 
     def _checked(self, name: str, _task: asyncio.Task[None]) -> None:
         self._checking.pop(name, None)

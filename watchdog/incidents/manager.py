@@ -364,6 +364,17 @@ class IncidentManager:
                 except StoreError as exc:
                     log.error("state store failed", incident=incident.id, error=str(exc))
 
+    def next_deadline(self) -> float:
+        """The earliest moment a ``tick`` may do anything but at a decision or a rule's
+        change of state (a replay ticks only then); ``now``: every tick may."""
+        now = self.clock.now()
+        if self._refused or self.outbound.refreshes():
+            return now
+        found = self._rec.ledgers.next_healthy_check(self.ruleset.guards.healthy_after)
+        for incident in self.open.values():
+            found = min(found, self._lifecycle.next_deadline(incident, now))
+        return found
+
     async def tick(self) -> None:
         """Advance deadlines: grace, verification, stable period, escalation; and the
         version ledger's healthy runs (every rule inactive for guards.healthy_after)."""

@@ -32,6 +32,10 @@ class Outbound:
             if isinstance(notifier, SilenceListener):
                 self._spawn(self._told(notifier.silence(event, self._rec.dry_run)), "silence")
 
+    def refreshes(self) -> bool:
+        """Whether any notifier is re-sent open incidents (then each tick may be due)."""
+        return any(is_refreshing(n) for n in self._rec.playbook.notifiers.values())
+
     def refresh(self) -> None:
         """Re-send the open incidents to each ``Refreshing`` notifier that is due, and
         that the incident's rule notifies; dry-run incidents sent nothing to renew."""
