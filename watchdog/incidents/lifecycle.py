@@ -87,6 +87,8 @@ class Lifecycle:
         deadline passed but not acted on (the evidence unsure) stays ``<= now``."""
         state = incident.state
         phase = incident.phase
+        if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and self._evidence(incident)[2]:
+            return now  # healthy already (say verification just escalated): resolve it
         if phase is Phase.GRACE:
             return deadline(state.grace_until)
         if phase is Phase.WATCHING:
