@@ -132,7 +132,7 @@ def histories(draw: st.DrawFn) -> tuple[dict[str, list[float]], list[float]]:
     length = draw(st.integers(min_value=20, max_value=700))
     signals: dict[str, list[float]] = {}
     for name in ("a", "b"):
-        values: list[float] = []
+        values: list[float] = [0.002]  # recorded from the start: the replay has a span
         while len(values) < length:
             value, count = draw(_RUN)
             values += [value] * count
