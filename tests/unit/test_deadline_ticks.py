@@ -18,8 +18,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from watchdog.backtest.columns import PointArray, read_points
 from watchdog.backtest.columnar_replay import ColumnarReplay, replay_columns
+from watchdog.backtest.columns import PointArray, read_points
 from watchdog.backtest.recordings import Recording, load_recordings
 from watchdog.backtest.replay import Replay
 from watchdog.backtest.run import replay_plan
@@ -99,7 +99,8 @@ def _stepped(
 
 def _bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_backtest", ROOT / "bench/backtest.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -137,9 +138,7 @@ def histories(draw: st.DrawFn) -> tuple[dict[str, list[float]], list[float]]:
             value, count = draw(_RUN)
             values += [value] * count
         signals[name] = values[:length]
-    deploys = draw(
-        st.lists(st.integers(min_value=-60, max_value=length), max_size=4, unique=True)
-    )
+    deploys = draw(st.lists(st.integers(min_value=-60, max_value=length), max_size=4, unique=True))
     return signals, [T0 + k * STEP for k in sorted(deploys)]
 
 
