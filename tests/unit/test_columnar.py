@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watchdog.backtest.columnar import evaluate, unsupported
-from watchdog.backtest.columns import PointArray, columns_of, from_samples
+from watchdog.backtest.columns import PointArray, columns_of, from_samples, step_of
 from watchdog.backtest.recordings import Recording
-from watchdog.backtest.samples import samples_of
+from watchdog.backtest.samples import infer_step, samples_of
 from watchdog.core.evaluator import INITIAL, RuleState, step
 from watchdog.model import Sample, SampleKind
 from watchdog.rules.model import RuleSpec
@@ -155,3 +155,19 @@ def _same_sample(a: Sample, b: Sample) -> bool:
         and a.reason == b.reason
         and a.errors == b.errors
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    gaps=st.lists(
+        st.sampled_from([15.0, 15.0004, 14.9996, 30.0, 0.0015, 0.0025, 60.5, 1e-4]),
+        min_size=0,
+        max_size=60,
+    ),
+    repeat=st.integers(min_value=1, max_value=120),
+)
+def test_step_of_arrays_is_infer_step(gaps: list[float], repeat: int) -> None:
+    """The step read from arrays is ``infer_step``'s (rounding, ties, first 4,999 gaps)."""
+    times = np.cumsum([1_790_000_000.0, *(gaps * repeat)])
+    points = PointArray(times, np.zeros(times.size))
+    assert step_of(times) == infer_step(points)

@@ -267,6 +267,10 @@ async def test_incidents_by_prefix_and_recent_order(store: Store) -> None:
     recent = await store.recent_incidents(limit=2)
     assert [r.opened_at for r in recent] == [T0 + 4, T0 + 3]
     assert [r.opened_at for r in await store.open_incidents()] == [T0 + n for n in range(5)]
+    # has_incident: the exact id only (a prefix is not an id; the ids stay unique).
+    assert await store.has_incident("20260923T120000Z-error-rate")
+    assert not await store.has_incident("20260923T120000Z-error")
+    assert not await store.has_incident("20260923")
 
 
 async def test_events_round_trip_in_order(store: Store) -> None:

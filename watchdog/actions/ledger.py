@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import structlog
 
@@ -49,6 +50,19 @@ class LedgerTarget(Protocol):
         """Read what is live, the steps that led there and the candidates;
         ``ledger`` lets a paginated walk stop once the answer is certain."""
         ...
+
+
+_LEDGER_CLASSES: dict[type, bool] = {}
+
+
+def reads_history(target: Target) -> bool:
+    """``isinstance(target, LedgerTarget)``, once per class: the protocol check walks
+    its members (~100 µs), and the healthy run asks for every target at every tick."""
+    kind = type(target)
+    found = _LEDGER_CLASSES.get(kind)
+    if found is None:
+        found = _LEDGER_CLASSES[kind] = isinstance(target, LedgerTarget)
+    return found
 
 
 # --- building the ledger (pure) ------------------------------------------------------------
@@ -237,7 +251,7 @@ class Ledgers:
             and (last_tick is None or now - last_tick <= gap)
         )
         for name, target in self.targets.items():
-            if not isinstance(target, LedgerTarget):
+            if not reads_history(target):
                 continue
             if not calm:
                 self._runs.pop(name, None)
@@ -246,9 +260,16 @@ class Ledgers:
             if unsettled_at is not None and unsettled_at > since:
                 since = self._runs[name] = unsettled_at
             if now >= since + healthy_after and name not in self._checking:
-                task = asyncio.create_task(self._check_run(name, target, since, now))
+                ledger_target = cast(LedgerTarget, target)  # its class is one (reads_history)
+                task = asyncio.create_task(self._check_run(name, ledger_target, since, now))
                 self._checking[name] = task
                 task.add_done_callback(functools.partial(self._checked, name))
+
+    def next_healthy_check(self, healthy_after: float) -> float:
+        """When ``healthy_tick`` next checks a run, if none changes state before
+        (``inf``: no run going on)."""
+        due = [s + healthy_after for n, s in self._runs.items() if n not in self._checking]
+        return min(due, default=math.inf)
 
     def _checked(self, name: str, _task: asyncio.Task[None]) -> None:
         self._checking.pop(name, None)

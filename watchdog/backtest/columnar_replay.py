@@ -3,17 +3,20 @@ then only the moments that matter handed to the same ``Replay``, engine states,
 incident manager and guards as the step path.
 
 A moment matters when a rule's state (or ``blind_long``) changes there, and, while an
-incident is open, every sample time (its deadlines are checked at each, as the step
-path does). There the engine's state of each rule is set to exactly the
-``RuleState`` that folding ``step`` would hold, transitions and decisions are made by
-the engine's own ``transition`` and ``decide``, and the signal windows that the
-manager reads (baselines, verification) show the samples of the last hour, built on
-demand. Rules the columnar evaluator does not take fold ``step`` themselves
-(``StepTrack``), so one counted rule does not send the whole replay back.
+incident is open, when the manager's ``next_deadline`` has come (the step path ticks
+at every sample time; between a change of state and a deadline a tick does nothing,
+and ``every_sample=True`` ticks at each to prove it). There the engine's state of
+each rule is set to exactly the ``RuleState`` that folding ``step`` would hold,
+transitions and decisions are made by the engine's own ``transition`` and
+``decide``, and the signal windows that the manager reads (baselines, verification)
+show the samples of the last hour, built on demand. Rules the columnar evaluator
+does not take fold ``step`` themselves (``StepTrack``), so one counted rule does not
+send the whole replay back.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
@@ -146,8 +149,11 @@ class ColumnarReplay(Replay):
         deployments: Deployments | None = None,
         silences: Sequence[Sequence[Matcher]] = (),
         ignore_deploys: bool = False,
+        every_sample: bool = False,
     ) -> None:
         super().__init__(ruleset, deployments, silences, ignore_deploys)
+        self.every_sample = every_sample
+        self.ticks = 0  # how many times the manager was ticked
         self.columns = dict(columns)
         self.tracks = dict(tracks)
         for name, c in columns.items():
@@ -182,24 +188,32 @@ class ColumnarReplay(Replay):
         same = all(t.size == every[0].size and np.array_equal(t, every[0]) for t in every)
         times = every[0] if same else np.unique(np.concatenate(every))
         moments = self._moments(times)
-        ahead = np.array(sorted(moments), dtype=np.intp)
+        # A signal's first sample gives its rules a time (the ledger's calm needs it).
+        firsts = np.searchsorted(times, [c.t[0] for c in self.columns.values() if c.t.size])
+        ahead = np.union1d(np.array(sorted(moments), dtype=np.intp), firsts.astype(np.intp))
         size = times.size
         g = int(ahead[0]) if ahead.size else size
+        due = -math.inf  # the manager's next deadline
         while g < size:
             at = float(times[g])
             self.clock.set(at)
             self._tell_deploys(at)
-            decided = await self._changes(moments.get(g, ()))
-            if decided or self.manager.open:
+            changing = moments.get(g, ())
+            decided = await self._changes(changing)
+            if decided or (self.manager.open and (self.every_sample or changing or at >= due)):
                 self._sync(at)
                 await self.manager.drain()
                 await self.manager.tick()
                 await self.manager.drain()
+                self.ticks += 1
+                due = self.manager.next_deadline()
+            later = int(np.searchsorted(ahead, g, side="right"))
+            g_next = int(ahead[later]) if later < ahead.size else size
             if self.manager.open:
-                g += 1
-            else:
-                later = int(np.searchsorted(ahead, g, side="right"))
-                g = int(ahead[later]) if later < ahead.size else size
+                # The first sample at or after the deadline, unless a change comes first.
+                at_due = g + 1 if self.every_sample else int(np.searchsorted(times, due))
+                g_next = min(g_next, max(at_due, g + 1))
+            g = g_next
 
     def _tell_deploys(self, at: float) -> None:
         while self._next_deploy < len(self._deploys) and self._deploys[self._next_deploy][0] <= at:
@@ -267,6 +281,7 @@ async def replay_columns(
     deployments: Deployments | None = None,
     silences: Sequence[Sequence[Matcher]] = (),
     ignore_deploys: bool = False,
+    every_sample: bool = False,
 ) -> tuple[ColumnarReplay, dict[str, Sequence[Sample]]]:
     """``recordings`` replayed the columnar way; the replay and what it replayed."""
     columns = {name: columns_of(r, start, end) for name, r in recordings.items()}
@@ -275,7 +290,9 @@ async def replay_columns(
         for rule in ruleset.rules
         if rule.signal in columns
     }
-    replay = ColumnarReplay(ruleset, columns, tracks, deployments, silences, ignore_deploys)
+    replay = ColumnarReplay(
+        ruleset, columns, tracks, deployments, silences, ignore_deploys, every_sample
+    )
     streams = replay.streams()
     await replay.run(streams)
     return replay, streams

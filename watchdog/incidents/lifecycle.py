@@ -4,6 +4,7 @@ a rule's resolution may close it, and closing writes the post-mortem draft."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from watchdog.actions.notify.event import EventKind
@@ -78,6 +79,39 @@ class Lifecycle:
             await self._stable_over(incident, firing, unsure)
         if incident.phase is Phase.ESCALATED:
             await ladder(rec, incident, now)
+
+    def next_deadline(self, incident: Incident, now: float) -> float:
+        """The earliest moment ``tick_one`` may act on ``incident`` other than at a
+        rule's change of state (``healthy``, ``firing``); ``now`` where it reads
+        samples or silences at every tick; ``inf``: only at a change of state. A
+        deadline passed but not acted on (the evidence unsure) stays ``<= now``."""
+        state = incident.state
+        phase = incident.phase
+        if phase in (Phase.GRACE, Phase.WATCHING, Phase.ESCALATED) and self._evidence(incident)[2]:
+            return now  # healthy already (say verification just escalated): resolve it
+        if phase is Phase.GRACE:
+            return deadline(state.grace_until)
+        if phase is Phase.WATCHING:
+            blocked = state.blocked
+            if blocked is not None and blocked.by is Hold.SILENCED:
+                return now  # a silence may end or be expired at any moment
+            return deadline(state.escalate_at) if state.escalate_at else math.inf
+        if phase is Phase.ROLLING_BACK:
+            return deadline(state.resume_at)
+        if phase is Phase.MONITORING:
+            return deadline(state.stable_until)
+        if phase is Phase.ESCALATED:
+            if state.escalated_at is None:
+                return now
+            return min(
+                [deadline(state.refused_at) + RESUME_AFTER_S]
+                + [
+                    state.escalated_at + level.after
+                    for level in self.rec.ruleset.escalation
+                    if level.level > state.escalation_sent
+                ]
+            )
+        return now  # verifying: each sample may decide a check
 
     async def _grace_over(self, incident: Incident, firing: bool, unsure: bool) -> None:
         if firing:

@@ -187,11 +187,12 @@ class IncidentManager:
 
     async def _unique_id(self, now: float, rule: str) -> str:
         """``20261128T194900Z-error-rate``; a second incident of the same rule in the
-        same second (a dry run, then the real thing) gets ``-2``, ``-3``, ..."""
+        same second (a dry run, then the real thing) gets ``-2``, ``-3``, ...; unique in
+        the whole store (a clock step back can make an old second current again), each
+        candidate one primary-key lookup."""
         base = f"{iso(now).replace(':', '').replace('-', '')}-{rule}"
-        taken = {i.id for i in await self.store.recent_incidents(50)} | set(self.open)
         candidate, n = base, 1
-        while candidate in taken:
+        while candidate in self.open or await self.store.has_incident(candidate):
             n += 1
             candidate = f"{base}-{n}"
         return candidate
@@ -362,6 +363,17 @@ class IncidentManager:
                     await self._rec.event(incident.id, "clock_jumped", {"seconds": seconds})
                 except StoreError as exc:
                     log.error("state store failed", incident=incident.id, error=str(exc))
+
+    def next_deadline(self) -> float:
+        """The earliest moment a ``tick`` may do anything but at a decision or a rule's
+        change of state (a replay ticks only then); ``now``: every tick may."""
+        now = self.clock.now()
+        if self._refused or self.outbound.refreshes():
+            return now
+        found = self._rec.ledgers.next_healthy_check(self.ruleset.guards.healthy_after)
+        for incident in self.open.values():
+            found = min(found, self._lifecycle.next_deadline(incident, now))
+        return found
 
     async def tick(self) -> None:
         """Advance deadlines: grace, verification, stable period, escalation; and the

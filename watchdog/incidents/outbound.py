@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, cast
 
-from watchdog.actions.notify.base import Refreshing, SilenceListener
+from watchdog.actions.notify.base import Refreshing, SilenceListener, is_refreshing
 from watchdog.actions.notify.event import EventKind, SilenceEvent
 from watchdog.core.decision import DecisionKind
 from watchdog.incidents.model import log
@@ -32,14 +32,19 @@ class Outbound:
             if isinstance(notifier, SilenceListener):
                 self._spawn(self._told(notifier.silence(event, self._rec.dry_run)), "silence")
 
+    def refreshes(self) -> bool:
+        """Whether any notifier is re-sent open incidents (then each tick may be due)."""
+        return any(is_refreshing(n) for n in self._rec.playbook.notifiers.values())
+
     def refresh(self) -> None:
         """Re-send the open incidents to each ``Refreshing`` notifier that is due, and
         that the incident's rule notifies; dry-run incidents sent nothing to renew."""
         rec = self._rec
         now = rec.clock.now()
-        for name, notifier in list(rec.playbook.notifiers.items()):
-            if not isinstance(notifier, Refreshing) or name in self._refreshing:
+        for name, each in list(rec.playbook.notifiers.items()):
+            if not is_refreshing(each) or name in self._refreshing:
                 continue
+            notifier = cast(Refreshing, each)  # its class is one (is_refreshing)
             if not notifier.refresh_due(now):
                 continue
             events = [

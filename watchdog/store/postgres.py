@@ -174,6 +174,10 @@ class PostgresStore:
         )
         return pick_incident(rows, incident_id)
 
+    async def has_incident(self, incident_id: str) -> bool:
+        rows = await self._rows("SELECT 1 FROM incidents WHERE id = %s", (incident_id,))
+        return bool(rows)
+
     async def recent_incidents(self, limit: int = 20) -> list[IncidentRecord]:
         rows = await self._rows(
             "SELECT id, opened_at, closed_at, rule, severity, phase, targets, data FROM incidents "

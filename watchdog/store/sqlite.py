@@ -203,6 +203,12 @@ class SQLiteStore:
         )
         return pick_incident(rows, incident_id)
 
+    async def has_incident(self, incident_id: str) -> bool:
+        row = await self._run(
+            lambda c: c.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        )
+        return row is not None
+
     async def recent_incidents(self, limit: int = 20) -> list[IncidentRecord]:
         rows = await self._run(
             lambda c: c.execute(

@@ -61,6 +61,19 @@ class Refreshing(Protocol):
         ...
 
 
+_REFRESHING_CLASSES: dict[type, bool] = {}
+
+
+def is_refreshing(notifier: object) -> bool:
+    """``isinstance(notifier, Refreshing)``, once per class: the protocol check walks
+    its members (~100 µs), and every incident tick asks it of every notifier."""
+    kind = type(notifier)
+    found = _REFRESHING_CLASSES.get(kind)
+    if found is None:
+        found = _REFRESHING_CLASSES[kind] = isinstance(notifier, Refreshing)
+    return found
+
+
 def sent(name: str, detail: str, **data: Any) -> ActionResult:
     return ActionResult(action=ACTION, target=name, ok=True, detail=detail, data=data)
 
