@@ -376,15 +376,13 @@ class IncidentManager:
         return found
 
     async def tick(self) -> None:
-        """Advance deadlines: grace, verification, stable period, escalation; and the
-        version ledger's healthy runs (every rule inactive for guards.healthy_after)."""
-        # Silent longer than a rule takes to go blind (or two intervals): no evidence.
-        longest = max((s.interval for s in self.ruleset.signals.values()), default=0.0)
+        """Advance deadlines (grace, verification, stable, escalation) and healthy runs."""
+        rules = self.ruleset
         self._rec.ledgers.healthy_tick(
             self.clock.now(),
             self.engine.states,
-            self.ruleset.guards.healthy_after,
-            max(self.ruleset.defaults.blind_after, 2 * longest),
+            rules.guards.healthy_after,
+            rules.evidence_gap,
             self.engine.unsettled_at,
         )
         async with self._lock:

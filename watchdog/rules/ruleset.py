@@ -73,3 +73,10 @@ class RuleSet:
 
     def blind_after(self, rule: RuleSpec) -> float:
         return rule.blind_after if rule.blind_after is not None else self.defaults.blind_after
+
+    @cached_property
+    def evidence_gap(self) -> float:
+        """Silent longer than this (a rule going blind, or two intervals): no evidence,
+        so a healthy run ends."""
+        longest = max((s.interval for s in self.signals.values()), default=0.0)
+        return max(self.defaults.blind_after, 2 * longest)
