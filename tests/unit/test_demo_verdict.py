@@ -81,3 +81,15 @@ def test_the_demo_finds_its_rules_file_in_a_checkout() -> None:
 
     assert RULES.is_file(), RULES
     assert RULES.read_text(encoding="utf-8").startswith(("#", "version"))
+
+
+def test_a_source_that_never_answered_by_the_scenario_fails_the_run() -> None:
+    """Found by running `bash scripts/demo` and reading its console: the Worker's
+    per-version telemetry source (`edge`) answered every sample with an error all run
+    long, the canary rule stayed idle (no split) and the run said PASS."""
+    record = RunRecord(
+        "bad-deploy", False, acted_at=12.0, not_ready_at_act="sources not answering: edge"
+    )
+    assert strict_problems(record) == [
+        "the watchdog was not ready when the scenario began: sources not answering: edge"
+    ]

@@ -29,6 +29,7 @@ from watchdog.clock import AutoClock, Clock, SystemClock
 from watchdog.core.engine import Observation
 from watchdog.demo.fakes.app import FakeApp, drive
 from watchdog.demo.fakes.cloudflare import FakeCloudflare
+from watchdog.demo.fakes.cloudflare_telemetry import Row
 from watchdog.demo.fakes.receivers import Receivers
 
 # Re-exported: the tests and the demo's callers read these from here.
@@ -72,6 +73,9 @@ def _seed(cf: FakeCloudflare, now: float) -> str:
     for name, age in (("v1", 2 * 86400), ("v2", 86400)):
         good = cf.upload_version("demo-api", f"{name}", created_on=now - age - 60)
         cf.deploy("demo-api", [(good, 100.0)], f"deploy {name}", created_on=now - age)
+    # Workers Logs is on, as the canary's telemetry source needs: v2 served an hour ago,
+    # so the keys endpoint knows the version key (with no events it knows none).
+    cf.telemetry.record(Row(now - 3600, "demo-api", good, "ok", 20.0))
     cf.add_project("demo-site")
     for name, age in (("v1", 2 * 86400), ("v2", 86400)):
         cf.add_pages_deployment("demo-site", created_on=now - age, commit_message=name)
@@ -291,6 +295,8 @@ async def _play(
                 for rule, state in demo.runtime.watchdog.engine.states.items()
                 if state.state.value == "blind"
             ]
+            ready, why = demo.runtime.watchdog.ready(demo.now())
+            demo.record.not_ready_at_act = None if ready else why
             await scenario.act(demo)
             acted = True
         view.frame(

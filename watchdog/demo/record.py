@@ -24,6 +24,7 @@ class RunRecord:
     blind_at_act: list[str] = field(default_factory=list)  # rules without evidence then
     went_blind: list[tuple[float, str]] = field(default_factory=list)  # (at, rule)
     blind_alarms: list[tuple[float, str]] = field(default_factory=list)  # (at, why)
+    not_ready_at_act: str | None = None  # /readyz's reason when the scenario acted
 
     def to_json(self) -> str:
         return strict_json.dumps(asdict(self), indent=2)
@@ -33,6 +34,7 @@ class RunRecord:
         data = json.loads(text)
         data["went_blind"] = [(float(at), str(rule)) for at, rule in data["went_blind"]]
         data["blind_alarms"] = [(float(at), str(why)) for at, why in data["blind_alarms"]]
+        data.setdefault("not_ready_at_act", None)  # records saved before it was judged
         return cls(**data)
 
 
@@ -58,4 +60,8 @@ def strict_problems(record: RunRecord, may_blind: frozenset[str] = frozenset()) 
         if rule not in may_blind and (record.acted_at is None or at >= record.acted_at)
     ]
     problems += [f"blind alarm at +{at:.1f}s: {why}" for at, why in record.blind_alarms]
+    if record.not_ready_at_act is not None:  # a source erring all along, under idle rules
+        problems.append(
+            f"the watchdog was not ready when the scenario began: {record.not_ready_at_act}"
+        )
     return problems
