@@ -207,3 +207,43 @@ rules:
     with pytest.raises(RuleError) as caught:
         ruleset(tmp_path, "", base=text)
     assert any("signals.up.alertname: does not apply" in p for p in caught.value.problems)
+
+
+async def test_a_large_group_fits_the_webhook_while_other_routes_keep_their_limit() -> None:
+    """Alertmanager sends a group whole: 300 alerts are ~150 KB, past the control API's
+    64 KiB (the shipped route capped groups at 40 alerts for it)."""
+    from watchdog.api import alertmanager as webhook
+    from watchdog.http.server import Request, Response, Router
+
+    clock = InstantClock()
+    async with httpx.AsyncClient() as http:
+        am = AlertmanagerSource("am", SPEC, SourceDeps(http=http, clock=clock))
+        router = Router(max_body_bytes=64 * 1024)
+        webhook.install(router, {"am": am})
+
+        async def other(_: Request, __: dict[str, str]) -> Response:
+            return Response.json({"ok": True})
+
+        router.add("POST", "/api/v1/other", other)
+        many = [alert(service="checkout", pod=f"pod-{i:04d}" + "x" * 300) for i in range(300)]
+        body = {
+            "receiver": "watchdog",
+            "status": "firing",
+            "alerts": many,
+            "groupLabels": {"alertname": "CheckoutErrors"},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "version": "4",
+            "groupKey": '{}:{alertname="CheckoutErrors"}',
+            "truncatedAlerts": 0,
+        }
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as api:
+            answer = await api.post("/api/v1/alertmanager/am", json=body)
+            assert len(answer.request.content) > 100 * 1024
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["alerts"] == 300
+            refused = await api.post("/api/v1/other", json=body)
+            assert refused.status_code == 413
+        assert (await am.sample([signal(service="checkout")], 0.0))["checkout"].value == 300

@@ -10,11 +10,14 @@ from collections.abc import Mapping
 from watchdog.http.server import HTTPError, Request, Response, Router
 from watchdog.sources.alertmanager import AlertmanagerSource, PayloadError, parse
 
+# A notification carries its whole group (each alert with labels, annotations and a
+# generator URL: about 1-2 KB), far past the control API's 64 KiB for its own bodies.
+MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024
+
 
 def install(router: Router, inboxes: Mapping[str, object]) -> None:
     """``inboxes``: the running push-fed sources by name (``SourceDeps.inboxes``)."""
 
-    @router.route("POST", "/api/v1/alertmanager/{source}")
     async def receive(request: Request, params: dict[str, str]) -> Response:
         name = params["source"]
         source = inboxes.get(name)
@@ -38,3 +41,10 @@ def install(router: Router, inboxes: Mapping[str, object]) -> None:
                 "firing": firing,
             }
         )
+
+    router.add(
+        "POST",
+        "/api/v1/alertmanager/{source}",
+        receive,
+        max_body_bytes=MAX_NOTIFICATION_BYTES,
+    )

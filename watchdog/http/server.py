@@ -148,11 +148,25 @@ class Router:
         self.max_body_bytes = max_body_bytes
         self.render_error = render_error
         self.middleware: list[Callable[[Request], Awaitable[Response | None]]] = []
+        # Routes that read more than ``max_body_bytes`` (a webhook's batches), by path.
+        self._body_limits: list[tuple[re.Pattern[str], int]] = []
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
+    def add(
+        self, method: str, pattern: str, handler: Handler, *, max_body_bytes: int | None = None
+    ) -> None:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/")
-        self._routes.append((method.upper(), re.compile(f"^{regex}/?$"), handler))
+        compiled = re.compile(f"^{regex}/?$")
+        self._routes.append((method.upper(), compiled, handler))
         self.declared.append((method.upper(), pattern))
+        if max_body_bytes is not None:
+            self._body_limits.append((compiled, max_body_bytes))
+
+    def body_limit(self, path: str) -> int:
+        """The most a request to ``path`` may send: its route's own limit, or the router's."""
+        return next(
+            (limit for regex, limit in self._body_limits if regex.match(path)),
+            self.max_body_bytes,
+        )
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -196,9 +210,10 @@ class Router:
                     return
         if scope["type"] != "http":
             return
-        body, too_big = await _read_body(receive, self.max_body_bytes)
+        limit = self.body_limit(scope["path"])
+        body, too_big = await _read_body(receive, limit)
         if too_big:
-            response = self.render_error(413, f"request body over {self.max_body_bytes} bytes")
+            response = self.render_error(413, f"request body over {limit} bytes")
         else:
             client = scope.get("client")
             request = Request(
