@@ -219,7 +219,7 @@ async def test_slow_api_times_out(
     async with httpx.AsyncClient() as http:
         env = Env(WorkersAnalytics(), url, http, FakeClock(NOW))
         samples = await env.sample(env.source(timeout_s=0.2))
-    assert samples["requests"].reason == "timed out after 200ms"
+    assert samples["requests"].reason == "Cloudflare GraphQL: timed out after 200ms"
 
 
 async def test_fake_answers_unknown_queries_with_a_graphql_error(env: Env) -> None:

@@ -1,14 +1,55 @@
 """How the HTTP sources word a failed fetch. Reasons end up in samples, logs and
 "watchdog is blind" notifications, so they name what went wrong, never the URL
-(a URL may carry credentials) and never a header."""
+(a URL may carry credentials) and never a header. ``post_json`` is the bounded,
+timed POST both Cloudflare sources send, with one wording of its failures."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
+from watchdog import strict_json
+from watchdog.errors import SourceError
+from watchdog.http import bounded_read
 from watchdog.units import format_duration
+
+
+async def post_json(
+    http: httpx.AsyncClient,
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    token: SecretStr,
+    timeout_s: float,
+    max_bytes: int,
+    what: str,
+) -> httpx.Response:
+    """One JSON POST with a bearer token, over within ``timeout_s`` and read up to
+    ``max_bytes``. A failure without an HTTP answer raises ``SourceError`` worded
+    ``"<what>: <why>"``; an answer of any status is the caller's to judge."""
+    headers = {**strict_json.JSON_HEADERS, "Authorization": f"Bearer {token.get_secret_value()}"}
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await bounded_read.fetch(
+                http,
+                "POST",
+                url,
+                max_bytes=max_bytes,
+                content=strict_json.dumpb(payload),
+                headers=headers,
+                timeout=timeout_s,
+            )
+    except TimeoutError:
+        raise SourceError(f"{what}: {timed_out(timeout_s)}") from None
+    except bounded_read.BodyError as exc:
+        raise SourceError(f"{what}: HTTP {exc.status}: {exc}") from None
+    except httpx.TransportError as exc:
+        raise SourceError(f"{what}: {transport_failure(exc, timeout_s, url)}") from None
 
 
 def timed_out(timeout_s: float) -> str:

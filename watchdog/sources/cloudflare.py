@@ -30,7 +30,6 @@ prolonging the block. No rows in the window is ``no_data``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -39,10 +38,8 @@ from typing import Any
 
 import httpx
 
-from watchdog import strict_json
 from watchdog.clock import Clock
 from watchdog.errors import SourceError
-from watchdog.http import bounded_read
 from watchdog.http.client import parse_retry_after
 from watchdog.model import Sample
 from watchdog.rules.load import ResolvedSignal
@@ -145,25 +142,15 @@ class CloudflareSource:
                 "end": iso(end),
             },
         }
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        timeout = self.spec.timeout
-        try:
-            async with asyncio.timeout(timeout):
-                response = await bounded_read.fetch(
-                    self._http,
-                    "POST",
-                    self._url,
-                    max_bytes=MAX_BYTES,
-                    content=strict_json.dumpb(payload),
-                    headers={**strict_json.JSON_HEADERS, **headers},
-                    timeout=timeout,
-                )
-        except TimeoutError:
-            raise SourceError(_transport.timed_out(timeout)) from None
-        except bounded_read.BodyError as exc:
-            raise SourceError(f"Cloudflare GraphQL: HTTP {exc.status}: {exc}") from None
-        except httpx.TransportError as exc:
-            raise SourceError(_transport.transport_failure(exc, timeout, self._url)) from None
+        response = await _transport.post_json(
+            self._http,
+            self._url,
+            payload,
+            token=self._token,
+            timeout_s=self.spec.timeout,
+            max_bytes=MAX_BYTES,
+            what="Cloudflare GraphQL",
+        )
         if response.status_code == 429:
             wait = parse_retry_after(response.headers.get("retry-after"), self._clock.now())
             self._quiet_until = self._clock.now() + (

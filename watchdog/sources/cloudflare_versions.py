@@ -25,17 +25,12 @@ events seen, never on scaled estimates.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
-from watchdog import strict_json
 from watchdog.clock import Clock
 from watchdog.errors import SourceError
-from watchdog.http import bounded_read
 from watchdog.model import Sample, SampleKind, VersionCounts
 from watchdog.rules.load import ResolvedSignal
 from watchdog.rules.model import CloudflareSourceSpec
@@ -113,31 +108,15 @@ class CloudflareVersionsSource:
 
     async def _post(self, path: str, payload: dict[str, Any], what: str) -> Any:
         assert self._token is not None
-        url = self._api + path
-        headers = {
-            **strict_json.JSON_HEADERS,
-            "Authorization": f"Bearer {self._token.get_secret_value()}",
-        }
-        timeout = self.spec.timeout
-        try:
-            async with asyncio.timeout(timeout):
-                response = await bounded_read.fetch(
-                    self._http,
-                    "POST",
-                    url,
-                    max_bytes=MAX_BYTES,
-                    content=strict_json.dumpb(payload),
-                    headers=headers,
-                    timeout=timeout,
-                )
-        except TimeoutError:
-            raise SourceError(f"{what}: {_transport.timed_out(timeout)}") from None
-        except bounded_read.BodyError as exc:
-            raise SourceError(f"{what}: HTTP {exc.status}: {exc}") from None
-        except httpx.TransportError as exc:
-            raise SourceError(
-                f"{what}: {_transport.transport_failure(exc, timeout, url)}"
-            ) from None
+        response = await _transport.post_json(
+            self._http,
+            self._api + path,
+            payload,
+            token=self._token,
+            timeout_s=self.spec.timeout,
+            max_bytes=MAX_BYTES,
+            what=what,
+        )
         try:
             body = json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
