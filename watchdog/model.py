@@ -75,13 +75,16 @@ class Sample:
 class VersionCounts:
     """One Worker version's invocations in a sample's window, as the analytics saw
     them: ``errors`` of ``requests`` events kept by sampling, each standing for
-    ``scale`` requests; ``p95_s`` its wall-time p95 (None when not reported)."""
+    ``scale`` requests; ``p95_s`` its wall-time p95 (None when not reported); ``slow``
+    of them took longer than ``slow_over_s`` (None: not counted)."""
 
     version: str
     errors: float
     requests: float
     scale: float = 1.0
     p95_s: float | None = None
+    slow: float | None = None
+    slow_over_s: float | None = None
 
 
 @dataclass(frozen=True)

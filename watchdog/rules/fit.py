@@ -1,6 +1,6 @@
 """Does a rule suit its signal? The threshold's unit and range, the traffic behind
 ``min_requests``, both counts for the counted rule kinds (confidence, regression, burn),
-counts per version for canary rules."""
+counts per version for canary rules (and slow counts for a latency canary)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,19 @@ def counts_versions(signal: ResolvedSignal) -> bool:
     return (
         source.type == "cloudflare"
         and source.mode == "versions"
+        and signal.spec.field == "versions"
+    )
+
+
+def counts_slow(signal: ResolvedSignal) -> bool:
+    """Whether the source of ``signal`` can count a version's requests over a wall-time
+    bound (a canary's ``slower_than``): the telemetry query API filters on
+    ``$workers.wallTimeMs``; GraphQL has quantiles only, a flow one run per version."""
+    source = signal.source
+    return (
+        source.type == "cloudflare"
+        and source.mode == "versions"
+        and source.api == "telemetry"
         and signal.spec.field == "versions"
     )
 

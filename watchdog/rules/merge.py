@@ -5,10 +5,12 @@ and each threshold checked against its signal's unit. Every problem is collected
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from watchdog.rules.fit import (
     counts_errors,
+    counts_slow,
     counts_versions,
     overlapping_range,
     reports_traffic,
@@ -77,6 +79,7 @@ class _Merge:
             self._need(target.purge, self.purges, "purge", item, (*path, "purge"))
         for rule, item, path in self.rules:
             self._check_rule(rule, item, path)
+        self._slow_bounds()
         after = self._after_rollback()
         notify = self._notify()
         escalation = self._escalation()
@@ -163,6 +166,33 @@ class _Merge:
             self._need((rule.canary.target,), self.targets, "target", item, (*path, "canary"))
         if rule.notify is not None:
             self._need(rule.notify, self.notifiers, "notifier", item, (*path, "notify"))
+
+    def _slow_bounds(self) -> None:
+        """A latency canary's ``slower_than`` goes to its signal, whose source then
+        counts each version's requests over it: one bound per signal."""
+        first: dict[str, tuple[float, str]] = {}
+        for rule, item, path in self.rules:
+            bound = rule.canary.slower_than if rule.canary is not None else None
+            signal = self.signals.get(rule.signal)
+            if bound is None or signal is None or not counts_versions(signal):
+                continue  # an unknown or unfit signal is reported by _check_rule
+            at = where(item, (*path, "canary", "slower_than"))
+            if not counts_slow(signal):
+                self.problems.append(
+                    f"{at}: signal {signal.name!r} cannot count slow requests per Worker "
+                    "version (use a cloudflare source with mode: versions and api: telemetry)"
+                )
+                continue
+            seen = first.setdefault(signal.name, (bound, f"rule {rule.name!r} ({at})"))
+            if seen[0] != bound:
+                self.problems.append(
+                    f"{at}: signal {signal.name!r} already counts requests slower than "
+                    f"{seen[0] * 1000:g}ms for {seen[1]}: one bound per signal "
+                    "(another bound needs another source)"
+                )
+                continue
+            spec = signal.spec.model_copy(update={"slower_than": bound})
+            self.signals[signal.name] = replace(signal, spec=spec)
 
     def _check_signal_fits(
         self, rule: RuleSpec, signal: ResolvedSignal, item: Parsed, path: Path_

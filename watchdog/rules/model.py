@@ -194,11 +194,13 @@ class RegressionSpec(Model):
 class CanarySpec(Model):
     """During a gradual deployment of ``target``: the new version's errors against the
     old version's over the same minutes, by an anytime-valid sequential test
-    (``core.canary``)."""
+    (``core.canary``). With ``slower_than`` the test counts requests slower than that
+    bound instead of errors (the signal's source counts them: ``rules.merge``)."""
 
     min_effect: RatioEffect
     confidence: Confidence = 0.99
     target: Name | None = None  # the Worker whose split is judged (default: the rollback's)
+    slower_than: PositiveDuration | None = None
 
 
 class BurnWindow(Model):

@@ -11,6 +11,13 @@ for ``count`` and ``p95`` of ``$workers.wallTimeMs``, filtered on
 ``.../telemetry/keys`` whether ``$workers.scriptVersion.id`` exists (two spellings
 circulate); a missing key is an error naming it.
 
+A signal that a latency canary uses carries its bound (``slower_than``, put there by
+``rules.merge``): per bound, a second query counts each version's events with
+``$workers.wallTimeMs`` ``gt`` the bound in milliseconds (a filter applies to a whole
+query, so it cannot share the first one), and the sample's ``VersionCounts`` carry
+``slow`` and ``slow_over_s``. Filter shape ``{key, operation: "gt", type: "number",
+value}``: ``ParametersFilter`` in cloudflare-python's ``telemetry_query_params.py``.
+
 ``api: graphql`` asks ``workersInvocationsAdaptive`` with the ``scriptVersion``
 dimension, which Cloudflare's docs do not list: the schema is introspected first
 and, without that dimension, every sample is an error saying so. Never a silent
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from watchdog.clock import Clock
@@ -40,6 +48,11 @@ from watchdog.units import iso
 
 VERSION_KEY = "$workers.scriptVersion.id"
 OUTCOME_KEY = "$workers.outcome"
+WALL_KEY = "$workers.wallTimeMs"
+NO_SLOW_IN_GRAPHQL = (
+    "Cloudflare GraphQL has wall-time quantiles only, no count of requests over a bound: "
+    "a canary's slower_than needs api: telemetry"
+)
 NOT_ERRORS = frozenset({"ok", "canceled"})
 MAX_CATCH_UP_S = 3600.0  # after an outage, read at most the last hour
 MAX_BYTES = 4 * 1024 * 1024
@@ -75,7 +88,7 @@ class CloudflareVersionsSource:
         self._token = deps.cloudflare_api_token
         self._account = spec.account or deps.cloudflare_account_id
         self._cursor: float | None = None
-        self._checked = False  # the version key/dimension was confirmed
+        self._confirmed: set[str] = set()  # telemetry keys (or the GraphQL dimension) seen
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is shared."""
@@ -89,20 +102,30 @@ class CloudflareVersionsSource:
         start = max(start, end - MAX_CATCH_UP_S)
         if end <= start:
             return {s.name: Sample.no_data(now, "no new minutes delivered yet") for s in signals}
+        # A latency canary's bound reaches its signal from the rules (rules.merge).
+        bounds = sorted({s.spec.slower_than for s in signals if s.spec.slower_than is not None})
         try:
-            if not self._checked:
-                await (
-                    self._check_keys(end) if self.spec.api == "telemetry" else self._introspect()
-                )
-                self._checked = True
             if self.spec.api == "telemetry":
+                needed = (
+                    (VERSION_KEY, OUTCOME_KEY, WALL_KEY) if bounds else (VERSION_KEY, OUTCOME_KEY)
+                )
+                await self._check_keys(end, needed)
                 versions = await self._telemetry(start, end)
+                slow = {bound: await self._slow(start, end, bound) for bound in bounds}
             else:
-                versions = await self._graphql(start, end)
+                if bounds:
+                    raise SourceError(NO_SLOW_IN_GRAPHQL)
+                await self._introspect()
+                versions, slow = await self._graphql(start, end), {}
         except SourceError as exc:
             return error_for_all(signals, now, str(exc))
         self._cursor = end
-        return {s.name: _field(s.spec.field, versions, now, end) for s in signals}
+        out = {}
+        for s in signals:
+            bound = s.spec.slower_than
+            counted = versions if bound is None else with_slow(versions, bound, slow[bound])
+            out[s.name] = _field(s.spec.field, counted, now, end)
+        return out
 
     # --- transport ----------------------------------------------------------------------
 
@@ -130,8 +153,11 @@ class CloudflareVersionsSource:
     def _telemetry_path(self, leaf: str) -> str:
         return f"/accounts/{self._account}/workers/observability/telemetry/{leaf}"
 
-    async def _check_keys(self, end: float) -> None:
-        """The keys seen in the script's events of the last day (``telemetry/keys``)."""
+    async def _check_keys(self, end: float, needed: tuple[str, ...]) -> None:
+        """The keys seen in the script's events of the last day (``telemetry/keys``),
+        asked until every key ``needed`` was seen once."""
+        if self._confirmed.issuperset(needed):
+            return
         payload = {
             "timeframe": {"from": int((end - 86400) * 1000), "to": int(end * 1000)},
             "filters": [
@@ -151,51 +177,61 @@ class CloudflareVersionsSource:
             if isinstance(result, list)
             else set()
         )
-        missing = [k for k in (VERSION_KEY, OUTCOME_KEY) if k not in keys]
+        missing = [k for k in needed if k not in keys]
         if missing:
             raise SourceError(
                 f"Workers telemetry has no key {', '.join(missing)} in the script's events of "
                 "the last day (is Workers Logs enabled, observability.enabled?); per-version "
                 "counts need it"
             )
+        self._confirmed.update(needed)
 
-    async def _telemetry(self, start: float, end: float) -> tuple[VersionCounts, ...]:
-        payload = {
+    def _query(
+        self, start: float, end: float, more: list[dict[str, Any]], by: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """A calculations query over the script's events in ``[start, end)``."""
+        script = {
+            "key": "$workers.scriptName",
+            "operation": "eq",
+            "type": "string",
+            "value": self.spec.script,
+        }
+        return {
             "queryId": f"watchdog-{self.name}",
             "timeframe": {"from": int(start * 1000), "to": int(end * 1000)},
             "view": "calculations",
             "parameters": {
-                "filters": [
-                    {
-                        "key": "$workers.scriptName",
-                        "operation": "eq",
-                        "type": "string",
-                        "value": self.spec.script,
-                    }
-                ],
-                "groupBys": [
-                    {"type": "string", "value": VERSION_KEY},
-                    {"type": "string", "value": OUTCOME_KEY},
-                ],
-                "calculations": [
-                    {"operator": "count", "alias": "invocations"},
-                    {
-                        "operator": "p95",
-                        "key": "$workers.wallTimeMs",
-                        "keyType": "number",
-                        "alias": "wall_p95",
-                    },
-                ],
+                "filters": [script, *more],
+                "groupBys": [{"type": "string", "value": key} for key in by],
+                "calculations": [{"operator": "count", "alias": "invocations"}],
                 "limit": 100,
             },
         }
+
+    async def _telemetry(self, start: float, end: float) -> tuple[VersionCounts, ...]:
+        payload = self._query(start, end, [], (VERSION_KEY, OUTCOME_KEY))
+        payload["parameters"]["calculations"].append(
+            {"operator": "p95", "key": WALL_KEY, "keyType": "number", "alias": "wall_p95"}
+        )
         path = self._telemetry_path("query")
         body = await self._post(path, payload, "Workers telemetry query")
         return parse_telemetry(body)
 
+    async def _slow(self, start: float, end: float, bound_s: float) -> dict[str, float]:
+        """Events per version whose wall time exceeds ``bound_s``: a second query, as
+        the API's filters apply to a whole query, not to one calculation."""
+        ms = round(bound_s * 1000.0, 3)
+        over = {"key": WALL_KEY, "operation": "gt", "type": "number", "value": ms}
+        payload = self._query(start, end, [over], (VERSION_KEY,))
+        path = self._telemetry_path("query")
+        body = await self._post(path, payload, f"Workers telemetry query (slower than {ms:g}ms)")
+        return parse_slow(body)
+
     # --- GraphQL ------------------------------------------------------------------------
 
     async def _introspect(self) -> None:
+        if DIMENSIONS_TYPE in self._confirmed:
+            return
         body = await self._post("/graphql", {"query": INTROSPECT}, "Cloudflare GraphQL schema")
         found = (body.get("data") or {}).get("__type") if isinstance(body, dict) else None
         fields = found.get("fields") if isinstance(found, dict) else None
@@ -206,6 +242,7 @@ class CloudflareVersionsSource:
                 f"account (introspected: {', '.join(names) or 'no such type'}); per-version "
                 "counts need it: use api: telemetry"
             )
+        self._confirmed.add(DIMENSIONS_TYPE)
 
     async def _graphql(self, start: float, end: float) -> tuple[VersionCounts, ...]:
         variables = {
@@ -266,6 +303,33 @@ def parse_telemetry(body: object) -> tuple[VersionCounts, ...]:
             p95[str(groups.get(VERSION_KEY))] = agg["value"] / 1000.0
     return tuple(
         VersionCounts(v, e, n, scale, p95.get(v)) for v, (e, n, scale) in sorted(totals.items())
+    )
+
+
+def parse_slow(body: object) -> dict[str, float]:
+    """The slow query's answer as events per version (a version without any is absent)."""
+    result = body.get("result") if isinstance(body, dict) else None
+    calcs = result.get("calculations") if isinstance(result, dict) else None
+    counted = next(
+        (c for c in calcs or [] if isinstance(c, dict) and c.get("alias") == "invocations"), None
+    )
+    if not isinstance(calcs, list) or counted is None:
+        raise SourceError("Workers telemetry query: no 'invocations' count in the slow answer")
+    out: dict[str, float] = {}
+    for groups, agg in _aggregates(counted):
+        version = str(groups[VERSION_KEY])
+        out[version] = out.get(version, 0.0) + agg["count"]
+    return out
+
+
+def with_slow(
+    versions: tuple[VersionCounts, ...], bound_s: float, slow: dict[str, float]
+) -> tuple[VersionCounts, ...]:
+    """Each version's counts with its slow events (at most its events: the two queries
+    may see a late event or two apart)."""
+    return tuple(
+        replace(v, slow=min(slow.get(v.version, 0.0), v.requests), slow_over_s=bound_s)
+        for v in versions
     )
 
 

@@ -5,11 +5,14 @@ the keys the real telemetry carries (``$workers.scriptName``,
 ``$workers.scriptVersion.id``, ``$workers.outcome``, ``$workers.wallTimeMs``,
 ``$metadata.statusCode``) and answers the telemetry query API
 ``POST /accounts/{account}/workers/observability/telemetry/query`` (view
-``calculations``: filters ``eq``/``neq``/``in``, ``groupBys``, operators ``count``,
-``median``, ``p90``, ``p95``, ``p99``) and ``.../telemetry/keys``. The shapes follow
-``cloudflare/cloudflare-python`` ``types/workers/observability/telemetry_query_*``:
-``result.calculations[].aggregates[]`` with ``count``, ``interval``,
-``sampleInterval``, ``value`` and ``groups[{key, value}]``.
+``calculations``: filters ``eq``/``neq``/``in`` and the numeric comparisons
+``gt``/``gte``/``lt``/``lte``, ``groupBys``, operators ``count``, ``median``, ``p90``,
+``p95``, ``p99``) and ``.../telemetry/keys``. A filter the SDK's ``ParametersFilter``
+does not describe (no ``type``), an operation not served here, or a comparison that
+is not ``type: number`` with a number ``value`` is refused (400), never read loosely.
+Shapes: ``cloudflare/cloudflare-python`` ``types/workers/observability/telemetry_query_*``
+(``result.calculations[].aggregates[]``: ``count``, ``interval``, ``sampleInterval``,
+``value``, ``groups[{key, value}]``).
 
 Like the real service: events become queryable ``delay_s`` after they happen (no
 number is documented; a parameter here), and a ``head_sampling_rate`` below 1 keeps
@@ -25,8 +28,11 @@ names its version in a header, as the version metadata binding lets a Worker do.
 
 from __future__ import annotations
 
+import bisect
+import math
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +51,13 @@ KEYS = {
     "$metadata.statusCode": "number",
 }
 _QUANTILES = {"median": 0.5, "p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+_COMPARE = {
+    **dict.fromkeys(("gt", ">"), float.__gt__),
+    **dict.fromkeys(("gte", ">="), float.__ge__),
+    **dict.fromkeys(("lt", "<"), float.__lt__),
+    **dict.fromkeys(("lte", "<="), float.__le__),
+}
+_SERVED = frozenset({"eq", "=", "neq", "!=", "in", "IN", *_COMPARE})
 _MEMBER = re.compile(r'^\s*([a-z*][a-z0-9_\-.*]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*$')
 
 
@@ -86,17 +99,20 @@ class Telemetry:
         self._rng = random.Random(seed)
 
     def record(self, row: Row) -> None:
-        """Keep the row's events that survive head sampling."""
+        """Keep the row's events that survive head sampling (rows stay in time order)."""
         kept = row.count
         if self.head_sampling_rate < 1.0:
             kept = sum(self._rng.random() < self.head_sampling_rate for _ in range(row.count))
         if kept:
-            self.rows.append(Row(row.at, row.script, row.version, row.outcome, row.wall_ms, kept))
+            kept_row = Row(row.at, row.script, row.version, row.outcome, row.wall_ms, kept)
+            bisect.insort_right(self.rows, kept_row, key=lambda r: r.at)
 
     def visible(self, start: float, end: float) -> list[Row]:
         """Rows in ``[start, end)`` that the delay has made queryable by now."""
         horizon = min(end, self.clock.now() - self.delay_s)
-        return [r for r in self.rows if start <= r.at < horizon]
+        first = bisect.bisect_left(self.rows, start, key=lambda r: r.at)
+        last = bisect.bisect_left(self.rows, horizon, key=lambda r: r.at)
+        return self.rows[first:last]
 
     def per_version(self, script: str, start: float, end: float) -> list[tuple[str, int, int]]:
         """``[(version, errors, requests)]`` of ``script`` in ``[start, end)`` (GraphQL)."""
@@ -123,11 +139,10 @@ class Telemetry:
         params = body.get("parameters") or {}
         if not isinstance(params, dict):
             raise ValueError("parameters: expected an object")
-        rows = [
-            r
-            for r in self.visible(frame["from"] / 1000.0, frame["to"] / 1000.0)
-            if _matches(r, params.get("filters") or [], params.get("filterCombination", "and"))
-        ]
+        filters = [check_filter(f) for f in params.get("filters") or []]
+        window = self.visible(frame["from"] / 1000.0, frame["to"] / 1000.0)
+        how = params.get("filterCombination", "and")
+        rows = [r for r in window if _matches(r, filters, how)]
         keys = [_group_key(g) for g in params.get("groupBys") or []]
         groups: dict[tuple[Any, ...], list[Row]] = {}
         for r in rows:
@@ -150,12 +165,31 @@ def _group_key(group: Any) -> str:
     return str(group["value"])
 
 
+def check_filter(f: Any) -> dict[str, Any]:
+    """The filter, or ``ValueError`` when the SDK's ``ParametersFilter`` does not
+    describe it (or this stand-in does not serve its operation)."""
+    if not isinstance(f, dict) or not all(isinstance(f.get(k), str) for k in ("key", "type")):
+        raise ValueError("filters: each needs a key, an operation, a type and a value")
+    op, kind, want = f.get("operation"), f["type"], f.get("value")
+    if op not in _SERVED:
+        raise ValueError(f"filters: operation {op!r} is not served here")
+    if kind not in ("string", "number", "boolean"):
+        raise ValueError(f"filters: type must be string, number or boolean, got {kind!r}")
+    if want is not None and not isinstance(want, str | int | float | bool):
+        raise ValueError(f"filters: value must be a string, number or boolean, got {want!r}")
+    number = isinstance(want, int | float) and not isinstance(want, bool) and math.isfinite(want)
+    if op in _COMPARE and (kind != "number" or not number):
+        raise ValueError(
+            f"filters: {op!r} on {f['key']} compares numbers: needs type number and a "
+            f"finite number value, got type {kind!r} and value {want!r}"
+        )
+    return f
+
+
 def _matches(row: Row, filters: Sequence[Any], combination: str) -> bool:
     results = []
     for f in filters:
-        if not isinstance(f, dict) or not isinstance(f.get("key"), str):
-            raise ValueError("filters: each needs a key, an operation and a value")
-        have, op, want = row.key(f["key"]), f.get("operation"), f.get("value")
+        have, op, want = row.key(f["key"]), f["operation"], f.get("value")
         if op in ("eq", "="):
             results.append(have is not None and have == want)
         elif op in ("neq", "!="):
@@ -163,8 +197,8 @@ def _matches(row: Row, filters: Sequence[Any], combination: str) -> bool:
         elif op in ("in", "IN"):
             values = want.split(",") if isinstance(want, str) else want
             results.append(have is not None and isinstance(values, list) and have in values)
-        else:
-            raise ValueError(f"filters: operation {op!r} is not served here")
+        else:  # a comparison: an event without the key (or not a number) never matches
+            results.append(isinstance(have, float) and _COMPARE[op](have, float(want)))
     if not results:
         return True
     return any(results) if str(combination).lower() == "or" else all(results)
@@ -243,11 +277,8 @@ def install(
         else:
             start, end = 0.0, float("inf")
         try:
-            rows = [
-                r
-                for r in telemetry.visible(start, end)
-                if _matches(r, body.get("filters") or [], "and")
-            ]
+            filters = [check_filter(f) for f in body.get("filters") or []]
+            rows = [r for r in telemetry.visible(start, end) if _matches(r, filters, "and")]
         except ValueError as exc:
             raise HTTPError(400, f"bad keys query: {exc}") from None
         last = max((r.at for r in rows), default=0.0)
@@ -265,11 +296,24 @@ def install(
 
 @dataclass
 class Behaviour:
-    """How one version answers: the share of requests that throw, and wall time."""
+    """How one version answers: the share of requests that throw, and wall time:
+    ``wall_ms`` is the median, spread log-normally by ``wall_sigma`` (0: every request
+    takes ``wall_ms``), and a ``slow_share`` of requests takes ``slow_factor`` times as
+    long (a regression that hits some requests)."""
 
     error_ratio: float = 0.0
     wall_ms: float = 40.0
     broken_paths: tuple[str, ...] = ()  # a path holding one of these answers 500 (a broken step)
+    wall_sigma: float = 0.0
+    slow_share: float = 0.0
+    slow_factor: float = 1.0
+
+    def wall(self, rng: random.Random) -> float:
+        """One request's wall time in whole milliseconds (as Workers Logs reports it)."""
+        ms = self.wall_ms * (math.exp(rng.gauss(0.0, self.wall_sigma)) if self.wall_sigma else 1)
+        if self.slow_share and rng.random() < self.slow_share:
+            ms *= self.slow_factor
+        return float(max(0, round(ms)))
 
 
 def parse_overrides(header: str) -> dict[str, str] | None:
@@ -326,24 +370,23 @@ class WorkerEdge:
         version = self.route(override)
         b = self.behaviours.get(version, Behaviour())
         failed = self._rng.random() < b.error_ratio or any(p in path for p in b.broken_paths)
-        self.telemetry.record(
-            Row(at, self.script, version, "exception" if failed else "ok", b.wall_ms)
-        )
+        outcome = "exception" if failed else "ok"
+        self.telemetry.record(Row(at, self.script, version, outcome, b.wall(self._rng)))
         return (500 if failed else 200), version
 
     def simulate(self, at: float, requests: int) -> dict[str, tuple[int, int]]:
         """``requests`` routed by weight at ``at`` in one go: ``{version: (errors, n)}``."""
-        per: dict[str, int] = {}
-        for _ in range(requests):
-            v = self.route()
-            per[v] = per.get(v, 0) + 1
-        out = {}
+        per = Counter(self.route() for _ in range(requests))
+        out, rng = {}, self._rng
         for version, n in per.items():
             b = self.behaviours.get(version, Behaviour())
-            errors = sum(self._rng.random() < b.error_ratio for _ in range(n))
+            errors = sum(rng.random() < b.error_ratio for _ in range(n))
             for outcome, count in (("exception", errors), ("ok", n - errors)):
-                if count:
-                    self.telemetry.record(Row(at, self.script, version, outcome, b.wall_ms, count))
+                fixed = not b.wall_sigma and not b.slow_share  # one row for them all
+                walls = {b.wall_ms: count} if fixed else Counter(b.wall(rng) for _ in range(count))
+                for wall, same in sorted(walls.items()):
+                    if same:
+                        self.telemetry.record(Row(at, self.script, version, outcome, wall, same))
             out[version] = (errors, n)
         return out
 
