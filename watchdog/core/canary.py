@@ -25,6 +25,11 @@ mixture's shape matters little: all the weight on the true effect saves a few
 seconds at most. Windows add up without loss: with a steady share the product over
 windows equals the ratio on the summed counts.
 
+A latency canary (``slower_than``) runs the same test on each version's requests
+slower than the bound instead of its errors: "slow" in place of "error", new against
+old over the same minutes. A sample without those counts for the bound is no evidence
+(the rule is blind, saying so).
+
 Head sampling thins both versions alike, so the test runs on the events the analytics
 kept, never on scaled estimates (which would pretend to more evidence). A window read
 twice counts once (``fresh_to``). No traffic on the new version is *inconclusive*,
@@ -93,22 +98,45 @@ class CanaryEvidence:
     confidence: float
     fresh_to: float | None
     sample_interval: float
+    # What the test counts: "errors", or "slow" (requests slower than ``slower_than_s``;
+    # then ``effect`` is the ratio of slow shares and ``*_slow`` their counts).
+    counted: str = "errors"
+    slower_than_s: float | None = None
+    new_slow: float | None = None
+    old_slow: float | None = None
 
     @property
     def breached(self) -> bool:
         return self.e_value >= self.needed
 
+    @property
+    def new_counted(self) -> float:
+        """The new version's events the test counts (errors, or slow requests)."""
+        return self.new_errors if self.new_slow is None else self.new_slow
+
     def text(self) -> str:
         effect = "n/a" if self.effect is None else f"{self.effect:.3g}x"
         op = ">=" if self.breached else "<"
         sampled = f"; sampled 1 in {self.sample_interval:g}" if self.sample_interval > 1 else ""
+        if self.slower_than_s is None or self.new_slow is None or self.old_slow is None:
+            what, new_x, old_x = "errors", self.new_errors, self.old_errors
+        else:
+            what, new_x, old_x = (
+                f"slower than {_ms(self.slower_than_s)}",
+                self.new_slow,
+                self.old_slow,
+            )
         return (
             f"{self.target} new version {self.new_version} at {self.new_percentage:g}%: "
-            f"{self.new_errors:g} errors / {self.new_requests:g} requests vs old "
-            f"{self.old_version} {self.old_errors:g} / {self.old_requests:g} (effect {effect}, "
+            f"{new_x:g} {what} / {self.new_requests:g} requests vs old "
+            f"{self.old_version} {old_x:g} / {self.old_requests:g} (effect {effect}, "
             f"test aims at {self.min_effect:g}x); e-value {self.e_value:.3g} {op} "
             f"{self.needed:g} ({self.confidence * 100:g}% confidence){sampled}"
         )
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:g}ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +152,10 @@ class CanaryState:
     def evidence(self, rule: RuleSpec) -> CanaryEvidence:
         spec = rule.canary
         assert spec is not None
-        old_ratio = self.old.errors / self.old.requests if self.old.requests else 0.0
-        new_ratio = self.new.errors / self.new.requests if self.new.requests else 0.0
+        new, old = _counted(rule, self.new), _counted(rule, self.old)
+        old_ratio = old.errors / old.requests if old.requests else 0.0
+        new_ratio = new.errors / new.requests if new.requests else 0.0
+        slow = spec.slower_than is not None
         return CanaryEvidence(
             self.split.target,
             self.split.new,
@@ -142,24 +172,59 @@ class CanaryState:
             spec.confidence,
             self.seen_to,
             max(self.new.scale, self.old.scale),
+            "slow" if slow else "errors",
+            spec.slower_than,
+            new.errors if slow else None,
+            old.errors if slow else None,
         )
 
 
 def start(rule: RuleSpec, split: Split) -> CanaryState:
     assert rule.canary is not None
     zero = len(grid(rule.canary.min_effect)) * (0.0,)
-    return CanaryState(split, zero, VersionCounts(split.new, 0, 0), VersionCounts(split.old, 0, 0))
+    return CanaryState(split, zero, _zero(rule, split.new), _zero(rule, split.old))
+
+
+def _zero(rule: RuleSpec, version: str) -> VersionCounts:
+    """No events of ``version`` (none slow either, for a latency canary)."""
+    assert rule.canary is not None
+    bound = rule.canary.slower_than
+    return VersionCounts(version, 0, 0, slow=None if bound is None else 0.0, slow_over_s=bound)
+
+
+def _counted(rule: RuleSpec, v: VersionCounts) -> VersionCounts:
+    """What the test counts of one version, as its ``errors``: its errors, or its
+    requests slower than the rule's bound."""
+    assert rule.canary is not None
+    if rule.canary.slower_than is None:
+        return v
+    return VersionCounts(v.version, v.slow or 0.0, v.requests, v.scale)
+
+
+def missing(rule: RuleSpec, sample: Sample) -> str:
+    """Why a value sample is no evidence for a latency canary ("" when it is): it must
+    count each version's requests slower than the rule's bound."""
+    assert rule.canary is not None
+    bound = rule.canary.slower_than
+    if bound is None or sample.kind is not SampleKind.VALUE:
+        return ""
+    if all(v.slow is not None and v.slow_over_s == bound for v in sample.versions):
+        return ""
+    return f"the sample does not count requests slower than {_ms(bound)} per version"
 
 
 def _add(total: VersionCounts, more: VersionCounts | None) -> VersionCounts:
     if more is None:
         return total
+    slow = None if more.slow is None else (total.slow or 0.0) + more.slow
     return VersionCounts(
         total.version,
         total.errors + more.errors,
         total.requests + more.requests,
         more.scale,
         more.p95_s if more.p95_s is not None else total.p95_s,
+        slow,
+        more.slow_over_s if more.slow is not None else total.slow_over_s,
     )
 
 
@@ -169,13 +234,13 @@ def fold(rule: RuleSpec, state: CanaryState, sample: Sample) -> CanaryState:
     fresh = sample.fresh_to
     if sample.kind is not SampleKind.VALUE or fresh is None or fresh <= state.split.at:
         return state
-    if state.seen_to is not None and fresh <= state.seen_to:
+    if (state.seen_to is not None and fresh <= state.seen_to) or missing(rule, sample):
         return state
     by_version = {v.version: v for v in sample.versions}
-    new, old = by_version.get(state.split.new), by_version.get(state.split.old)
-    zero_new = VersionCounts(state.split.new, 0, 0)
-    zero_old = VersionCounts(state.split.old, 0, 0)
-    logs = log_ratios(state.logs, grid(rule.canary.min_effect), new or zero_new, old or zero_old)
+    new = by_version.get(state.split.new) or _zero(rule, state.split.new)
+    old = by_version.get(state.split.old) or _zero(rule, state.split.old)
+    effects = grid(rule.canary.min_effect)
+    logs = log_ratios(state.logs, effects, _counted(rule, new), _counted(rule, old))
     return CanaryState(state.split, logs, _add(state.new, new), _add(state.old, old), fresh)
 
 
@@ -188,14 +253,15 @@ def rule_state(
     if state is None:
         return RuleState(state=State.INACTIVE, at=at)
     evidence = state.evidence(rule)
-    n, x = evidence.new_requests, evidence.new_errors
+    n, x = evidence.new_requests, evidence.new_counted
     base = RuleState(at=at, value=x / n if n else math.nan, requests=n, errors=x)
-    if sample.kind is not SampleKind.VALUE:
+    gap = missing(rule, sample)
+    if sample.kind is not SampleKind.VALUE or gap:
         since = prev.blind_since if prev.blind_since is not None else at
         return base._replace(
             state=State.BLIND,
             blind_since=since,
-            blind_reason=f"{sample.kind.value}: {sample.reason}",
+            blind_reason=gap or f"{sample.kind.value}: {sample.reason}",
             blind_long=at - since >= blind_after,
         )
     sticky = (
@@ -280,8 +346,13 @@ class Canaries:
             if decision.kind is DecisionKind.ROLLBACK
             else "notify"
         )
+        worse = (
+            "fails more often"
+            if evidence.slower_than_s is None
+            else f"is slower than {_ms(evidence.slower_than_s)} more often"
+        )
         why = (
-            f"the new version fails more often than the old during the split: "
+            f"the new version {worse} than the old during the split: "
             f"{evidence.text()}; severity {rule.severity}: {act}"
         )
         # The bar is an effect (3x), so the observed value is the effect when defined.
