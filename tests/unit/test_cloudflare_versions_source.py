@@ -13,8 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.helpers import T0, CloudflareStack, InstantClock, cloudflare_stack
-from watchdog.demo.fakes.cloudflare import FakeCloudflare
-from watchdog.demo.fakes.cloudflare_telemetry import Behaviour
+from watchdog.demo.fakes.cloudflare import FakeCloudflare, Fault
+from watchdog.demo.fakes.cloudflare_telemetry import KEYS, Behaviour
 from watchdog.model import Sample, SampleKind
 from watchdog.rules.load import ResolvedSignal
 from watchdog.rules.model import CloudflareSourceSpec, SignalSpec
@@ -142,3 +142,77 @@ async def test_without_the_version_key_every_sample_says_which_key_is_missing(
     world.fake.edge("api").simulate(T0 + 140, 50)
     world.clock._now = T0 + 260
     assert (await _read(source, T0 + 260)).kind is SampleKind.VALUE
+
+
+def _slow_signal(bound_s: float) -> ResolvedSignal:
+    spec = CloudflareSourceSpec(type="cloudflare", script="api", mode="versions")
+    signal = SignalSpec(source="cf", field="versions", slower_than=bound_s)
+    return ResolvedSignal("cf.versions", "cf", spec, signal, "ratio", 15)
+
+
+async def test_a_signal_with_a_bound_counts_slow_requests_per_version(world: World) -> None:
+    """A latency canary's bound (put on its signal by the rules loader): a second
+    query counts each version's events over it; the plain signal has no slow counts."""
+    edge = world.fake.edge("api")
+    edge.behaviours[world.old] = Behaviour(wall_ms=100.0)
+    edge.behaviours[world.new] = Behaviour(wall_ms=100.0, slow_share=0.2, slow_factor=8.0)
+    for second in range(60, 120):
+        edge.simulate(T0 + second, 10)
+    world.clock._now = T0 + 180
+    before = world.fake.telemetry.queries
+    samples = await world.source().sample([_slow_signal(0.5), _signal("requests")], T0 + 180)
+    assert world.fake.telemetry.queries - before == 2  # counts, then slow counts
+    by = {v.version: v for v in samples["cf.versions"].versions}
+    assert {v.slow_over_s for v in by.values()} == {0.5}
+    assert by[world.old].slow == 0
+    new = by[world.new]
+    assert new.slow is not None
+    assert 0.05 < new.slow / new.requests < 0.45
+    assert samples["cf.requests"].kind is SampleKind.VALUE
+
+
+async def test_without_the_wall_time_key_a_bound_is_an_error_naming_it(world: World) -> None:
+    """The keys check asks for $workers.wallTimeMs too once a bound is asked for."""
+    world.fake.edge("api").simulate(T0 + 20, 10)
+    world.clock._now = T0 + 130
+    source = world.source()
+    assert (await _read(source, T0 + 130)).kind is SampleKind.VALUE
+    telemetry_keys = dict(KEYS)
+    KEYS.pop("$workers.wallTimeMs")
+    try:
+        world.fake.edge("api").simulate(T0 + 140, 10)
+        world.clock._now = T0 + 260
+        sample = (await source.sample([_slow_signal(0.5)], T0 + 260))["cf.versions"]
+    finally:
+        KEYS.clear()
+        KEYS.update(telemetry_keys)
+    assert sample.kind is SampleKind.ERROR
+    assert "no key $workers.wallTimeMs" in sample.reason
+
+
+async def test_a_failed_slow_query_fails_the_read_and_reads_the_window_again(
+    world: World,
+) -> None:
+    edge = world.fake.edge("api")
+    edge.behaviours[world.new] = Behaviour(wall_ms=900.0)
+    edge.simulate(T0 + 90, 100)
+    world.clock._now = T0 + 180
+    source = world.source()
+    path = "/accounts/{a}/workers/observability/telemetry/query"
+    await _read(source, T0 + 170)  # the keys checked, [T0+50, T0+110) counted
+    edge.simulate(T0 + 115, 100)
+    # The counts query answers; the slow one after it fails.
+    world.fake.inject(Fault("POST", path, "status", 1, status=503, after=1))
+    failed = (await source.sample([_slow_signal(0.5)], T0 + 180))["cf.versions"]
+    assert failed.kind is SampleKind.ERROR
+    assert "Workers telemetry query (slower than 500ms): HTTP 503" in failed.reason
+    again = (await source.sample([_slow_signal(0.5)], T0 + 180))["cf.versions"]
+    assert again.kind is SampleKind.VALUE
+    assert sum(v.requests for v in again.versions) == 100  # the window, read once
+
+
+async def test_graphql_cannot_count_slow_requests_and_says_so(world: World) -> None:
+    world.fake.graphql_versions()
+    sample = (await world.source("graphql").sample([_slow_signal(0.5)], T0 + 130))["cf.versions"]
+    assert sample.kind is SampleKind.ERROR
+    assert "needs api: telemetry" in sample.reason

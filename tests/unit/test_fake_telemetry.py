@@ -132,3 +132,64 @@ async def test_head_sampling_thins_counts_and_says_its_interval() -> None:
     count, interval = _counts(result)[(old, "ok")]
     assert interval == 10.0
     assert 380 < count < 620, count
+
+
+def _slow_body(start: float, end: float, over: dict[str, Any]) -> dict[str, Any]:
+    body = _body(start, end)
+    body["parameters"]["filters"].append(over)
+    body["parameters"]["groupBys"] = [{"type": "string", "value": "$workers.scriptVersion.id"}]
+    return body
+
+
+def test_gt_counts_the_events_slower_than_a_bound_per_version() -> None:
+    """The latency canary's query: ``$workers.wallTimeMs`` ``gt`` a bound in ms."""
+    clock = InstantClock()
+    fake = FakeCloudflare(clock=clock)
+    old, new = _split(fake, 50)
+    edge = fake.edge("api")
+    edge.behaviours[old] = Behaviour(wall_ms=100.0)
+    edge.behaviours[new] = Behaviour(wall_ms=100.0, slow_share=0.2, slow_factor=10.0)
+    served = edge.simulate(T0, 4000)
+    clock._now += 1
+    over = {"key": "$workers.wallTimeMs", "operation": "gt", "type": "number", "value": 500}
+    result = fake.telemetry.query(_slow_body(T0 - 1, T0 + 1, over))
+    (calc,) = result["calculations"]
+    counts = {a["groups"][0]["value"]: a["count"] for a in calc["aggregates"]}
+    assert old not in counts  # a version with no slow event has no group, like the real API
+    assert 0.15 < counts[new] / served[new][1] < 0.25
+    # The bound is strict: 1000 ms is not gt 1000; gte and the symbol spelling agree.
+    at_bound = {**over, "value": 1000}
+    assert (
+        fake.telemetry.query(_slow_body(T0 - 1, T0 + 1, at_bound))["calculations"][0]["aggregates"]
+        == []
+    )
+    gte = {**over, "operation": ">=", "value": 1000}
+    again = fake.telemetry.query(_slow_body(T0 - 1, T0 + 1, gte))["calculations"][0]
+    assert again["aggregates"][0]["count"] == counts[new]
+
+
+async def test_filters_the_sdk_does_not_describe_are_refused() -> None:
+    """Checked before any event is read: refused even over an empty timeframe."""
+    fake = FakeCloudflare(clock=InstantClock())
+    gt = {"key": "$workers.wallTimeMs", "operation": "gt", "type": "number", "value": 500}
+    bad = [
+        ({k: v for k, v in gt.items() if k != "type"}, "needs a key, an operation, a type"),
+        ({**gt, "type": "float"}, "type must be string, number or boolean"),
+        ({**gt, "type": "string"}, "compares numbers: needs type number"),
+        ({**gt, "value": "500"}, "compares numbers"),
+        ({**gt, "value": True}, "compares numbers"),
+        ({**gt, "operation": "greater"}, "operation 'greater' is not served here"),
+        ({**gt, "value": [500]}, "value must be a string, number or boolean"),
+    ]
+    async with cloudflare_stack(fake) as stack:
+        headers = {"Authorization": f"Bearer {fake.token}"}
+        for over, why in bad:
+            answer = await stack.http.post(
+                stack.base_url + QUERY, json=_slow_body(0, 1, over), headers=headers
+            )
+            assert answer.status_code == 400, over
+            assert why in answer.text, (over, answer.text)
+        good = await stack.http.post(
+            stack.base_url + QUERY, json=_slow_body(0, 1, gt), headers=headers
+        )
+    assert good.status_code == 200
