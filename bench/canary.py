@@ -23,11 +23,18 @@ Scenarios:
 - ``no-traffic``: a bad new version at 0 % (nothing reaches it): never a rollback.
 - ``source-down``: a bad new version at 10 % while every telemetry query fails (503):
   never a rollback; the rule is blind.
+- ``slow`` (``--latency``): errors equal, wall times log-normal (median 100 ms, sigma
+  0.5: 1.4 % over 300 ms); the new version doubles the wall time of a fifth of its
+  requests (5.3 % over 300 ms). The rule is a latency canary (``slower_than: 300ms``):
+  the source asks a second telemetry query per read for the events over the bound.
+- ``slow-healthy`` (``--latency``): both versions with the old one's wall times for
+  the 20-minute soak: a rollback is a false one.
 
 Peer: gradual-deployer (yomna-shousha/gradual-deployer) holds the new version's error
 ratio against an absolute 5 %, passes with no traffic and passes when the query fails.
 
     .venv/bin/python bench/canary.py [--trials 200] [--healthy 1000] [--delays 0,30,60,120,180]
+    .venv/bin/python bench/canary.py --latency [--trials 100] [--healthy 500]
 
 Seeded: the same arguments print the same figures.
 """
@@ -73,6 +80,9 @@ BAD_HORIZON = 900.0
 HEALTHY_HORIZON = 1200.0
 BASE = 0.005
 BAD = 0.05
+WALL_MS, WALL_SIGMA, SLOWER_THAN = 100.0, 0.5, "300ms"  # the latency scenarios
+ERRORS_CANARY = "{{min_effect: 3x, confidence: {confidence}}}"
+LATENCY_CANARY = f"{{{{min_effect: 3x, confidence: {{confidence}}, slower_than: {SLOWER_THAN}}}}}"
 RULES = """
 version: 1
 sources:
@@ -83,7 +93,7 @@ targets:
 rules:
   - name: canary
     signal: edge.versions
-    canary: {{min_effect: 3x, confidence: {confidence}}}
+    canary: {canary}
     severity: critical
     rollback: [worker]
 """
@@ -105,11 +115,22 @@ class Clock:
         self._now += max(0.0, seconds)
 
 
-def ruleset(delay: float, confidence: str) -> RuleSet:
+def ruleset(delay: float, confidence: str, latency: bool = False) -> RuleSet:
+    canary = (LATENCY_CANARY if latency else ERRORS_CANARY).format(confidence=confidence)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "canary.yaml"
-        path.write_text(RULES.format(delay=f"{delay:g}", confidence=confidence), encoding="utf-8")
+        path.write_text(RULES.format(delay=f"{delay:g}", canary=canary), encoding="utf-8")
         return load_rules([path])
+
+
+def behaviours(scenario: str) -> tuple[Behaviour, Behaviour]:
+    """The old and the new version's behaviour in ``scenario``."""
+    if scenario.startswith("slow"):  # slow, slow-healthy, slow-no-traffic, slow-source-down
+        old = Behaviour(BASE, WALL_MS, wall_sigma=WALL_SIGMA)
+        if scenario == "slow-healthy":
+            return old, old
+        return old, Behaviour(BASE, WALL_MS, wall_sigma=WALL_SIGMA, slow_share=0.2, slow_factor=2)
+    return Behaviour(BASE), Behaviour(BASE if scenario == "healthy" else BAD)
 
 
 async def trial(
@@ -128,9 +149,10 @@ async def trial(
     edge = fake.edge("api")
     edge.seed = seed
     edge.__post_init__()
-    edge.behaviours = {old: Behaviour(BASE), new: Behaviour(BASE if scenario == "healthy" else BAD)}
-    pct = 0.0 if scenario == "no-traffic" else 10.0
-    if scenario == "source-down":
+    old_does, new_does = behaviours(scenario)
+    edge.behaviours = {old: old_does, new: new_does}
+    pct = 0.0 if scenario.endswith("no-traffic") else 10.0
+    if scenario.endswith("source-down"):
         fake.fail("POST", "/accounts/{a}/workers/observability/telemetry/query", 503, times=None)
     base = "http://cloudflare.local" + API_PREFIX
     engine = Engine(rules)
@@ -174,7 +196,7 @@ async def trial(
 def _chunk(args: tuple[str, float, str, float, list[int]]) -> list[tuple[float | None, str]]:
     """One worker process's share of the trials (both cores: the deploys are independent)."""
     scenario, delay, confidence, horizon, seeds = args
-    rules = ruleset(delay, confidence)
+    rules = ruleset(delay, confidence, latency=scenario.startswith("slow"))
 
     async def go() -> list[tuple[float | None, str]]:
         out = []
@@ -203,7 +225,7 @@ def run(
     states: dict[str, int] = {}
     for _, state in results:
         states[state] = states.get(state, 0) + 1
-    if scenario in ("no-traffic", "source-down"):
+    if scenario.endswith(("no-traffic", "source-down")):
         STATES[scenario] = states
     return [took for took, _ in results]
 
@@ -237,19 +259,32 @@ def main() -> None:
     parser.add_argument("--confidences", default="99%,99.9%")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--others", type=int, default=100, help="no-traffic / source-down runs")
+    parser.add_argument(
+        "--latency", action="store_true", help="the latency scenarios (a latency canary rule)"
+    )
     args = parser.parse_args()
     jobs = max(1, args.jobs)
     started = time.perf_counter()
-    print(
-        f"canary bench: new version at 10% of {RPS} req/s, errors {BASE:.1%} -> {BAD:.0%}, "
-        f"reads every {INTERVAL:g}s; rule min_effect 3x"
-    )
+    if args.latency:
+        bad, healthy_name, prefix, horizon = "slow", "slow-healthy", "slow-", HEALTHY_HORIZON
+        print(
+            f"canary bench, latency: new version at 10% of {RPS} req/s doubles the wall time "
+            f"of a fifth of its requests (log-normal, median {WALL_MS:g}ms, sigma "
+            f"{WALL_SIGMA:g}), reads every {INTERVAL:g}s; rule slower_than {SLOWER_THAN}, "
+            "min_effect 3x"
+        )
+    else:
+        bad, healthy_name, prefix, horizon = "bad", "healthy", "", BAD_HORIZON
+        print(
+            f"canary bench: new version at 10% of {RPS} req/s, errors {BASE:.1%} -> {BAD:.0%}, "
+            f"reads every {INTERVAL:g}s; rule min_effect 3x"
+        )
     for confidence in args.confidences.split(","):
         print(f"confidence {confidence}:")
         for delay in (float(d) for d in args.delays.split(",")):
-            took = run("bad", delay, confidence, args.trials, BAD_HORIZON, 1000, jobs)
+            took = run(bad, delay, confidence, args.trials, horizon, 1000, jobs)
             caught = [t for t in took if t is not None]
-            line = f"  bad, analytics delay {delay:>4g}s: caught {len(caught)}/{len(took)}"
+            line = f"  {bad}, analytics delay {delay:>4g}s: caught {len(caught)}/{len(took)}"
             if caught:
                 line += (
                     f"; time to rollback median {statistics.median(caught):.0f}s, "
@@ -257,15 +292,18 @@ def main() -> None:
                 )
             print(line, flush=True)
         if args.healthy:
-            healthy = run("healthy", 60.0, confidence, args.healthy, HEALTHY_HORIZON, 50_000, jobs)
+            healthy = run(
+                healthy_name, 60.0, confidence, args.healthy, HEALTHY_HORIZON, 50_000, jobs
+            )
             false = sum(t is not None for t in healthy)
             print(
-                f"  healthy (delay 60s, {HEALTHY_HORIZON / 60:g} min soak): false rollbacks "
-                f"{false}/{len(healthy)} = {1000 * false / len(healthy):.1f} per 1,000 deploys "
-                f"(95% upper bound {1000 * upper95(false, len(healthy)):.1f})",
+                f"  {healthy_name} (delay 60s, {HEALTHY_HORIZON / 60:g} min soak): false "
+                f"rollbacks {false}/{len(healthy)} = {1000 * false / len(healthy):.1f} per "
+                f"1,000 deploys (95% upper bound {1000 * upper95(false, len(healthy)):.1f})",
                 flush=True,
             )
-        for scenario in ("no-traffic", "source-down") if args.others else ():
+        for other in ("no-traffic", "source-down") if args.others else ():
+            scenario = prefix + other
             runs = run(scenario, 60.0, confidence, args.others, BAD_HORIZON, 90_000, jobs)
             print(
                 f"  {scenario} (bad new version, delay 60s): rollbacks "
