@@ -5,6 +5,8 @@
 - ``flows``: Flow files: a synthetic user journey of HTTP steps with captures and assertions.
 - ``fit``: Does a rule suit its signal: threshold unit and range, traffic, counts.
 - ``parse``: One file: YAML with line numbers, pydantic validation, ``FILE:LINE`` messages.
+- ``reread``: Read files for a (re)load: an unchanged file is not parsed again, an edited
+  one has only its edited rules parsed.
 - ``merge``: Merge parsed files into one ``RuleSet``; resolve signals and cross-references.
 - ``signal_check``: A signals entry against its source: the keys it needs and must not have,
   and its unit.

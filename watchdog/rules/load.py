@@ -12,7 +12,8 @@ from pathlib import Path
 
 from watchdog.errors import RuleError
 from watchdog.rules.merge import merge
-from watchdog.rules.parse import Parsed, parse_file, rule_files
+from watchdog.rules.parse import Parsed
+from watchdog.rules.reread import parse_file, rule_files
 from watchdog.rules.ruleset import Located, ResolvedSignal, RuleSet
 
 __all__ = ["Located", "ResolvedSignal", "RuleSet", "check_files", "load_rules", "rule_files"]
