@@ -17,7 +17,7 @@ from watchdog.rules import reread
 from watchdog.rules.load import load_rules
 from watchdog.rules.merge import merge
 from watchdog.rules.parse import parse_tree
-from watchdog.rules.reread import Last, layout_of, splice
+from watchdog.rules.splice import Last, layout_of, splice
 
 FILE = "rules.yaml"
 
@@ -137,6 +137,58 @@ def test_a_line_added_below_a_block_scalar_joins_it() -> None:
     assert spliced.parsed.model.rules[3].description == "first line\n\n  more\n    more text\n"
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('query: "e1"', 'query: "e1 * 2"'),  # a signal above the list
+        ("  s1: {", "  s2: {source: prom, query: e2}\n  s1: {"),  # one more, lines move
+        ("version: 1\n", "---\nversion: 1\n"),
+        ("notify: []\n", "notify: []\nguards: {}\n"),  # a key below the list
+        ("notify: []\n", "notify: [] # why\n"),
+    ],
+)
+def test_an_edit_around_the_list_keeps_the_rules(old: str, new: str) -> None:
+    text = _file([0, 1, 2, 3, 4, 5, 6], "  ", "notify: []\n")
+    last, _ = _cold(text)
+    assert last is not None
+    assert old in text
+    spliced, taken = _agrees(last, text.replace(old, new, 1))
+    assert taken
+    assert spliced.parsed.model.rules is last.parsed.model.rules
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("rules:\n", "rules: []\n"),  # the key's line
+        ("notify: []\n", " notify: []\n"),  # the first character of the key below
+        ("version: 1\n", "%YAML 1.1\n---\nversion: 1\n"),  # a directive
+        ("version: 1\n", "version: 1\nrules: []\n"),  # the key twice
+        ("version: 1\n", "{version: 1,\n"),  # the mapping is a flow mapping now
+        ("notify: []\n", "notify: []\nbogus: 1\n"),  # invalid: the full parse words it
+    ],
+)
+def test_an_edit_around_the_list_that_may_read_differently_is_parsed_whole(
+    old: str, new: str
+) -> None:
+    text = _file([0, 1, 2, 3, 4, 5, 6], "  ", "notify: []\n")
+    last, _ = _cold(text)
+    assert last is not None
+    edited = text.replace(old, new, 1)
+    assert splice(last, edited) is None
+    _agrees(last, edited)
+
+
+def test_an_alias_around_the_list_is_parsed_whole() -> None:
+    """An alias added above the list could name an anchor in a rule."""
+    text = _file([0, 1, 2], "  ", "notify: []\n")
+    last, _ = _cold(text)
+    assert last is not None
+    edited = text.replace('url: "http', 'url: &u "http').replace("script: api}", "script: *u}")
+    assert _cold(edited)[0] is not None
+    assert splice(last, edited) is None
+
+
 def test_an_anchor_used_elsewhere_stops_splicing() -> None:
     text = _file([0, 5, 1], "  ", "notify: []\n").replace(
         "signal: s1\n", "signal: s1\n    x: *anchorr1\n"
@@ -242,15 +294,15 @@ def edits(draw: st.DrawFn) -> tuple[str, list[Edit]]:
     indent = draw(st.sampled_from(["", "  ", "    "]))
     styles = draw(st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=8))
     text = _file(styles, indent, draw(st.sampled_from(TAILS)))
-    # Characters anywhere (mostly in the rules), or whole lines cut and added.
+    # Characters anywhere, or whole lines cut and added.
     chars = st.tuples(
-        st.floats(min_value=0.25, max_value=1.0),
+        st.floats(min_value=0.0, max_value=1.0),
         st.integers(min_value=0, max_value=12),
         st.sampled_from(SNIPPETS),
         st.just(False),
     )
     lines = st.tuples(
-        st.floats(min_value=0.25, max_value=1.0),
+        st.floats(min_value=0.0, max_value=1.0),
         st.integers(min_value=0, max_value=2),
         st.lists(st.sampled_from(LINES), max_size=3).map(lambda ls: "".join(f"{x}\n" for x in ls)),
         st.just(True),
