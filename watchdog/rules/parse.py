@@ -3,7 +3,6 @@ each problem as ``FILE:LINE key.path: message`` (the way ``promtool check rules`
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ class Marks:
         # shifts the items after it by their base alone.
         self.bases: list[int] = []
         self.items: list[dict[Path_, int]] = []
+        self.retried = False  # read by the pure-Python reader: libyaml refused the text
 
     def line_of(self, path: Path_) -> int:
         """The line of the deepest known prefix of ``path``."""
@@ -154,15 +154,20 @@ def _dotted(path: Path_) -> str:
     return out or "(top level)"
 
 
-def _compose(text: str) -> yaml.Node | None:
+def _compose(text: str, marks: Marks, retry: bool) -> yaml.Node | None:
     """The node tree, read by libyaml when PyYAML has it (ten times faster: a reload of
     10,000 rules is mostly this). A file libyaml refuses is read again by the pure-Python
-    reader, so that the problem is worded the same either way."""
+    reader (unless not to ``retry``), so that the problem is worded the same either way."""
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:
-        with contextlib.suppress(yaml.YAMLError):
+        try:
             node: yaml.Node | None = yaml.compose(text, Loader=fast)
+        except yaml.YAMLError:
+            if not retry:
+                raise
+        else:
             return node
+        marks.retried = True
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
@@ -171,12 +176,14 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, Marks, list[str]]:
     return data, marks, problems
 
 
-def read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any, Marks, list[str]]:
+def read_yaml(
+    text: str, file: str, retry: bool = True
+) -> tuple[yaml.Node | None, Any, Marks, list[str]]:
     """The node tree (``None`` on a problem), its value, the lines and the problems."""
     marks = Marks(file)
     problems: list[str] = []
     try:
-        node = _compose(text)
+        node = _compose(text, marks, retry)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1

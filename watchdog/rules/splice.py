@@ -70,6 +70,8 @@ def layout_of(text: str, root: yaml.Node | None, marks: Marks) -> Layout | None:
     splice may stand in for a parse of this text."""
     if not isinstance(root, yaml.MappingNode) or root.flow_style or not _plain(text):
         return None
+    if marks.retried:  # a splice is read by libyaml alone, so the rest must have been
+        return None
     if _DIRECTIVE.search(text) or ("&" in text and _shares_nodes(root)):
         return None
     keys = [key.value for key, _ in root.value]
@@ -182,7 +184,7 @@ def _splice_around(
     shift = text.count("\n") - old.count("\n") if above else 0
     blank = "\n" * old.count("\n", layout.starts[0], layout.end)
     blank = text[: layout.starts[0] + delta] + blank + text[layout.end + delta :]
-    root, data, marks, problems = read_yaml(blank, last.parsed.file)
+    root, data, marks, problems = read_yaml(blank, last.parsed.file, retry=False)
     if problems or not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         return None
     key_line = layout.key_line + shift
@@ -213,7 +215,7 @@ def _read_items(
     piece: str, column: int, file: str
 ) -> tuple[tuple[RuleSpec, ...], list[int], list[int], list[dict[Path_, int]]] | None:
     """A stretch's rules, each item's offset and line (its '-') and lines within it."""
-    root, data, marks, problems = read_yaml(piece, file)
+    root, data, marks, problems = read_yaml(piece, file, retry=False)
     if problems or not isinstance(root, yaml.SequenceNode) or not isinstance(data, list):
         return None
     if root.flow_style or root.start_mark.line != 0 or ("&" in piece and _shares_nodes(root)):
