@@ -345,3 +345,35 @@ def test_random_edits_do_splice() -> None:
         edited = text.replace(f"name: r{number}", f"name: renamed{number}", 1)
         taken += _agrees(last, edited)[1]
     assert taken == 24
+
+
+def test_a_reload_after_a_bad_edit_splices_onto_the_last_good_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad edit is parsed whole and worded as a fresh load words it; the next good
+    edit is spliced onto the last good parse and loads what a fresh load gives."""
+    path, fresh = tmp_path / "rules.yaml", tmp_path / "fresh.yaml"
+    text = _file([0, 1, 2, 3], "  ", "notify: []\n")
+    path.write_text(text)
+    load_rules([path])
+    bad = text.replace("name: r2\n", "name: r2\n    above: 2%\n")  # a duplicate key
+    path.write_text(bad)
+    fresh.write_text(bad)
+    with pytest.raises(RuleError) as caught:
+        load_rules([path])
+    with pytest.raises(RuleError) as cold:
+        load_rules([fresh])
+    assert caught.value.problems == [p.replace(str(fresh), str(path)) for p in cold.value.problems]
+    assert caught.value.problems[0] == f"{path}:18 rules[2].above: duplicate key (first at line 16)"
+    good = text.replace("name: r2\n", "name: r2\n    min_requests: 10\n")
+    path.write_text(good)
+    fresh.write_text(good)
+    expected = load_rules([fresh])
+
+    def whole(text: str, file: str) -> NoReturn:
+        raise AssertionError("parsed whole")
+
+    monkeypatch.setattr(reread, "parse_tree", whole)
+    ruleset = load_rules([path])
+    assert ruleset.rules == expected.rules
+    assert ruleset.rule("r2").min_requests == 10
