@@ -365,7 +365,7 @@ def test_a_reload_after_a_bad_edit_splices_onto_the_last_good_parse(
         load_rules([fresh])
     assert caught.value.problems == [p.replace(str(fresh), str(path)) for p in cold.value.problems]
     assert caught.value.problems[0] == f"{path}:18 rules[2].above: duplicate key (first at line 16)"
-    good = text.replace("name: r2\n", "name: r2\n    min_requests: 10\n")
+    good = text.replace("name: r1\n", "name: r1\n    description: edited\n")
     path.write_text(good)
     fresh.write_text(good)
     expected = load_rules([fresh])
@@ -376,4 +376,4 @@ def test_a_reload_after_a_bad_edit_splices_onto_the_last_good_parse(
     monkeypatch.setattr(reread, "parse_tree", whole)
     ruleset = load_rules([path])
     assert ruleset.rules == expected.rules
-    assert ruleset.rule("r2").min_requests == 10
+    assert ruleset.rule("r1").description == "edited"
