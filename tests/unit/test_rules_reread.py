@@ -53,8 +53,10 @@ def _rule(name: str, style: int, indent: str) -> str:
     ][style]
 
 
-def _file(styles: list[int], indent: str, tail: str) -> str:
+def _file(styles: list[int], indent: str, tail: str, rules_first: bool = False) -> str:
     rules = "".join(_rule(f"r{i}", style, indent) for i, style in enumerate(styles))
+    if rules_first:  # the signals and the rest below the list
+        return "version: 1\nrules:\n" + rules + HEAD.removeprefix("version: 1\n") + tail
     return HEAD + "rules:\n" + rules + tail
 
 
@@ -293,7 +295,7 @@ Edit = tuple[float, int, str, bool]
 def edits(draw: st.DrawFn) -> tuple[str, list[Edit]]:
     indent = draw(st.sampled_from(["", "  ", "    "]))
     styles = draw(st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=8))
-    text = _file(styles, indent, draw(st.sampled_from(TAILS)))
+    text = _file(styles, indent, draw(st.sampled_from(TAILS)), draw(st.booleans()))
     # Characters anywhere, or whole lines cut and added.
     chars = st.tuples(
         st.floats(min_value=0.0, max_value=1.0),
