@@ -5,6 +5,8 @@ stretch read alone might read differently."""
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,6 +19,7 @@ from watchdog.rules import reread
 from watchdog.rules.load import load_rules
 from watchdog.rules.merge import merge
 from watchdog.rules.parse import parse_tree
+from watchdog.rules.ruleset import RuleSet
 from watchdog.rules.splice import Last, layout_of, splice
 
 FILE = "rules.yaml"
@@ -379,3 +382,41 @@ def test_a_reload_after_a_bad_edit_splices_onto_the_last_good_parse(
     ruleset = load_rules([path])
     assert ruleset.rules == expected.rules
     assert ruleset.rule("r1").description == "edited"
+
+
+def _load(path: Path) -> tuple[RuleSet | None, list[str]]:
+    try:
+        return load_rules([path]), []
+    except RuleError as exc:
+        return None, exc.problems
+
+
+def _unplaced(ruleset: RuleSet) -> RuleSet:
+    """Without what names the file."""
+    return dataclasses.replace(ruleset, files=(), summaries={})
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edits())
+def test_any_edit_reloads_as_a_cold_load(case: tuple[str, list[Edit]]) -> None:
+    """Through ``load_rules``: a file reloaded after each edit (spliced when it can be)
+    gives the rule set, or the problems, that a first load of the same text gives."""
+    text, steps = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "live" / "rules.yaml"
+        path.parent.mkdir()
+        path.write_text(text)
+        assert _load(path)[0] is not None
+        for number, edit in enumerate(steps):
+            text = _edit(text, edit)
+            path.write_text(text)
+            cold = Path(tmp) / f"cold{number}" / "rules.yaml"  # never read before
+            cold.parent.mkdir()
+            cold.write_text(text)
+            ruleset, problems = _load(path)
+            expected, expected_problems = _load(cold)
+            assert problems == [p.replace(str(cold), str(path)) for p in expected_problems]
+            if expected is not None:
+                assert ruleset is not None
+                assert [*ruleset.summaries.values()] == [*expected.summaries.values()]
+                assert _unplaced(ruleset) == _unplaced(expected)
