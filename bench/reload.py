@@ -4,20 +4,23 @@ A rules file of ``--rules`` rules (default 10,000) over ``--signals`` signals (d
 1,000) of one Prometheus source, every rule rolling back one Worker. The bench builds
 the ``Runtime`` the daemon runs (SQLite store, actions, the sampling daemon; its loops
 started against a Prometheus that refuses connections: the rules evaluate blind,
-which costs the reload nothing), then times three reloads through
+which costs the reload nothing), then times reloads through
 ``Runtime.reload()`` (what SIGHUP, the control API and the file watch call):
 
 - **changed**: one rule's threshold edited (rules files read, checked, merged; secrets
   checked; actions rebuilt; the engine swaps rules, keeping the state of the others);
+- **signal changed**: one signal's query edited (above the ``rules:`` list);
 - **unchanged**: the same file again (read, checked, found equal: nothing rebuilt);
 - the first load of a file (``load_rules``) on its own.
 
-A file found unchanged is not parsed again (``rules.parse`` keeps each file's last good
-parse), so the unchanged reload costs the merge and the comparison only.
+A file found unchanged is not parsed again (``rules.reread`` keeps each file's last good
+parse), so the unchanged reload costs the merge and the comparison only; an edited file
+is spliced onto that parse (``rules.splice``): only the edited rules are parsed, or, for
+an edit above or below the rules list, the file without the list.
 
 Each is the median of ``--repeat`` runs, in wall time and process CPU time (the
 machine is shared: CPU time says what the reload costs). Goal (issue 15): a reload of
-10,000 rules under 2 s.
+10,000 rules under 2 s (CPU, both edits).
 
     .venv/bin/python bench/reload.py [--rules 10000] [--signals 1000] [--repeat 3]
 """
@@ -47,7 +50,7 @@ from watchdog.settings import load_settings
 GOAL_S = 2.0
 
 
-def rules_text(rules: int, signals: int, edited: int = -1) -> str:
+def rules_text(rules: int, signals: int, edited: int = -1, edited_signal: int = -1) -> str:
     lines = [
         "version: 1",
         "defaults: {interval: 1h, blind_after: 5m}",
@@ -56,7 +59,8 @@ def rules_text(rules: int, signals: int, edited: int = -1) -> str:
         "signals:",
     ]
     lines += [
-        f'  s{i}: {{source: prom, query: "e{i}", requests_query: "r{i}", unit: ratio}}'
+        f'  s{i}: {{source: prom, query: "e{i}{" * 2" if i == edited_signal else ""}", '
+        f'requests_query: "r{i}", unit: ratio}}'
         for i in range(signals)
     ]
     lines += ["targets:", "  worker: {type: cloudflare-worker, script: api}", "rules:"]
@@ -121,6 +125,16 @@ async def main(rules: int, signals: int, repeat: int) -> int:
                     assert await runtime.reload()
 
                 changed_wall, changed_cpu = await timed(changed, repeat)
+                flip = [0]
+
+                async def signal_changed() -> None:
+                    flip[0] = 0 if flip[0] else 1  # s0's query flips every time
+                    edited = 0 if flip[0] else -1
+                    rule = 0 if edit[0] else -1  # as the last reload left it
+                    path.write_text(rules_text(rules, signals, rule, edited))
+                    assert await runtime.reload()
+
+                signal_wall, signal_cpu = await timed(signal_changed, repeat)
                 # Blind since its first sample: a reset state would be blind since later.
                 after = runtime.watchdog.engine.states["r1"]
                 kept = before.blind_since is not None and after.blind_since == before.blind_since
@@ -129,11 +143,16 @@ async def main(rules: int, signals: int, repeat: int) -> int:
             finally:
                 await runtime.stop(2.0)
     print(f"reload benchmark: {rules:,} rules over {signals:,} signals, median of {repeat}")
-    print(f"  load_rules alone          {load_wall:6.2f} s wall  {load_cpu:6.2f} s CPU")
-    print(f"  reload, one rule changed  {changed_wall:6.2f} s wall  {changed_cpu:6.2f} s CPU")
-    print(f"  reload, unchanged         {unchanged_wall:6.2f} s wall  {unchanged_cpu:6.2f} s CPU")
+    rows = [
+        ("load_rules alone", load_wall, load_cpu),
+        ("reload, one rule changed", changed_wall, changed_cpu),
+        ("reload, one signal changed", signal_wall, signal_cpu),
+        ("reload, unchanged", unchanged_wall, unchanged_cpu),
+    ]
+    for label, wall, cpu in rows:
+        print(f"  {label:<28}{wall:6.2f} s wall  {cpu:6.2f} s CPU")
     print(f"  an unchanged rule kept its engine state across the reloads: {kept} (blind: {blind})")
-    ok = changed_cpu < GOAL_S and kept
+    ok = max(changed_cpu, signal_cpu) < GOAL_S and kept
     print(f"goal (a reload of {rules:,} rules under {GOAL_S:g} s CPU): {'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 

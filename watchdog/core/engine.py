@@ -68,10 +68,12 @@ class Engine:
         for rule in ruleset.rules:
             by_signal[rule.signal].append(rule)
             kept = self.states.get(rule.name)
+            before = old_rules.get(rule.name)
+            # ``is`` first: a reload that parsed only the edited rules kept the others.
             if (
                 kept is not None
                 and same_signal.get(rule.signal, False)
-                and old_rules.get(rule.name) == rule
+                and (before is rule or before == rule)
             ):
                 states[rule.name] = kept
             else:

@@ -5,6 +5,10 @@
 - ``flows``: Flow files: a synthetic user journey of HTTP steps with captures and assertions.
 - ``fit``: Does a rule suit its signal: threshold unit and range, traffic, counts.
 - ``parse``: One file: YAML with line numbers, pydantic validation, ``FILE:LINE`` messages.
+- ``reread``: Read files for a (re)load: an unchanged file is not parsed again, an edited
+  one is spliced onto its last good parse.
+- ``splice``: An edited file read by parsing only what changed (the edited rules, or what
+  lies around the rules list), agreeing with a full parse.
 - ``merge``: Merge parsed files into one ``RuleSet``; resolve signals and cross-references.
 - ``signal_check``: A signals entry against its source: the keys it needs and must not have,
   and its unit.

@@ -3,11 +3,9 @@ each problem as ``FILE:LINE key.path: message`` (the way ``promtool check rules`
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -34,7 +32,7 @@ class _TooManyValuesError(Exception):
     """Raised out of ``_construct`` when a file expands past ``MAX_VALUES``."""
 
 
-class _Marks:
+class Marks:
     def __init__(self, file: str) -> None:
         self.file = file
         self.lines: dict[Path_, int] = {}
@@ -43,16 +41,52 @@ class _Marks:
         # One constructor for the file's scalars (one each cost more than the parse).
         self.scalars = yaml.SafeLoader("")
 
+        # After ``split_items``: the lines inside each rules item, relative to the line
+        # of its '-' (``bases``, 0-based), so that a reload that parses one edited rule
+        # shifts the items after it by their base alone.
+        self.bases: list[int] = []
+        self.items: list[dict[Path_, int]] = []
+        self.retried = False  # read by the pure-Python reader: libyaml refused the text
+
     def line_of(self, path: Path_) -> int:
         """The line of the deepest known prefix of ``path``."""
+        if len(path) >= 2 and path[0] == "rules" and self.items:
+            index = path[1]
+            if isinstance(index, int) and 0 <= index < len(self.items):
+                inside = self.items[index]
+                for end in range(len(path), 1, -1):
+                    line = inside.get(path[2:end])
+                    if line is not None:
+                        return self.bases[index] + line
         for end in range(len(path), -1, -1):
             line = self.lines.get(path[:end])
             if line is not None:
                 return line
         return 1
 
+    def split_items(self, prefix: Path_, bases: list[int]) -> None:
+        """Move the lines under ``prefix + (index,)`` to per-item maps (see ``items``)."""
+        depth = len(prefix)
+        items: list[dict[Path_, int]] = [{} for _ in bases]
+        top: dict[Path_, int] = {}
+        for path, line in self.lines.items():
+            if len(path) > depth and path[:depth] == prefix:
+                index = path[depth]
+                if isinstance(index, int):
+                    items[index][path[depth + 1 :]] = line - bases[index]
+                    continue
+            top[path] = line
+        self.lines, self.bases, self.items = top, bases, items
 
-def _construct(node: yaml.Node, path: Path_, marks: _Marks, problems: list[str]) -> Any:
+    def all_lines(self) -> dict[Path_, int]:
+        """Every path's line, items included (what a test compares)."""
+        out = dict(self.lines)
+        for index, (base, inside) in enumerate(zip(self.bases, self.items, strict=True)):
+            out.update({("rules", index, *path): base + line for path, line in inside.items()})
+        return out
+
+
+def _construct(node: yaml.Node, path: Path_, marks: Marks, problems: list[str]) -> Any:
     marks.lines.setdefault(path, node.start_mark.line + 1)
     marks.values += 1
     if marks.values > MAX_VALUES:
@@ -83,7 +117,7 @@ def _construct(node: yaml.Node, path: Path_, marks: _Marks, problems: list[str])
 
 
 def _construct_collection(
-    node: yaml.MappingNode | yaml.SequenceNode, path: Path_, marks: _Marks, problems: list[str]
+    node: yaml.MappingNode | yaml.SequenceNode, path: Path_, marks: Marks, problems: list[str]
 ) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -120,46 +154,54 @@ def _dotted(path: Path_) -> str:
     return out or "(top level)"
 
 
-def _compose(text: str) -> yaml.Node | None:
+def _compose(text: str, marks: Marks, retry: bool) -> yaml.Node | None:
     """The node tree, read by libyaml when PyYAML has it (ten times faster: a reload of
     10,000 rules is mostly this). A file libyaml refuses is read again by the pure-Python
-    reader, so that the problem is worded the same either way."""
+    reader (unless not to ``retry``), so that the problem is worded the same either way."""
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:
-        with contextlib.suppress(yaml.YAMLError):
+        try:
             node: yaml.Node | None = yaml.compose(text, Loader=fast)
+        except yaml.YAMLError:
+            if not retry:
+                raise
+        else:
             return node
+        marks.retried = True
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def _parse_yaml(text: str, file: str) -> tuple[Any, _Marks, list[str]]:
-    marks = _Marks(file)
+def _parse_yaml(text: str, file: str) -> tuple[Any, Marks, list[str]]:
+    _, data, marks, problems = read_yaml(text, file)
+    return data, marks, problems
+
+
+def read_yaml(
+    text: str, file: str, retry: bool = True
+) -> tuple[yaml.Node | None, Any, Marks, list[str]]:
+    """The node tree (``None`` on a problem), its value, the lines and the problems."""
+    marks = Marks(file)
     problems: list[str] = []
     try:
-        node = _compose(text)
+        node = _compose(text, marks, retry)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        return None, marks, [f"{file}:{line} (top level): invalid YAML: {exc.problem}"]
+        return None, None, marks, [f"{file}:{line} (top level): invalid YAML: {exc.problem}"]
     except yaml.YAMLError as exc:
-        return None, marks, [f"{file}:1 (top level): invalid YAML: {exc}"]
+        return None, None, marks, [f"{file}:1 (top level): invalid YAML: {exc}"]
     except RecursionError:
-        return None, marks, [f"{file}:1 (top level): invalid YAML: nested too deeply"]
+        return None, None, marks, [f"{file}:1 (top level): invalid YAML: nested too deeply"]
     if node is None:
-        return None, marks, [f"{file}:1 (top level): the file is empty (expected version: 1)"]
+        empty = f"{file}:1 (top level): the file is empty (expected version: 1)"
+        return None, None, marks, [empty]
     try:
-        return _construct(node, (), marks, problems), marks, problems
+        return node, _construct(node, (), marks, problems), marks, problems
     except RecursionError:
-        return None, marks, [f"{file}:1 (top level): invalid YAML: nested too deeply"]
+        return None, None, marks, [f"{file}:1 (top level): invalid YAML: nested too deeply"]
     except _TooManyValuesError:
-        return (
-            None,
-            marks,
-            [
-                f"{file}:1 (top level): over {MAX_VALUES} values once aliases are expanded "
-                "(an alias bomb?)"
-            ],
-        )
+        bomb = f"over {MAX_VALUES} values once aliases are expanded (an alias bomb?)"
+        return None, None, marks, [f"{file}:1 (top level): {bomb}"]
     finally:  # the constructor remembers every node it built: let them go
         marks.scalars.constructed_objects.clear()
         marks.scalars.recursive_objects.clear()
@@ -228,7 +270,7 @@ def _message(error: Mapping[str, Any], path: Path_) -> str:
     return f"{error['msg'][0].lower()}{error['msg'][1:]}"
 
 
-def _validation_problems(exc: ValidationError, data: Any, marks: _Marks) -> list[str]:
+def _validation_problems(exc: ValidationError, data: Any, marks: Marks) -> list[str]:
     problems = []
     for error in exc.errors():
         path = _data_path(error["loc"], data)
@@ -242,8 +284,6 @@ def _validation_problems(exc: ValidationError, data: Any, marks: _Marks) -> list
     return problems
 
 
-# --- loading and merging ---------------------------------------------------------------
-
 # --- one file ---------------------------------------------------------------------
 
 
@@ -251,65 +291,27 @@ def _validation_problems(exc: ValidationError, data: Any, marks: _Marks) -> list
 class Parsed:
     file: str
     model: RulesFile
-    marks: _Marks
-
-
-def rule_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand directories into their YAML files, sorted; keep files as given. In a
-    directory only regular files count (a FIFO would hang the read, a dangling
-    ``.#prod.yaml`` lock would stop the start); hidden and editor files are skipped."""
-    out: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if _is_rules_file(p)))
-        else:
-            out.append(path)
-    return out
-
-
-def _is_rules_file(path: Path) -> bool:
-    name = path.name
-    if name.startswith((".", "#")) or name.endswith(("~", ".swp")):
-        return False
-    return path.suffix in (".yaml", ".yml") and path.is_file()  # follows a ConfigMap link
-
-
-# Per file, its last good text and parse (immutable): a reload that finds a file
-# unchanged (a SIGHUP, the watch, one file edited among many) does not parse it again.
-_LAST_PARSED: dict[str, tuple[str, Parsed]] = {}
-
-
-def parse_file(path: Path) -> tuple[Parsed | None, list[str]]:
-    file = str(path)
-    if path.exists() and not path.is_file():  # a FIFO or a device: reading could hang
-        return None, [f"{file}:0 (top level): not a regular file"]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, [f"{file}:0 (top level): no such file"]
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"{file}:0 (top level): cannot read: {exc}"]
-    last = _LAST_PARSED.get(file)
-    if last is not None and last[0] == text:
-        return last[1], []  # unchanged since the last reload: a parse is most of one
-    parsed, problems = parse_text(text, file)
-    if parsed is not None:
-        _LAST_PARSED[file] = (text, parsed)
-    return parsed, problems
+    marks: Marks
 
 
 def parse_text(text: str, file: str) -> tuple[Parsed | None, list[str]]:
-    data, marks, problems = _parse_yaml(text, file)
+    parsed, problems, _ = parse_tree(text, file)
+    return parsed, problems
+
+
+def parse_tree(text: str, file: str) -> tuple[Parsed | None, list[str], yaml.Node | None]:
+    """``parse_text`` and the node tree it was read from (where each rule sits)."""
+    node, data, marks, problems = read_yaml(text, file)
     if problems:
-        return None, problems
+        return None, problems, None
     if not isinstance(data, dict):
-        return None, [f"{file}:{marks.line_of(())} (top level): expected a mapping with version: 1"]
+        top = f"{file}:{marks.line_of(())} (top level): expected a mapping with version: 1"
+        return None, [top], None
     try:
         model = RulesFile.model_validate(data, context=FILE_CONTEXT)
     except ValidationError as exc:
-        return None, _validation_problems(exc, data, marks)
-    return Parsed(file, model, marks), []
+        return None, _validation_problems(exc, data, marks), None
+    return Parsed(file, model, marks), [], node
 
 
 def where(parsed: Parsed, path: Path_) -> str:
