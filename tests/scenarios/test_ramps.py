@@ -203,6 +203,39 @@ async def test_a_step_journalled_but_never_posted_is_failed_and_redone(tmp_path:
         assert w.live() == [(w.new, 100.0)]
 
 
+async def test_an_abort_journalled_but_never_posted_is_carried_out_at_restart(
+    tmp_path: Path,
+) -> None:
+    """The daemon died after journalling an operator's abort, before its POST: the
+    restart goes back to 100 % of old (the operator's word stands), never resumes."""
+    async with ramp_world(tmp_path) as w:
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 60.0, "ana")
+        await w.until_step(ramp.id, 0)
+        record = await w.ramp(ramp.id)
+        why = f"aborted by bo: back to 100% of {w.old}"
+        intent = {
+            "from_deployment": record.deployment,
+            "versions": [[w.old, 100.0]],
+            "why": why,
+            "phase": "aborted",
+        }
+        key = f"{ramp.id}/ramp-2/worker"
+        await w.store.journal_intent(
+            ActionRecord(key, ramp.id, "ramp-revert", "worker", intent, "intent", w.clock.now())
+        )
+        await w.restart()
+        ended = await w.ramp(ramp.id)
+        assert (ended.phase, ended.active) == ("aborted", False)
+        assert ended.why.startswith("aborted by bo")
+        assert w.live() == [(w.old, 100.0)]
+        rows = await w.store.actions(ramp.id)
+        assert [(r.kind, r.state) for r in rows] == [
+            ("ramp-step", "done"),
+            ("ramp-revert", "failed"),
+            ("ramp-revert", "done"),
+        ]
+
+
 async def test_the_daemons_runtime_resumes_a_ramp_when_elected(tmp_path: Path) -> None:
     """The wiring: a new daemon's Runtime, on the state file a dead one left, takes
     the ramp over when its leadership starts (the same ``elected`` HA uses)."""
