@@ -79,11 +79,11 @@ class Seen:
     """What an operator sees at one moment: the live split and the ramp (API)."""
 
     live: list[tuple[str, float]]
+    live_message: str = ""  # the live deployment's (a ramp signs its own with its id)
+    ramp: str = ""  # the ramp's id
     phase: str | None = None  # the ramp's, None when there is none
     why: str = ""
     active: bool = False
-    deployment: str = ""
-    live_id: str = ""
 
     @property
     def split(self) -> bool:
@@ -91,8 +91,9 @@ class Seen:
 
     @property
     def owned(self) -> bool:
-        """A split an active ramp owns (it made this deployment and goes on moving it)."""
-        return self.active and self.deployment == self.live_id
+        """A split an active ramp owns: it made this deployment (the message Cloudflare
+        shows names the ramp) and goes on moving it."""
+        return self.active and self.live_message.startswith(f"rollback-watchdog ramp {self.ramp}")
 
 
 @dataclass
@@ -129,9 +130,9 @@ class RampProc:
     def live(self) -> list[tuple[str, float]]:
         return self.cf.live_versions("api")
 
-    def live_id(self) -> str:
+    def live_message(self) -> str:
         live = self.cf.live_deployment("api")
-        return live.id if live else ""
+        return live.message if live else ""
 
     def posts(self) -> int:
         return self.cf.count("POST", DEPLOYMENTS)
@@ -149,11 +150,11 @@ class RampProc:
 
     async def seen(self, from_api: bool = True) -> Seen:
         ramps = await self.ramps() if from_api else []
-        seen = Seen(sorted(self.live()), live_id=self.live_id())
+        seen = Seen(sorted(self.live()), self.live_message())
         if ramps:
             (ramp,) = ramps
             seen.phase, seen.why, seen.active = ramp["phase"], ramp["why"], ramp["active"]
-            seen.deployment = ramp["deployment"]
+            seen.ramp = ramp["id"]
         return seen
 
     async def start_ramp(self, soak_s: float = SOAK_S) -> str:
