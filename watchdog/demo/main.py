@@ -216,7 +216,8 @@ async def _run(
                 finally:
                     view.stop()  # the live display ends before anything else prints
                     await page.close()
-                    await _stop([*tasks, *demo.notes.values()], runtime)
+                    notes = [t for t in demo.notes.values() if isinstance(t, asyncio.Task)]
+                    await _stop([*tasks, *notes], runtime)
                     demo.record.failures_counted = _failures_counted(runtime)
             return demo, scenario, outcome, _postmortem_lines(work)
 
@@ -236,6 +237,10 @@ def _demo_settings(work: Path, rules: Path, cf_url: str, rx_url: str, admin_toke
             "WATCHDOG_SECRETS__PAGERDUTY_ROUTING_KEY": DEMO_ROUTING_KEY,
             "WATCHDOG_SECRETS__STATUSPAGE_API_KEY": "demo-statuspage-key",
             "WATCHDOG_SECRETS__APP_ADMIN_TOKEN": admin_token,
+            # A short story: ramps and splits are read every few seconds, not 5-30 s.
+            "WATCHDOG_RAMP_TICK": "1",
+            "WATCHDOG_DEPLOY_POLL": "5",
+            "WATCHDOG_SPLIT_POLL": "2",
         }
     )
 
@@ -248,6 +253,7 @@ def _control_api(runtime: Runtime, settings: Settings) -> Router:
         reload=runtime.reload,
         extra_status=runtime.status_extra,
         silences=runtime.silences,
+        ramps=runtime.ramps,
         dry_run=settings.dry_run,
     )
 
