@@ -216,8 +216,7 @@ async def _run(
                 finally:
                     view.stop()  # the live display ends before anything else prints
                     await page.close()
-                    notes = [t for t in demo.notes.values() if isinstance(t, asyncio.Task)]
-                    await _stop([*tasks, *notes], runtime)
+                    await _stop([*tasks, *demo.notes.values()], runtime)
                     demo.record.failures_counted = _failures_counted(runtime)
             return demo, scenario, outcome, _postmortem_lines(work)
 
@@ -258,7 +257,9 @@ def _control_api(runtime: Runtime, settings: Settings) -> Router:
     )
 
 
-async def _stop(tasks: list[asyncio.Task[Any]], runtime: Runtime) -> None:
+async def _stop(running: list[Any], runtime: Runtime) -> None:
+    """Cancel the tasks among ``running`` (a scenario's notes also hold plain values)."""
+    tasks = [task for task in running if isinstance(task, asyncio.Task)]
     for task in tasks:
         task.cancel()
     for task in tasks:
