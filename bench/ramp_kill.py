@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.integration.ramp_proc import PHASES, KillRun, kill_once
 
+SETUP_ATTEMPTS = 3
+
 
 def _row(phase: str, runs: list[KillRun]) -> str:
     outcomes = Counter(r.outcome.split(" (")[0] if not r.problems else "BROKEN" for r in runs)
@@ -85,15 +87,18 @@ async def main() -> int:
     args = parser.parse_args()
     runs: list[KillRun] = []
     began = time.monotonic()
+    retried = 0
     for seed in range(args.first_seed, args.first_seed + args.kills):
-        with tempfile.TemporaryDirectory(prefix="ramp-kill-") as tmp:
-            try:
-                run = await kill_once(Path(tmp), seed)
-            except AssertionError as exc:  # the world could not reach the kill point
-                phase = PHASES[seed % len(PHASES)]
-                run = KillRun(seed, phase, "delay", 0.0, problems=[str(exc).splitlines()[0]])
+        for attempt in range(SETUP_ATTEMPTS):
+            run = await _one(seed)
+            if run.at_kill is not None or attempt == SETUP_ATTEMPTS - 1:
+                break
+            # Never killed: the world could not be set up (the first daemon did not
+            # serve within 10 s on a loaded machine): the same seed again.
+            retried += 1
+            print(f"seed {seed:3d} not set up ({'; '.join(run.problems)}): again", flush=True)
         runs.append(run)
-        kill = "split" if run.at_kill and run.at_kill.split else "one version"
+        kill = "never" if run.at_kill is None else "split" if run.at_kill.split else "one version"
         rec = "-" if run.reconcile_s is None else f"{run.reconcile_s:.2f}"
         print(
             f"seed {seed:3d} {run.phase:24s} {run.stall or 'no stall':16s} at kill: {kill:11s} "
@@ -101,7 +106,17 @@ async def main() -> int:
             + (f"  PROBLEMS: {run.problems}" if run.problems else ""),
             flush=True,
         )
+    print(f"\nruns set up again (never killed the first time): {retried}")
     return report(runs, time.monotonic() - began)
+
+
+async def _one(seed: int) -> KillRun:
+    with tempfile.TemporaryDirectory(prefix="ramp-kill-") as tmp:
+        try:
+            return await kill_once(Path(tmp), seed)
+        except AssertionError as exc:  # the world could not reach the kill point
+            phase = PHASES[seed % len(PHASES)]
+            return KillRun(seed, phase, "delay", 0.0, problems=[str(exc).splitlines()[0]])
 
 
 if __name__ == "__main__":
