@@ -384,7 +384,7 @@ def test_backtest_replays_a_versions_recording_through_a_split(
         {
             "versions": [{"version": "v2", "percentage": 10}, {"version": "v1", "percentage": 90}],
             "at": T0 - 30,
-        },  # noqa: E501
+        },
     ]
     (series / "deployments.json").write_text(json.dumps({"worker": split}))
     argv = ["backtest", "--rules", str(rules_path), "--series", str(series)]
