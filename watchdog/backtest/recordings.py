@@ -5,7 +5,10 @@ Prometheus, and the samples a live daemon would have seen from it (``backtest/sa
 matrix with one series, or none), so ``curl`` can make one. A signal with a
 ``requests_query`` has ``DIR/SIGNAL.requests.json`` (same format) for its traffic. A
 signal given as ``errors_query`` over ``requests_query`` has ``DIR/SIGNAL.errors.json``
-and ``DIR/SIGNAL.requests.json`` instead of ``SIGNAL.json``.
+and ``DIR/SIGNAL.requests.json`` instead of ``SIGNAL.json``. A canary rule's per-version
+signal has ``DIR/SIGNAL.versions.json``: each window's errors and requests per Worker
+version, as the ``cloudflare`` source reads them in ``mode: versions`` (format in
+``backtest/splits.py``).
 
 Every recording is read exactly as the live daemon reads the same answers: a value of
 ``NaN`` is no data and ``±Inf`` an error; a missing step (a hole in the timestamps, on
