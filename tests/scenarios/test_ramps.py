@@ -43,6 +43,18 @@ async def test_a_ramp_moves_step_by_step_only_after_each_soak(tmp_path: Path) ->
         ]
 
 
+async def test_a_soak_counts_only_time_the_analytics_have_reported(tmp_path: Path) -> None:
+    """With the analytics 40 s late, a 60 s soak ends when the canary's evidence covers
+    60 s of the step, not 60 s after it went live (it would judge 20 s of data)."""
+    async with ramp_world(tmp_path, delay_s=40.0) as w:
+        start = w.clock.now()
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 60.0, "ana")
+        await w.until_phase(ramp.id, "done")
+        posts = [d for d in w.fake._script("api").deployments if d.created_on >= start]
+        assert len(posts) == 2
+        assert posts[1].created_on - posts[0].created_on >= 60 + 40
+
+
 async def test_no_move_without_evidence_and_none_on_a_regression(tmp_path: Path) -> None:
     async with ramp_world(tmp_path) as w:
         w.error_rates[w.new] = 0.2  # 40x the old version's errors

@@ -1,7 +1,7 @@
 """The ``ramp`` scenario: the watchdog owns two gradual deployments of the Worker.
 
 The operator types ``rollback-watchdog ramp start --version V --steps 10%,50%,100%
---soak 20s`` (the real CLI, a subprocess, through the watchdog's control API) twice:
+--soak 15s`` (the real CLI, a subprocess, through the watchdog's control API) twice:
 
 1. v3, a good version: the watchdog moves the split 10 % → 50 % → 100 %, each step
    after its soak and only while the canary rule has seen v3's traffic and found no
@@ -32,7 +32,7 @@ from watchdog.run.runtime import Runtime
 from watchdog.store.base import RampRecord
 
 STEPS = "10%,50%,100%"
-SOAK = "20s"  # over the analytics delay (5 s): the canary judges each step
+SOAK = "15s"  # of evidence: with the telemetry 5 s late, each step lasts about 20 s
 CLI_TIMEOUT_S = 60.0
 
 
