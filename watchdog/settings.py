@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     # leader_retry seconds (the bound on a takeover after the leader dies).
     leader_name: str = Field(default="rollback-watchdog", min_length=1)
     leader_retry: float = Field(default=5.0, gt=0)
+    # How often a ramp reads what is live and asks the canary rules. How often the
+    # deploy watch reads the targets: a deploy is tested from when it went live, so
+    # decided at most deploy_poll later; while a split is live, canary rules need its
+    # end soon (12 reads a minute per Worker, far under Cloudflare's 1,200 per 5 min).
+    ramp_tick: float = Field(default=5.0, gt=0)
+    deploy_poll: float = Field(default=30.0, gt=0)
+    split_poll: float = Field(default=5.0, gt=0)
     api_token: SecretStr | None = None
     # Without a token, extra Host names the control API answers to (comma-separated):
     # the name a port-forward or local proxy puts in Host. localhost and the listen

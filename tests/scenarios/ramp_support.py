@@ -78,6 +78,7 @@ class RampWorld:
     ramps: Ramps
     error_rates: dict[str, float] = field(default_factory=dict)  # by version; else 0.5 %
     traffic_every_s: float = TRAFFIC_EVERY_S
+    delay_s: float = 0.0  # the analytics' delay: each window is complete up to now - delay
     store_type: Callable[[Path, AutoClock], BusyStore] = BusyStore
 
     @property
@@ -120,8 +121,9 @@ class RampWorld:
                 )
                 for v, p in deployments[0].versions
             )
+            fresh = now - self.delay_s
             self.engine.observe(
-                "cf.versions", Sample(now, SampleKind.VALUE, versions=counts, fresh_to=now)
+                "cf.versions", Sample(now, SampleKind.VALUE, versions=counts, fresh_to=fresh)
             )
 
     async def restart(self, arm: Callable[[BusyStore], None] | None = None) -> None:
@@ -174,6 +176,7 @@ async def ramp_world(
     idle_s: float = 0.002,
     traffic_every_s: float = TRAFFIC_EVERY_S,
     http: httpx.AsyncClient | None = None,
+    delay_s: float = 0.0,
 ) -> AsyncIterator[RampWorld]:
     """``http``: a client to share between worlds (a new one loads the CA bundle: a
     tenth of a second, which a hundred kill runs need not pay a hundred times)."""
@@ -188,6 +191,7 @@ async def ramp_world(
     async with _stack(fake, http) as stack:
         world = RampWorld(clock, stack, rules, path, old, new, store, Engine(rules), None)  # type: ignore[arg-type]
         world.store_type, world.traffic_every_s = store_type, traffic_every_s
+        world.delay_s = delay_s
         world.ramps = world.new_ramps()
         tasks = [asyncio.create_task(clock.run()), asyncio.create_task(world.traffic())]
         try:

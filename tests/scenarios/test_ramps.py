@@ -43,6 +43,18 @@ async def test_a_ramp_moves_step_by_step_only_after_each_soak(tmp_path: Path) ->
         ]
 
 
+async def test_a_soak_counts_only_time_the_analytics_have_reported(tmp_path: Path) -> None:
+    """With the analytics 40 s late, a 60 s soak ends when the canary's evidence covers
+    60 s of the step, not 60 s after it went live (it would judge 20 s of data)."""
+    async with ramp_world(tmp_path, delay_s=40.0) as w:
+        start = w.clock.now()
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 60.0, "ana")
+        await w.until_phase(ramp.id, "done")
+        posts = [d for d in w.fake._script("api").deployments if d.created_on >= start]
+        assert len(posts) == 2
+        assert posts[1].created_on - posts[0].created_on >= 60 + 40
+
+
 async def test_no_move_without_evidence_and_none_on_a_regression(tmp_path: Path) -> None:
     async with ramp_world(tmp_path) as w:
         w.error_rates[w.new] = 0.2  # 40x the old version's errors
@@ -201,6 +213,39 @@ async def test_a_step_journalled_but_never_posted_is_failed_and_redone(tmp_path:
         assert sorted(w.live()) == sorted([(w.new, 10.0), (w.old, 90.0)])
         await w.ramps.promote(ramp.id, "ana")
         assert w.live() == [(w.new, 100.0)]
+
+
+async def test_an_abort_journalled_but_never_posted_is_carried_out_at_restart(
+    tmp_path: Path,
+) -> None:
+    """The daemon died after journalling an operator's abort, before its POST: the
+    restart goes back to 100 % of old (the operator's word stands), never resumes."""
+    async with ramp_world(tmp_path) as w:
+        ramp = await w.ramps.start(None, w.new, "10%,100%", 60.0, "ana")
+        await w.until_step(ramp.id, 0)
+        record = await w.ramp(ramp.id)
+        why = f"aborted by bo: back to 100% of {w.old}"
+        intent = {
+            "from_deployment": record.deployment,
+            "versions": [[w.old, 100.0]],
+            "why": why,
+            "phase": "aborted",
+        }
+        key = f"{ramp.id}/ramp-2/worker"
+        await w.store.journal_intent(
+            ActionRecord(key, ramp.id, "ramp-revert", "worker", intent, "intent", w.clock.now())
+        )
+        await w.restart()
+        ended = await w.ramp(ramp.id)
+        assert (ended.phase, ended.active) == ("aborted", False)
+        assert ended.why.startswith("aborted by bo")
+        assert w.live() == [(w.old, 100.0)]
+        rows = await w.store.actions(ramp.id)
+        assert [(r.kind, r.state) for r in rows] == [
+            ("ramp-step", "done"),
+            ("ramp-revert", "failed"),
+            ("ramp-revert", "done"),
+        ]
 
 
 async def test_the_daemons_runtime_resumes_a_ramp_when_elected(tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ def test_how_a_version_went_live() -> None:
     assert describe_step_how("", "github:push", "") == "ci"
     assert describe_step_how("api", "rollback", "rollback-watchdog: error-rate 8%") == "watchdog"
     assert describe_step_how("api", "rollback", "rollback-watchdog manual: bad") == "person"
+    # A ramp's step is the deploy of the person who started the ramp (a bad step is a
+    # deploy to blame and roll back), not the watchdog's own rollback.
+    assert describe_step_how("api", "", "rollback-watchdog ramp 1a2b: first step") == "person"
     assert describe_step_how("api", "deployment", "") == "unknown"
 
 

@@ -313,8 +313,10 @@ class Ledgers:
 def describe_step_how(source: str, trigger: str, message: str) -> str:
     """``person``, ``ci``, ``watchdog`` or ``unknown`` from a deployment's source, its
     trigger and its message (the watchdog signs its own ``workers/message``)."""
-    if message.startswith("rollback-watchdog manual"):
-        return "person"  # a person's `rollback`, carried out by the watchdog
+    if message.startswith(("rollback-watchdog manual", "rollback-watchdog ramp")):
+        # A person's `rollback`, or a step of a person's `ramp`, carried out by the
+        # watchdog: a ramp's bad step is a deploy to blame, not the watchdog's rollback.
+        return "person"
     if message.startswith("rollback-watchdog"):
         return "watchdog"
     if source in ("workersci", "integration", "terraform") or trigger in (

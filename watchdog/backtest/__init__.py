@@ -25,6 +25,8 @@ incident manager on a virtual clock.
 - ``samples``: The samples a live daemon would have seen from a recording (gaps, NaN, Inf,
   errors over requests), as the live prometheus source reads them.
 - ``series_notation``: promtool's expanding notation for input series, both ways.
+- ``splits``: Gradual deployments in the backtest and ``test rules``: the split form of a
+  deployments entry, told to the engine as live, and per-version recordings for canary rules.
 - ``standins``: The outside world during a replay: targets read the recorded deploy history at
   the virtual now, purges and notifiers send nothing, and the store is SQLite in memory.
 - ``sweep``: ``backtest --sweep``: one rule's settings over a grid, every combination replayed.

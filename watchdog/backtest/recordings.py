@@ -5,7 +5,10 @@ Prometheus, and the samples a live daemon would have seen from it (``backtest/sa
 matrix with one series, or none), so ``curl`` can make one. A signal with a
 ``requests_query`` has ``DIR/SIGNAL.requests.json`` (same format) for its traffic. A
 signal given as ``errors_query`` over ``requests_query`` has ``DIR/SIGNAL.errors.json``
-and ``DIR/SIGNAL.requests.json`` instead of ``SIGNAL.json``.
+and ``DIR/SIGNAL.requests.json`` instead of ``SIGNAL.json``. A canary rule's per-version
+signal has ``DIR/SIGNAL.versions.json``: each window's errors and requests per Worker
+version, as the ``cloudflare`` source reads them in ``mode: versions`` (format in
+``backtest/splits.py``).
 
 Every recording is read exactly as the live daemon reads the same answers: a value of
 ``NaN`` is no data and ``±Inf`` an error; a missing step (a hole in the timestamps, on
@@ -28,7 +31,10 @@ from typing import Any
 import httpx
 
 from watchdog import strict_json
+from watchdog.backtest.splits import read_versions_file
 from watchdog.errors import BacktestError
+from watchdog.model import Sample
+from watchdog.rules.fit import counts_versions
 from watchdog.rules.load import ResolvedSignal, RuleSet
 from watchdog.rules.model import PrometheusSourceSpec
 from watchdog.sources.prometheus_range import parse_matrix, query_range
@@ -54,6 +60,9 @@ class Recording:
     errors: Points | None = None
     divided: bool = False
     needs_requests: bool = False
+    # A canary's per-version signal (``SIGNAL.versions.json``, ``backtest/splits.py``):
+    # its samples as read; ``points`` then holds each sample's time and error ratio.
+    versions: tuple[Sample, ...] | None = None
 
     def span(self) -> tuple[float, float] | None:
         """First and last recorded time over all its series; None when all are empty."""
@@ -166,6 +175,7 @@ def load_recordings(
         recordings[name] = Recording(
             name, points, requests, origin=str(path), needs_requests=needs_requests(signal)
         )
+    recordings.update(_versions_recordings(directory, ruleset, wanted))
     if not recordings:
         expected = (
             ", ".join(
@@ -180,11 +190,28 @@ def load_recordings(
             f"{directory}: no recording of any signal the rules watch (expected {expected})"
         )
     known = {f"{name}{part}.json" for name in wanted for part in ("", ".requests", ".errors")}
-    known.update(("deployments.json", "labels.json"))
+    known.update(("deployments.json", "labels.json", *(f"{n}.versions.json" for n in wanted)))
     for path in sorted(directory.glob("*.json")):
         if path.name not in known:
             notes.append(f"ignored {path}: no signal of that name in the rules")
     return recordings, notes
+
+
+def _versions_recordings(
+    directory: Path, ruleset: RuleSet, wanted: Sequence[str]
+) -> dict[str, Recording]:
+    """Each canary signal's ``DIR/SIGNAL.versions.json`` (``backtest/splits.py``): its
+    samples as the source read them; points (time, error ratio) tell span and step."""
+    out: dict[str, Recording] = {}
+    for name in wanted:
+        signal = ruleset.signals.get(name)
+        path = directory / f"{name}.versions.json"
+        if signal is None or not counts_versions(signal) or not path.exists():
+            continue
+        samples, step = read_versions_file(path)
+        points = [(x.at, x.value) for x in samples]
+        out[name] = Recording(name, points, step=step, origin=str(path), versions=tuple(samples))
+    return out
 
 
 async def fetch_recordings(

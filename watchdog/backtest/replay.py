@@ -16,6 +16,7 @@ from typing import Any
 
 from watchdog.actions.notify.event import IncidentEvent
 from watchdog.actions.playbook import Playbook
+from watchdog.backtest.splits import SplitFeed
 from watchdog.backtest.standins import (
     RecordedNotifier,
     RecordedPurge,
@@ -118,6 +119,7 @@ class Replay:
             for deploy in deploys
         )
         self._next_deploy = 0
+        self._splits = SplitFeed(deployments or {})  # canary rules judge each split
         self._state_since: dict[str, tuple[State, float]] = {}
         self.spans: dict[str, list[Span]] = defaultdict(list)
         self.time_in_state: dict[str, dict[State, float]] = defaultdict(
@@ -169,6 +171,7 @@ class Replay:
             ):
                 when, target = self._deploys[self._next_deploy]
                 engine.deployed(target, when)
+                self._splits.tell(engine, target, when)
                 self._next_deploy += 1
             decided = False
             for name, sample in batch:

@@ -20,10 +20,18 @@ Test file format::
             errors: _x19 80x40         # its two counts; `_` errors is no error series
             requests: 1000x59          # (0 errors where there is traffic), `_` requests
                                        # is no traffic (blind)
+          - series: edge.versions      # a canary rule's per-version signal: each
+            versions:                  # version's errors and requests per window
+              v42: {errors: 2x59, requests: 6x59}
+              v41: {errors: 1x59, requests: 54x59}
         deployments:                   # optional; as deployments.json, `at` may be a
           worker:                      # duration from start_time (-10m, 5m)
             - {version: v41, at: -2d}
             - {version: v42, at: -10m}
+          api:                         # a split (backtest/splits.py): canary rules judge
+            - {version: v41, at: -1d}  # v42 against v41 from then on
+            - {versions: [{version: v42, percentage: 10}, {version: v41, percentage: 90}],
+               at: -30s}
         silences:                      # optional; each a list of matchers
           - [rule=error-rate, target=frontend]
         rule_test:

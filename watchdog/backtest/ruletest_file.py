@@ -33,11 +33,19 @@ OUTCOMES: tuple[str, ...] = (
 ACTING: frozenset[str] = frozenset({"rollback", "silenced", "blocked", "grace", "notify"})
 
 
+class VersionSeries(Model):
+    """One version's counts per window (a canary rule's signal), expanding notation."""
+
+    errors: str
+    requests: str
+
+
 class InputSeries(Model):
     series: str
     values: str | None = None
     errors: str | None = None
     requests: str | None = None
+    versions: dict[str, VersionSeries] | None = None  # per version: a canary's signal
 
 
 class Expectation(Model):

@@ -1,15 +1,17 @@
 """A rule test's ``input_series`` as the samples a live daemon would have seen: values,
-``_`` and ``stale`` gaps, and errors over requests for a divided signal."""
+``_`` and ``stale`` gaps, errors over requests for a divided signal, and per-version
+errors and requests for a canary rule's signal (``versions:``, ``backtest/splits.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from watchdog.backtest.ruletest_file import RuleTestError, RuleTestGroup
+from watchdog.backtest.ruletest_file import InputSeries, RuleTestError, RuleTestGroup
 from watchdog.backtest.samples import value_sample
 from watchdog.backtest.series_notation import MISSING, STALE, Point, SeriesNotationError, expand
+from watchdog.backtest.splits import versions_sample
 from watchdog.model import Sample
-from watchdog.rules.fit import counts_errors
+from watchdog.rules.fit import counts_errors, counts_versions
 from watchdog.rules.load import RuleSet
 from watchdog.sources.prometheus import divide, with_requests
 
@@ -17,7 +19,7 @@ from watchdog.sources.prometheus import divide, with_requests
 def input_streams(
     ruleset: RuleSet, group: RuleTestGroup, label: str, start: float, interval: float
 ) -> dict[str, list[Sample]]:
-    expanded: dict[str, _Input] = {}
+    expanded: dict[str, _Input | _VersionsInput] = {}
     for index, item in enumerate(group.input_series):
         where = f"{label}: input_series[{index}] ({item.series})"
         signal = ruleset.signals.get(item.series)
@@ -26,6 +28,9 @@ def input_streams(
             raise RuleTestError(f"{where}: unknown signal (expected one of: {known})")
         if item.series in expanded:
             raise RuleTestError(f"{where}: the signal is given twice")
+        if item.versions is not None or counts_versions(signal):
+            expanded[item.series] = _versions_input(item, where, counts_versions(signal))
+            continue
         # A counted signal (errors_query + requests_query, a scrape error_ratio or
         # slow_ratio, a cloudflare error_rate) is given as its two counts.
         divided = counts_errors(signal)
@@ -108,3 +113,56 @@ def _answer(at: float, point: Point) -> Sample | None:
         return None
     assert isinstance(point, float)
     return value_sample(at, point)
+
+
+@dataclass(frozen=True)
+class _VersionsInput:
+    """A canary's signal: per version, its errors and requests in each window."""
+
+    versions: dict[str, tuple[list[Point], list[Point]]]
+
+    @property
+    def main(self) -> list[Point]:
+        return max((errors for errors, _ in self.versions.values()), key=len, default=[])
+
+    def sample(self, at: float, i: int) -> Sample:
+        counts: dict[str, tuple[float, float]] = {}
+        for version, (errors, requests) in self.versions.items():
+            e = errors[i] if i < len(errors) else MISSING
+            r = requests[i] if i < len(requests) else MISSING
+            if isinstance(r, float):  # `_` requests: the version served nothing then
+                counts[version] = (e if isinstance(e, float) else 0.0, r)
+        return versions_sample(at, counts)
+
+
+def _versions_input(item: InputSeries, where: str, per_version: bool) -> _VersionsInput:
+    if not per_version:
+        raise RuleTestError(
+            f"{where}: versions applies only to a per-version signal (a cloudflare source "
+            "in mode: versions, field versions); give values"
+        )
+    if item.versions is None or item.values is not None or item.errors is not None:
+        raise RuleTestError(
+            f"{where}: give versions ({{VERSION: {{errors: ..., requests: ...}}}}, each "
+            "version's counts per window), not values or errors"
+        )
+    if not item.versions:
+        raise RuleTestError(f"{where}: versions: name at least one version")
+    out: dict[str, tuple[list[Point], list[Point]]] = {}
+    for version, series in item.versions.items():
+        try:
+            errors, requests = expand(series.errors), expand(series.requests)
+        except SeriesNotationError as exc:
+            raise RuleTestError(f"{where}: versions.{version}: {exc}") from None
+        if len(errors) != len(requests):
+            raise RuleTestError(
+                f"{where}: versions.{version}: requests has {len(requests)} values but "
+                f"errors has {len(errors)}"
+            )
+        for i, (e, r) in enumerate(zip(errors, requests, strict=True)):
+            if isinstance(e, float) and isinstance(r, float) and e > r:
+                raise RuleTestError(
+                    f"{where}: versions.{version}: value {i + 1}: {e:g} errors of {r:g} requests"
+                )
+        out[version] = (errors, requests)
+    return _VersionsInput(out)

@@ -22,6 +22,7 @@ from watchdog.backtest.recordings import (
 )
 from watchdog.backtest.replay import Replay
 from watchdog.backtest.samples import infer_step, samples_of
+from watchdog.backtest.splits import in_span
 from watchdog.backtest.timeline import BacktestResult, Event, RuleSummary, Summary
 from watchdog.backtest.times import Deployments
 from watchdog.errors import BacktestError
@@ -57,7 +58,10 @@ async def backtest(
             ruleset, replayed, lo, hi, deployments, silences, ignore_deploys
         )
     else:
-        samples = {name: samples_of(r, lo, hi) for name, r in replayed.items()}
+        samples = {
+            name: samples_of(r, lo, hi) if r.versions is None else in_span(r.versions, lo, hi)
+            for name, r in replayed.items()
+        }
         replay = Replay(ruleset, deployments, silences, ignore_deploys)
         await replay.run(samples)
         if columnar is None:
@@ -118,6 +122,8 @@ def step_path_reason(ruleset: RuleSet) -> str | None:
     for rule in ruleset.rules:
         if rule.regression is not None:
             return f"{rule.name} is a regression rule: it hears of each deploy as the replay goes"
+        if rule.canary is not None:
+            return f"{rule.name} is a canary rule: it hears of each split as the replay goes"
     return None
 
 

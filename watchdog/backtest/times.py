@@ -13,7 +13,11 @@ live on each target, and since when::
 ``at`` is RFC 3339 or Unix seconds; ``id`` and ``description`` are optional. At
 virtual time T a target's live version is its latest deploy at or before T, and a
 rollback goes to the newest earlier version (preferring one seen healthy), as the
-live targets choose. Without the file no deploy is known, so deploy correlation
+live targets choose. A gradual deployment gives ``versions`` instead of ``version``
+(``{"versions": [{"version": "v42", "percentage": 10}, {"version": "v41",
+"percentage": 90}], "at": ...}``): canary rules judge its new version against the old
+one from then, as live (``backtest/splits.py`` has the rules and the per-version
+recordings a canary rule's signal reads). Without the file no deploy is known, so deploy correlation
 blocks every rollback ("missing deploy") unless ``--ignore-deploys``.
 """
 
@@ -25,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from watchdog.backtest.splits import SplitDeploy, parse_versions, resolve
 from watchdog.errors import BacktestError
 from watchdog.model import Deploy
 from watchdog.units import iso, parse_duration
@@ -80,34 +85,45 @@ Deployments = Mapping[str, Sequence[Deploy]]
 def parse_deployments(
     data: object, where: str, base: float | None = None
 ) -> dict[str, list[Deploy]]:
-    """``{target: [{version, at, id?, description?}, ...]}`` → deploys sorted by time.
-    ``base`` makes durations like ``-10m`` valid for ``at`` (relative to it)."""
+    """``{target: [{version | versions, at, id?, description?}, ...]}`` → deploys sorted
+    by time. ``base`` makes durations like ``-10m`` valid for ``at`` (relative to it)."""
     if not isinstance(data, dict):
         raise BacktestError(f"{where}: expected an object mapping each target to its deploys")
     out: dict[str, list[Deploy]] = {}
     for target, items in data.items():
         if not isinstance(items, list):
             raise BacktestError(f"{where}: {target}: expected a list of deploys")
-        deploys = []
-        for index, item in enumerate(items):
-            place = f"{where}: {target}[{index}]"
-            if not isinstance(item, dict) or "version" not in item or "at" not in item:
-                raise BacktestError(f"{place}: expected {{version: ..., at: ...}}")
-            unknown = set(item) - {"version", "at", "id", "description"}
-            if unknown:
-                raise BacktestError(f"{place}: unknown key(s) {', '.join(sorted(unknown))}")
-            at = _deploy_time(item["at"], place, base)
-            version = str(item["version"])
-            deploys.append(
-                Deploy(
-                    id=str(item.get("id", version)),
-                    version=version,
-                    created_at=at,
-                    description=str(item.get("description", "")),
-                )
-            )
-        out[str(target)] = sorted(deploys, key=lambda d: d.created_at)
+        dated = [
+            (f"{where}: {target}[{index}]", _deploy(item, f"{where}: {target}[{index}]", base))
+            for index, item in enumerate(items)
+        ]
+        out[str(target)] = resolve(sorted(dated, key=lambda pair: pair[1].created_at))
     return out
+
+
+def _deploy(item: object, place: str, base: float | None) -> Deploy:
+    if (
+        not isinstance(item, dict)
+        or "at" not in item
+        or ("version" in item) == ("versions" in item)
+    ):
+        raise BacktestError(
+            f"{place}: expected {{version: ..., at: ...}} or, for a gradual deployment, "
+            "{versions: [{version: ..., percentage: ...}, ...], at: ...}"
+        )
+    unknown = set(item) - {"version", "versions", "at", "id", "description"}
+    if unknown:
+        raise BacktestError(f"{place}: unknown key(s) {', '.join(sorted(unknown))}")
+    at = _deploy_time(item["at"], place, base)
+    description = str(item.get("description", ""))
+    if "version" in item:
+        version = str(item["version"])
+        return Deploy(str(item.get("id", version)), version, at, description)
+    versions = parse_versions(item["versions"], place)
+    if len(versions) == 1:  # one version at 100 %: a plain deploy
+        return Deploy(str(item.get("id", versions[0][0])), versions[0][0], at, description)
+    # The new version is known once the deploys are in time order (``resolve``).
+    return SplitDeploy(str(item.get("id", "")), "", at, description, versions=versions)
 
 
 def _deploy_time(value: object, place: str, base: float | None) -> float:

@@ -203,6 +203,7 @@ def _register_demo(commands: Commands) -> None:
             "flapping",
             "silenced",
             "canary",
+            "ramp",
         ),
     )
     demo.add_argument(

@@ -8,6 +8,7 @@ the CLI's ``demo`` verb imports this wing.
 - ``main``: ``rollback-watchdog demo``: the whole story in one process on loopback.
 - ``scenarios``: The scenarios (what each breaks, when it is done, how it is judged) and the
   ``Demo`` they act on.
+- ``ramp``: The ``ramp`` scenario: the watchdog ramps a good Worker version, then a bad one.
 - ``record``: What a run did that the strict verdict judges (``--record FILE``), and the verdict.
 - ``transport``: An httpx transport that holds a virtual clock still during loopback I/O.
 - ``view``: The demo's live terminal view: signals against thresholds, rule states and the

@@ -236,6 +236,10 @@ def _demo_settings(work: Path, rules: Path, cf_url: str, rx_url: str, admin_toke
             "WATCHDOG_SECRETS__PAGERDUTY_ROUTING_KEY": DEMO_ROUTING_KEY,
             "WATCHDOG_SECRETS__STATUSPAGE_API_KEY": "demo-statuspage-key",
             "WATCHDOG_SECRETS__APP_ADMIN_TOKEN": admin_token,
+            # A short story: ramps and splits are read every few seconds, not 5-30 s.
+            "WATCHDOG_RAMP_TICK": "1",
+            "WATCHDOG_DEPLOY_POLL": "5",
+            "WATCHDOG_SPLIT_POLL": "2",
         }
     )
 
@@ -248,11 +252,14 @@ def _control_api(runtime: Runtime, settings: Settings) -> Router:
         reload=runtime.reload,
         extra_status=runtime.status_extra,
         silences=runtime.silences,
+        ramps=runtime.ramps,
         dry_run=settings.dry_run,
     )
 
 
-async def _stop(tasks: list[asyncio.Task[Any]], runtime: Runtime) -> None:
+async def _stop(running: list[Any], runtime: Runtime) -> None:
+    """Cancel the tasks among ``running`` (a scenario's notes also hold plain values)."""
+    tasks = [task for task in running if isinstance(task, asyncio.Task)]
     for task in tasks:
         task.cancel()
     for task in tasks:

@@ -12,7 +12,7 @@ import httpx
 
 from watchdog import strict_json
 from watchdog.clock import Clock
-from watchdog.demo import canary
+from watchdog.demo import canary, ramp
 from watchdog.demo.fakes.app import AppState, FakeApp, LatencyModel
 from watchdog.demo.fakes.cloudflare import FakeCloudflare
 from watchdog.demo.fakes.receivers import Receivers
@@ -260,6 +260,15 @@ SCENARIOS: dict[str, Scenario] = {
             canary.act,
             _resolved,
             canary.judge,
+        ),
+        Scenario(
+            "ramp",
+            "the watchdog ramps a good Worker version, then a bad one (rollback-watchdog ramp)",
+            "v3 moved 10% → 50% → 100% while the canary passed; v4 stopped at 10%: "
+            "rolled back to 100% of v3, verified",
+            ramp.act,
+            ramp.done,
+            ramp.judge,
         ),
     )
 }

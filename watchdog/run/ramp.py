@@ -163,7 +163,7 @@ class Ramps:
             # The canary rule's rollback deploys 100 % of old; this ramp sees it next tick.
             if ramp.why != gate.why:
                 await self.save(ramp, ramp.phase, gate.why)
-        elif soaked(ramp, self.clock.now()) >= ramp.soak_s and gate.passing:
+        elif gate.passing and soaked(ramp, _evidence_to(gate, self.clock.now())) >= ramp.soak_s:
             done = format_duration(ramp.soak_s)
             await self._move(ramp, live, ramp.step + 1, f"soaked {done}; {gate.why}")
         elif ramp.why != f"soaking: {gate.why}":  # say what the soak waits on, once
@@ -302,6 +302,12 @@ class Ramps:
         task = self._tasks.get(ramp_id)
         if task is not None:
             await asyncio.shield(task)
+
+
+def _evidence_to(gate: Gate, now: float) -> float:
+    """How far the soak has run in evidence: a step soaks while the analytics report
+    it, so a late source does not end a soak on data that covers part of it."""
+    return now if gate.fresh_to is None else min(now, gate.fresh_to)
 
 
 def ramp_json(ramp: RampRecord, now: float) -> dict[str, Any]:

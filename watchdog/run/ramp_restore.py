@@ -6,8 +6,10 @@ it, so a new process takes the ramp over when the state is clear, and goes back 
 
 - A step journalled as intent is finished by reading what is live: the split it
   asked for is live (posted before the crash) → done, adopted; the deployment it
-  started from is still live (never posted) → failed, nothing adopted; anything else
-  is unclear.
+  started from is still live (never posted) → failed, nothing adopted, and a revert
+  (an operator's abort, an unclear state) is then carried out again: going back to
+  100 % of old is what was decided, and the ramp must not resume past it; anything
+  else is unclear.
 - Clear (live is what the ramp last made, or the old version before its first
   step): the ramp resumes, its soak where it was (the split kept serving and the
   analytics kept counting while the daemon was down; the next step still waits for
@@ -52,7 +54,12 @@ async def reconcile(ramps: Ramps, ramp: RampRecord) -> None:
     rows = await ramps.store.actions(ramp.id)
     last = max(rows, key=lambda r: int(r.key.split("/")[1].removeprefix("ramp-"))) if rows else None
     if last is not None and last.state == "intent":
-        await _finish_intent(ramps, ramp, last, live.id, sorted(live.versions))
+        unposted = await _finish_intent(ramps, ramp, last, live.id, sorted(live.versions))
+        if unposted and last.kind == "ramp-revert":
+            phase, why = str(last.intent.get("phase", "aborted")), str(last.intent["why"])
+            log.warning("ramp revert not posted before a restart: reverting", ramp=ramp.id)
+            await ramps.revert(ramp, live, phase, why)
+            return
     elif (
         last is not None
         and last.state == "done"
@@ -98,8 +105,9 @@ async def _finish_intent(
     row: ActionRecord,
     live_id: str,
     live_versions: list[tuple[str, float]],
-) -> None:
-    """A move journalled as intent, never finished: was it posted?"""
+) -> bool:
+    """A move journalled as intent, never finished: was it posted? True when it
+    provably was not (the deployment it started from is still live)."""
     asked = sorted((str(v), float(p)) for v, p in row.intent["versions"])
     now = ramps.clock.now()
     if asked == live_versions:
@@ -111,3 +119,5 @@ async def _finish_intent(
         detail = "not posted before a restart: the deployment it started from is still live"
         outcome = {"ok": False, "detail": detail, "data": {}}
         await ramps.store.journal_outcome(row.key, "failed", outcome, now)
+        return True
+    return False

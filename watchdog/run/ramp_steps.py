@@ -90,12 +90,15 @@ def describe_live(live: WorkerDeployment) -> str:
 @dataclass(frozen=True)
 class Gate:
     """The canary rules' word on a target's split: ``passing`` lets a ramp move on;
-    ``regression`` (a rule pending or firing) stops it; ``why`` says which rule."""
+    ``regression`` (a rule pending or firing) stops it; ``why`` says which rule.
+    ``fresh_to``: their evidence is complete up to then (the analytics are late; None
+    when no sample says)."""
 
     judged: bool
     passing: bool
     regression: bool
     why: str
+    fresh_to: float | None = None
 
 
 def canary_gate(engine: Engine, target: str, new: str = "") -> Gate:
@@ -122,4 +125,10 @@ def canary_gate(engine: Engine, target: str, new: str = "") -> Gate:
     if waiting:
         return Gate(True, False, False, "; ".join(waiting))
     names = ", ".join(r.name for r in rules)
-    return Gate(True, True, False, f"canary rule(s) {names}: no regression")
+    latest = [
+        engine.windows[r.signal].latest if r.signal in engine.windows else None for r in rules
+    ]
+    fresh = [s.fresh_to if s.fresh_to is not None else s.at for s in latest if s is not None]
+    return Gate(
+        True, True, False, f"canary rule(s) {names}: no regression", min(fresh, default=None)
+    )

@@ -40,14 +40,6 @@ from watchdog.store.base import Store
 
 log = structlog.get_logger("watchdog.run.runtime")
 
-# How often deploy-regression rules read the targets' live deployment: a deploy is
-# tested from when it went live (what it served before being seen counts), decided
-# at most this much later.
-DEPLOY_POLL_S = 30.0
-# While a split is live, canary rules need its end (a rollback, a promotion) soon: 12
-# reads a minute per Worker, far under Cloudflare's 1,200 requests per 5 minutes.
-SPLIT_POLL_S = 5.0
-
 
 @dataclass
 class Runtime:
@@ -130,7 +122,7 @@ class Runtime:
                 settings.state, clock, settings.leader_name, settings.leader_retry
             )
             gate = LeaderGate(leadership, manager, watchdog)
-            gate.ramps = build_ramps(store, clock, manager, watchdog)
+            gate.ramps = build_ramps(store, clock, manager, watchdog, settings.ramp_tick)
             watchdog.on_decision = gate.on_decision
             watchdog.on_clock_jump = manager.clock_jumped
         except BaseException:
@@ -191,7 +183,8 @@ class Runtime:
             except Exception:  # boundary: the watch must outlive one bad read
                 log.exception("deploy watch failed")
             splits = self.watchdog.engine.canaries.splits
-            await self.clock.sleep(SPLIT_POLL_S if splits else DEPLOY_POLL_S)
+            settings = self.settings
+            await self.clock.sleep(settings.split_poll if splits else settings.deploy_poll)
 
     async def reload(self) -> bool:
         """Rules and actions together: if either is bad, keep the old ones. Coalesced
@@ -269,7 +262,9 @@ def build_playbook(actions: Actions, store: Store, clock: Clock, metrics: Metric
     )
 
 
-def build_ramps(store: Store, clock: Clock, manager: IncidentManager, watchdog: Watchdog) -> Ramps:
+def build_ramps(
+    store: Store, clock: Clock, manager: IncidentManager, watchdog: Watchdog, tick_s: float
+) -> Ramps:
     """The daemon's ramps: the playbook's targets, gated by the engine's canary rules
     (both read at each use: a reload swaps them)."""
     return Ramps(
@@ -277,4 +272,5 @@ def build_ramps(store: Store, clock: Clock, manager: IncidentManager, watchdog: 
         clock,
         lambda: manager.playbook.targets,
         lambda target, new: canary_gate(watchdog.engine, target, new),
+        tick_s,
     )
