@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from watchdog.backtest.columns import VALUE, Columns
-from watchdog.backtest.matrix_fast import Floats
+from watchdog.backtest.decimals import Floats
 from watchdog.core.evaluator import RuleState, State, blind_reason
 from watchdog.rules.model import RuleSpec
 

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from watchdog.backtest.columnar import evaluate, unsupported
 from watchdog.backtest.columns import Columns, ColumnSamples, columns_of
-from watchdog.backtest.matrix_fast import Floats
+from watchdog.backtest.decimals import Floats
 from watchdog.backtest.recordings import Recording
 from watchdog.backtest.replay import Replay
 from watchdog.backtest.times import Deployments

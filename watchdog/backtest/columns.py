@@ -19,7 +19,8 @@ from typing import Any, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from watchdog.backtest.matrix_fast import Floats, read_matrix_arrays
+from watchdog.backtest.decimals import Floats
+from watchdog.backtest.matrix_fast import read_matrix_arrays
 from watchdog.backtest.recordings import Recording
 from watchdog.backtest.samples import samples_of
 from watchdog.model import Sample, SampleKind
