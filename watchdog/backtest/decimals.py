@@ -21,8 +21,7 @@ Bools = NDArray[np.bool_]
 Indexes = NDArray[np.intp]
 
 MAX_DIGITS = 15  # below 2**53: the mantissa is an exact double
-_POW10 = np.array([10.0**k for k in range(MAX_DIGITS + 1)])  # exact doubles
-_POW10_INT = 10 ** np.arange(MAX_DIGITS + 2, dtype=np.int64)
+_POW10 = np.array([10.0**k for k in range(MAX_DIGITS + 2)])  # exact doubles
 _DIGIT_OR_DOT = MAX_DIGITS + 1  # the most bytes a certified token reads from the right
 _ZERO, _DOT, _MINUS = 48, 46, 45
 
@@ -39,46 +38,47 @@ def parse_tokens(
     step is one operation over all tokens: digits and a dot are taken until the first
     other byte, and a token is certified when that byte is its start (or its ``-``)."""
     count = starts.size
-    lengths = ends - starts
+    lengths = np.minimum(ends - starts, 255).astype(np.uint8)
     widest = min(int(lengths.max(initial=0)), _DIGIT_OR_DOT)
     alive = np.ones(count, dtype=np.bool_)
+    dot = np.zeros(count, dtype=np.bool_)  # a dot was taken
+    dots = np.zeros(count, dtype=np.bool_)  # a second one
     taken = np.zeros(count, dtype=np.uint8)  # digits and dots read from the right
-    dots = np.zeros(count, dtype=np.uint8)
-    dot_at = np.zeros(count, dtype=np.uint8)  # digits right of the dot
-    mantissa = np.zeros(count, dtype=np.int64)  # the digits, the dot read as nothing
-    term = np.empty(count, dtype=np.int64)
-    for r in range(widest):
-        digit = buffer.take(ends - (r + 1))
-        digit -= np.uint8(_ZERO)  # uint8: bytes below '0' wrap above 9
-        is_digit = digit < 10
-        is_dot = digit == np.uint8(_DOT - _ZERO + 256)
+    digits = np.zeros(count, dtype=np.uint8)
+    after = np.zeros(count, dtype=np.uint8)  # digits taken before the dot
+    mantissa = np.zeros(count)  # exact: below 10**15 < 2**53 wherever it counts
+    index = ends - 1
+    byte = np.empty(count, dtype=np.uint8)
+    is_digit = np.empty(count, dtype=np.bool_)
+    is_dot = np.empty(count, dtype=np.bool_)
+    for _ in range(widest):
+        np.take(buffer, index, out=byte)
+        index -= 1
+        byte -= np.uint8(_ZERO)  # uint8: bytes below '0' wrap above 9
+        np.less(byte, 10, out=is_digit)
+        np.equal(byte, np.uint8(_DOT - _ZERO + 256), out=is_dot)
         alive &= is_digit | is_dot
         is_digit &= alive
         is_dot &= alive
+        dots |= is_dot & dot
+        dot |= is_dot
         np.add(taken, alive, out=taken)
-        np.add(dots, is_dot, out=dots)
-        np.add(dot_at, is_dot * np.uint8(r), out=dot_at)
-        digit *= is_digit
-        np.multiply(digit, _POW10_INT[r], out=term)
-        mantissa += term
+        np.add(after, is_digit & ~dot, out=after)
+        mantissa += byte * _POW10.take(digits) * is_digit
+        np.add(digits, is_digit, out=digits)
     first = buffer.take(np.minimum(starts, buffer.size - 1))
     negative = first == _MINUS
-    has_dot = dots == 1
-    digits = taken.astype(np.int64) - has_dot
-    after = np.where(has_dot, dot_at, np.uint8(0))
+    after = np.where(dot, after, np.uint8(0))  # digits right of the dot
     certified = (
-        (digits + has_dot + (0 if json_number else negative) == lengths)
-        & (dots <= 1)
+        (taken + (False if json_number else negative) == lengths)
+        & ~dots
         & (digits >= 1)
         & (digits <= MAX_DIGITS)
-        & (~has_dot | ((after >= 1) & (after < digits)))
+        & (~dot | ((after >= 1) & (after < digits)))
     )
     if json_number:  # no leading zero before another digit
         certified &= (digits - after == 1) | (first != _ZERO)
-    if bool(has_dot.any()):  # digits left of the dot were weighted a power too high
-        fraction = mantissa % _POW10_INT[after]
-        mantissa = np.where(has_dot, (mantissa - fraction) // 10 + fraction, mantissa)
-    values = mantissa.astype(np.float64) / _POW10[np.minimum(after, MAX_DIGITS)]
+    values = mantissa / _POW10.take(np.minimum(after, MAX_DIGITS))
     if not json_number:
         np.negative(values, out=values, where=negative)
     return values, certified
