@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchdog.backtest.decimals import MAX_DIGITS, parse_tokens
+from watchdog.backtest.decimals import MAX_DIGITS, _whole_numbers, parse_tokens
 from watchdog.backtest.matrix_fast import parse_decimals
 
 DECIMAL = r"[+-]?[0-9]{0,20}(\.[0-9]{0,20})?([eE][+-]?[0-9]{1,3})?"
@@ -80,7 +80,31 @@ def test_certified_json_numbers_are_jsons(texts: list[str]) -> None:
             assert _bits(value) == _bits(float(json.loads(text))), text
 
 
-@settings(max_examples=300, deadline=None)
+@st.composite
+def same_length(draw: st.DrawFn) -> list[str]:
+    """Tokens all as long, as whole-second timestamps are: mostly digits, now and then
+    a leading zero, a dot or a sign."""
+    length = draw(st.integers(min_value=1, max_value=17))
+    digits = st.from_regex(rf"[0-9]{{{length}}}", fullmatch=True)
+    odd = st.from_regex(rf"[0-9.\-e]{{{length}}}", fullmatch=True)
+    return draw(st.lists(st.one_of(digits, digits, digits, odd), min_size=1, max_size=20))
+
+
+@settings(max_examples=200, deadline=None)
+@given(same_length())
+def test_same_length_json_numbers_are_jsons(texts: list[str]) -> None:
+    """The eight-digits-at-a-time path (all tokens as long, all digits) certifies
+    exactly what the column path does, with the same values."""
+    buffer, starts, ends = _tokens(texts)
+    values, certified = parse_tokens(buffer, starts, ends, json_number=True)
+    for text, value, sure in zip(texts, values.tolist(), certified.tolist(), strict=True):
+        json_ok = JSON_NUMBER.fullmatch(text) is not None
+        assert sure == (json_ok and len(text.replace(".", "")) <= MAX_DIGITS), text
+        if sure:
+            assert _bits(value) == _bits(float(json.loads(text))), text
+
+
+@settings(max_examples=150, deadline=None)
 @given(st.lists(TOKENS, min_size=1, max_size=30))
 def test_a_list_of_numbers_reads_as_float_reads_it(texts: list[str]) -> None:
     """Certified or not: ``float()`` of every number, or None when it refuses one."""
@@ -104,3 +128,21 @@ def test_digits_right_before_a_token_do_not_join_it() -> None:
     alone, sure = parse_tokens(buffer, starts[1:], ends[1:], json_number=False)
     assert sure.tolist() == [True]
     assert alone[0] == 12.0
+
+
+def test_whole_second_timestamps_take_the_word_path() -> None:
+    """Ten-digit timestamps (and a 15-digit and a 1-digit list) are read eight digits
+    at a time, to the same floats; a leading zero or a dot sends them to the columns."""
+    for texts in (
+        [str(1_790_000_000 + 15 * k) for k in range(50)],
+        ["999999999999999", "123456789012345"],
+        ["7", "0", "3"],
+    ):
+        buffer, starts, ends = _tokens(texts)
+        whole = _whole_numbers(buffer, starts, ends)
+        assert whole is not None
+        assert whole[0].tolist() == [float(t) for t in texts]
+        assert whole[1].all()
+    for texts in (["0123", "4567"], ["1.25", "1000"], ["1234567890123456"]):
+        buffer, starts, ends = _tokens(texts)
+        assert _whole_numbers(buffer, starts, ends) is None

@@ -37,6 +37,10 @@ def parse_tokens(
     ``-?D+(.D+)?``. Tokens are read column by column from their right end, so every
     step is one operation over all tokens: digits and a dot are taken until the first
     other byte, and a token is certified when that byte is its start (or its ``-``)."""
+    if json_number:
+        whole = _whole_numbers(buffer, starts, ends)
+        if whole is not None:
+            return whole
     count = starts.size
     lengths = np.minimum(ends - starts, 255).astype(np.uint8)
     widest = min(int(lengths.max(initial=0)), _DIGIT_OR_DOT)
@@ -82,3 +86,50 @@ def parse_tokens(
     if not json_number:
         np.negative(values, out=values, where=negative)
     return values, certified
+
+
+_U64 = np.uint64
+_ASCII_ZEROS = _U64(0x3030303030303030)
+_HIGH_NIBBLES = _U64(0xF0F0F0F0F0F0F0F0)
+
+
+def _whole_numbers(
+    buffer: NDArray[np.uint8], starts: Indexes, ends: Indexes
+) -> tuple[Floats, Bools] | None:
+    """JSON numbers that are all digits and all as long (a query_range's whole-second
+    timestamps), eight digits at a time in a 64-bit word (SWAR); None when they are
+    not all that (the column reader takes them)."""
+    if starts.size == 0:
+        return None
+    length = int(ends[0] - starts[0])
+    if not 1 <= length <= MAX_DIGITS or not bool(np.all(ends - starts == length)):
+        return None
+    padded = np.concatenate((np.full(16, _ZERO, dtype=np.uint8), buffer))
+    words = np.ndarray(shape=(padded.size - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    low = words[ends + (16 - 8)]  # the last eight bytes of each token
+    number, good = _eight_digits(low, min(length, 8))
+    if length > 8:
+        high, also = _eight_digits(words[ends], length - 8)
+        number += high * _U64(10**8)
+        good &= also
+    if not bool(good.all()):
+        return None
+    if length > 1 and bool(np.any(buffer.take(starts) == _ZERO)):
+        return None  # a leading zero: not JSON
+    return number.astype(np.float64), good
+
+
+def _eight_digits(words: NDArray[np.uint64], digits: int) -> tuple[NDArray[np.uint64], Bools]:
+    """The number in the top ``digits`` bytes of each little-endian word (the bytes
+    below read as '0'), and whether those bytes are all digits."""
+    if digits < 8:
+        keep = _U64((0xFFFFFFFFFFFFFFFF << (8 * (8 - digits))) & 0xFFFFFFFFFFFFFFFF)
+        words = (words & keep) | (_ASCII_ZEROS & ~keep)
+    good = ((words & _HIGH_NIBBLES) == _ASCII_ZEROS) & (
+        ((words + _U64(0x0606060606060606)) & _HIGH_NIBBLES) == _ASCII_ZEROS
+    )
+    v = words & _U64(0x0F0F0F0F0F0F0F0F)
+    v = (v * _U64(2561)) >> _U64(8)  # pairs of digits
+    v = ((v & _U64(0x00FF00FF00FF00FF)) * _U64(6553601)) >> _U64(16)  # fours
+    v = ((v & _U64(0x0000FFFF0000FFFF)) * _U64(42949672960001)) >> _U64(32)  # eight
+    return v, good
