@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.backtest import recordings
+from watchdog.backtest import read_ahead
 from watchdog.backtest.columns import read_points
 from watchdog.backtest.recordings import load_recordings, matrix_body
 from watchdog.errors import BacktestError
@@ -58,7 +58,7 @@ def test_read_ahead_reads_what_one_by_one_reads(
     for k, name in enumerate(("a", "b", "b.requests", "c", "stray")):
         _write(directory, name, 0.01 * k)
     one_by_one = _load(directory, ruleset)
-    monkeypatch.setattr(recordings, "_READ_AHEAD_BYTES", 0)
+    monkeypatch.setattr(read_ahead, "_READ_AHEAD_BYTES", 0)
     ahead = _load(directory, ruleset)
     assert ahead == one_by_one
     assert set(ahead[0]) == {"a", "b", "c"}
@@ -77,7 +77,7 @@ def test_read_ahead_raises_the_first_bad_file_in_reading_order(
     (directory / "c.json").write_text("[]")
     with pytest.raises(BacktestError) as one_by_one:
         load_recordings(directory, ruleset, read_points)
-    monkeypatch.setattr(recordings, "_READ_AHEAD_BYTES", 0)
+    monkeypatch.setattr(read_ahead, "_READ_AHEAD_BYTES", 0)
     with pytest.raises(BacktestError) as ahead:
         load_recordings(directory, ruleset, read_points)
     assert str(ahead.value) == str(one_by_one.value)

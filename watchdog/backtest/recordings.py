@@ -18,12 +18,9 @@ rule blind, never a breach; ``backtest`` notes each recording read that way.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from typing import Any
 import httpx
 
 from watchdog import strict_json
+from watchdog.backtest.read_ahead import read_ahead
 from watchdog.errors import BacktestError
 from watchdog.rules.load import ResolvedSignal, RuleSet
 from watchdog.rules.model import PrometheusSourceSpec
@@ -144,7 +142,7 @@ def load_recordings(
     recordings: dict[str, Recording] = {}
     notes: list[str] = []
     wanted = watched_signals(ruleset)
-    read = _read_ahead(read, _files_to_read(directory, ruleset, wanted))
+    read = read_ahead(read, _files_to_read(directory, ruleset, wanted), read_matrix_file)
     for name in wanted:
         signal = ruleset.signals.get(name)
         path = directory / f"{name}.json"
@@ -200,50 +198,6 @@ def _files_to_read(directory: Path, ruleset: RuleSet, wanted: Sequence[str]) -> 
         )
         paths += [p for part in parts if (p := directory / f"{name}{part}.json").exists()]
     return paths
-
-
-# Big recordings are read two at a time: the array reader spends most of its time in
-# numpy, which lets the other thread run.
-_READ_AHEAD_BYTES = 8 << 20
-
-
-def _read_ahead(read: Callable[[Path], Points], paths: list[Path]) -> Callable[[Path], Points]:
-    """``read``, with ``paths`` read ahead on two threads when they are big and there
-    are two cores; a file's error is raised when the loop reaches it, as before."""
-    if (os.cpu_count() or 1) < 2 or len(paths) < 2 or read is read_matrix_file:
-        return read
-    if sum(p.stat().st_size for p in paths) < _READ_AHEAD_BYTES:
-        return read
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="recordings") as pool:
-        futures = {path: pool.submit(read, path) for path in paths}
-        done = {path: _outcome(future) for path, future in futures.items()}
-    _release_freed_memory()
-
-    def ahead(path: Path) -> Points:
-        if path not in done:
-            return read(path)
-        points, error = done[path]
-        if error is not None:
-            raise error
-        return points
-
-    return ahead
-
-
-def _release_freed_memory() -> None:
-    """Give back what the reader threads freed: glibc keeps it in their own arenas,
-    where the rest of the run cannot reuse it (some 60 MiB more peak RSS for a month
-    of 20 signals)."""
-    try:
-        libc = ctypes.CDLL(None)
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to give back this way
-        pass
-
-
-def _outcome(future: Future[Points]) -> tuple[Points, BaseException | None]:
-    error = future.exception()
-    return (future.result() if error is None else (), error)
 
 
 async def fetch_recordings(
