@@ -176,15 +176,11 @@ def evaluate(rule: RuleSpec, columns: Columns, blind_after: float) -> Track:
     runs.walk()
     code = runs.code
     code[~ev] = BLIND
-    # Blind and firing samples are few: their runs are found among their indexes.
-    blind = np.flatnonzero(~ev)
-    blind_since = _run_starts(t, blind)
-    blind_long = np.zeros(n, dtype=np.bool_)
-    blind_long[blind] = t[blind] - blind_since >= blind_after
+    blind, blind_since, blind_long = _blind(t, ev, blind_after)
     busy = np.flatnonzero((code == PENDING) | (code == FIRING))
     firing = code[busy] == FIRING
     fired = np.full(busy.size, _NONE)
-    fired[firing] = _run_starts(t, busy[firing])
+    fired[firing] = _run_starts(t, busy[firing])  # firing samples are few, too
     return Track(
         rule,
         columns,
@@ -202,6 +198,19 @@ def evaluate(rule: RuleSpec, columns: Columns, blind_after: float) -> Track:
         lo.astype(np.intp),
         hits.astype(np.bool_),
     )
+
+
+def _blind(
+    t: Floats, ev: NDArray[np.bool_], blind_after: float
+) -> tuple[NDArray[np.intp], Floats, NDArray[np.bool_]]:
+    """The blind samples (no evidence), when each one's blind run began, and which
+    samples have been blind ``blind_after`` or longer. Blind samples are few: their
+    runs are found among their indexes."""
+    blind = np.flatnonzero(~ev)
+    since = _run_starts(t, blind)
+    long = np.zeros(t.size, dtype=np.bool_)
+    long[blind] = t[blind] - since >= blind_after
+    return blind, since, long
 
 
 def _run_starts(t: Floats, at: NDArray[np.intp]) -> Floats:

@@ -41,9 +41,34 @@ def parse_tokens(
         whole = _whole_numbers(buffer, starts, ends)
         if whole is not None:
             return whole
-    count = starts.size
     lengths = np.minimum(ends - starts, 255).astype(np.uint8)
     widest = min(int(lengths.max(initial=0)), _DIGIT_OR_DOT)
+    taken, digits, after, dot, dots, mantissa = _read_columns(buffer, ends, widest)
+    first = buffer.take(np.minimum(starts, buffer.size - 1))
+    negative = first == _MINUS
+    after = np.where(dot, after, np.uint8(0))  # digits right of the dot
+    certified = (
+        (taken + (False if json_number else negative) == lengths)
+        & ~dots
+        & (digits >= 1)
+        & (digits <= MAX_DIGITS)
+        & (~dot | ((after >= 1) & (after < digits)))
+    )
+    if json_number:  # no leading zero before another digit
+        certified &= (digits - after == 1) | (first != _ZERO)
+    values = mantissa / _POW10.take(np.minimum(after, MAX_DIGITS))
+    if not json_number:
+        np.negative(values, out=values, where=negative)
+    return values, certified
+
+
+def _read_columns(
+    buffer: NDArray[np.uint8], ends: Indexes, widest: int
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], Bools, Bools, Floats]:
+    """The tokens read from their right end, ``widest`` bytes: how many digits and
+    dots were taken, how many digits, how many before the dot, whether there was a
+    dot and a second one, and the digits as a number (the dot read as nothing)."""
+    count = ends.size
     alive = np.ones(count, dtype=np.bool_)
     dot = np.zeros(count, dtype=np.bool_)  # a dot was taken
     dots = np.zeros(count, dtype=np.bool_)  # a second one
@@ -70,22 +95,7 @@ def parse_tokens(
         np.add(after, is_digit & ~dot, out=after)
         mantissa += byte * _POW10.take(digits) * is_digit
         np.add(digits, is_digit, out=digits)
-    first = buffer.take(np.minimum(starts, buffer.size - 1))
-    negative = first == _MINUS
-    after = np.where(dot, after, np.uint8(0))  # digits right of the dot
-    certified = (
-        (taken + (False if json_number else negative) == lengths)
-        & ~dots
-        & (digits >= 1)
-        & (digits <= MAX_DIGITS)
-        & (~dot | ((after >= 1) & (after < digits)))
-    )
-    if json_number:  # no leading zero before another digit
-        certified &= (digits - after == 1) | (first != _ZERO)
-    values = mantissa / _POW10.take(np.minimum(after, MAX_DIGITS))
-    if not json_number:
-        np.negative(values, out=values, where=negative)
-    return values, certified
+    return taken, digits, after, dot, dots, mantissa
 
 
 _U64 = np.uint64
