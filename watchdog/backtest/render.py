@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import Any
 
 from watchdog import strict_json
 from watchdog.backtest.timeline import STATES, BacktestResult
@@ -17,21 +15,12 @@ def render_json(result: BacktestResult) -> Iterator[str]:
     """One JSON object per line: the timeline, one ``rule_summary`` per rule, then the
     ``summary``."""
     for event in result.timeline:
-        yield _line(event.to_json())
+        yield strict_json.dumps(event.to_json(), compact=True)
     end = rfc3339(result.summary.end)
     for name, rule in result.summary.rules.items():
-        yield _line({"time": end, "rule": name, "event": "rule_summary", **rule.to_json()})
-    yield _line(result.summary.to_json())
-
-
-def _line(document: dict[str, Any]) -> str:
-    """``strict_json.dumps(document, compact=True)``: most lines have no NaN or ±Inf
-    to replace, and the plain encoder refuses any (``allow_nan=False``), so they skip
-    the walk that looks for them; the others take it."""
-    try:
-        return json.dumps(document, separators=(",", ":"), allow_nan=False)
-    except (ValueError, TypeError):
-        return strict_json.dumps(document, compact=True)
+        line = {"time": end, "rule": name, "event": "rule_summary", **rule.to_json()}
+        yield strict_json.dumps(line, compact=True)
+    yield strict_json.dumps(result.summary.to_json(), compact=True)
 
 
 _LABELS = {
