@@ -68,6 +68,18 @@ def test_a_file_reads_as_the_careful_reader_reads_it(
         '"values":[[1,"x"]]}]}}',  # not a number
         '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
         '"values":[[1,2]]}]}}',  # an unquoted value
+        '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+        '"values":[[1,"1 2"]]}]}}',  # a space inside a value (was read as 12)
+        '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+        '"values":[[1 5,"2"]]}]}}',  # a space inside a timestamp (was read as 15)
+        '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+        '"values":[[1,"2"]5,[3,"4"]]}]}}',  # a number between two points
+        '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+        '"values":[[1,5"2"]]}]}}',  # a number before a value's quote
+        '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+        '"values":[[01,"2"]]}]}}',  # a leading zero: not JSON
+        '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+        '"values":[[1,"\t2"]]}]}}',  # a raw tab inside a string: not JSON
         '{"status":"success","data":{"resultType":"vector","result":[]}}',
         '{"status":"error","error":"boom"}',
         "{nope",

@@ -6,10 +6,13 @@ incident manager on a virtual clock.
 - ``columnar_replay``: The columnar replay: only state changes (and ticks while an incident is
   open) handed to the same engine states, incident manager and guards.
 - ``columns``: A signal's replayed samples as arrays (what ``samples_of`` builds one by one).
+- ``decimals``: Decimal numbers in a byte buffer → exactly ``float()``'s floats, over whole
+  arrays.
 - ``labels``: ``labels.json``: known incidents, and which a rule's firing episodes caught.
 - ``matrix_fast``: A saved ``query_range`` body straight into arrays (exact decimal parsing).
 - ``plot``: ``backtest --plot FILE``: one panel per signal, so a person sees at a glance why a
   rollback would or would not have happened.
+- ``read_ahead``: Big recording files parsed two at a time, errors raised in reading order.
 - ``recordings``: Recordings: a signal's history as ``DIR/SIGNAL.json`` files or fetched from
   Prometheus, and the samples a live daemon would have seen from it.
 - ``render``: A backtest's output: JSON lines for machines, a timeline and summary for people.

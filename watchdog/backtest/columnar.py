@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from watchdog.backtest.columns import VALUE, Columns
-from watchdog.backtest.matrix_fast import Floats
+from watchdog.backtest.decimals import Floats
 from watchdog.core.evaluator import RuleState, State, blind_reason
 from watchdog.rules.model import RuleSpec
 
@@ -176,11 +176,11 @@ def evaluate(rule: RuleSpec, columns: Columns, blind_after: float) -> Track:
     runs.walk()
     code = runs.code
     code[~ev] = BLIND
-    blind_since = _run_starts(t, ~ev)
-    blind_long = (code == BLIND) & (t - blind_since >= blind_after)
-    fired = np.where(code == FIRING, _run_starts(t, code == FIRING), _NONE)
+    blind, blind_since, blind_long = _blind(t, ev, blind_after)
     busy = np.flatnonzero((code == PENDING) | (code == FIRING))
-    blind = np.flatnonzero(code == BLIND)
+    firing = code[busy] == FIRING
+    fired = np.full(busy.size, _NONE)
+    fired[firing] = _run_starts(t, busy[firing])  # firing samples are few, too
     return Track(
         rule,
         columns,
@@ -189,24 +189,39 @@ def evaluate(rule: RuleSpec, columns: Columns, blind_after: float) -> Track:
         blind_long,
         busy,
         runs.active[busy],
-        fired[busy],
+        fired,
         runs.last_breach[busy],
         runs.count[busy],
         blind,
-        blind_since[blind],
+        blind_since,
         at_ev,
         lo.astype(np.intp),
         hits.astype(np.bool_),
     )
 
 
-def _run_starts(t: Floats, mask: NDArray[np.bool_]) -> Floats:
-    """For each sample in ``mask``, the time its run of ``mask`` began (NaN elsewhere)."""
-    n = t.size
-    index = np.arange(n)
-    begins = mask & ~np.concatenate(([False], mask[:-1]))
-    start = np.maximum.accumulate(np.where(begins, index, 0))
-    return np.where(mask, t[start], _NONE)
+def _blind(
+    t: Floats, ev: NDArray[np.bool_], blind_after: float
+) -> tuple[NDArray[np.intp], Floats, NDArray[np.bool_]]:
+    """The blind samples (no evidence), when each one's blind run began, and which
+    samples have been blind ``blind_after`` or longer. Blind samples are few: their
+    runs are found among their indexes."""
+    blind = np.flatnonzero(~ev)
+    since = _run_starts(t, blind)
+    long = np.zeros(t.size, dtype=np.bool_)
+    long[blind] = t[blind] - since >= blind_after
+    return blind, since, long
+
+
+def _run_starts(t: Floats, at: NDArray[np.intp]) -> Floats:
+    """For each of the sorted indexes ``at``, the time its run of consecutive indexes
+    began."""
+    if at.size == 0:
+        return np.zeros(0)
+    begins = np.ones(at.size, dtype=np.bool_)
+    begins[1:] = at[1:] != at[:-1] + 1
+    first = np.maximum.accumulate(np.where(begins, np.arange(at.size), 0))
+    return t[at[first]]
 
 
 class _Runs:

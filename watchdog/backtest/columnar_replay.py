@@ -17,6 +17,7 @@ send the whole replay back.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
@@ -25,8 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from watchdog.backtest.columnar import evaluate, unsupported
-from watchdog.backtest.columns import Columns, ColumnSamples, columns_of
-from watchdog.backtest.matrix_fast import Floats
+from watchdog.backtest.columns import VALUE, Columns, ColumnSamples, columns_of
+from watchdog.backtest.decimals import Floats
 from watchdog.backtest.recordings import Recording
 from watchdog.backtest.replay import Replay
 from watchdog.backtest.times import Deployments
@@ -85,23 +86,33 @@ def track(rule: RuleSpec, columns: Columns, blind_after: float) -> RuleTrack:
 
 class ColumnWindow(SignalWindow):
     """A signal window over columns: the samples of the last ``span_s`` up to the
-    replay's current sample, built only when something reads them."""
+    replay's current sample. What the manager reads of it (episode starts, baselines,
+    the samples of a verification) is read from the arrays; ``Sample`` objects are
+    built only for the samples handed out."""
 
     def __init__(self, columns: Columns, span_s: float, clock: Clock) -> None:
         super().__init__(span_s)
         self.columns = columns
         self.clock = clock
         self._lo = self._hi = 0  # the deque holds samples [lo, hi)
+        self._evidence = (columns.kind == VALUE) & ~np.isnan(columns.value)
+
+    def _bounds(self) -> tuple[int, int]:
+        """The indexes ``[lo, hi)`` of the samples the live window would hold now."""
+        hi = self.columns.index_at(self.clock.now()) + 1
+        if hi <= 0:
+            return 0, 0
+        t = self.columns.t
+        maxlen = self._samples.maxlen or hi
+        lo = max(int(np.searchsorted(t, t[hi - 1] - self.span_s, side="left")), hi - maxlen)
+        return lo, hi
 
     def _sync(self) -> None:
-        hi = self.columns.index_at(self.clock.now()) + 1
+        lo, hi = self._bounds()
         if hi <= 0:
             self._samples.clear()
             self._lo = self._hi = 0
             return
-        t = self.columns.t
-        maxlen = self._samples.maxlen or hi
-        lo = max(int(np.searchsorted(t, t[hi - 1] - self.span_s, side="left")), hi - maxlen)
         if not self._lo <= lo <= self._hi:
             self._samples.clear()
             self._lo = self._hi = lo
@@ -123,18 +134,50 @@ class ColumnWindow(SignalWindow):
 
     @property
     def latest(self) -> Sample | None:
-        self._sync()
-        return super().latest
+        lo, hi = self._bounds()
+        return self.columns.sample(hi - 1) if hi > lo else None
+
+    def _range(self, start: float, end: float) -> range:
+        """The indexes of the held samples with ``start <= at < end``."""
+        lo, hi = self._bounds()
+        t = self.columns.t[lo:hi]
+        first = int(np.searchsorted(t, start, side="left"))
+        return range(lo + first, lo + max(first, int(np.searchsorted(t, end, side="left"))))
 
     def between(self, start: float, end: float) -> list[Sample]:
-        self._sync()
-        return super().between(start, end)
+        return [self.columns.sample(i) for i in self._range(start, end)]
+
+    def baseline(
+        self,
+        before: float,
+        span_s: float = 900.0,
+        breaching: Callable[[float], bool] | None = None,
+    ) -> float | None:
+        """``SignalWindow.baseline``, read from the arrays (the same values, in order)."""
+        held = self._range(before - span_s, before)
+        values = self.columns.value[held.start : held.stop][
+            self._evidence[held.start : held.stop]
+        ].tolist()
+        if breaching is not None:
+            values = [v for v in values if not breaching(v)]
+        return statistics.median(values) if values else None
 
     def episode_start(
         self, start: float, breaching: Callable[[float], bool], gap_s: float
     ) -> float:
-        self._sync()
-        return super().episode_start(start, breaching, gap_s)
+        """``SignalWindow.episode_start``, walking the arrays back from ``start``."""
+        lo, hi = self._bounds()
+        times = self.columns.t
+        i = lo + int(np.searchsorted(times[lo:hi], start, side="left")) - 1
+        first = start
+        while i >= lo:
+            at = float(times[i])
+            if at < first - gap_s:
+                break
+            if self._evidence[i] and breaching(float(self.columns.value[i])):
+                first = at
+            i -= 1
+        return first
 
 
 class ColumnarReplay(Replay):
@@ -191,8 +234,10 @@ class ColumnarReplay(Replay):
         # A signal's first sample gives its rules a time (the ledger's calm needs it).
         firsts = np.searchsorted(times, [c.t[0] for c in self.columns.values() if c.t.size])
         ahead = np.union1d(np.array(sorted(moments), dtype=np.intp), firsts.astype(np.intp))
+        marks = [*ahead.tolist(), times.size]  # the moments, in order, then the end
         size = times.size
-        g = int(ahead[0]) if ahead.size else size
+        g = marks[0]
+        later = 0  # marks[later] is the next moment after g
         due = -math.inf  # the manager's next deadline
         while g < size:
             at = float(times[g])
@@ -207,8 +252,9 @@ class ColumnarReplay(Replay):
                 await self.manager.drain()
                 self.ticks += 1
                 due = self.manager.next_deadline()
-            later = int(np.searchsorted(ahead, g, side="right"))
-            g_next = int(ahead[later]) if later < ahead.size else size
+            while marks[later] <= g:
+                later += 1
+            g_next = marks[later]
             if self.manager.open:
                 # The first sample at or after the deadline, unless a change comes first.
                 at_due = g + 1 if self.every_sample else int(np.searchsorted(times, due))

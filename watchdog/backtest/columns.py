@@ -19,7 +19,8 @@ from typing import Any, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from watchdog.backtest.matrix_fast import Floats, read_matrix_arrays
+from watchdog.backtest.decimals import Floats
+from watchdog.backtest.matrix_fast import read_matrix_arrays
 from watchdog.backtest.recordings import Recording
 from watchdog.backtest.samples import samples_of
 from watchdog.model import Sample, SampleKind
@@ -193,9 +194,11 @@ def _plain(
     times, values = points.times, points.values
     pieces_t: list[NDArray[np.floating[Any]]] = []
     pieces_v: list[NDArray[np.floating[Any]]] = []
+    fills: list[int] = []  # the index in the pieces of each piece of fill
     first, last = float(times[0]), float(times[-1])
     if step is not None and start is not None and start < first - step / 2:
         lead = math.floor((first - start) / step + 1e-9)
+        fills.append(len(pieces_t))
         pieces_t.append(first - np.arange(lead, 0, -1) * step)
         pieces_v.append(np.full(lead, np.nan))
     cut = 0
@@ -206,6 +209,7 @@ def _plain(
             missing = round((float(times[g + 1]) - previous) / step) - 1
             pieces_t.append(times[cut : g + 1])
             pieces_v.append(values[cut : g + 1])
+            fills.append(len(pieces_t))
             pieces_t.append(previous + np.arange(1, missing + 1) * step)
             pieces_v.append(np.full(missing, np.nan))
             cut = g + 1
@@ -213,13 +217,16 @@ def _plain(
     pieces_v.append(values[cut:])
     if step is not None and end is not None and end > last + step / 2:
         tail = math.floor((end - last) / step + 1e-9)
+        fills.append(len(pieces_t))
         pieces_t.append(last + np.arange(1, tail + 1) * step)
         pieces_v.append(np.full(tail, np.nan))
     t = np.concatenate(pieces_t)
     recorded = np.concatenate(pieces_v)
-    # Which samples are fill: mark recorded positions (their times are in ``times``).
-    is_fill = np.ones(t.size, dtype=np.bool_)
-    is_fill[np.searchsorted(t, times)] = False
+    # Which samples are fill: the pieces laid out between the recorded ones.
+    fill = set(fills)
+    is_fill = np.concatenate(
+        [np.full(piece.size, k in fill, dtype=np.bool_) for k, piece in enumerate(pieces_t)]
+    )
     finite = np.isfinite(recorded) & ~is_fill
     nan = np.isnan(recorded) & ~is_fill
     kind = np.full(t.size, NO_DATA, dtype=np.int8)

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from watchdog import strict_json
+from watchdog.backtest.read_ahead import read_ahead
 from watchdog.backtest.splits import read_versions_file
 from watchdog.errors import BacktestError
 from watchdog.model import Sample
@@ -150,6 +151,7 @@ def load_recordings(
     recordings: dict[str, Recording] = {}
     notes: list[str] = []
     wanted = watched_signals(ruleset)
+    read = read_ahead(read, _files_to_read(directory, ruleset, wanted), read_matrix_file)
     for name in wanted:
         signal = ruleset.signals.get(name)
         path = directory / f"{name}.json"
@@ -189,12 +191,20 @@ def load_recordings(
         raise BacktestError(
             f"{directory}: no recording of any signal the rules watch (expected {expected})"
         )
-    known = {f"{name}{part}.json" for name in wanted for part in ("", ".requests", ".errors")}
-    known.update(("deployments.json", "labels.json", *(f"{n}.versions.json" for n in wanted)))
-    for path in sorted(directory.glob("*.json")):
-        if path.name not in known:
-            notes.append(f"ignored {path}: no signal of that name in the rules")
+    notes += _unknown_files(directory, wanted)
     return recordings, notes
+
+
+def _unknown_files(directory: Path, wanted: Sequence[str]) -> list[str]:
+    """A note for each JSON file in ``directory`` that no watched signal reads."""
+    parts = ("", ".requests", ".errors", ".versions")
+    known = {f"{name}{part}.json" for name in wanted for part in parts}
+    known.update(("deployments.json", "labels.json"))
+    return [
+        f"ignored {path}: no signal of that name in the rules"
+        for path in sorted(directory.glob("*.json"))
+        if path.name not in known
+    ]
 
 
 def _versions_recordings(
@@ -212,6 +222,17 @@ def _versions_recordings(
         points = [(x.at, x.value) for x in samples]
         out[name] = Recording(name, points, step=step, origin=str(path), versions=tuple(samples))
     return out
+
+
+def _files_to_read(directory: Path, ruleset: RuleSet, wanted: Sequence[str]) -> list[Path]:
+    """The files ``load_recordings`` reads, in the order it reads them."""
+    paths = []
+    for name in wanted:
+        parts = (
+            (".requests", ".errors") if divided(ruleset.signals.get(name)) else (".requests", "")
+        )
+        paths += [p for part in parts if (p := directory / f"{name}{part}.json").exists()]
+    return paths
 
 
 async def fetch_recordings(

@@ -4,13 +4,16 @@ command line's overrides (``--rules``, ``--dry-run``, ``--silenced``, ``--listen
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from watchdog.settings import Settings, load_settings
+if TYPE_CHECKING:  # pydantic-settings only for the verbs that read settings
+    from watchdog.settings import Settings
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The process settings, with what the command line overrides."""
+    from watchdog.settings import load_settings
+
     return load_settings(None, **overrides(args))
 
 

@@ -24,7 +24,6 @@ from watchdog.cli import completion, ops, ramps, rollback, silences, tune
 from watchdog.cli.args import overrides, settings_from_args
 from watchdog.cli.output import add_output, emit, error_document, wants_json
 from watchdog.errors import ConfigError, RuleError, WatchdogError
-from watchdog.settings import load_settings
 from watchdog.termtext import printable
 
 Command = Callable[[argparse.Namespace], int]
@@ -41,6 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check_rules(args: argparse.Namespace) -> int:
     from watchdog.rules.load import check_files
+    from watchdog.settings import load_settings
 
     paths = args.paths or load_settings().rules_paths
     summaries, problems = check_files(paths)
@@ -107,6 +107,8 @@ def cmd_check_healthy(args: argparse.Namespace) -> int:
 
 
 def _default_url() -> str:
+    from watchdog.settings import load_settings
+
     try:
         listen = load_settings().listen
     except ConfigError:

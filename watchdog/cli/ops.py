@@ -7,10 +7,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 from watchdog.cli.output import add_output, emit, error_document, wants_json
-from watchdog.settings import Settings, load_settings
 from watchdog.termtext import printable
+
+if TYPE_CHECKING:  # pydantic-settings only for the verbs that read settings
+    from watchdog.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +30,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def cmd_postmortem(args: argparse.Namespace) -> int:
+    from watchdog.settings import load_settings
+
     settings = load_settings()
     return asyncio.run(_postmortem(settings, args.incident, args.out, wants_json(args)))
 

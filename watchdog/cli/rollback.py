@@ -20,7 +20,6 @@ import httpx
 from watchdog.cli.args import settings_from_args as _settings
 from watchdog.cli.output import add_output, emit, wants_json
 from watchdog.clock import SystemClock
-from watchdog.settings import Settings
 from watchdog.termtext import printable
 from watchdog.units import format_duration, iso
 
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from watchdog.incidents.model import Incident
     from watchdog.model import Deploy, TargetState
     from watchdog.run.runtime import Runtime
+    from watchdog.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

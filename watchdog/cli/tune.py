@@ -8,34 +8,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-import structlog
-
-from watchdog import logs
-from watchdog.backtest.recordings import (
-    Recording,
-    fetch_recordings,
-    load_recordings,
-    record_report,
-    write_recordings,
-)
-from watchdog.backtest.render import render_json, render_text
-from watchdog.backtest.run import paused_gc, point_reader, run_backtest, run_sync
-from watchdog.backtest.timeline import BacktestResult
-from watchdog.backtest.times import load_deployments, parse_time
 from watchdog.cli.output import add_output, emit, error_document, wants_json
 from watchdog.errors import BacktestError, RuleError, WatchdogError
-from watchdog.incidents.matchers import Matcher, SilenceError, parse_matcher
-from watchdog.model import Deploy
-from watchdog.rules.load import RuleSet, load_rules
-from watchdog.units import parse_duration
+
+# The backtest machinery (the rules' models, the engine, the incident manager, numpy)
+# is imported by the verbs that use it, so the CLI's other verbs do not pay for it.
+if TYPE_CHECKING:
+    from watchdog.backtest.recordings import Recording
+    from watchdog.backtest.timeline import BacktestResult
+    from watchdog.incidents.matchers import Matcher
+    from watchdog.model import Deploy
+    from watchdog.rules.load import RuleSet
 
 
 def register(commands: Any) -> None:
@@ -150,10 +141,27 @@ def _prometheus_args(parser: argparse.ArgumentParser, group: Any) -> None:
 
 
 @contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic garbage collection while the machinery is imported and a month is
+    loaded and replayed: it walks every long-lived object and finds few cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Errors only while a command runs: the incident manager logs every step at info,
     and the timeline already says it. The previous set-up comes back afterwards (and
     nothing is cached), so a caller that runs commands in-process keeps its logging."""
+    import structlog
+
+    from watchdog import logs
+
     saved = structlog.get_config()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
@@ -176,10 +184,15 @@ def _fail(args: argparse.Namespace, message: str, problems: list[str] | None = N
 
 
 def _load(paths: list[str]) -> RuleSet:
+    from watchdog.rules.load import load_rules
+
     return load_rules(paths)
 
 
 def _window(args: argparse.Namespace) -> tuple[float, float, float]:
+    from watchdog.backtest.times import parse_time
+    from watchdog.units import parse_duration
+
     if not args.start or not args.end:
         raise BacktestError("--prometheus needs --from and --to")
     start, end = parse_time(args.start), parse_time(args.end)
@@ -197,6 +210,10 @@ def _window(args: argparse.Namespace) -> tuple[float, float, float]:
 async def _fetch(
     ruleset: RuleSet, args: argparse.Namespace
 ) -> tuple[dict[str, Recording], list[str], float, float]:
+    import httpx
+
+    from watchdog.backtest.recordings import fetch_recordings
+
     start, end, step = _window(args)
     async with httpx.AsyncClient() as http:
         recordings, notes = await fetch_recordings(
@@ -206,11 +223,16 @@ async def _fetch(
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    with _quiet(), paused_gc():
+    with _no_gc(), _quiet():
         return _backtest(args)
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    from watchdog.backtest.recordings import load_recordings
+    from watchdog.backtest.render import render_json, render_text
+    from watchdog.backtest.run import point_reader, run_backtest, run_sync
+    from watchdog.backtest.times import load_deployments
+
     try:
         ruleset = _load(args.rules)
         silences = [_matchers(items) for items in args.silence]
@@ -315,6 +337,8 @@ def _sweep(args: argparse.Namespace, ruleset: RuleSet, recordings: Any, *given: 
 
 
 def _matchers(items: list[str]) -> list[Matcher]:
+    from watchdog.incidents.matchers import SilenceError, parse_matcher
+
     try:
         return [parse_matcher(item) for item in items]
     except SilenceError as exc:
@@ -327,6 +351,10 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
+    from watchdog.backtest.recordings import record_report, write_recordings
+    from watchdog.backtest.run import run_sync
+    from watchdog.units import parse_duration
+
     try:
         ruleset = _load(args.rules)
         recordings, notes, start, end = run_sync(_fetch(ruleset, args))
