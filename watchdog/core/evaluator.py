@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import NamedTuple
+from itertools import pairwise
+from operator import itemgetter
+from typing import NamedTuple, cast
 
 from watchdog.core import burn
 from watchdog.core.evidence import Verdict, verdict
 from watchdog.core.regression import judge
 from watchdog.model import Sample, SampleKind
-from watchdog.rules.model import RuleSpec
+from watchdog.rules.model import BurnRateSpec, RuleSpec
 from watchdog.units import format_duration
 
 
@@ -69,6 +71,9 @@ class RuleState(NamedTuple):
     # bound); errors/requests count since the deploy.
     baseline: tuple[float, float, float, float] | None = None
     minutes: burn.Minutes = burn.NO_MINUTES  # burn-rate rules: per-minute counts
+    # Confidence rules: ``counts`` in time order (a clock that went back breaks it until
+    # the counts from before the jump age out): the window then slides from its front.
+    ordered: bool = True
 
     @property
     def breaching(self) -> bool:
@@ -78,8 +83,9 @@ class RuleState(NamedTuple):
 INITIAL = RuleState()
 
 
-_VALUE = SampleKind.VALUE
-_INACTIVE, _FIRING = State.INACTIVE, State.FIRING
+_VALUE, _NO_DATA, _ERROR = SampleKind.VALUE, SampleKind.NO_DATA, SampleKind.ERROR
+_INACTIVE, _FIRING, _INCONCLUSIVE = State.INACTIVE, State.FIRING, State.INCONCLUSIVE
+_BREACH, _CLEAR = Verdict.BREACH, Verdict.CLEAR
 _tuple_new = tuple.__new__
 _NO_MINUTES = burn.NO_MINUTES
 
@@ -92,7 +98,7 @@ def _quiet(
     spellings to each other)."""
     # fmt: off
     fields = (_INACTIVE, None, None, None, 0, value, requests, at, None, "", False, window,
-              None, (), None, _NO_MINUTES)
+              None, (), None, _NO_MINUTES, True)
     # fmt: on
     return _tuple_new(RuleState, fields)
 
@@ -141,7 +147,8 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
         if not is_breach and prev.state is not _FIRING and rule.mode != "share":
             # fmt: off
             return _tuple_new(RuleState, (_INACTIVE, None, None, None, 0, value, sample.requests,
-                                          at, None, "", False, (), None, (), None, _NO_MINUTES))
+                                          at, None, "", False, (), None, (), None, _NO_MINUTES,
+                                          True))
             # fmt: on
         reason = None
     else:
@@ -267,36 +274,91 @@ def _blind(
     )
 
 
+_Counts = tuple[tuple[float, float, float], ...]
+_errors_of, _requests_of = itemgetter(1), itemgetter(2)
+_INT: type = int  # counts typed float may hold ints (exact sums); not bool, not float
+
+
+def _slide(
+    prev: RuleState, horizon: float, item: tuple[float, float, float] | None
+) -> tuple[_Counts, float, float, bool]:
+    """A confidence rule's window after one sample: the counts after ``horizon`` with
+    ``item`` added, their errors and requests, and whether they are in time order.
+
+    The same as filtering the counts and summing them afresh, left to right. In time
+    order, the counts that leave are a prefix; when every count is an int (Python
+    ints: exact, whatever the order), the sums are the previous ones less what left
+    plus what came, so a step costs the same for a window of 20 counts or 3,600."""
+    old = prev.counts
+    if prev.ordered and (item is None or not old or item[0] >= old[-1][0]):
+        first, size = 0, len(old)
+        while first < size and old[first][0] <= horizon:
+            first += 1
+        kept = old[first:] if first else old
+        counts = kept if item is None else (*kept, item)
+        was_e, was_n = prev.errors, prev.requests
+        if type(was_e) is _INT and type(was_n) is _INT:
+            errors, requests = cast(float, was_e), cast(float, was_n)
+            for index in range(first):  # usually one
+                _, gone_e, gone_n = old[index]
+                if type(gone_e) is not _INT or type(gone_n) is not _INT:
+                    break
+                errors -= gone_e
+                requests -= gone_n
+            else:
+                if item is None:
+                    return counts, errors, requests, True
+                _, new_e, new_n = item
+                if type(new_e) is _INT and type(new_n) is _INT:
+                    return counts, errors + new_e, requests + new_n, True
+        return counts, sum(map(_errors_of, counts)), sum(map(_requests_of, counts)), True
+    listed = [entry for entry in old if entry[0] > horizon]
+    if item is not None:
+        listed.append(item)
+    counts = tuple(listed)
+    ordered = all(a[0] <= b[0] for a, b in pairwise(counts))
+    return counts, sum(map(_errors_of, counts)), sum(map(_requests_of, counts)), ordered
+
+
 def _step_confidence(
     rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float
 ) -> RuleState:
     at = sample.at
-    assert rule.window is not None  # RuleSpec validation
-    assert rule.confidence is not None
-    horizon = at - rule.window
-    kept = [item for item in prev.counts if item[0] > horizon]
-    if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
-        kept.append((at, sample.errors, sample.requests))
-    counts = tuple(kept)
-    errors = sum([item[1] for item in kept])
-    requests = sum([item[2] for item in kept])
-    if sample.kind is SampleKind.ERROR:
-        return _blind(prev, sample, f"error: {sample.reason}", blind_after, counts)
+    window, confidence = rule.window, rule.confidence
+    assert window is not None  # RuleSpec validation
+    assert confidence is not None
+    kind = sample.kind
+    item = None
+    if kind is _VALUE and sample.errors is not None and sample.requests is not None:
+        item = (at, sample.errors, sample.requests)
+    counts, errors, requests, ordered = _slide(prev, at - window, item)
+    if kind is _ERROR:
+        reason = f"error: {sample.reason}"
+        return _blind(prev, sample, reason, blind_after, counts)._replace(ordered=ordered)
     if not requests > 0:
-        reason = f"no requests in the last {format_duration(rule.window)}"
-        return _blind(prev, sample, reason, blind_after, counts)
+        reason = f"no requests in the last {format_duration(window)}"
+        return _blind(prev, sample, reason, blind_after, counts)._replace(ordered=ordered)
     ratio = min(errors / requests, 1.0)
-    weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
-    found = verdict(errors, requests, rule.threshold.value, rule.comparison, rule.confidence)
-    if found is Verdict.BREACH:
-        new = _step_consecutive(rule, prev, weighed, is_breach=True)
-    elif _kept_firing(rule, prev, at):
-        new = _held(prev, weighed, prev.breach_samples)
-    elif found is Verdict.CLEAR:
-        new = _quiet(ratio, requests, at)
+    above = rule.above  # hot path: the threshold and comparison properties, inline
+    if above is not None:
+        found = verdict(errors, requests, above.value, "above", confidence)
     else:
-        new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
-    return new._replace(errors=errors, counts=counts)
+        found = verdict(errors, requests, rule.threshold.value, rule.comparison, confidence)
+    if found is _BREACH:
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
+        new = _step_consecutive(rule, prev, weighed, is_breach=True)
+    elif prev.state is _FIRING and _kept_firing(rule, prev, at):
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
+        new = _held(prev, weighed, prev.breach_samples)
+    else:
+        # Most samples: clear (``_quiet``) or inconclusive, with the counts, built
+        # inline (a keyword RuleState and a _replace cost more than the rest).
+        state = _INACTIVE if found is _CLEAR else _INCONCLUSIVE
+        # fmt: off
+        return _tuple_new(RuleState, (state, None, None, None, 0, ratio, requests, at, None, "",
+                                      False, (), errors, counts, None, _NO_MINUTES, ordered))
+        # fmt: on
+    return new._replace(errors=errors, counts=counts, ordered=ordered)
 
 
 def step_regression(
@@ -337,36 +399,59 @@ def step_regression(
     return kept(new)
 
 
+_Pairs = tuple[tuple[float, float, float], ...]
+# Per burn-rate spec (by identity, the spec kept to check it): its pairs, every window
+# of them and the longest, resolved once rather than per sample. Bounded: cleared past
+# a size no rule set reaches.
+_PAIRS: dict[int, tuple[BurnRateSpec, _Pairs, tuple[float, ...], float]] = {}
+
+
+def _pairs_of(spec: BurnRateSpec) -> tuple[_Pairs, tuple[float, ...], float]:
+    got = _PAIRS.get(id(spec))
+    if got is None or got[0] is not spec:
+        if len(_PAIRS) > 4096:
+            _PAIRS.clear()
+        pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
+        spans = tuple(sorted({s for p in pairs for s in p[:2]}))
+        got = _PAIRS[id(spec)] = (spec, pairs, spans, max(p[0] for p in pairs))
+    return got[1], got[2], got[3]
+
+
 def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
     """A burn-rate rule: per-minute counts over its longest window (in ``minutes``);
     it breaches while any pair of windows burns faster than the pair's factor."""
     spec = rule.burn_rate
     assert spec is not None  # only called for burn-rate rules
     at = sample.at
-    longest = max(w.long for w in spec.windows)
+    pairs, spans, longest = _pairs_of(spec)
     minutes = prev.minutes
-    if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
+    kind = sample.kind
+    if kind is _VALUE and sample.errors is not None and sample.requests is not None:
         minutes = burn.add(minutes, at, sample.errors, sample.requests, at - longest)
-    elif sample.kind is SampleKind.NO_DATA:  # no traffic: a minute covered, with nothing in it
+    elif kind is _NO_DATA:  # no traffic: a minute covered, with nothing in it
         minutes = burn.add(minutes, at, 0.0, 0.0, at - longest)
-    pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
-    judged = burn.judge(minutes, at, spec.objective, pairs)
-    first = next((j for j in judged if j.breached), judged[0])
-    errors, requests = first.long_errors, first.long_requests
-    if sample.kind is SampleKind.ERROR:
+    breach, errors, requests, covered, got = burn.pressing(
+        minutes, at, spec.objective, pairs, spans
+    )
+    if kind is _ERROR:
         state = _blind(prev, sample, f"error: {sample.reason}", blind_after, minutes=minutes)
         return state._replace(errors=errors, requests=requests)
-    if not burn.totals(minutes, at, longest)[1] > 0:
+    if not got[longest][1] > 0:
         reason = f"no requests in the last {format_duration(longest)}"
         return _blind(prev, sample, reason, blind_after, minutes=minutes)
     ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
-    weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
-    if first.breached:
+    if breach:
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
         new = _step_consecutive(rule, prev, weighed, is_breach=True)
     elif _kept_firing(rule, prev, at):
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
         new = _held(prev, weighed, prev.breach_samples)
-    elif not all(j.covered for j in judged):  # too little history to judge every pair
+    elif not covered:  # too little history to judge every pair
         new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
     else:
-        new = _quiet(ratio, requests, at)
+        # _quiet(ratio, requests, at) with the counts: most samples end here.
+        # fmt: off
+        return _tuple_new(RuleState, (_INACTIVE, None, None, None, 0, ratio, requests, at, None,
+                                      "", False, (), errors, (), None, minutes, True))
+        # fmt: on
     return new._replace(errors=errors, minutes=minutes)
