@@ -396,8 +396,10 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[tuple[str, float], list[Run]] = {}
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_warm) as pool:
-        for name, rate, _chunk, runs in pool.map(_work, jobs):
+        for name, rate, chunk, runs in pool.map(_work, jobs):
             results.setdefault((name, rate), []).extend(runs)
+            done = time.perf_counter() - started
+            print(f"{rate:g}/min {name} chunk {chunk} done, {done:.0f} s", file=sys.stderr)
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"{'req/min':>8} {'scenario':24} " + " ".join(f"{s:>26}" for s in STRATEGIES))
     for rate in rates:

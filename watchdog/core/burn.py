@@ -4,183 +4,46 @@ An objective of 99.9 % leaves an error budget of 0.1 %; a burn rate is the error
 ratio over that budget. A pair of windows breaches when both the long and the short
 window burn faster than the pair's ``factor`` (14.4 over 1 h and 5 m pages on 2 % of
 a 30-day budget gone): the long window says it matters, the short one that it is
-still happening. Counts are kept per minute, so windows of days cost a few thousand
-numbers, not every sample. The bench folds hundreds of millions of samples through
-here, so a sample that adds to the latest minute copies no column (that minute is
-kept apart from the closed ones), and a window's closed minutes are summed once per
-minute, not per sample (a memo shared by every state with the same closed minutes).
+still happening. Counts are kept per minute (``core.minutes``).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import pairwise
 
+from watchdog.core.minutes import BUCKET_S, NO_MINUTES, Minutes, add, totals, window_totals
+from watchdog.rules.model import BurnRateSpec
 from watchdog.units import format_duration
 
-BUCKET_S = 60.0
+__all__ = [
+    "BUCKET_S",
+    "NO_MINUTES",
+    "BurnEvidence",
+    "Minutes",
+    "add",
+    "judge",
+    "plan_of",
+    "pressing",
+    "totals",
+]
 
-_Column = tuple[float, ...]
-
-
-class Minutes:
-    """Per-minute counts, oldest first: each minute's start, errors and requests.
-
-    Immutable. Unpacks as the three columns (``starts, errors, requests = minutes``);
-    inside, the closed minutes' columns and the latest minute apart."""
-
-    __slots__ = ("_errors", "_last", "_ordered", "_requests", "_starts", "_sums")
-
-    def __init__(self, starts: _Column = (), errors: _Column = (), requests: _Column = ()) -> None:
-        if not len(starts) == len(errors) == len(requests):
-            raise ValueError("minutes: the three columns must have the same length")
-        last = (starts[-1], errors[-1], requests[-1]) if starts else None
-        self._set(starts[:-1], errors[:-1], requests[:-1], last, {})
-        # Out of time order (a clock that went back): every operation on the whole
-        # columns, as one list, exactly as before the split.
-        self._ordered = all(a <= b for a, b in pairwise(starts))
-
-    def _set(
-        self,
-        starts: _Column,
-        errors: _Column,
-        requests: _Column,
-        last: tuple[float, float, float] | None,
-        sums: dict[int, tuple[float, float]],
-    ) -> None:
-        self._starts, self._errors, self._requests = starts, errors, requests
-        self._last = last
-        # Memo: per index into the closed columns, the sums of the closed minutes from it.
-        self._sums = sums
-
-    @classmethod
-    def _make(
-        cls,
-        starts: _Column,
-        errors: _Column,
-        requests: _Column,
-        last: tuple[float, float, float] | None,
-        sums: dict[int, tuple[float, float]],
-    ) -> Minutes:
-        new = cls.__new__(cls)
-        new._set(starts, errors, requests, last, sums)
-        new._ordered = True
-        return new
-
-    @classmethod
-    def of(cls, rows: tuple[tuple[float, float, float], ...]) -> Minutes:
-        """From ``(minute start, errors, requests)`` rows in time order (the store's)."""
-        return cls(tuple(r[0] for r in rows), tuple(r[1] for r in rows), tuple(r[2] for r in rows))
-
-    def _column(self, closed: _Column, index: int) -> _Column:
-        last = self._last
-        return closed if last is None else (*closed, last[index])
-
-    @property
-    def starts(self) -> _Column:
-        return self._column(self._starts, 0)
-
-    @property
-    def errors(self) -> _Column:
-        return self._column(self._errors, 1)
-
-    @property
-    def requests(self) -> _Column:
-        return self._column(self._requests, 2)
-
-    @property
-    def oldest(self) -> float | None:
-        """The first minute's start (None when empty)."""
-        if self._starts:
-            return self._starts[0]
-        return None if self._last is None else self._last[0]
-
-    def rows(self) -> tuple[tuple[float, float, float], ...]:
-        return tuple(zip(self.starts, self.errors, self.requests, strict=True))
-
-    def __iter__(self) -> Iterator[_Column]:
-        return iter((self.starts, self.errors, self.requests))
-
-    def __len__(self) -> int:
-        return len(self._starts) + (self._last is not None)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Minutes):
-            return NotImplemented
-        return self._last == other._last and (self._starts, self._errors, self._requests) == (
-            other._starts,
-            other._errors,
-            other._requests,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self._starts, self._errors, self._requests, self._last))
-
-    def __repr__(self) -> str:
-        return f"Minutes(starts={self.starts}, errors={self.errors}, requests={self.requests})"
+Pairs = tuple[tuple[float, float, float], ...]
+# Per burn-rate spec (by identity, the spec kept to check it): its pairs, every window
+# of them and the longest, resolved once rather than per sample. Bounded: cleared past
+# a size no rule set reaches.
+_PLANS: dict[int, tuple[BurnRateSpec, Pairs, tuple[float, ...], float]] = {}
 
 
-NO_MINUTES = Minutes()
-
-
-def add(minutes: Minutes, at: float, errors: float, requests: float, horizon: float) -> Minutes:
-    """``minutes`` with this sample's counts in its minute, those ending by ``horizon`` gone."""
-    start = at - at % BUCKET_S
-    cut = horizon - BUCKET_S  # minutes that start after it end after the horizon
-    starts, errs, reqs, last = minutes._starts, minutes._errors, minutes._requests, minutes._last
-    sums = minutes._sums
-    if not minutes._ordered or (last is not None and start < last[0]):
-        return _add_unordered(minutes, start, errors, requests, cut)
-    first = bisect_right(starts, cut)
-    if first:
-        starts, errs, reqs, sums = starts[first:], errs[first:], reqs[first:], {}
-    if last is not None and last[0] <= cut:
-        last = None  # the closed ones, older, went with it
-    if last is not None and last[0] == start:
-        return Minutes._make(
-            starts, errs, reqs, (start, last[1] + errors, last[2] + requests), sums
-        )
-    if last is not None:  # the latest minute closes: once a minute, a copy of the columns
-        starts, errs, reqs = (*starts, last[0]), (*errs, last[1]), (*reqs, last[2])
-    return Minutes._make(starts, errs, reqs, (start, errors, requests), {})
-
-
-def _add_unordered(
-    minutes: Minutes, start: float, errors: float, requests: float, cut: float
-) -> Minutes:
-    """``add`` on columns out of time order (a clock that went back): as one list."""
-    starts, errs, reqs = minutes
-    first = bisect_right(starts, cut)
-    if first:
-        starts, errs, reqs = starts[first:], errs[first:], reqs[first:]
-    if starts and starts[-1] == start:
-        return Minutes(starts, (*errs[:-1], errs[-1] + errors), (*reqs[:-1], reqs[-1] + requests))
-    return Minutes((*starts, start), (*errs, errors), (*reqs, requests))
-
-
-def totals(minutes: Minutes, at: float, span: float) -> tuple[float, float]:
-    """Errors and requests of the minutes that end after ``at - span``. The same sums,
-    left to right, as over the whole columns: the closed part's memoized sum, then the
-    latest minute."""
-    cut = at - span - BUCKET_S
-    last = minutes._last
-    starts = minutes._starts
-    if last is None:
-        return 0, 0
-    if not minutes._ordered:  # out of time order: as one list
-        all_starts, all_errors, all_requests = minutes
-        first = bisect_right(all_starts, cut)
-        return sum(all_errors[first:]), sum(all_requests[first:])
-    first = bisect_right(starts, cut)
-    if first == len(starts):
-        return (0, 0) if last[0] <= cut else (0 + last[1], 0 + last[2])
-    sums = minutes._sums
-    closed = sums.get(first)
-    if closed is None:
-        closed = sums[first] = (sum(minutes._errors[first:]), sum(minutes._requests[first:]))
-    return closed[0] + last[1], closed[1] + last[2]
+def plan_of(spec: BurnRateSpec) -> tuple[Pairs, tuple[float, ...], float]:
+    """The spec's ``(long, short, factor)`` pairs, every window of them, the longest."""
+    got = _PLANS.get(id(spec))
+    if got is None or got[0] is not spec:
+        if len(_PLANS) > 4096:
+            _PLANS.clear()
+        pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
+        spans = tuple(sorted({s for p in pairs for s in p[:2]}))
+        got = _PLANS[id(spec)] = (spec, pairs, spans, max(p[0] for p in pairs))
+    return got[1], got[2], got[3]
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,29 +113,6 @@ def judge(
             )
         )
     return tuple(out)
-
-
-def window_totals(
-    minutes: Minutes, at: float, spans: tuple[float, ...]
-) -> dict[float, tuple[float, float]]:
-    """``totals`` of each span, in one pass (the evaluator's hot path)."""
-    last = minutes._last
-    if last is None or not minutes._ordered:
-        return {span: totals(minutes, at, span) for span in spans}
-    starts, sums, size = minutes._starts, minutes._sums, len(minutes._starts)
-    last_start, last_e, last_n = last
-    out = {}
-    for span in spans:
-        cut = at - span - BUCKET_S
-        first = bisect_right(starts, cut)
-        if first == size:
-            out[span] = (0, 0) if last_start <= cut else (0 + last_e, 0 + last_n)
-            continue
-        closed = sums.get(first)
-        if closed is None:
-            closed = sums[first] = (sum(minutes._errors[first:]), sum(minutes._requests[first:]))
-        out[span] = (closed[0] + last_e, closed[1] + last_n)
-    return out
 
 
 def pressing(

@@ -25,63 +25,18 @@ Semantics (documented in the README, "Rule semantics"):
 from __future__ import annotations
 
 import math
-from enum import StrEnum
-from itertools import pairwise
-from operator import itemgetter
-from typing import NamedTuple, cast
+from collections.abc import Callable
 
 from watchdog.core import burn
 from watchdog.core.evidence import Verdict, verdict
 from watchdog.core.regression import judge
+from watchdog.core.state import INITIAL as INITIAL
+from watchdog.core.state import RuleState as RuleState
+from watchdog.core.state import State as State
+from watchdog.core.window import slide
 from watchdog.model import Sample, SampleKind
-from watchdog.rules.model import BurnRateSpec, RuleSpec
+from watchdog.rules.model import RuleSpec
 from watchdog.units import format_duration
-
-
-class State(StrEnum):
-    INACTIVE = "inactive"
-    PENDING = "pending"
-    FIRING = "firing"
-    BLIND = "blind"
-    INCONCLUSIVE = "inconclusive"  # a confidence rule whose evidence cannot tell yet
-
-
-class RuleState(NamedTuple):
-    """Everything the evaluator remembers about one rule between samples.
-
-    Immutable. A NamedTuple rather than a frozen dataclass: ``step`` builds one per
-    rule per sample, and a tuple is built about three times faster (the backtest
-    folds millions of samples through here)."""
-
-    state: State = State.INACTIVE
-    active_since: float | None = None  # first breach of the current run (Prometheus activeAt)
-    fired_at: float | None = None
-    last_breach_at: float | None = None
-    breach_samples: int = 0  # breaching samples in the current run
-    value: float = math.nan  # the latest value seen (NaN when none)
-    requests: float | None = None
-    at: float | None = None  # time of the latest sample
-    blind_since: float | None = None
-    blind_reason: str = ""
-    blind_long: bool = False  # blind for at least blind_after
-    window: tuple[tuple[float, bool], ...] = ()  # (at, breached) evidence, share mode only
-    errors: float | None = None  # confidence rules: errors in the window (requests: its requests)
-    counts: tuple[tuple[float, float, float], ...] = ()  # (at, errors, requests), confidence only
-    # Regression rules: (deploy at, errors and requests before it, their ratio's upper
-    # bound); errors/requests count since the deploy.
-    baseline: tuple[float, float, float, float] | None = None
-    minutes: burn.Minutes = burn.NO_MINUTES  # burn-rate rules: per-minute counts
-    # Confidence rules: ``counts`` in time order (a clock that went back breaks it until
-    # the counts from before the jump age out): the window then slides from its front.
-    ordered: bool = True
-
-    @property
-    def breaching(self) -> bool:
-        return self.state in (State.PENDING, State.FIRING)
-
-
-INITIAL = RuleState()
-
 
 _VALUE, _NO_DATA, _ERROR = SampleKind.VALUE, SampleKind.NO_DATA, SampleKind.ERROR
 _INACTIVE, _FIRING, _INCONCLUSIVE = State.INACTIVE, State.FIRING, State.INCONCLUSIVE
@@ -128,14 +83,28 @@ def blind_reason(rule: RuleSpec, sample: Sample) -> str | None:
     return None
 
 
+Stepper = Callable[[RuleSpec, RuleState, Sample, float], RuleState]
+
+
 def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
     """The rule's state after ``sample``. Pure: same inputs, same output."""
+    return stepper(rule)(rule, prev, sample, blind_after)
+
+
+def stepper(rule: RuleSpec) -> Stepper:
+    """``step`` for this rule's kind: the engine resolves it once per rule, not per
+    sample."""
     if rule.confidence is not None:
-        return _step_confidence(rule, prev, sample, blind_after)
+        return _step_confidence
     if rule.regression is not None:
-        return step_regression(rule, prev, sample, blind_after)
+        return step_regression
     if rule.burn_rate is not None:
-        return step_burn(rule, prev, sample, blind_after)
+        return step_burn
+    return _step_plain
+
+
+def _step_plain(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
+    """A threshold rule (``above``/``below``, consecutive or share)."""
     at = sample.at
     value = sample.value
     # Hot path: a plain value (not NaN) for a rule without min_requests is evidence
@@ -274,52 +243,6 @@ def _blind(
     )
 
 
-_Counts = tuple[tuple[float, float, float], ...]
-_errors_of, _requests_of = itemgetter(1), itemgetter(2)
-_INT: type = int  # counts typed float may hold ints (exact sums); not bool, not float
-
-
-def _slide(
-    prev: RuleState, horizon: float, item: tuple[float, float, float] | None
-) -> tuple[_Counts, float, float, bool]:
-    """A confidence rule's window after one sample: the counts after ``horizon`` with
-    ``item`` added, their errors and requests, and whether they are in time order.
-
-    The same as filtering the counts and summing them afresh, left to right. In time
-    order, the counts that leave are a prefix; when every count is an int (Python
-    ints: exact, whatever the order), the sums are the previous ones less what left
-    plus what came, so a step costs the same for a window of 20 counts or 3,600."""
-    old = prev.counts
-    if prev.ordered and (item is None or not old or item[0] >= old[-1][0]):
-        first, size = 0, len(old)
-        while first < size and old[first][0] <= horizon:
-            first += 1
-        kept = old[first:] if first else old
-        counts = kept if item is None else (*kept, item)
-        was_e, was_n = prev.errors, prev.requests
-        if type(was_e) is _INT and type(was_n) is _INT:
-            errors, requests = cast(float, was_e), cast(float, was_n)
-            for index in range(first):  # usually one
-                _, gone_e, gone_n = old[index]
-                if type(gone_e) is not _INT or type(gone_n) is not _INT:
-                    break
-                errors -= gone_e
-                requests -= gone_n
-            else:
-                if item is None:
-                    return counts, errors, requests, True
-                _, new_e, new_n = item
-                if type(new_e) is _INT and type(new_n) is _INT:
-                    return counts, errors + new_e, requests + new_n, True
-        return counts, sum(map(_errors_of, counts)), sum(map(_requests_of, counts)), True
-    listed = [entry for entry in old if entry[0] > horizon]
-    if item is not None:
-        listed.append(item)
-    counts = tuple(listed)
-    ordered = all(a[0] <= b[0] for a, b in pairwise(counts))
-    return counts, sum(map(_errors_of, counts)), sum(map(_requests_of, counts)), ordered
-
-
 def _step_confidence(
     rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float
 ) -> RuleState:
@@ -331,7 +254,9 @@ def _step_confidence(
     item = None
     if kind is _VALUE and sample.errors is not None and sample.requests is not None:
         item = (at, sample.errors, sample.requests)
-    counts, errors, requests, ordered = _slide(prev, at - window, item)
+    counts, errors, requests, ordered = slide(
+        prev.counts, prev.errors, prev.requests, prev.ordered, at - window, item
+    )
     if kind is _ERROR:
         reason = f"error: {sample.reason}"
         return _blind(prev, sample, reason, blind_after, counts)._replace(ordered=ordered)
@@ -399,31 +324,13 @@ def step_regression(
     return kept(new)
 
 
-_Pairs = tuple[tuple[float, float, float], ...]
-# Per burn-rate spec (by identity, the spec kept to check it): its pairs, every window
-# of them and the longest, resolved once rather than per sample. Bounded: cleared past
-# a size no rule set reaches.
-_PAIRS: dict[int, tuple[BurnRateSpec, _Pairs, tuple[float, ...], float]] = {}
-
-
-def _pairs_of(spec: BurnRateSpec) -> tuple[_Pairs, tuple[float, ...], float]:
-    got = _PAIRS.get(id(spec))
-    if got is None or got[0] is not spec:
-        if len(_PAIRS) > 4096:
-            _PAIRS.clear()
-        pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
-        spans = tuple(sorted({s for p in pairs for s in p[:2]}))
-        got = _PAIRS[id(spec)] = (spec, pairs, spans, max(p[0] for p in pairs))
-    return got[1], got[2], got[3]
-
-
 def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
     """A burn-rate rule: per-minute counts over its longest window (in ``minutes``);
     it breaches while any pair of windows burns faster than the pair's factor."""
     spec = rule.burn_rate
     assert spec is not None  # only called for burn-rate rules
     at = sample.at
-    pairs, spans, longest = _pairs_of(spec)
+    pairs, spans, longest = burn.plan_of(spec)
     minutes = prev.minutes
     kind = sample.kind
     if kind is _VALUE and sample.errors is not None and sample.requests is not None:
