@@ -18,6 +18,17 @@ sample by sample, as live):
   latency histogram's bucket, 2x, 99 %) and burn-rate rules (99 % objective; 14.4x
   over 1 h and 5 m, 6x over 6 h and 30 m); the first of them to decide counts.
 
+(a)-(c) may judge only the first ``--legacy-days`` healthy days (the same days, drawn
+from the same seeds): each column says its N. Every strategy judges every incident run.
+
+The health probe: every 15 s (at a random phase), down while the outage is total; the
+runbook's "site down" rule as ``rules/example.yaml`` writes it (``health.up`` below 1
+for 1m). A user of (a), (b) or (d) has it (the runbook's matrix, the shipped rules); a
+Flagger/Argo-style analysis judges a deploy's metrics and watches nothing else. It is
+fed in the outage scenario only (elsewhere the probe never fails, so it cannot fire;
+flaky probes are not modelled), and the outage rows come twice: on counts only, and
+with the probe.
+
 Scenarios, per traffic level (requests a minute):
 
 - ``healthy``: whole days at the baseline with one good deploy at noon; a day counts
@@ -29,8 +40,11 @@ Scenarios, per traffic level (requests a minute):
   fifth of the requests (log-normal latencies, sigma 0.5: the share slower than the
   healthy p95 goes from 5 % to 12 %): seconds to the rollback request.
 
-    .venv/bin/python bench/decisions.py [--days 20] [--trials 200] [--rates 1,10,100,1000]
-                                        [--workers 2]
+    .venv/bin/python bench/decisions.py [--days 20] [--legacy-days N] [--trials 200]
+                                        [--rates 1,10,100,1000] [--workers 2]
+
+False rollbacks: k/N days with the exact (Clopper-Pearson) one-sided 95 % upper bound
+of the rate (0 in 10,000: 0.30 per 1,000).
 
 Seeded: the same arguments print the same table (each chunk of work has its own seed,
 whatever the number of workers).
