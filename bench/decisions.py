@@ -60,6 +60,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -168,11 +169,13 @@ def scenarios() -> dict[str, Scenario]:
 class Run:
     """One simulated stretch: each judged strategy's first rollback time (None: never);
     ``legacy``: (a)-(c) judged it too (else only (d)); ``probe``: the site-down rule's
-    first rollback (a run whose health probe was watched)."""
+    first rollback (a run whose health probe was watched); ``by``: the rule behind
+    (d)'s first rollback."""
 
     legacy: bool
     first: dict[str, float | None]
     probe: float | None = None
+    by: str = ""
 
 
 @functools.cache
@@ -237,7 +240,7 @@ def simulate(rng: np.random.Generator, per_minute: float, sc: Scenario, legacy: 
         found = observe("error_rate", sample).decisions
         found_slow = observe("slow", slow_sample).decisions
         if found or found_slow:
-            _record(first, (*found, *found_slow), t)
+            _record(first, (*found, *found_slow), t, run)
         if old is not None:
             old.step(i, t, first)
         if None not in first.values() and (not probed or run.probe is not None):
@@ -245,13 +248,17 @@ def simulate(rng: np.random.Generator, per_minute: float, sc: Scenario, legacy: 
     return run
 
 
-def _record(first: dict[str, float | None], decisions: Sequence[Decision], t: float) -> None:
-    """Each strategy's first rollback request."""
+def _record(
+    first: dict[str, float | None], decisions: Sequence[Decision], t: float, run: Run | None = None
+) -> None:
+    """Each strategy's first rollback request (and which of (d)'s rules asked)."""
     for decision in decisions:
         if decision.kind is DecisionKind.ROLLBACK:
             name = "new" if decision.rule.startswith("new-") else decision.rule
             if first[name] is None:
                 first[name] = t
+                if name == "new" and run is not None:
+                    run.by = decision.rule
 
 
 class _Legacy:
@@ -358,7 +365,14 @@ def _rows(rate: float, name: str, runs: list[Run]) -> list[str]:
     sc = scenarios()[name]
     if name == "healthy":
         cells = [_false_cell(runs, s) for s in STRATEGIES]  # days
-        return [_row(rate, sc.label + " (days)", cells)]
+        rows = [_row(rate, sc.label + " (days)", cells)]
+        by = Counter(r.by for r in runs if r.by)
+        if by:
+            rows.append(
+                f"{'':8} (d)'s false days by rule: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
+            )
+        return rows
     times = {s: _times(runs, s) for s in STRATEGIES}
     rows = [_row(rate, sc.label, [_show(times[s], sc.unit) for s in STRATEGIES])]
     if name == "outage":
