@@ -12,7 +12,11 @@ drive this same code with their own clocks and sample feeds.
 - ``evidence``: How sure a count of errors makes us: the exact (Clopper-Pearson)
   binomial interval.
 - ``evaluator``: The evaluator: a pure step function ``(rule, state, sample) -> state``.
+- ``minutes``: Per-minute counts for the burn-rate windows (``core.burn``): each minute's
+  errors and requests, oldest first, and the totals of a trailing window.
 - ``regression``: Did a deploy make errors worse? An anytime-valid sequential test on two
   binomials.
-- ``window``: A bounded, time-ordered buffer of one signal's recent samples.
+- ``state``: A rule's state between samples, as the evaluator (``core.evaluator``) keeps it.
+- ``window``: A bounded, time-ordered buffer of one signal's recent samples, and the
+  sliding count window of a confidence rule.
 """

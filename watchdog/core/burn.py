@@ -4,60 +4,46 @@ An objective of 99.9 % leaves an error budget of 0.1 %; a burn rate is the error
 ratio over that budget. A pair of windows breaches when both the long and the short
 window burn faster than the pair's ``factor`` (14.4 over 1 h and 5 m pages on 2 % of
 a 30-day budget gone): the long window says it matters, the short one that it is
-still happening. Counts are kept per minute, so windows of days cost a few thousand
-numbers, not every sample; three parallel columns, so that a window's total is one
-binary search and one C-level ``sum`` of a slice (the bench folds hundreds of
-millions of samples through here).
+still happening. Counts are kept per minute (``core.minutes``).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass
-from typing import NamedTuple
 
+from watchdog.core.minutes import BUCKET_S, NO_MINUTES, Minutes, add, totals, window_totals
+from watchdog.rules.model import BurnRateSpec
 from watchdog.units import format_duration
 
-BUCKET_S = 60.0
+__all__ = [
+    "BUCKET_S",
+    "NO_MINUTES",
+    "BurnEvidence",
+    "Minutes",
+    "add",
+    "judge",
+    "plan_of",
+    "pressing",
+    "totals",
+]
+
+Pairs = tuple[tuple[float, float, float], ...]
+# Per burn-rate spec (by identity, the spec kept to check it): its pairs, every window
+# of them and the longest, resolved once rather than per sample. Bounded: cleared past
+# a size no rule set reaches.
+_PLANS: dict[int, tuple[BurnRateSpec, Pairs, tuple[float, ...], float]] = {}
 
 
-class Minutes(NamedTuple):
-    """Per-minute counts, oldest first: each minute's start, errors and requests."""
-
-    starts: tuple[float, ...] = ()
-    errors: tuple[float, ...] = ()
-    requests: tuple[float, ...] = ()
-
-    @classmethod
-    def of(cls, rows: tuple[tuple[float, float, float], ...]) -> Minutes:
-        """From ``(minute start, errors, requests)`` rows in time order (the store's)."""
-        return cls(tuple(r[0] for r in rows), tuple(r[1] for r in rows), tuple(r[2] for r in rows))
-
-    def rows(self) -> tuple[tuple[float, float, float], ...]:
-        return tuple(zip(self.starts, self.errors, self.requests, strict=True))
-
-
-NO_MINUTES = Minutes()
-
-
-def add(minutes: Minutes, at: float, errors: float, requests: float, horizon: float) -> Minutes:
-    """``minutes`` with this sample's counts in its minute, those ending by ``horizon`` gone."""
-    start = at - at % BUCKET_S
-    starts, errs, reqs = minutes
-    first = bisect_right(starts, horizon - BUCKET_S)  # minutes that end after the horizon
-    if first:
-        starts, errs, reqs = starts[first:], errs[first:], reqs[first:]
-    if starts and starts[-1] == start:
-        return Minutes(starts, (*errs[:-1], errs[-1] + errors), (*reqs[:-1], reqs[-1] + requests))
-    return Minutes((*starts, start), (*errs, errors), (*reqs, requests))
-
-
-def totals(minutes: Minutes, at: float, span: float) -> tuple[float, float]:
-    """Errors and requests of the minutes that end after ``at - span``."""
-    first = bisect_right(minutes.starts, at - span - BUCKET_S)
-    if not first:
-        return sum(minutes.errors), sum(minutes.requests)
-    return sum(minutes.errors[first:]), sum(minutes.requests[first:])
+def plan_of(spec: BurnRateSpec) -> tuple[Pairs, tuple[float, ...], float]:
+    """The spec's ``(long, short, factor)`` pairs, every window of them, the longest."""
+    got = _PLANS.get(id(spec))
+    if got is None or got[0] is not spec:
+        if len(_PLANS) > 4096:
+            _PLANS.clear()
+        pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
+        spans = tuple(sorted({s for p in pairs for s in p[:2]}))
+        got = _PLANS[id(spec)] = (spec, pairs, spans, max(p[0] for p in pairs))
+    return got[1], got[2], got[3]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +101,8 @@ def judge(
     window reaches back before the first recorded minute (a fresh start) cannot
     breach: an hour's bar met by five minutes of data would page on one error."""
     out = []
-    first = minutes.starts[0] if minutes.starts else at
+    oldest = minutes.oldest
+    first = at if oldest is None else oldest
     for long_s, short_s, factor in pairs:
         long_e, long_n = totals(minutes, at, long_s)
         short_e, short_n = totals(minutes, at, short_s)
@@ -126,3 +113,36 @@ def judge(
             )
         )
     return tuple(out)
+
+
+def pressing(
+    minutes: Minutes,
+    at: float,
+    objective: float,
+    pairs: tuple[tuple[float, float, float], ...],
+    spans: tuple[float, ...],
+) -> tuple[bool, float, float, bool, dict[float, tuple[float, float]]]:
+    """What ``judge`` tells the evaluator, without building the evidence: does a pair
+    breach; the long window's counts of the first that does (else of the first pair);
+    is every pair's long window covered; each of ``spans`` (every pair's windows) as
+    ``totals`` gives it. The same sums and comparisons as ``judge`` and
+    ``BurnEvidence.breached``."""
+    oldest = minutes.oldest
+    first = at if oldest is None else oldest
+    budget = 1.0 - objective
+    got = window_totals(minutes, at, spans)
+    covered_all = True
+    found: tuple[float, float] | None = None  # the first breaching pair's long window
+    for long_s, short_s, factor in pairs:
+        if not first <= at - long_s + BUCKET_S:
+            covered_all = False  # this pair cannot breach
+            continue
+        if found is not None:
+            continue
+        long_e, long_n = long_t = got[long_s]
+        short_e, short_n = got[short_s]
+        bar = factor * budget
+        if long_n > 0 and short_n > 0 and long_e / long_n > bar and short_e / short_n > bar:
+            found = long_t
+    errors, requests = got[pairs[0][0]] if found is None else found
+    return found is not None, errors, requests, covered_all, got

@@ -14,7 +14,7 @@ from watchdog.core import burn
 from watchdog.core.canary import Canaries
 from watchdog.core.decider import Transition, decide, transition
 from watchdog.core.decision import Decision
-from watchdog.core.evaluator import INITIAL, RuleState, State, step
+from watchdog.core.evaluator import INITIAL, RuleState, State, Stepper, stepper
 from watchdog.core.regression import baseline_upper
 from watchdog.core.window import SignalWindow
 from watchdog.model import Sample, Split
@@ -50,8 +50,9 @@ class Engine:
         # than samples arrive (an inconclusive minute between two ticks).
         self.unsettled_at: float | None = None
         self._by_signal: Mapping[str, list[RuleSpec]] = {}
-        # Per signal, each rule with its blind_after: resolved once, not per sample.
-        self._plan: dict[str, tuple[tuple[RuleSpec, float], ...]] = {}
+        # Per signal, each rule with its blind_after and its kind's step function (None:
+        # a canary rule): resolved once, not per sample.
+        self._plan: dict[str, tuple[tuple[RuleSpec, float, Stepper | None], ...]] = {}
         self.canaries = Canaries()  # gradual deployments and the canary rules' tests
         self.replace_rules(ruleset)
 
@@ -85,7 +86,14 @@ class Engine:
         self.states = states
         self._by_signal = dict(by_signal)
         self._plan = {
-            name: tuple((rule, ruleset.blind_after(rule)) for rule in rules)
+            name: tuple(
+                (
+                    rule,
+                    ruleset.blind_after(rule),
+                    None if rule.canary is not None else stepper(rule),
+                )
+                for rule in rules
+            )
             for name, rules in by_signal.items()
         }
 
@@ -155,10 +163,10 @@ class Engine:
         transitions: list[Transition] | None = None
         decisions: list[Decision] | None = None
         states = self.states
-        for rule, blind_after in self._plan.get(signal_name, ()):
+        for rule, blind_after, step in self._plan.get(signal_name, ()):
             name = rule.name
             prev = states[name]
-            if rule.canary is None:
+            if step is not None:
                 new = step(rule, prev, sample, blind_after)
             else:
                 new = self.canaries.step(rule, prev, sample, blind_after)

@@ -25,61 +25,22 @@ Semantics (documented in the README, "Rule semantics"):
 from __future__ import annotations
 
 import math
-from enum import StrEnum
-from typing import NamedTuple
+from collections.abc import Callable
 
 from watchdog.core import burn
 from watchdog.core.evidence import Verdict, verdict
 from watchdog.core.regression import judge
+from watchdog.core.state import INITIAL as INITIAL
+from watchdog.core.state import RuleState as RuleState
+from watchdog.core.state import State as State
+from watchdog.core.window import slide
 from watchdog.model import Sample, SampleKind
 from watchdog.rules.model import RuleSpec
 from watchdog.units import format_duration
 
-
-class State(StrEnum):
-    INACTIVE = "inactive"
-    PENDING = "pending"
-    FIRING = "firing"
-    BLIND = "blind"
-    INCONCLUSIVE = "inconclusive"  # a confidence rule whose evidence cannot tell yet
-
-
-class RuleState(NamedTuple):
-    """Everything the evaluator remembers about one rule between samples.
-
-    Immutable. A NamedTuple rather than a frozen dataclass: ``step`` builds one per
-    rule per sample, and a tuple is built about three times faster (the backtest
-    folds millions of samples through here)."""
-
-    state: State = State.INACTIVE
-    active_since: float | None = None  # first breach of the current run (Prometheus activeAt)
-    fired_at: float | None = None
-    last_breach_at: float | None = None
-    breach_samples: int = 0  # breaching samples in the current run
-    value: float = math.nan  # the latest value seen (NaN when none)
-    requests: float | None = None
-    at: float | None = None  # time of the latest sample
-    blind_since: float | None = None
-    blind_reason: str = ""
-    blind_long: bool = False  # blind for at least blind_after
-    window: tuple[tuple[float, bool], ...] = ()  # (at, breached) evidence, share mode only
-    errors: float | None = None  # confidence rules: errors in the window (requests: its requests)
-    counts: tuple[tuple[float, float, float], ...] = ()  # (at, errors, requests), confidence only
-    # Regression rules: (deploy at, errors and requests before it, their ratio's upper
-    # bound); errors/requests count since the deploy.
-    baseline: tuple[float, float, float, float] | None = None
-    minutes: burn.Minutes = burn.NO_MINUTES  # burn-rate rules: per-minute counts
-
-    @property
-    def breaching(self) -> bool:
-        return self.state in (State.PENDING, State.FIRING)
-
-
-INITIAL = RuleState()
-
-
-_VALUE = SampleKind.VALUE
-_INACTIVE, _FIRING = State.INACTIVE, State.FIRING
+_VALUE, _NO_DATA, _ERROR = SampleKind.VALUE, SampleKind.NO_DATA, SampleKind.ERROR
+_INACTIVE, _FIRING, _INCONCLUSIVE = State.INACTIVE, State.FIRING, State.INCONCLUSIVE
+_BREACH, _CLEAR = Verdict.BREACH, Verdict.CLEAR
 _tuple_new = tuple.__new__
 _NO_MINUTES = burn.NO_MINUTES
 
@@ -92,7 +53,7 @@ def _quiet(
     spellings to each other)."""
     # fmt: off
     fields = (_INACTIVE, None, None, None, 0, value, requests, at, None, "", False, window,
-              None, (), None, _NO_MINUTES)
+              None, (), None, _NO_MINUTES, True)
     # fmt: on
     return _tuple_new(RuleState, fields)
 
@@ -122,14 +83,28 @@ def blind_reason(rule: RuleSpec, sample: Sample) -> str | None:
     return None
 
 
+Stepper = Callable[[RuleSpec, RuleState, Sample, float], RuleState]
+
+
 def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
     """The rule's state after ``sample``. Pure: same inputs, same output."""
+    return stepper(rule)(rule, prev, sample, blind_after)
+
+
+def stepper(rule: RuleSpec) -> Stepper:
+    """``step`` for this rule's kind: the engine resolves it once per rule, not per
+    sample."""
     if rule.confidence is not None:
-        return _step_confidence(rule, prev, sample, blind_after)
+        return _step_confidence
     if rule.regression is not None:
-        return step_regression(rule, prev, sample, blind_after)
+        return step_regression
     if rule.burn_rate is not None:
-        return step_burn(rule, prev, sample, blind_after)
+        return step_burn
+    return _step_plain
+
+
+def _step_plain(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
+    """A threshold rule (``above``/``below``, consecutive or share)."""
     at = sample.at
     value = sample.value
     # Hot path: a plain value (not NaN) for a rule without min_requests is evidence
@@ -141,7 +116,8 @@ def step(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) ->
         if not is_breach and prev.state is not _FIRING and rule.mode != "share":
             # fmt: off
             return _tuple_new(RuleState, (_INACTIVE, None, None, None, 0, value, sample.requests,
-                                          at, None, "", False, (), None, (), None, _NO_MINUTES))
+                                          at, None, "", False, (), None, (), None, _NO_MINUTES,
+                                          True))
             # fmt: on
         reason = None
     else:
@@ -271,32 +247,43 @@ def _step_confidence(
     rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float
 ) -> RuleState:
     at = sample.at
-    assert rule.window is not None  # RuleSpec validation
-    assert rule.confidence is not None
-    horizon = at - rule.window
-    kept = [item for item in prev.counts if item[0] > horizon]
-    if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
-        kept.append((at, sample.errors, sample.requests))
-    counts = tuple(kept)
-    errors = sum([item[1] for item in kept])
-    requests = sum([item[2] for item in kept])
-    if sample.kind is SampleKind.ERROR:
-        return _blind(prev, sample, f"error: {sample.reason}", blind_after, counts)
+    window, confidence = rule.window, rule.confidence
+    assert window is not None  # RuleSpec validation
+    assert confidence is not None
+    kind = sample.kind
+    item = None
+    if kind is _VALUE and sample.errors is not None and sample.requests is not None:
+        item = (at, sample.errors, sample.requests)
+    counts, errors, requests, ordered = slide(
+        prev.counts, prev.errors, prev.requests, prev.ordered, at - window, item
+    )
+    if kind is _ERROR:
+        reason = f"error: {sample.reason}"
+        return _blind(prev, sample, reason, blind_after, counts)._replace(ordered=ordered)
     if not requests > 0:
-        reason = f"no requests in the last {format_duration(rule.window)}"
-        return _blind(prev, sample, reason, blind_after, counts)
+        reason = f"no requests in the last {format_duration(window)}"
+        return _blind(prev, sample, reason, blind_after, counts)._replace(ordered=ordered)
     ratio = min(errors / requests, 1.0)
-    weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
-    found = verdict(errors, requests, rule.threshold.value, rule.comparison, rule.confidence)
-    if found is Verdict.BREACH:
-        new = _step_consecutive(rule, prev, weighed, is_breach=True)
-    elif _kept_firing(rule, prev, at):
-        new = _held(prev, weighed, prev.breach_samples)
-    elif found is Verdict.CLEAR:
-        new = _quiet(ratio, requests, at)
+    above = rule.above  # hot path: the threshold and comparison properties, inline
+    if above is not None:
+        found = verdict(errors, requests, above.value, "above", confidence)
     else:
-        new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
-    return new._replace(errors=errors, counts=counts)
+        found = verdict(errors, requests, rule.threshold.value, rule.comparison, confidence)
+    if found is _BREACH:
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
+        new = _step_consecutive(rule, prev, weighed, is_breach=True)
+    elif prev.state is _FIRING and _kept_firing(rule, prev, at):
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
+        new = _held(prev, weighed, prev.breach_samples)
+    else:
+        # Most samples: clear (``_quiet``) or inconclusive, with the counts, built
+        # inline (a keyword RuleState and a _replace cost more than the rest).
+        state = _INACTIVE if found is _CLEAR else _INCONCLUSIVE
+        # fmt: off
+        return _tuple_new(RuleState, (state, None, None, None, 0, ratio, requests, at, None, "",
+                                      False, (), errors, counts, None, _NO_MINUTES, ordered))
+        # fmt: on
+    return new._replace(errors=errors, counts=counts, ordered=ordered)
 
 
 def step_regression(
@@ -343,30 +330,35 @@ def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: floa
     spec = rule.burn_rate
     assert spec is not None  # only called for burn-rate rules
     at = sample.at
-    longest = max(w.long for w in spec.windows)
+    pairs, spans, longest = burn.plan_of(spec)
     minutes = prev.minutes
-    if sample.kind is _VALUE and sample.errors is not None and sample.requests is not None:
+    kind = sample.kind
+    if kind is _VALUE and sample.errors is not None and sample.requests is not None:
         minutes = burn.add(minutes, at, sample.errors, sample.requests, at - longest)
-    elif sample.kind is SampleKind.NO_DATA:  # no traffic: a minute covered, with nothing in it
+    elif kind is _NO_DATA:  # no traffic: a minute covered, with nothing in it
         minutes = burn.add(minutes, at, 0.0, 0.0, at - longest)
-    pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
-    judged = burn.judge(minutes, at, spec.objective, pairs)
-    first = next((j for j in judged if j.breached), judged[0])
-    errors, requests = first.long_errors, first.long_requests
-    if sample.kind is SampleKind.ERROR:
+    breach, errors, requests, covered, got = burn.pressing(
+        minutes, at, spec.objective, pairs, spans
+    )
+    if kind is _ERROR:
         state = _blind(prev, sample, f"error: {sample.reason}", blind_after, minutes=minutes)
         return state._replace(errors=errors, requests=requests)
-    if not burn.totals(minutes, at, longest)[1] > 0:
+    if not got[longest][1] > 0:
         reason = f"no requests in the last {format_duration(longest)}"
         return _blind(prev, sample, reason, blind_after, minutes=minutes)
     ratio = min(errors / requests, 1.0) if requests > 0 else math.nan
-    weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
-    if first.breached:
+    if breach:
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
         new = _step_consecutive(rule, prev, weighed, is_breach=True)
     elif _kept_firing(rule, prev, at):
+        weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
         new = _held(prev, weighed, prev.breach_samples)
-    elif not all(j.covered for j in judged):  # too little history to judge every pair
+    elif not covered:  # too little history to judge every pair
         new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
     else:
-        new = _quiet(ratio, requests, at)
+        # _quiet(ratio, requests, at) with the counts: most samples end here.
+        # fmt: off
+        return _tuple_new(RuleState, (_INACTIVE, None, None, None, 0, ratio, requests, at, None,
+                                      "", False, (), errors, (), None, minutes, True))
+        # fmt: on
     return new._replace(errors=errors, minutes=minutes)
