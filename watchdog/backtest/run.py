@@ -4,11 +4,9 @@ timeline; and the helpers that keep a month of samples fast to replay."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import gc
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +24,7 @@ from watchdog.backtest.splits import in_span
 from watchdog.backtest.timeline import BacktestResult, Event, RuleSummary, Summary
 from watchdog.backtest.times import Deployments
 from watchdog.errors import BacktestError
+from watchdog.gcpause import paused_gc
 from watchdog.incidents.matchers import Matcher
 from watchdog.model import Sample
 from watchdog.rules.load import RuleSet
@@ -167,20 +166,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
     asyncio.run(main())
     return box[0]
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """No cyclic garbage collection while a month of samples is loaded and replayed:
-    with millions of long-lived objects each collection walks them all (it took about
-    half of the load), and a replay makes few cycles."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass

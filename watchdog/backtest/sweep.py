@@ -26,10 +26,11 @@ from watchdog.backtest.columnar_replay import ColumnarReplay, RuleTrack, track
 from watchdog.backtest.columns import Columns, columns_of
 from watchdog.backtest.labels import Label, Score, score
 from watchdog.backtest.recordings import Recording
-from watchdog.backtest.run import paused_gc, replay_plan, run_sync
+from watchdog.backtest.run import replay_plan, run_sync
 from watchdog.backtest.times import Deployments
 from watchdog.core.evaluator import State
 from watchdog.errors import BacktestError
+from watchdog.gcpause import paused_gc
 from watchdog.incidents.matchers import Matcher
 from watchdog.rules.fields import Threshold
 from watchdog.rules.load import RuleSet

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import logging
 import os
 import sys
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog.cli.output import add_output, emit, error_document, wants_json
 from watchdog.errors import BacktestError, RuleError, WatchdogError
+from watchdog.gcpause import paused_gc
 
 # The backtest machinery (the rules' models, the engine, the incident manager, numpy)
 # is imported by the verbs that use it, so the CLI's other verbs do not pay for it.
@@ -141,19 +141,6 @@ def _prometheus_args(parser: argparse.ArgumentParser, group: Any) -> None:
 
 
 @contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """No cyclic garbage collection while the machinery is imported and a month is
-    loaded and replayed: it walks every long-lived object and finds few cycles."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Errors only while a command runs: the incident manager logs every step at info,
     and the timeline already says it. The previous set-up comes back afterwards (and
@@ -223,7 +210,7 @@ async def _fetch(
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    with _no_gc(), _quiet():
+    with paused_gc(), _quiet():  # while the machinery is imported and a month replayed
         return _backtest(args)
 
 
