@@ -92,6 +92,29 @@ async def test_counts_per_version_each_window_once(world: World) -> None:
     assert again.kind is SampleKind.NO_DATA
 
 
+async def test_lines_a_version_logs_are_not_requests_or_errors(world: World) -> None:
+    """Workers Logs stores each ``console.log`` line as an event of its own, without an
+    outcome. Counting every event would take a release that adds one log line for a
+    version that fails every request (outcome "None" is not "ok") and give the old
+    version's lines to its share: only invocation events are counted."""
+    edge = world.fake.edge("api")
+    edge.behaviours[world.new] = Behaviour(log_lines=2)  # healthy, logs twice a request
+    edge.behaviours[world.old] = Behaviour(log_lines=0)
+    counts = {world.new: 0, world.old: 0}
+    for second in range(0, 120, 10):
+        served = edge.simulate(T0 + second, 100)
+        if second >= 60:  # the first read looks back one window: [T0+60, T0+120)
+            for version, (_, n) in served.items():
+                counts[version] += n
+    world.clock._now = T0 + 180
+    sample = await _read(world.source(), T0 + 180)
+    assert sample.kind is SampleKind.VALUE, sample.reason
+    by = {v.version: v for v in sample.versions}
+    assert by[world.new].errors == by[world.old].errors == 0
+    assert by[world.new].requests == counts[world.new]  # invocations, not lines
+    assert by[world.old].requests == counts[world.old]
+
+
 async def test_sampling_is_reported_not_hidden(world: World) -> None:
     world.fake.telemetry.head_sampling_rate = 0.5
     world.fake.edge("api").simulate(T0 + 20, 2000)

@@ -4,12 +4,15 @@ for canary rules that judge a gradual deployment's new version against its old o
 ``api: telemetry`` (default) asks the Workers Observability telemetry query API
 (``POST /accounts/{a}/workers/observability/telemetry/query``, view ``calculations``)
 for ``count`` and ``p95`` of ``$workers.wallTimeMs``, filtered on
-``$workers.scriptName`` and grouped by ``$workers.scriptVersion.id`` and
-``$workers.outcome``. Errors are invocations whose outcome is neither ``ok`` nor
-``canceled`` (a client that went away): thrown exceptions and exceeded limits, not
-5xx a Worker returns on purpose. Before the first query it asks
-``.../telemetry/keys`` whether ``$workers.scriptVersion.id`` exists (two spellings
-circulate); a missing key is an error naming it.
+``$workers.scriptName`` and on invocation events (``$metadata.type`` ``cf-worker-event``:
+a line the Worker logs is an event of its own, without an outcome, and counting it
+would make a release that logs more look like one that fails), grouped by
+``$workers.scriptVersion.id`` and ``$workers.outcome``. Errors are invocations whose
+outcome is neither ``ok`` nor ``canceled`` (a client that went away): thrown
+exceptions and exceeded limits, not 5xx a Worker returns on purpose. Before the first
+query it asks
+``.../telemetry/keys`` whether ``$workers.scriptVersion.id`` (two spellings circulate)
+and ``$metadata.type`` exist; a missing key is an error naming it.
 
 A signal that a latency canary uses carries its bound (``slower_than``, put there by
 ``rules.merge``): per bound, a second query counts each version's events with
@@ -47,6 +50,10 @@ from watchdog.sources.base import SourceDeps, error_for_all
 from watchdog.units import iso
 
 VERSION_KEY = "$workers.scriptVersion.id"
+# Workers Logs stores each line a Worker logs as an event of its own (``cf-worker``,
+# without an outcome); invocations are ``cf-worker-event``. Only those are requests.
+TYPE_KEY = "$metadata.type"
+INVOCATIONS = {"key": TYPE_KEY, "operation": "eq", "type": "string", "value": "cf-worker-event"}
 OUTCOME_KEY = "$workers.outcome"
 WALL_KEY = "$workers.wallTimeMs"
 NO_SLOW_IN_GRAPHQL = (
@@ -106,9 +113,7 @@ class CloudflareVersionsSource:
         bounds = sorted({s.spec.slower_than for s in signals if s.spec.slower_than is not None})
         try:
             if self.spec.api == "telemetry":
-                needed = (
-                    (VERSION_KEY, OUTCOME_KEY, WALL_KEY) if bounds else (VERSION_KEY, OUTCOME_KEY)
-                )
+                needed = (VERSION_KEY, OUTCOME_KEY, TYPE_KEY, *((WALL_KEY,) if bounds else ()))
                 await self._check_keys(end, needed)
                 versions = await self._telemetry(start, end)
                 slow = {bound: await self._slow(start, end, bound) for bound in bounds}
@@ -201,7 +206,7 @@ class CloudflareVersionsSource:
             "timeframe": {"from": int(start * 1000), "to": int(end * 1000)},
             "view": "calculations",
             "parameters": {
-                "filters": [script, *more],
+                "filters": [script, INVOCATIONS, *more],
                 "groupBys": [{"type": "string", "value": key} for key in by],
                 "calculations": [{"operator": "count", "alias": "invocations"}],
                 "limit": 100,

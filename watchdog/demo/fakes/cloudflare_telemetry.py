@@ -34,7 +34,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from watchdog.clock import Clock
@@ -44,6 +44,7 @@ QUERY_PATH = "/accounts/{account}/workers/observability/telemetry/query"
 KEYS_PATH = "/accounts/{account}/workers/observability/telemetry/keys"
 OVERRIDE_HEADER = "cloudflare-workers-version-overrides"
 KEYS = {
+    "$metadata.type": "string",
     "$workers.scriptName": "string",
     "$workers.scriptVersion.id": "string",
     "$workers.outcome": "string",
@@ -71,15 +72,20 @@ class Row:
     outcome: str  # "ok" or "exception" (a thrown error, HTTP 500 / error 1101)
     wall_ms: float
     count: int = 1
+    # ``cf-worker-event``: an invocation; ``cf-worker``: a line the Worker logged
+    # (``console.log``), which Workers Logs stores as an event of its own.
+    kind: str = "cf-worker-event"
 
     def key(self, name: str) -> str | float | None:
         values: dict[str, str | float] = {
+            "$metadata.type": self.kind,
             "$workers.scriptName": self.script,
             "$workers.scriptVersion.id": self.version,
-            "$workers.outcome": self.outcome,
-            "$workers.wallTimeMs": self.wall_ms,
-            "$metadata.statusCode": 200.0 if self.outcome == "ok" else 500.0,
         }
+        if self.kind == "cf-worker-event":  # a logged line has no outcome or wall time
+            values["$workers.outcome"] = self.outcome
+            values["$workers.wallTimeMs"] = self.wall_ms
+            values["$metadata.statusCode"] = 200.0 if self.outcome == "ok" else 500.0
         return values.get(name)
 
 
@@ -104,7 +110,7 @@ class Telemetry:
         if self.head_sampling_rate < 1.0:
             kept = sum(self._rng.random() < self.head_sampling_rate for _ in range(row.count))
         if kept:
-            kept_row = Row(row.at, row.script, row.version, row.outcome, row.wall_ms, kept)
+            kept_row = replace(row, count=kept)
             bisect.insort_right(self.rows, kept_row, key=lambda r: r.at)
 
     def visible(self, start: float, end: float) -> list[Row]:
@@ -118,7 +124,7 @@ class Telemetry:
         """``[(version, errors, requests)]`` of ``script`` in ``[start, end)`` (GraphQL)."""
         totals: dict[str, list[int]] = {}
         for r in self.visible(start, end):
-            if r.script == script:
+            if r.script == script and r.kind == "cf-worker-event":
                 entry = totals.setdefault(r.version, [0, 0])
                 entry[0] += r.count if r.outcome != "ok" else 0
                 entry[1] += r.count
@@ -307,6 +313,7 @@ class Behaviour:
     wall_sigma: float = 0.0
     slow_share: float = 0.0
     slow_factor: float = 1.0
+    log_lines: int = 0  # lines it logs per request (``console.log``): events of their own
 
     def wall(self, rng: random.Random) -> float:
         """One request's wall time in whole milliseconds (as Workers Logs reports it)."""
@@ -372,7 +379,12 @@ class WorkerEdge:
         failed = self._rng.random() < b.error_ratio or any(p in path for p in b.broken_paths)
         outcome = "exception" if failed else "ok"
         self.telemetry.record(Row(at, self.script, version, outcome, b.wall(self._rng)))
+        self._log_lines(at, version, b.log_lines)
         return (500 if failed else 200), version
+
+    def _log_lines(self, at: float, version: str, lines: int) -> None:
+        if lines:
+            self.telemetry.record(Row(at, self.script, version, "ok", 0.0, lines, "cf-worker"))
 
     def simulate(self, at: float, requests: int) -> dict[str, tuple[int, int]]:
         """``requests`` routed by weight at ``at`` in one go: ``{version: (errors, n)}``."""
@@ -387,6 +399,7 @@ class WorkerEdge:
                 for wall, same in sorted(walls.items()):
                     if same:
                         self.telemetry.record(Row(at, self.script, version, outcome, wall, same))
+            self._log_lines(at, version, b.log_lines * n)
             out[version] = (errors, n)
         return out
 
