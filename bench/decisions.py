@@ -432,8 +432,9 @@ def main() -> None:
     print(f"{'req/min':>8} {'scenario':24} " + " ".join(f"{s:>26}" for s in STRATEGIES))
     for rate in rates:
         for name in names:
-            for row in _rows(rate, name, results[(name, rate)]):
-                print(row)
+            if (name, rate) in results:  # a scenario given no runs (--trials 0) has no row
+                for row in _rows(rate, name, results[(name, rate)]):
+                    print(row)
     elapsed = time.perf_counter() - started
     print(
         f"cells: median / p95 (runs that decided / runs judged); false rollbacks k/N days "
