@@ -9,6 +9,7 @@ import pytest
 
 from tests.factories import T0, ruleset
 from watchdog.core import burn
+from watchdog.core.decider import burn_of
 from watchdog.core.decision import Decision, DecisionKind
 from watchdog.core.engine import Engine
 from watchdog.core.evaluator import State
@@ -186,6 +187,12 @@ def test_three_errors_in_a_quiet_hour_page_only_without_confidence(tmp_path: Pat
     assert sure.state is State.INCONCLUSIVE
     assert sure.blind_reason.startswith("not surely past the bar: burn >= ")
     assert "(99.9% lower bound) over 1h (3 errors / 20 requests)" in sure.blind_reason
+    # What the status and the console show: the doubtful pair, with its bounds.
+    rule = next(r for r in engine.ruleset.rules if r.name == "sure")
+    shown = burn_of(rule, sure)
+    assert shown is not None
+    assert shown.doubtful
+    assert sure.blind_reason == f"not surely past the bar: {shown.text()}"
 
 
 def test_a_quiet_healthy_night_is_inactive_with_confidence(tmp_path: Path) -> None:
@@ -261,3 +268,15 @@ def test_without_confidence_the_spec_is_as_before(tmp_path: Path) -> None:
     assert rule.burn_rate is not None
     assert rule.burn_rate.confidence is None
     assert "confidence" not in rule.burn_rate.model_dump(exclude_defaults=True)
+
+
+def test_a_sure_burn_resolves_when_the_errors_stop(tmp_path: Path) -> None:
+    """Firing on the bounds, then clean minutes: the run ends (resolved), whether the
+    pair passes through inconclusive on the way or not."""
+    engine = Engine(ruleset(tmp_path, "", base=QUIET % {"objective": "99.9%"}))
+    feed_minutes(engine, T0, [(0, 10)] * 360)
+    fired = feed_minutes(engine, T0 + 360 * 60.0, [(10, 10)] * 5)
+    assert [d.kind for d in fired if d.rule == "sure"] == [DecisionKind.NOTIFY]
+    after = feed_minutes(engine, T0 + 365 * 60.0, [(0, 10)] * 40)  # the 30m window too
+    assert [d.kind for d in after if d.rule == "sure"] == [DecisionKind.RESOLVED]
+    assert engine.states["sure"].state is not State.FIRING
