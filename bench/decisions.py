@@ -16,7 +16,8 @@ sample by sample, as live):
 - (d) ``new``: confidence rules (99.9 %, 5 m and 3 m windows), a deploy-regression rule on
   errors (2x, 99 %), one on the share of requests slower than the healthy p95 (a
   latency histogram's bucket, 2x, 99 %) and burn-rate rules (99 % objective; 14.4x
-  over 1 h and 5 m, 6x over 6 h and 30 m); the first of them to decide counts.
+  over 1 h and 5 m, 6x over 6 h and 30 m; with ``confidence: 99.9%``: both windows'
+  lower bounds past the bar); the first of them to decide counts.
 
 (a)-(c) may judge only the first ``--legacy-days`` healthy days (the same days, drawn
 from the same seeds): each column says its N. Every strategy judges every incident run.
@@ -134,6 +135,7 @@ NEW = """
     signal: error_rate
     burn_rate:
       objective: 99%
+      confidence: 99.9%   # low traffic: an hour at night holds ~30 requests
       windows: [{long: 1h, short: 5m, factor: 14.4}, {long: 6h, short: 30m, factor: 6}]
     severity: critical
     rollback: [worker]

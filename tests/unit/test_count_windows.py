@@ -52,8 +52,11 @@ def same(a: object, b: object) -> bool:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(sample, min_size=1, max_size=400))
-def test_minutes_give_the_plain_sums(samples: list[tuple[float, float, float, bool]]) -> None:
+@given(st.lists(sample, min_size=1, max_size=400), st.sampled_from([None, 0.999, 0.9, 0.5]))
+def test_minutes_give_the_plain_sums(
+    samples: list[tuple[float, float, float, bool]], confidence: float | None
+) -> None:
+    """... and ``pressing`` tells what ``judge`` does, with or without a confidence."""
     spans = (300.0, 1800.0, 3600.0, 21600.0)
     pairs = ((3600.0, 300.0, 14.4), (21600.0, 1800.0, 6.0))
     minutes = burn.NO_MINUTES
@@ -71,12 +74,18 @@ def test_minutes_give_the_plain_sums(samples: list[tuple[float, float, float, bo
             for fast in (burn.totals(minutes, at, span), got[span]):
                 assert same(fast[0], want[0]), (span, fast, want)
                 assert same(fast[1], want[1]), (span, fast, want)
-        judged = burn.judge(minutes, at, 0.99, pairs)
-        breach, errs, reqs, covered, _ = burn.pressing(minutes, at, 0.99, pairs, spans)
-        first = next((j for j in judged if j.breached), judged[0])
+        judged = burn.judge(minutes, at, 0.99, pairs, confidence)
+        breach, errs, reqs, covered, _, doubtful = burn.pressing(
+            minutes, at, 0.99, pairs, spans, confidence
+        )
+        shown = next((j for j in judged if j.breached), None)
+        shown = shown or next((j for j in judged if j.doubtful), judged[0])
         assert breach == any(j.breached for j in judged)
-        assert (errs, reqs) == (first.long_errors, first.long_requests)
+        assert doubtful == (not breach and any(j.doubtful for j in judged))
+        assert (errs, reqs) == (shown.long_errors, shown.long_requests)
         assert covered == all(j.covered for j in judged)
+        if confidence is None:
+            assert not doubtful  # the point semantics: past the bar is a breach
 
 
 def test_minutes_unpack_as_three_columns() -> None:

@@ -103,8 +103,9 @@ def plain(value: Any) -> Any:
 
 
 # Keys that evidence gained after format 0 was captured, with the value an old row
-# means: a regression's ``absolute`` (min_effect +1.5%) is False for every old row.
-ADDED_SINCE_CAPTURE: dict[str, Any] = {"absolute": False}
+# means: a regression's ``absolute`` (min_effect +1.5%) is False for every old row, a
+# burn rate's ``confidence`` None (point ratios).
+ADDED_SINCE_CAPTURE: dict[str, Any] = {"absolute": False, "confidence": None}
 
 
 def without_added(new: Any, old: Any) -> Any:

@@ -5,12 +5,20 @@ ratio over that budget. A pair of windows breaches when both the long and the sh
 window burn faster than the pair's ``factor`` (14.4 over 1 h and 5 m pages on 2 % of
 a 30-day budget gone): the long window says it matters, the short one that it is
 still happening. Counts are kept per minute (``core.minutes``).
+
+With a ``confidence`` (for low traffic, where an hour holds a few dozen requests) a
+pair breaches only while both windows' error ratios are *surely* past the bar: the
+lower bound of ``core.evidence``'s exact interval at that confidence, by the same
+``verdict`` as confidence rules. A pair whose point ratios are past the bar while a
+bound is not is *doubtful*: the rule is inconclusive, never firing.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+from watchdog.core.evidence import Verdict, interval, verdict
 from watchdog.core.minutes import BUCKET_S, NO_MINUTES, Minutes, add, totals, window_totals
 from watchdog.rules.model import BurnRateSpec
 from watchdog.units import format_duration
@@ -24,6 +32,7 @@ __all__ = [
     "judge",
     "plan_of",
     "pressing",
+    "sure",
     "totals",
 ]
 
@@ -46,6 +55,17 @@ def plan_of(spec: BurnRateSpec) -> tuple[Pairs, tuple[float, ...], float]:
     return got[1], got[2], got[3]
 
 
+def sure(errors: float, requests: float, bar: float, confidence: float) -> bool:
+    """Is the error ratio behind the counts surely above ``bar`` (its lower bound at
+    ``confidence`` strictly past it)? ``verdict`` is memoized: counts repeat."""
+    return verdict(errors, requests, bar, "above", confidence) is Verdict.BREACH
+
+
+@functools.lru_cache(maxsize=4096)
+def _lower(errors: float, requests: float, confidence: float) -> float:
+    return interval(errors, requests, confidence)[0]
+
+
 @dataclass(frozen=True, slots=True)
 class BurnEvidence:
     """One pair of windows as judged: both windows' counts against the pair's bar."""
@@ -59,6 +79,7 @@ class BurnEvidence:
     short_errors: float
     short_requests: float
     covered: bool = True  # the recorded counts reach back over the whole long window
+    confidence: float | None = None  # the bounds' confidence (None: point ratios)
 
     @property
     def bar(self) -> float:
@@ -69,7 +90,8 @@ class BurnEvidence:
         return (errors / requests) / (1.0 - self.objective) if requests > 0 else 0.0
 
     @property
-    def breached(self) -> bool:
+    def over(self) -> bool:
+        """Both point ratios past the bar (the workbook's breach), long window covered."""
         bar = self.bar
         return (
             self.covered
@@ -79,9 +101,42 @@ class BurnEvidence:
             and self.short_errors / self.short_requests > bar
         )
 
+    @property
+    def breached(self) -> bool:
+        if not self.over:
+            return False
+        confidence, bar = self.confidence, self.bar
+        return confidence is None or (
+            sure(self.long_errors, self.long_requests, bar, confidence)
+            and sure(self.short_errors, self.short_requests, bar, confidence)
+        )
+
+    @property
+    def doubtful(self) -> bool:
+        """Past the bar on the point ratios, not surely: the rule is inconclusive."""
+        return self.over and not self.breached
+
+    def lower_burn(self, errors: float, requests: float) -> float:
+        """The burn rate at the error ratio's lower bound (``confidence`` set)."""
+        assert self.confidence is not None
+        if not requests > 0:
+            return 0.0
+        return _lower(errors, requests, self.confidence) / (1.0 - self.objective)
+
     def text(self) -> str:
-        """``burn 20x over 1h (120 errors / 6000 requests) and 31x over 5m (...) vs 14.4x``."""
+        """``burn 20x over 1h (120 errors / 6000 requests) and 31x over 5m (...) vs 14.4x``;
+        with a confidence ``burn >= 18x (99.9% lower bound) over 1h (...) and >= ...``."""
         long, short = format_duration(self.long_s), format_duration(self.short_s)
+        confidence = self.confidence
+        if confidence is not None:
+            return (
+                f"burn >= {self.lower_burn(self.long_errors, self.long_requests):.3g}x "
+                f"({confidence * 100:g}% lower bound) over {long} "
+                f"({self.long_errors:g} errors / {self.long_requests:g} requests) and "
+                f">= {self.lower_burn(self.short_errors, self.short_requests):.3g}x over "
+                f"{short} ({self.short_errors:g} / {self.short_requests:g}) vs "
+                f"{self.factor:g}x of a {self.objective * 100:g}% objective"
+            )
         return (
             f"burn {self.burn(self.long_errors, self.long_requests):.3g}x over {long} "
             f"({self.long_errors:g} errors / {self.long_requests:g} requests) and "
@@ -96,6 +151,7 @@ def judge(
     at: float,
     objective: float,
     pairs: tuple[tuple[float, float, float], ...],
+    confidence: float | None = None,
 ) -> tuple[BurnEvidence, ...]:
     """Each ``(long, short, factor)`` pair as it stands at ``at``. A pair whose long
     window reaches back before the first recorded minute (a fresh start) cannot
@@ -109,7 +165,16 @@ def judge(
         covered = first <= at - long_s + BUCKET_S
         out.append(
             BurnEvidence(
-                objective, factor, long_s, long_e, long_n, short_s, short_e, short_n, covered
+                objective,
+                factor,
+                long_s,
+                long_e,
+                long_n,
+                short_s,
+                short_e,
+                short_n,
+                covered,
+                confidence,
             )
         )
     return tuple(out)
@@ -121,18 +186,20 @@ def pressing(
     objective: float,
     pairs: tuple[tuple[float, float, float], ...],
     spans: tuple[float, ...],
-) -> tuple[bool, float, float, bool, dict[float, tuple[float, float]]]:
+    confidence: float | None = None,
+) -> tuple[bool, float, float, bool, dict[float, tuple[float, float]], bool]:
     """What ``judge`` tells the evaluator, without building the evidence: does a pair
-    breach; the long window's counts of the first that does (else of the first pair);
-    is every pair's long window covered; each of ``spans`` (every pair's windows) as
-    ``totals`` gives it. The same sums and comparisons as ``judge`` and
-    ``BurnEvidence.breached``."""
+    breach; the long window's counts of the first that does (else of the first
+    doubtful pair, else of the first pair); is every pair's long window covered; each
+    of ``spans`` (every pair's windows) as ``totals`` gives it; is a pair doubtful (none
+    breaching). The same sums and comparisons as ``judge`` and ``BurnEvidence``."""
     oldest = minutes.oldest
     first = at if oldest is None else oldest
     budget = 1.0 - objective
     got = window_totals(minutes, at, spans)
     covered_all = True
     found: tuple[float, float] | None = None  # the first breaching pair's long window
+    doubt: tuple[float, float] | None = None  # the first doubtful pair's
     for long_s, short_s, factor in pairs:
         if not first <= at - long_s + BUCKET_S:
             covered_all = False  # this pair cannot breach
@@ -143,6 +210,14 @@ def pressing(
         short_e, short_n = got[short_s]
         bar = factor * budget
         if long_n > 0 and short_n > 0 and long_e / long_n > bar and short_e / short_n > bar:
-            found = long_t
-    errors, requests = got[pairs[0][0]] if found is None else found
-    return found is not None, errors, requests, covered_all, got
+            # The bounds are asked for only here: rare, and ``verdict`` is memoized.
+            if confidence is None or (
+                sure(long_e, long_n, bar, confidence) and sure(short_e, short_n, bar, confidence)
+            ):
+                found = long_t
+            elif doubt is None:
+                doubt = long_t
+    shown = found if found is not None else doubt
+    errors, requests = got[pairs[0][0]] if shown is None else shown
+    doubtful = found is None and doubt is not None
+    return found is not None, errors, requests, covered_all, got, doubtful

@@ -139,10 +139,11 @@ def regression_of(rule: RuleSpec, state: RuleState) -> RegressionEvidence | None
 
 
 def burn_of(rule: RuleSpec, state: RuleState) -> BurnEvidence | None:
-    """A burn-rate rule's breaching pair of windows (else its first pair), as it stands."""
+    """A burn-rate rule's breaching pair of windows (else a doubtful one, past its bar
+    on the point ratios only; else its first pair), as it stands."""
     spec = rule.burn_rate
     if spec is None or state.at is None or not state.minutes.starts:
         return None
     pairs = tuple((w.long, w.short, w.factor) for w in spec.windows)
-    judged = burn.judge(state.minutes, state.at, spec.objective, pairs)
-    return next((j for j in judged if j.breached), judged[0])
+    judged = burn.judge(state.minutes, state.at, spec.objective, pairs, spec.confidence)
+    return next((j for j in judged if j.breached), next((j for j in judged if j.over), judged[0]))

@@ -326,7 +326,8 @@ def step_regression(
 
 def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: float) -> RuleState:
     """A burn-rate rule: per-minute counts over its longest window (in ``minutes``);
-    it breaches while any pair of windows burns faster than the pair's factor."""
+    it breaches while any pair of windows burns faster than the pair's factor (with
+    ``confidence``: surely faster; only past it on the point ratios is inconclusive)."""
     spec = rule.burn_rate
     assert spec is not None  # only called for burn-rate rules
     at = sample.at
@@ -337,8 +338,8 @@ def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: floa
         minutes = burn.add(minutes, at, sample.errors, sample.requests, at - longest)
     elif kind is _NO_DATA:  # no traffic: a minute covered, with nothing in it
         minutes = burn.add(minutes, at, 0.0, 0.0, at - longest)
-    breach, errors, requests, covered, got = burn.pressing(
-        minutes, at, spec.objective, pairs, spans
+    breach, errors, requests, covered, got, doubtful = burn.pressing(
+        minutes, at, spec.objective, pairs, spans, spec.confidence
     )
     if kind is _ERROR:
         state = _blind(prev, sample, f"error: {sample.reason}", blind_after, minutes=minutes)
@@ -353,6 +354,12 @@ def step_burn(rule: RuleSpec, prev: RuleState, sample: Sample, blind_after: floa
     elif _kept_firing(rule, prev, at):
         weighed = Sample(at, _VALUE, ratio, requests, errors=errors)
         new = _held(prev, weighed, prev.breach_samples)
+    elif doubtful:  # past a bar on the point ratios, not surely (``confidence``)
+        judged = burn.judge(minutes, at, spec.objective, pairs, spec.confidence)
+        reason = "not surely past the bar: " + next(j for j in judged if j.doubtful).text()
+        new = RuleState(
+            state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at, blind_reason=reason
+        )
     elif not covered:  # too little history to judge every pair
         new = RuleState(state=State.INCONCLUSIVE, value=ratio, requests=requests, at=at)
     else:

@@ -222,6 +222,11 @@ class BurnRateSpec(Model):
 
     objective: Confidence  # like 99.9%: the error budget is the rest
     windows: tuple[BurnWindow, ...] = Field(min_length=1)
+    # For low traffic: a pair breaches only while the lower bound of both windows' error
+    # ratios (``core.evidence``'s interval at this confidence) is past its bar; while
+    # only the point ratios are, the rule is inconclusive. None: the point ratios (the
+    # SRE workbook's rule).
+    confidence: Confidence | None = None
 
 
 class RuleSpec(Model):
@@ -277,6 +282,11 @@ class RuleSpec(Model):
 
     @model_validator(mode="after")
     def _check_confidence(self) -> RuleSpec:
+        if self.confidence is not None and self.burn_rate is not None:
+            raise ValueError(
+                "a 'burn_rate' rule's confidence goes inside 'burn_rate' "
+                "(burn_rate: {objective: 99.9%, confidence: 99.9%, windows: [...]})"
+            )
         if self.confidence is None:
             if self.window is not None:
                 raise ValueError("'window' applies only with 'confidence' (like 99%)")
@@ -302,10 +312,8 @@ class RuleSpec(Model):
                 raise ValueError(
                     "a 'burn_rate' rule's bar comes from its objective: no above/below"
                 )
-            if self.confidence is not None or self.min_requests > 0 or self.mode != "consecutive":
-                raise ValueError(
-                    "a 'burn_rate' rule weighs counts itself: no confidence, min_requests or mode"
-                )
+            if self.min_requests > 0 or self.mode != "consecutive":
+                raise ValueError("a 'burn_rate' rule weighs counts itself: no min_requests or mode")
             return self
         if self.regression is not None:
             if self.above is not None or self.below is not None:
