@@ -57,3 +57,27 @@ def test_a_backtest_with_a_rollback_imports_no_http_client(tmp_path: Path) -> No
     assert any(e["event"] == "firing" for e in events)
     assert events[-1]["rollbacks"] == 1  # the replay went through the rollback path
     assert json.loads(lines[-1]) == {"code": 0, "loaded": []}
+
+
+def test_python_m_watchdog_keeps_the_output_and_the_exit_code(tmp_path: Path) -> None:
+    """The entry point freezes the collector before exiting: the lines and the code
+    are the command's."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    series = tmp_path / "series"
+    series.mkdir()
+    points = [(float(T0 + 15 * i), 0.2) for i in range(20)]
+    (series / "errors.json").write_text(json.dumps(matrix_body(points)))
+    argv = [sys.executable, "-m", "watchdog", "backtest", "--rules", str(rules)]
+    done = subprocess.run(
+        [*argv, "--series", str(series), "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["event"] == "summary"
+    missing = subprocess.run(
+        [*argv, "--series", str(tmp_path / "none")], capture_output=True, check=False
+    )
+    assert missing.returncode == 1
