@@ -259,9 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
+    """The command ``argv`` names; ``exiting``: the process ends when it returns."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.exiting = exiting
     if getattr(args, "url", "unset") is None:
         args.url = _default_url()
     func: Command = args.func
