@@ -114,3 +114,16 @@ async def test_a_write_before_open_or_after_close_is_a_store_error(
     await store.close()
     with pytest.raises(StoreError, match="closed"):
         await write(store)
+
+
+async def test_a_last_batch_that_fails_still_closes_the_store() -> None:
+    store = ReplayStore()
+    await store.open()
+    await store.add_event(EventRecord("i1", T0, "detected", {}))
+    conn = store._conn
+    assert conn is not None
+    conn.execute("DROP TABLE events")  # the batch cannot be written
+    with pytest.raises(StoreError, match="no such table"):
+        await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await store.add_event(EventRecord("i1", T0, "detected", {}))

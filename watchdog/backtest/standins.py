@@ -141,6 +141,8 @@ class ReplayStore(SQLiteStore):
         self._transaction(write)
 
     async def close(self) -> None:
-        if not self._closed and (self._incidents or self._events):
-            self._flush()
-        await super().close()
+        try:
+            if not self._closed and (self._incidents or self._events):
+                self._flush()
+        finally:  # a failed last batch still closes the connection and its thread
+            await super().close()
