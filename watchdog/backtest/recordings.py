@@ -26,9 +26,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from watchdog import strict_json
 from watchdog.backtest.read_ahead import read_ahead
@@ -38,7 +36,10 @@ from watchdog.model import Sample
 from watchdog.rules.fit import counts_versions
 from watchdog.rules.load import ResolvedSignal, RuleSet
 from watchdog.rules.model import PrometheusSourceSpec
-from watchdog.sources.prometheus_range import parse_matrix, query_range
+from watchdog.sources.prometheus_range import parse_matrix
+
+if TYPE_CHECKING:
+    import httpx
 
 Points = Sequence[tuple[float, float]]
 
@@ -246,6 +247,8 @@ async def fetch_recordings(
     """Each watched prometheus signal's query (and ``requests_query``) over
     ``[start, end]`` with ``query_range`` in chunks; ``url`` overrides the sources' own
     URL. Notes name the signals that cannot be fetched (other source types)."""
+    from watchdog.sources.prometheus_range import query_range
+
     recordings: dict[str, Recording] = {}
     notes: list[str] = []
     for name in watched_signals(ruleset):

@@ -6,13 +6,21 @@ from __future__ import annotations
 import sqlite3
 from bisect import bisect_right
 from collections.abc import Callable, Collection, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from watchdog.actions.notify.event import IncidentEvent
 from watchdog.backtest.times import rfc3339
 from watchdog.clock import FakeClock
+from watchdog.errors import StoreError
 from watchdog.model import ActionResult, Deploy, RollbackPlan, TargetState
-from watchdog.store.sqlite import SQLiteStore
+from watchdog.store.base import EventRecord, IncidentRecord
+from watchdog.store.sqlite import (
+    EVENT_INSERT,
+    INCIDENT_UPSERT,
+    SQLiteStore,
+    event_params,
+    incident_params,
+)
 
 T = TypeVar("T")
 
@@ -90,10 +98,51 @@ class ReplayStore(SQLiteStore):
     """The live SQLite store, in memory, run on the replay's own thread. A replay has
     nothing for the event loop to do while a write runs, and the hop to the store's
     worker thread costs more than the write (thousands of times in a month of
-    incidents). Same transactions and errors as ``SQLiteStore._run``."""
+    incidents). Same transactions and errors as ``SQLiteStore._run``.
+
+    The incident and event writes (nine in ten of a replay's statements, read back
+    only when a clock step is looked up or an incident id is checked) wait in a
+    batch, written in order with ``executemany`` in one transaction before any other
+    call reaches the database and at ``close``: every read sees what it would have."""
 
     def __init__(self) -> None:
         super().__init__(":memory:")
+        self._incidents: list[tuple[Any, ...]] = []
+        self._events: list[tuple[Any, ...]] = []
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._incidents or self._events:
+            self._flush()
         return self._transaction(fn)  # here, on the event loop: no thread hop per call
+
+    def _writable(self) -> None:
+        """The errors ``_run`` gives a write on a closed or unopened store."""
+        if self._closed:
+            raise StoreError(f"state store {self.path} is closed")
+        if self._conn is None:
+            raise StoreError("store is not open")
+
+    async def save_incident(self, incident: IncidentRecord) -> None:
+        self._writable()
+        self._incidents.append(incident_params(incident))
+
+    async def add_event(self, event: EventRecord) -> None:
+        self._writable()
+        self._events.append(event_params(event))
+
+    def _flush(self) -> None:
+        incidents, events = self._incidents, self._events
+        self._incidents, self._events = [], []
+
+        def write(c: sqlite3.Connection) -> None:
+            c.executemany(INCIDENT_UPSERT, incidents)
+            c.executemany(EVENT_INSERT, events)
+
+        self._transaction(write)
+
+    async def close(self) -> None:
+        try:
+            if not self._closed and (self._incidents or self._events):
+                self._flush()
+        finally:  # a failed last batch still closes the connection and its thread
+            await super().close()

@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-import httpx
-
 from watchdog import __version__, strict_json
 from watchdog.cli import completion, ops, ramps, rollback, silences, tune
 from watchdog.cli.args import overrides, settings_from_args
@@ -86,6 +84,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_check_healthy(args: argparse.Namespace) -> int:
+    import httpx  # here: the backtest and the other commands start without it
+
     url = f"{args.url.rstrip('/')}/{args.endpoint}"
     try:
         response = httpx.get(url, timeout=args.timeout)
@@ -259,9 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
+    """The command ``argv`` names; ``exiting``: the process ends when it returns."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.exiting = exiting
     if getattr(args, "url", "unset") is None:
         args.url = _default_url()
     func: Command = args.func

@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from watchdog.cli.args import settings_from_args as _settings
 from watchdog.cli.output import add_output, emit, wants_json
 from watchdog.clock import SystemClock
@@ -65,6 +63,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 
 async def _targets(settings: Settings, as_json: bool) -> int:
+    import httpx  # here: the other commands (the backtest) start without it
+
     from watchdog.actions.ledger import Ledgers
     from watchdog.run.runtime import Runtime
 
@@ -201,6 +201,8 @@ async def _rollback(
     """The manual rollback through the incident manager, then the same verification and
     phases as an automatic one: this process samples the signals and ticks the
     incident until it is resolved (verified, then stable) or escalated."""
+    import httpx
+
     from watchdog.incidents.model import Phase
     from watchdog.run.runtime import Runtime
 

@@ -9,15 +9,16 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from watchdog import strict_json
 from watchdog.cli.output import add_output, emit, wants_json
 from watchdog.errors import WatchdogError
 from watchdog.termtext import printable
 from watchdog.units import parse_duration
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,12 +97,16 @@ def _api_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> httpx.Client:
+    import httpx  # here: the other commands (the backtest) start without it
+
     token = args.token or os.environ.get("WATCHDOG_API_TOKEN")
     headers = {"authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=args.url, headers=headers, timeout=10.0)
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    import httpx
+
     try:
         with _client(args) as client:
             response = client.request(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -211,7 +212,12 @@ async def _fetch(
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     with paused_gc(), _quiet():  # while the machinery is imported and a month replayed
-        return _backtest(args)
+        code = _backtest(args)
+        if getattr(args, "exiting", False):
+            # The process ends after this: the collection that resuming would start
+            # (everything the replay made is young) would free nothing the exit does not.
+            gc.freeze()
+        return code
 
 
 def _backtest(args: argparse.Namespace) -> int:

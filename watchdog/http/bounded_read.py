@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from watchdog.errors import WatchdogError
+
+if TYPE_CHECKING:
+    import httpx
 
 # What we tell servers we can decode (httpx would otherwise offer its own decoders).
 ACCEPT_ENCODING = "gzip, deflate"
@@ -216,6 +217,8 @@ async def fetch(
     """``client.request`` with the body read through ``read_body``: a complete
     response whose ``content`` is the decoded body (framing headers dropped, so it
     is never decoded twice). Transport errors are httpx's; body errors ``BodyError``."""
+    import httpx  # here, not at load: the backtest imports this module, never httpx
+
     sent = {"accept-encoding": ACCEPT_ENCODING, **(headers or {})}
     async with client.stream(method, url, headers=sent, **request) as response:
         body = await read_body(response, max_bytes)

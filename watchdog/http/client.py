@@ -10,22 +10,22 @@ import random
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from watchdog import strict_json
 from watchdog.clock import Clock
 from watchdog.errors import ActionError, PermanentActionError, RetryableActionError
 from watchdog.http import bounded_read
 
+if TYPE_CHECKING:  # httpx and tenacity are imported where a request is sent
+    import httpx
+    from tenacity import AsyncRetrying, RetryCallState
+
 log = structlog.get_logger("watchdog.http")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# Transport errors raised before the request left this process.
-_UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,8 @@ def retrying(
     """The retry loop ``send`` runs, for callers that must retry a whole idempotent
     sequence (re-read, then write) rather than repeat one non-idempotent request.
     Retries ``RetryableActionError`` with the same waits, cap and deadline."""
+    from tenacity import AsyncRetrying, retry_if_exception_type
+
     policy = policy or RetryPolicy()
     wait = _Wait(policy, rng or random.Random())  # noqa: S311 (jitter, not crypto)
     stop = _Stop(policy, clock, clock.monotonic(), wait)
@@ -178,6 +180,10 @@ async def _once(
     timeout_s: float | None,
     accept_4xx: bool = False,
 ) -> httpx.Response:
+    import httpx  # here, not at load: the backtest imports this module, never httpx
+
+    # Transport errors raised before the request left this process.
+    unsent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
     kwargs: dict[str, Any] = {}
     if timeout_s is not None:
         kwargs["timeout"] = timeout_s
@@ -198,13 +204,13 @@ async def _once(
             raise RetryableActionError(f"{what}: HTTP {exc.status}, {exc}") from None
         raise ActionError(f"{what}: HTTP {exc.status}, {exc}") from None
     except httpx.TimeoutException as exc:
-        if not policy.idempotent and not isinstance(exc, _UNSENT_ERRORS):
+        if not policy.idempotent and not isinstance(exc, unsent):
             raise ActionError(
                 f"{what}: timed out after sending; it may have taken effect"
             ) from None
         raise RetryableActionError(f"{what}: timed out") from None
     except httpx.TransportError as exc:
-        if not policy.idempotent and not isinstance(exc, _UNSENT_ERRORS):
+        if not policy.idempotent and not isinstance(exc, unsent):
             raise ActionError(
                 f"{what}: connection lost ({type(exc).__name__}); it may have taken effect"
             ) from None

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import SecretStr
 
 from watchdog import strict_json
 from watchdog.errors import SourceError
 from watchdog.http import bounded_read
 from watchdog.units import format_duration
+
+if TYPE_CHECKING:
+    import httpx
 
 
 async def post_json(
@@ -32,6 +34,8 @@ async def post_json(
     """One JSON POST with a bearer token, over within ``timeout_s`` and read up to
     ``max_bytes``. A failure without an HTTP answer raises ``SourceError`` worded
     ``"<what>: <why>"``; an answer of any status is the caller's to judge."""
+    import httpx  # here, not at load: the backtest imports this module, never httpx
+
     headers = {**strict_json.JSON_HEADERS, "Authorization": f"Bearer {token.get_secret_value()}"}
     try:
         async with asyncio.timeout(timeout_s):
@@ -59,6 +63,8 @@ def timed_out(timeout_s: float) -> str:
 def transport_failure(exc: httpx.TransportError, timeout_s: float, url: str = "") -> str:
     """One line for a request that got no HTTP response at all (``url`` is cut out
     of the library's message if it appears there)."""
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return timed_out(timeout_s)
     if _refused(exc):
@@ -101,6 +107,8 @@ def request_failure(exc: httpx.HTTPError, url: str) -> str:
     """One line for a request that got no usable response (the scrape source's
     wording). The library's message is kept (it says what failed) with the URL and
     any credentials in it removed."""
+    import httpx
+
     detail = _redact(str(exc).strip(), url)[:160]
     if isinstance(exc, httpx.ConnectError):
         if _refused_in_chain(exc) or "refused" in detail.lower():

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
 from pydantic import SecretStr
 
 from watchdog.clock import Clock
 from watchdog.model import Sample
 from watchdog.rules.load import ResolvedSignal
+
+if TYPE_CHECKING:  # the backtest imports this module, never httpx
+    import httpx
 
 MAX_IN_FLIGHT = 64
 

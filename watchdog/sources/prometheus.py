@@ -35,9 +35,8 @@ import asyncio
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import structlog
 
 from watchdog.errors import ParseError, SourceError, WatchdogError
@@ -48,6 +47,9 @@ from watchdog.rules.model import PrometheusSourceSpec, Reduce
 from watchdog.sources import _transport
 from watchdog.sources.base import SourceDeps
 from watchdog.units import format_duration, iso
+
+if TYPE_CHECKING:  # imported where a query is sent: the backtest never loads httpx
+    import httpx
 
 log = structlog.get_logger("watchdog.sources.prometheus")
 
@@ -105,6 +107,8 @@ class PrometheusSource:
         self, signal: str, query: str, reduce: Reduce | None, now: float
     ) -> Sample | None:
         """The query's sample at ``now``; None when the answer has no series."""
+        import httpx
+
         params = {"query": query, "time": f"{now:.3f}", "timeout": f"{self.spec.timeout:g}"}
         try:
             response = await self._get(params)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from watchdog.errors import BacktestError
 from watchdog.http import bounded_read
 from watchdog.sources import _transport
 from watchdog.sources.prometheus import MAX_POINTS, RANGE_MAX_BYTES, _data, _decode, _point
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def _labels(series: object) -> str:
@@ -101,6 +102,8 @@ async def query_range(
     Longer ranges are split into requests of at most ``MAX_POINTS`` points, each on
     the grid ``start + k*step`` so chunks neither overlap nor leave gaps. Raises
     ``BacktestError`` naming what failed (connection, HTTP, envelope, shape)."""
+    import httpx  # here, not at load: the backtest imports this module, never httpx
+
     if not step > 0:
         raise BacktestError(f"step must be > 0 seconds, got {step!r}")
     if end < start:

@@ -93,6 +93,31 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+INCIDENT_UPSERT = (
+    "INSERT INTO incidents VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+    "closed_at=excluded.closed_at, phase=excluded.phase, targets=excluded.targets, "
+    "data=excluded.data"
+)
+EVENT_INSERT = "INSERT INTO events (incident_id, at, kind, data) VALUES (?,?,?,?)"
+
+
+def incident_params(incident: IncidentRecord) -> tuple[Any, ...]:
+    return (
+        incident.id,
+        incident.opened_at,
+        incident.closed_at,
+        incident.rule,
+        incident.severity,
+        incident.phase,
+        json.dumps(incident.targets),
+        incident.state_json,
+    )
+
+
+def event_params(event: EventRecord) -> tuple[Any, ...]:
+    return (event.incident_id, event.at, event.kind, json.dumps(event.data, default=str))
+
+
 class SQLiteStore:
     """SQLite in WAL mode on one worker thread."""
 
@@ -168,23 +193,7 @@ class SQLiteStore:
     # incidents
 
     async def save_incident(self, incident: IncidentRecord) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO incidents VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
-                "closed_at=excluded.closed_at, phase=excluded.phase, targets=excluded.targets, "
-                "data=excluded.data",
-                (
-                    incident.id,
-                    incident.opened_at,
-                    incident.closed_at,
-                    incident.rule,
-                    incident.severity,
-                    incident.phase,
-                    json.dumps(incident.targets),
-                    incident.state_json,
-                ),
-            )
-        )
+        await self._run(lambda c: c.execute(INCIDENT_UPSERT, incident_params(incident)))
 
     async def open_incidents(self) -> list[IncidentRecord]:
         rows = await self._run(
@@ -220,12 +229,7 @@ class SQLiteStore:
     # events
 
     async def add_event(self, event: EventRecord) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO events (incident_id, at, kind, data) VALUES (?,?,?,?)",
-                (event.incident_id, event.at, event.kind, json.dumps(event.data, default=str)),
-            )
-        )
+        await self._run(lambda c: c.execute(EVENT_INSERT, event_params(event)))
 
     async def events(self, incident_id: str) -> list[EventRecord]:
         rows = await self._run(
