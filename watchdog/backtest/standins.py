@@ -13,14 +13,8 @@ from watchdog.backtest.times import rfc3339
 from watchdog.clock import FakeClock
 from watchdog.errors import StoreError
 from watchdog.model import ActionResult, Deploy, RollbackPlan, TargetState
-from watchdog.store.base import EventRecord, IncidentRecord
-from watchdog.store.sqlite import (
-    EVENT_INSERT,
-    INCIDENT_UPSERT,
-    SQLiteStore,
-    event_params,
-    incident_params,
-)
+from watchdog.store.base import EventRecord, IncidentRecord, event_params, incident_params
+from watchdog.store.sqlite import EVENT_INSERT, INCIDENT_UPSERT, SQLiteStore
 
 T = TypeVar("T")
 

@@ -37,6 +37,24 @@ class EventRecord:
     id: int = 0
 
 
+def incident_params(incident: IncidentRecord) -> tuple[Any, ...]:
+    """An incident as the row both stores write (SQLite and PostgreSQL, same columns)."""
+    return (
+        incident.id,
+        incident.opened_at,
+        incident.closed_at,
+        incident.rule,
+        incident.severity,
+        incident.phase,
+        json.dumps(incident.targets),
+        incident.state_json,
+    )
+
+
+def event_params(event: EventRecord) -> tuple[Any, ...]:
+    return (event.incident_id, event.at, event.kind, json.dumps(event.data, default=str))
+
+
 @dataclass
 class ActionRecord:
     """One journalled action. ``state``: intent → done | failed."""

@@ -37,7 +37,9 @@ from watchdog.store.base import (
     RampRecord,
     SilenceRecord,
     action_from_row,
+    event_params,
     incident_from_row,
+    incident_params,
     ledger_from_row,
     ledger_params,
     ledger_upsert,
@@ -137,16 +139,7 @@ class PostgresStore:
     # --- incidents ---------------------------------------------------------------------
 
     async def save_incident(self, incident: IncidentRecord) -> None:
-        params = (
-            incident.id,
-            incident.opened_at,
-            incident.closed_at,
-            incident.rule,
-            incident.severity,
-            incident.phase,
-            json.dumps(incident.targets),
-            incident.state_json,
-        )
+        params = incident_params(incident)
         await self._run(
             lambda c: c.execute(
                 "INSERT INTO incidents (id, opened_at, closed_at, rule, severity, phase, targets, "
@@ -189,7 +182,7 @@ class PostgresStore:
     # --- events ------------------------------------------------------------------------
 
     async def add_event(self, event: EventRecord) -> None:
-        params = (event.incident_id, event.at, event.kind, json.dumps(event.data, default=str))
+        params = event_params(event)
         await self._run(
             lambda c: c.execute(
                 "INSERT INTO events (incident_id, at, kind, data) VALUES (%s,%s,%s,%s)", params

@@ -27,7 +27,9 @@ from watchdog.store.base import (
     RampRecord,
     SilenceRecord,
     action_from_row,
+    event_params,
     incident_from_row,
+    incident_params,
     ledger_from_row,
     ledger_params,
     ledger_upsert,
@@ -99,23 +101,6 @@ INCIDENT_UPSERT = (
     "data=excluded.data"
 )
 EVENT_INSERT = "INSERT INTO events (incident_id, at, kind, data) VALUES (?,?,?,?)"
-
-
-def incident_params(incident: IncidentRecord) -> tuple[Any, ...]:
-    return (
-        incident.id,
-        incident.opened_at,
-        incident.closed_at,
-        incident.rule,
-        incident.severity,
-        incident.phase,
-        json.dumps(incident.targets),
-        incident.state_json,
-    )
-
-
-def event_params(event: EventRecord) -> tuple[Any, ...]:
-    return (event.incident_id, event.at, event.kind, json.dumps(event.data, default=str))
 
 
 class SQLiteStore:
