@@ -12,6 +12,8 @@ whose ``from`` is no longer live (someone deployed meanwhile) stops.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -182,6 +184,23 @@ def _deploy(dep: WorkerDeployment, version: str) -> Deploy:
     return Deploy(dep.id, version, dep.created_at, text, dep.author)
 
 
+# One lock per script (and event loop) for every move of a Worker's deployment: the
+# ramp's steps and the rollbacks each read what is live and then post, and two of those
+# in flight at once could land in either order (a step posted before a rollback but
+# applied after it would put the rolled-away version back). Keyed by script, not by
+# target object, so a reload's new targets share it; dropped when nobody holds it.
+_MOVES: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _moving(base: str) -> asyncio.Lock:
+    """The lock for moves of the Worker at API path ``base`` in this event loop."""
+    key = (id(asyncio.get_running_loop()), base)
+    lock = _MOVES.get(key)
+    if lock is None:
+        lock = _MOVES[key] = asyncio.Lock()
+    return lock
+
+
 class WorkerTarget:
     """A Worker script; ``rollback`` creates a deployment of one version at 100 %."""
 
@@ -200,6 +219,7 @@ class WorkerTarget:
         self.account_id = account
         self.client = client
         self._base = f"/accounts/{seg(account)}/workers/scripts/{seg(spec.script)}"
+        self._moves_key = client.base_url + self._base
 
     async def deployments(self, retry: bool = True) -> list[WorkerDeployment]:
         """All deployments, newest first (sorted here; the API's order is not relied on)."""
@@ -238,7 +258,8 @@ class WorkerTarget:
         first, so a retry after a timeout or 5xx on the write never deploys twice."""
         async for attempt in self.client.retrying(f"roll back worker {self.spec.script}"):
             with attempt:
-                return await self._attempt(plan, dry_run)
+                async with _moving(self._moves_key):
+                    return await self._attempt(plan, dry_run)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _post(self, path: str, body: dict[str, Any], to: str) -> tuple[ApiResult, bool]:
@@ -332,7 +353,8 @@ class WorkerTarget:
         deploys twice."""
         async for attempt in self.client.retrying(f"ramp worker {self.spec.script}"):
             with attempt:
-                return await self._split_attempt(expect, tuple(versions), message)
+                async with _moving(self._moves_key):
+                    return await self._split_attempt(expect, tuple(versions), message)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _split_attempt(
