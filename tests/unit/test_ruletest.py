@@ -320,3 +320,29 @@ def test_errors_and_values_go_with_their_signals(tmp_path: Path, series: str, me
     code, lines = run_rule_tests([str(path)])
     assert code == 1
     assert message in lines[2], lines
+
+
+def test_a_failed_expectation_says_why_the_rule_is_inconclusive(tmp_path: Path) -> None:
+    """As for blind: an inconclusive rule's reason (the evidence that cannot tell) is
+    in the failure, so the test's author sees the counts, not only the state."""
+    rules = Path(__file__).resolve().parents[2] / "rules/examples/confidence.yaml"
+    path = tmp_path / "rules.test.yaml"
+    path.write_text(
+        f"rule_files: [{rules}]\n"
+        + textwrap.dedent(
+            """
+            tests:
+              - name: one error in five requests
+                interval: 1m
+                input_series:
+                  - {series: error_rate, errors: 0x3 1 0x3, requests: 1x8}
+                rule_test:
+                  - {eval_time: 4m, rule: error-rate-sure, exp_state: firing}
+            """
+        )
+    )
+    code, lines = run_rule_tests([str(path)])
+    assert code == 1
+    got = next(line for line in lines if "got: state inconclusive" in line)
+    assert "got: state inconclusive (" in got
+    assert "1 errors / 5 requests" in got or "1 / 5" in got, got

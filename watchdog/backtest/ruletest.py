@@ -95,11 +95,13 @@ from watchdog.backtest.ruletest_file import (
 )
 from watchdog.backtest.ruletest_inputs import input_streams
 from watchdog.backtest.times import parse_deployments, parse_time
-from watchdog.core.evaluator import State
+from watchdog.core.decider import evidence_of
+from watchdog.core.evaluator import RuleState, State
 from watchdog.errors import BacktestError, RuleError, WatchdogError
 from watchdog.incidents.matchers import Matcher, parse_matcher
 from watchdog.model import Deploy
 from watchdog.rules.load import RuleSet, load_rules
+from watchdog.rules.model import RuleSpec
 from watchdog.units import format_duration
 
 
@@ -137,14 +139,16 @@ async def _run_group(ruleset: RuleSet, group: RuleTestGroup, label: str) -> list
     silences = [_matchers(items, label) for items in group.silences]
     replay = Replay(ruleset, deployments, silences, ignore_deploys=deployments is None)
     observed = _Observed({}, defaultdict(set))
+    specs = {rule.name: rule for rule in ruleset.rules}
 
     def snapshot(at: float) -> None:
         if at in wanted:
             states = replay.engine.states
             observed.states[at] = {name: s.state for name, s in states.items()}
             for name, state in states.items():
-                if state.state is State.BLIND:
-                    observed.blind_reasons[(at, name)] = state.blind_reason
+                # Why it cannot judge: the source's error, or the evidence that cannot tell.
+                if state.state in (State.BLIND, State.INCONCLUSIVE):
+                    observed.blind_reasons[(at, name)] = _why(specs[name], state)
 
     await replay.run(streams, after=snapshot)
     for event in replay.timeline:
@@ -262,7 +266,8 @@ def _check(
     if expectation.exp_state is not None:
         ok = ok and state == expectation.exp_state
         expected.append(f"state {expectation.exp_state}")
-    got.append(f"state {state}" + (f" ({reason})" if state == "blind" and reason else ""))
+    why = f" ({reason})" if state in ("blind", "inconclusive") and reason else ""
+    got.append(f"state {state}{why}")
     if expectation.exp_decision is not None:
         want = expectation.decisions()
         ok = ok and decisions == want
@@ -306,3 +311,12 @@ def run_rule_tests(paths: Sequence[str], run: str | None = None) -> tuple[int, l
             lines.append("  SUCCESS")
         lines.append("")
     return code, lines
+
+
+def _why(rule: RuleSpec, state: RuleState) -> str:
+    """A blind or inconclusive state's reason; a confidence rule's counts and interval
+    when the state carries none (the evaluator leaves them to be built on demand)."""
+    if state.blind_reason or state.state is not State.INCONCLUSIVE:
+        return state.blind_reason
+    evidence = evidence_of(rule, state)
+    return evidence.text() if evidence is not None else ""
