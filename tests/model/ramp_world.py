@@ -35,7 +35,7 @@ RAMP_MESSAGE = re.compile(r"^rollback-watchdog ramp (\w+): ")
 ENDED = ("done", "aborted", "rolled-back", "superseded", "failed", "reverted")
 
 
-class Violation(AssertionError):
+class InvariantError(AssertionError):
     """An invariant broken: which one, and the history that led there."""
 
 
@@ -202,7 +202,7 @@ class RampModel:
             self.fail("no_split_left", f"ramps ended ({[r.phase for r in ramps]}), live split")
 
     def fail(self, invariant: str, what: str) -> None:
-        raise Violation(f"{invariant}: {what}\nhistory:\n" + "\n".join(self.log))
+        raise InvariantError(f"{invariant}: {what}\nhistory:\n" + "\n".join(self.log))
 
 
 START = 0.0
