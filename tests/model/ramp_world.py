@@ -63,7 +63,7 @@ class RampModel:
         for _ in range(400):
             if not self.w.clock._busy:
                 return
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.0005)
 
     def history(self) -> list[WorkerDeployment]:
         return sorted(self.w.fake._script("api").deployments, key=lambda d: d.created_on)
@@ -211,7 +211,7 @@ START = 0.0
 @contextlib.asynccontextmanager
 async def ramp_model(tmp: Path, http: httpx.AsyncClient) -> AsyncIterator[RampModel]:
     global START
-    async with ramp_world(tmp, http=http) as w:
+    async with ramp_world(tmp, http=http, idle_s=0.0005) as w:
         START = w.clock.now()
         w.error_rates[w.new] = GOOD
         path = f"/accounts/{w.fake.account_id}/workers/scripts/api/deployments"
