@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -35,6 +36,16 @@ RAMP_MESSAGE = re.compile(r"^rollback-watchdog ramp (\w+): ")
 ENDED = ("done", "aborted", "rolled-back", "superseded", "failed", "reverted")
 
 
+# Invariant -> a defect this model found, pinned by a strict xfail test in
+# tests/model/test_ramp_found_defects.py: still checked, its violations collected in
+# ``RampModel.waived`` instead of failing (RAMP_HISTORIES_ENFORCE=name asserts it).
+FOUND_OPEN: dict[str, str] = {
+    "no_promote_regressed": "a restart forgets the canary's regression: promote lifts the "
+    "bad version (test_a_promote_after_a_restart_does_not_lift_a_regressed_version)",
+}
+ENFORCE = frozenset(filter(None, os.environ.get("RAMP_HISTORIES_ENFORCE", "").split(",")))
+
+
 class InvariantError(AssertionError):
     """An invariant broken: which one, and the history that led there."""
 
@@ -53,6 +64,7 @@ class RampModel:
     regressed: dict[str, int] = field(default_factory=dict)  # version -> first seen at
     away_at: dict[str, int] = field(default_factory=dict)  # version -> rolled away at
     versions: list[str] = field(default_factory=list)  # every version ever ramped
+    waived: list[str] = field(default_factory=list)  # violations of FOUND_OPEN invariants
 
     def say(self, line: str) -> None:
         self.log.append(f"{len(self.log) + 1}. t+{self.w.clock.now() - START:.0f}s {line}")
@@ -202,6 +214,10 @@ class RampModel:
             self.fail("no_split_left", f"ramps ended ({[r.phase for r in ramps]}), live split")
 
     def fail(self, invariant: str, what: str) -> None:
+        if invariant in FOUND_OPEN and invariant not in ENFORCE:
+            if f"{invariant}: {what}" not in self.waived:
+                self.waived.append(f"{invariant}: {what}")
+            return
         raise InvariantError(f"{invariant}: {what}\nhistory:\n" + "\n".join(self.log))
 
 

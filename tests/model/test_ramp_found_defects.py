@@ -35,3 +35,29 @@ async def test_a_ramp_never_brings_back_a_version_rolled_away_from(tmp_path: Pat
                 await w.ramps.start(None, w.new, "10%,100%", 60.0, "ana")
             await w.clock.sleep(60)
             assert w.live() == [(w.old, 100.0)]
+
+
+@pytest.mark.xfail(strict=True, reason="open: a restart forgets the canary's regression")
+async def test_a_promote_after_a_restart_does_not_lift_a_regressed_version(
+    tmp_path: Path,
+) -> None:
+    """Shrunk history: a bad version at 10 %; the canary judges it a regression, but its
+    rollback does not land (Cloudflare fails the POSTs); the daemon restarts; the
+    operator promotes while the errors pause. Before the restart promote was refused
+    ("not promoting: ... regressed"); after it the fresh engine has no judgement yet,
+    so promote moves the bad version to 50 %. The ramp's record still says why it
+    stopped."""
+    async with ramp_world(tmp_path) as w:
+        w.error_rates[w.new] = 0.2
+        ramp = await w.ramps.start(None, w.new, "10%,50%,100%", 60.0, "ana")
+        await w.until_live([(w.new, 10.0), (w.old, 90.0)])
+        await w.clock.sleep(60)
+        assert "regressed" in (await w.ramp(ramp.id)).why
+        with pytest.raises(RampError, match="not promoting"):
+            await w.ramps.promote(ramp.id, "bo")
+        # The errors pause (a bad path rarely hit), so no new window can re-judge it.
+        w.error_rates[w.new] = 0.005
+        await w.restart()
+        with pytest.raises(RampError, match="regress"):
+            await w.ramps.promote(ramp.id, "bo")
+        assert sorted(w.live()) == sorted([(w.new, 10.0), (w.old, 90.0)])

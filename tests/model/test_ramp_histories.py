@@ -106,6 +106,8 @@ class RampHistories(RuleBasedStateMachine):
                 kind = "bad" if self.m.w.error_rates.get(ramp.new) == BAD_RATE else "good"
                 event(f"a {kind} ramp {','.join(f'{p:g}' for p in ramp.steps)} is {ramp.phase}")
             event(f"canary rollbacks: {len(self.m.canary_made)}")
+            for violation in self.m.waived:
+                event(f"waived {violation.split(':')[0]}")
         self.run(self.stack.aclose())
         shutil.rmtree(self.tmp, ignore_errors=True)
 
