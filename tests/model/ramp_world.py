@@ -72,7 +72,7 @@ class RampModel:
     async def settle(self) -> None:
         """Until no Cloudflare exchange is in flight (a person's deploy lands between
         a ramp's ticks, not between its read and its POST: see the report)."""
-        for _ in range(400):
+        for _ in range(4000):  # up to 2 s: a loopback exchange on a loaded machine
             if not self.w.clock._busy:
                 return
             await asyncio.sleep(0.0005)
