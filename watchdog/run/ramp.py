@@ -87,6 +87,13 @@ class Ramps:
             raise RampError(f"a ramp starts from one version at 100%; {name} serves {serving}")
         if old == version:
             raise RampError(f"version {version} already serves 100% of {name}")
+        # The ledger outlives the engine (a restart forgets the canary's regression).
+        away = [e for e in await self.store.ledger(name) if e.version == version and e.rolled_away]
+        if away:
+            raise RampError(
+                f"version {version} was rolled away from ({away[0].rolled_away_why}): "
+                "a ramp never brings it back"
+            )
         now = self.clock.now()
         ramp = RampRecord(uuid.uuid4().hex[:12], name, old, version, parsed, soak_s, by, now)
         ramp.deployment, ramp.why, ramp.updated_at = live.id, f"started by {by}", now
