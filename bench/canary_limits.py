@@ -21,6 +21,10 @@ rejections in 20-minute soaks, 80 windows) and ``outage`` (the same with the out
 both versions from minute 5 to 15).
 
     .venv/bin/python bench/canary_limits.py [--bad 400] [--healthy 4000] [--outage 1000]
+                                            [--bars 100,200,1000] [--seed 16]
+
+``--bars`` replaces the variants by the shipped test at each bar (1 / (1 - confidence):
+100 is 99 %, 1,000 is 99.9 %): where the frontier between speed and false rollbacks lies.
 
 Seeded: the same arguments print the same figures.
 """
@@ -57,7 +61,7 @@ class Variant:
     margin: float = 1.0  # the null: the new version at most this many times worse
 
 
-VARIANTS = (
+VARIANTS: tuple[Variant, ...] = (
     Variant("shipped, 99%", grid(3.0), 100.0),
     Variant("shipped, 99.9%", grid(3.0), 1000.0),
     Variant("oracle point 10x, 99.9%", (10.0,), 1000.0),
@@ -161,9 +165,15 @@ def main() -> None:
     parser.add_argument("--bad", type=int, default=400)
     parser.add_argument("--healthy", type=int, default=4000)
     parser.add_argument("--outage", type=int, default=1000)
+    parser.add_argument("--bars", help="the shipped test at these bars only (100 = 99%%)")
+    parser.add_argument("--seed", type=int, default=16)
     args = parser.parse_args()
+    if args.bars:
+        global VARIANTS  # noqa: PLW0603 (a script's variants, chosen once before any run)
+        bars = [float(b) for b in args.bars.split(",")]
+        VARIANTS = tuple(Variant(f"shipped, bar {b:g}", grid(3.0), b) for b in bars)
     started = time.perf_counter()
-    rng = random.Random(16)
+    rng = random.Random(args.seed)
     bad = [split(rng, 120, [(BAD, BASE)] * 120) for _ in range(args.bad)]
     healthy = [split(rng, 80, [(BASE, BASE)] * 80) for _ in range(args.healthy)]
     storm = [(BAD, BAD) if 20 <= t < 60 else (BASE, BASE) for t in range(80)]
@@ -174,12 +184,12 @@ def main() -> None:
         took = sorted(math.inf if f is None else f * WINDOW_S for f in firsts)
         false = sum(r[i] is not None for r in healthy)
         storms = sum(r[i] is not None for r in outage)
+        outage_text = f"; outage on both: {storms}/{len(outage)} false" if outage else ""
         print(
             f"  {v.name:24s} bad: median {statistics.median(took):.0f}s, "
             f"p90 {took[int(0.9 * len(took))]:.0f}s of data; healthy: {false}/{len(healthy)} false "
             f"= {1000 * false / len(healthy):.2f}/1,000 (95% upper bound "
-            f"{1000 * upper95(false, len(healthy)):.2f}); outage on both: "
-            f"{storms}/{len(outage)} false",
+            f"{1000 * upper95(false, len(healthy)):.2f}){outage_text}",
             flush=True,
         )
     print(f"wall time {time.perf_counter() - started:.0f}s")

@@ -36,13 +36,11 @@ RAMP_MESSAGE = re.compile(r"^rollback-watchdog ramp (\w+): ")
 ENDED = ("done", "aborted", "rolled-back", "superseded", "failed", "reverted")
 
 
-# Invariant -> a defect this model found, pinned by a strict xfail test in
-# tests/model/test_ramp_found_defects.py: still checked, its violations collected in
+# Invariant -> a defect this model found and left open, pinned by a strict xfail test
+# in tests/model/test_ramp_found_defects.py: still checked, its violations collected in
 # ``RampModel.waived`` instead of failing (RAMP_HISTORIES_ENFORCE=name asserts it).
-FOUND_OPEN: dict[str, str] = {
-    "no_promote_regressed": "a restart forgets the canary's regression: promote lifts the "
-    "bad version (test_a_promote_after_a_restart_does_not_lift_a_regressed_version)",
-}
+# Empty: "no_promote_regressed" (a restart forgot the canary's regression) is fixed.
+FOUND_OPEN: dict[str, str] = {}
 ENFORCE = frozenset(filter(None, os.environ.get("RAMP_HISTORIES_ENFORCE", "").split(",")))
 
 

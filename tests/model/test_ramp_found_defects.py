@@ -37,7 +37,6 @@ async def test_a_ramp_never_brings_back_a_version_rolled_away_from(tmp_path: Pat
             assert w.live() == [(w.old, 100.0)]
 
 
-@pytest.mark.xfail(strict=True, reason="open: a restart forgets the canary's regression")
 async def test_a_promote_after_a_restart_does_not_lift_a_regressed_version(
     tmp_path: Path,
 ) -> None:

@@ -129,6 +129,8 @@ def schemas(obj: Callable[..., JSONObject], ref: str) -> dict[str, JSONObject]:
             "why": string,
             "updated_at": num,
             "updated_at_iso": string,
+            # The canary's verdict once it judged the new version a regression ("" before).
+            "regressed": string,
         }
     )
     ramp_list = obj({"ramps": {"type": "array", "items": {"$ref": ref.format(model="Ramp")}}})

@@ -119,8 +119,8 @@ class Ramps:
         async with self._lock(ramp):
             self._check_active(ramp)
             gate = self.gate(ramp.target, ramp.new)
-            if gate.regression:
-                raise RampError(f"not promoting: {gate.why}")
+            if gate.regression or ramp.regressed:
+                raise RampError(f"not promoting: {gate.why if gate.regression else ramp.regressed}")
             live = await self.live_for(ramp)
             if live is not None:
                 await self._move(ramp, live, ramp.step + 1, f"promoted by {by}")
@@ -166,10 +166,13 @@ class Ramps:
         gate = self.gate(ramp.target, ramp.new)
         if ramp.step < 0:
             await self._move(ramp, live, 0, "first step")
-        elif gate.regression:
+        elif gate.regression or ramp.regressed:
             # The canary rule's rollback deploys 100 % of old; this ramp sees it next tick.
-            if ramp.why != gate.why:
-                await self.save(ramp, ramp.phase, gate.why)
+            # Judged a regression once, never moved on (a restarted engine has no verdict).
+            why = gate.why if gate.regression else ramp.regressed
+            if ramp.why != why or not ramp.regressed:
+                ramp.regressed = ramp.regressed or why
+                await self.save(ramp, ramp.phase, why)
         elif gate.passing and soaked(ramp, _evidence_to(gate, self.clock.now())) >= ramp.soak_s:
             done = format_duration(ramp.soak_s)
             await self._move(ramp, live, ramp.step + 1, f"soaked {done}; {gate.why}")

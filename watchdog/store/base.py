@@ -139,6 +139,10 @@ class RampRecord:
     deployment: str = ""  # the deployment this ramp last made live
     why: str = ""
     updated_at: float = 0.0
+    # The canary's verdict when it judged ``new`` a regression (a sequential test: it
+    # stands for this split); kept so a restarted daemon, whose engine starts afresh,
+    # still refuses to promote it.
+    regressed: str = ""
 
     @property
     def active(self) -> bool:
@@ -147,7 +151,7 @@ class RampRecord:
 
 RAMP_COLUMNS = (
     "id, target, old, new, steps, soak_s, created_by, created_at, phase, step, soaked_s, "
-    "soak_from, deployment, why, updated_at"
+    "soak_from, deployment, why, updated_at, regressed"
 )
 
 
@@ -176,6 +180,9 @@ def ramp_upsert(placeholder: str) -> str:
     return (
         f"INSERT INTO ramps ({RAMP_COLUMNS}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {sets}"  # noqa: S608
     )
+
+
+RAMPS_REGRESSED = "ALTER TABLE ramps ADD COLUMN regressed TEXT NOT NULL DEFAULT ''"
 
 
 def ramps_ddl(real: str) -> str:

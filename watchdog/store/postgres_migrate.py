@@ -74,6 +74,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: per-minute counts for burn-rate windows across restarts
     sql.MINUTES_TABLE.format(real="DOUBLE PRECISION"),
     sql.ramps_ddl("DOUBLE PRECISION"),  # 4: "ramps"
+    sql.RAMPS_REGRESSED,  # 5: a ramp's regression verdict survives a restart
 )
 
 

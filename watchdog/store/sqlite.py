@@ -19,6 +19,7 @@ from watchdog.store.base import (
     MINUTES_SELECT,
     MINUTES_TABLE,
     MINUTES_UPSERT,
+    RAMPS_REGRESSED,
     ActionRecord,
     EventRecord,
     IncidentRecord,
@@ -92,6 +93,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: per-minute counts for burn-rate windows across restarts
     MINUTES_TABLE.format(real="REAL"),
     ramps_ddl("REAL"),  # 4: "ramps"
+    RAMPS_REGRESSED,  # 5: a ramp's regression verdict survives a restart
 )
 
 
