@@ -127,13 +127,9 @@ def test_bad_burn_rules_are_refused(tmp_path: Path, windows: str, message: str) 
 
 
 # The bench's strategy (d) rule, plain and with confidence, side by side on one signal.
-QUIET = """
-version: 1
-sources:
-  prom: {type: prometheus, url: "http://127.0.0.1:9"}
-signals:
-  error_rate: {source: prom, errors_query: "e", requests_query: "r"}
-rules:
+QUIET = (
+    COUNTED.split("rules:")[0]
+    + """rules:
   - name: point
     signal: error_rate
     burn_rate:
@@ -148,6 +144,7 @@ rules:
       windows: [{long: 1h, short: 5m, factor: 14.4}, {long: 6h, short: 30m, factor: 6}]
     severity: critical
 """
+)
 
 
 def feed_minutes(engine: Engine, start: float, counts: list[tuple[int, int]]) -> list[Decision]:
