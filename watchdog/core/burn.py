@@ -15,7 +15,6 @@ bound is not is *doubtful*: the rule is inconclusive, never firing.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from watchdog.core.evidence import Verdict, interval, verdict
@@ -59,11 +58,6 @@ def sure(errors: float, requests: float, bar: float, confidence: float) -> bool:
     """Is the error ratio behind the counts surely above ``bar`` (its lower bound at
     ``confidence`` strictly past it)? ``verdict`` is memoized: counts repeat."""
     return verdict(errors, requests, bar, "above", confidence) is Verdict.BREACH
-
-
-@functools.lru_cache(maxsize=4096)
-def _lower(errors: float, requests: float, confidence: float) -> float:
-    return interval(errors, requests, confidence)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +115,7 @@ class BurnEvidence:
         assert self.confidence is not None
         if not requests > 0:
             return 0.0
-        return _lower(errors, requests, self.confidence) / (1.0 - self.objective)
+        return interval(errors, requests, self.confidence)[0] / (1.0 - self.objective)
 
     def text(self) -> str:
         """``burn 20x over 1h (120 errors / 6000 requests) and 31x over 5m (...) vs 14.4x``;

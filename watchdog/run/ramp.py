@@ -119,8 +119,9 @@ class Ramps:
         async with self._lock(ramp):
             self._check_active(ramp)
             gate = self.gate(ramp.target, ramp.new)
-            if gate.regression or ramp.regressed:
-                raise RampError(f"not promoting: {gate.why if gate.regression else ramp.regressed}")
+            regressed = _regressed(ramp, gate)
+            if regressed:
+                raise RampError(f"not promoting: {regressed}")
             live = await self.live_for(ramp)
             if live is not None:
                 await self._move(ramp, live, ramp.step + 1, f"promoted by {by}")
@@ -166,10 +167,8 @@ class Ramps:
         gate = self.gate(ramp.target, ramp.new)
         if ramp.step < 0:
             await self._move(ramp, live, 0, "first step")
-        elif gate.regression or ramp.regressed:
+        elif why := _regressed(ramp, gate):
             # The canary rule's rollback deploys 100 % of old; this ramp sees it next tick.
-            # Judged a regression once, never moved on (a restarted engine has no verdict).
-            why = gate.why if gate.regression else ramp.regressed
             if ramp.why != why or not ramp.regressed:
                 ramp.regressed = ramp.regressed or why
                 await self.save(ramp, ramp.phase, why)
@@ -312,6 +311,13 @@ class Ramps:
         task = self._tasks.get(ramp_id)
         if task is not None:
             await asyncio.shield(task)
+
+
+def _regressed(ramp: RampRecord, gate: Gate) -> str:
+    """Why ``ramp``'s new version counts as regressed ("" if it does not): the canary's
+    verdict now, else the one stored with the ramp (a restarted engine has none yet,
+    and a sequential test's rejection stands for the split)."""
+    return gate.why if gate.regression else ramp.regressed
 
 
 def _evidence_to(gate: Gate, now: float) -> float:
