@@ -21,6 +21,7 @@ from watchdog.api import alertmanager as alertmanager_api
 from watchdog.api import guard as api_guard
 from watchdog.api import ramps as ramps_api
 from watchdog.api import silences as silence_api
+from watchdog.api import tail as tail_api
 from watchdog.api.openapi import document as openapi_document
 from watchdog.core.decider import burn_of, evidence_of, regression_of
 from watchdog.core.evaluator import RuleState
@@ -216,4 +217,5 @@ def _install_apis(
     if silences is not None:
         silence_api.install(router, silences)
     alertmanager_api.install(router, watchdog.deps.inboxes)
+    tail_api.install(router, watchdog.deps.inboxes)
     ramps_api.install(router, ramps, watchdog.deps.clock)

@@ -346,6 +346,47 @@ def _alertmanager_paths() -> dict[str, JSONObject]:
     }
 
 
+def _tail_paths() -> dict[str, JSONObject]:
+    accepted = {
+        "type": "object",
+        "required": ["status", "source", "events", "counted", "ignored"],
+        "properties": {
+            "status": {"const": "accepted"},
+            "source": STR,
+            "events": {"type": "integer"},
+            "counted": {"type": "integer"},
+            "ignored": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    }
+    return {
+        "/api/v1/tail/{source}": {
+            "post": _control(
+                {
+                    "operationId": "tailEvents",
+                    "summary": "a Tail Worker's events (the TraceItem array tail() receives) "
+                    "for the `cloudflare-tail` source of that name",
+                    "parameters": [
+                        {"name": "source", "in": "path", "required": True, "schema": STR}
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "array"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "accepted: events counted, ignored ones by reason",
+                            "content": {"application/json": {"schema": accepted}},
+                        },
+                        "400": _json("Error", "not an array of TraceItems, the place named"),
+                        "404": _json("Error", "no cloudflare-tail source of that name"),
+                    },
+                },
+                post=True,
+            )
+        }
+    }
+
+
 def document() -> JSONObject:
     """The whole OpenAPI 3.1 document (strict JSON: no NaN anywhere)."""
     return {
@@ -360,6 +401,7 @@ def document() -> JSONObject:
             **_other_paths(),
             **_silence_paths(),
             **_alertmanager_paths(),
+            **_tail_paths(),
             **ramps_api.paths(_control, _json, _REF),
         },
         "components": {

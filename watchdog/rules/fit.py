@@ -18,7 +18,7 @@ def counts_errors(signal: ResolvedSignal) -> bool:
         return spec.errors_query is not None and spec.requests_query is not None
     if signal.source.type == "scrape":
         return spec.kind in ("error_ratio", "slow_ratio")
-    if signal.source.type == "cloudflare":
+    if signal.source.type in ("cloudflare", "cloudflare-tail"):
         return spec.field == "error_rate"
     return False
 
@@ -26,7 +26,7 @@ def counts_errors(signal: ResolvedSignal) -> bool:
 def counts_versions(signal: ResolvedSignal) -> bool:
     """Whether samples of ``signal`` carry counts per Worker version (canary rules)."""
     source = signal.source
-    if source.type == "flow":
+    if source.type in ("flow", "cloudflare-tail"):
         return signal.spec.field == "versions"
     return (
         source.type == "cloudflare"
@@ -38,8 +38,11 @@ def counts_versions(signal: ResolvedSignal) -> bool:
 def counts_slow(signal: ResolvedSignal) -> bool:
     """Whether the source of ``signal`` can count a version's requests over a wall-time
     bound (a canary's ``slower_than``): the telemetry query API filters on
-    ``$workers.wallTimeMs``; GraphQL has quantiles only, a flow one run per version."""
+    ``$workers.wallTimeMs``, a Tail Worker sends each invocation's ``wallTime``;
+    GraphQL has quantiles only, a flow one run per version."""
     source = signal.source
+    if source.type == "cloudflare-tail":
+        return signal.spec.field == "versions"
     return (
         source.type == "cloudflare"
         and source.mode == "versions"
@@ -80,7 +83,7 @@ def reports_traffic(signal: ResolvedSignal) -> bool:
         return spec.requests_query is not None
     if signal.source.type == "scrape":
         return spec.kind in ("error_ratio", "quantile", "slow_ratio")
-    if signal.source.type == "cloudflare":
+    if signal.source.type in ("cloudflare", "cloudflare-tail"):
         return spec.field in ("error_rate", "requests")
     return False
 

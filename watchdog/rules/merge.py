@@ -180,7 +180,8 @@ class _Merge:
             if not counts_slow(signal):
                 self.problems.append(
                     f"{at}: signal {signal.name!r} cannot count slow requests per Worker "
-                    "version (use a cloudflare source with mode: versions and api: telemetry)"
+                    "version (use a cloudflare source with mode: versions and api: telemetry, or a "
+                    "cloudflare-tail source)"
                 )
                 continue
             seen = first.setdefault(signal.name, (bound, f"rule {rule.name!r} ({at})"))
@@ -214,8 +215,8 @@ class _Merge:
         if rule.canary is not None and not counts_versions(signal):
             self.problems.append(
                 f"{where(item, (*path, 'canary'))}: signal {signal.name!r} does not count "
-                "errors per Worker version (use a cloudflare source with mode: versions "
-                "and field: versions)"
+                "errors per Worker version (use field: versions of a cloudflare source with "
+                "mode: versions, or of a cloudflare-tail source)"
             )
         keys = ("confidence", "regression", "burn_rate")
         key = next((k for k in keys if getattr(rule, k) is not None), None)

@@ -81,6 +81,18 @@ class CloudflareSourceSpec(Model):
     api: Literal["telemetry", "graphql"] = "telemetry"
 
 
+class CloudflareTailSourceSpec(Model):
+    """A Worker's invocations per version, pushed by a Tail Worker (``deploy/tail-worker``)
+    to ``POST /api/v1/tail/<name>`` seconds after each request. Nothing heard for
+    ``staleness`` is no evidence (a canary goes blind)."""
+
+    type: Literal["cloudflare-tail"]
+    script: str
+    staleness: PositiveDuration = 120.0
+    timeout: PositiveDuration = 1.0  # reading what was pushed: no remote call
+    interval: PositiveDuration | None = None
+
+
 class FlowSourceSpec(Model):
     """A flow file (``rules.flows``) run against a Worker split's new and old version,
     each pinned by ``Cloudflare-Workers-Version-Overrides`` at ``url``."""
@@ -110,11 +122,20 @@ SourceSpec = Annotated[
     | ScrapeSourceSpec
     | ProbeSourceSpec
     | CloudflareSourceSpec
+    | CloudflareTailSourceSpec
     | AlertmanagerSourceSpec
     | FlowSourceSpec,
     Field(discriminator="type"),
 ]
-SOURCE_TYPES = ("prometheus", "scrape", "probe", "cloudflare", "alertmanager", "flow")
+SOURCE_TYPES = (
+    "prometheus",
+    "scrape",
+    "probe",
+    "cloudflare",
+    "cloudflare-tail",
+    "alertmanager",
+    "flow",
+)
 
 # Fields that a `source.field` shorthand may name, per source type, with their unit.
 IMPLICIT_FIELDS: dict[str, dict[str, Unit]] = {
@@ -127,6 +148,8 @@ IMPLICIT_FIELDS: dict[str, dict[str, Unit]] = {
         "cpu_time_p99": "seconds",
         "versions": "ratio",  # mode: versions; counts per version, for canary rules
     },
+    # counts per version as a Tail Worker pushes them (the same fields as mode: versions)
+    "cloudflare-tail": {"versions": "ratio", "error_rate": "ratio", "requests": "number"},
     "flow": {"versions": "ratio"},  # failed runs per version, for canary rules
 }
 

@@ -129,7 +129,7 @@ class CloudflareVersionsSource:
         for s in signals:
             bound = s.spec.slower_than
             counted = versions if bound is None else with_slow(versions, bound, slow[bound])
-            out[s.name] = _field(s.spec.field, counted, now, end)
+            out[s.name] = versions_sample(s.spec.field, counted, now, end)
         return out
 
     # --- transport ----------------------------------------------------------------------
@@ -355,7 +355,7 @@ def _aggregates(calc: Any) -> list[tuple[dict[str, Any], dict[str, float]]]:
     return out
 
 
-def _field(
+def versions_sample(
     field: str | None, versions: tuple[VersionCounts, ...], now: float, end: float
 ) -> Sample:
     if field not in FIELDS:

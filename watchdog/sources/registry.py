@@ -9,6 +9,7 @@ from watchdog.errors import RuleError
 from watchdog.rules.model import (
     AlertmanagerSourceSpec,
     CloudflareSourceSpec,
+    CloudflareTailSourceSpec,
     FlowSourceSpec,
     ProbeSourceSpec,
     PrometheusSourceSpec,
@@ -18,6 +19,7 @@ from watchdog.rules.model import (
 from watchdog.sources.alertmanager import AlertmanagerSource
 from watchdog.sources.base import Source, SourceDeps
 from watchdog.sources.cloudflare import CloudflareSource
+from watchdog.sources.cloudflare_tail import CloudflareTailSource
 from watchdog.sources.cloudflare_versions import CloudflareVersionsSource
 from watchdog.sources.flow import FlowSource
 from watchdog.sources.probe import ProbeSource
@@ -53,6 +55,10 @@ def _cloudflare(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
     return CloudflareSource(name, cf, deps)
 
 
+def _cloudflare_tail(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
+    return CloudflareTailSource(name, _expect(name, spec, CloudflareTailSourceSpec), deps)
+
+
 def _flow(name: str, spec: SourceSpec, deps: SourceDeps) -> Source:
     return FlowSource(name, _expect(name, spec, FlowSourceSpec), deps)
 
@@ -66,6 +72,7 @@ SOURCE_TYPES: dict[str, SourceFactory] = {
     "scrape": _scrape,
     "probe": _probe,
     "cloudflare": _cloudflare,
+    "cloudflare-tail": _cloudflare_tail,
     "alertmanager": _alertmanager,
     "flow": _flow,
 }
