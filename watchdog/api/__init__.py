@@ -6,6 +6,7 @@ the operator's console (``/``).
 - ``app``: The watchdog's HTTP face: /metrics, /healthz, /readyz, /-/reload and /api/v1/status.
 - ``openapi``: The OpenAPI 3.1 document of the control API, served at
   ``/api/v1/openapi.json``.
+- ``openapi_push``: The OpenAPI operations of the push routes (Alertmanager, Tail Worker).
 - ``console``: The operator's console: a server-rendered page on the daemon's own listen
   address (its templates and static files travel in the package).
 - ``console_data``: The console's reads of the store and the targets: incidents with their
@@ -20,6 +21,7 @@ the operator's console (``/``).
 - ``silences``: ``/api/v1/silences``: create, list and expire silences over HTTP (amtool's
   model).
 - ``sparkline``: A rule's last hour as a small inline SVG, drawn on the server.
+- ``tail``: ``/api/v1/tail/<source>``: a Tail Worker's events for a ``cloudflare-tail`` source.
 - ``static/``: The console's stylesheet and its small polling script (served by the daemon).
 - ``templates/``: The console's Jinja2 templates (autoescaped).
 """

@@ -13,6 +13,7 @@ from typing import Any
 
 from watchdog import __version__
 from watchdog.api import ramps as ramps_api
+from watchdog.api.openapi_push import push_paths
 from watchdog.api.silences import SilenceIn
 from watchdog.core.decision import DecisionKind
 from watchdog.core.evaluator import State
@@ -306,87 +307,6 @@ def _other_paths() -> dict[str, JSONObject]:
     }
 
 
-def _alertmanager_paths() -> dict[str, JSONObject]:
-    accepted = {
-        "type": "object",
-        "required": ["status", "source", "alerts", "firing"],
-        "properties": {
-            "status": {"const": "accepted"},
-            "source": STR,
-            "alerts": {"type": "integer"},
-            "firing": {"type": "integer"},
-        },
-    }
-    return {
-        "/api/v1/alertmanager/{source}": {
-            "post": _control(
-                {
-                    "operationId": "alertmanagerWebhook",
-                    "summary": "an Alertmanager webhook notification (version 4) for the "
-                    "`alertmanager` source of that name",
-                    "parameters": [
-                        {"name": "source", "in": "path", "required": True, "schema": STR}
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "accepted: how many alerts, how many firing",
-                            "content": {"application/json": {"schema": accepted}},
-                        },
-                        "400": _json("Error", "not a version 4 notification, the field named"),
-                        "404": _json("Error", "no alertmanager source of that name"),
-                    },
-                },
-                post=True,
-            )
-        }
-    }
-
-
-def _tail_paths() -> dict[str, JSONObject]:
-    accepted = {
-        "type": "object",
-        "required": ["status", "source", "events", "counted", "ignored"],
-        "properties": {
-            "status": {"const": "accepted"},
-            "source": STR,
-            "events": {"type": "integer"},
-            "counted": {"type": "integer"},
-            "ignored": {"type": "object", "additionalProperties": {"type": "integer"}},
-        },
-    }
-    return {
-        "/api/v1/tail/{source}": {
-            "post": _control(
-                {
-                    "operationId": "tailEvents",
-                    "summary": "a Tail Worker's events (the TraceItem array tail() receives) "
-                    "for the `cloudflare-tail` source of that name",
-                    "parameters": [
-                        {"name": "source", "in": "path", "required": True, "schema": STR}
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"type": "array"}}},
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "accepted: events counted, ignored ones by reason",
-                            "content": {"application/json": {"schema": accepted}},
-                        },
-                        "400": _json("Error", "not an array of TraceItems, the place named"),
-                        "404": _json("Error", "no cloudflare-tail source of that name"),
-                    },
-                },
-                post=True,
-            )
-        }
-    }
-
-
 def document() -> JSONObject:
     """The whole OpenAPI 3.1 document (strict JSON: no NaN anywhere)."""
     return {
@@ -400,8 +320,7 @@ def document() -> JSONObject:
         "paths": {
             **_other_paths(),
             **_silence_paths(),
-            **_alertmanager_paths(),
-            **_tail_paths(),
+            **push_paths(_control, _json),
             **ramps_api.paths(_control, _json, _REF),
         },
         "components": {

@@ -14,6 +14,7 @@
   and its unit.
 - ``ruleset``: What loading yields: the ``RuleSet`` and its ``ResolvedSignal``s.
 - ``model``: The rules file format (``version: 1``): sources, signals, rules, the file.
+- ``source_specs``: The rules file's ``sources:`` entries, one model per ``type:``.
 - ``response``: What to do about a breach: targets, purges, notifiers, severities, guards.
 - ``fields``: The shared field types: durations, shares, names, thresholds, ``Model``.
 - ``watch``: Reload the rules when their files change, without anyone sending SIGHUP.

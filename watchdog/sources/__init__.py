@@ -6,6 +6,8 @@ rules file's ``type:``. Every source answers a value, no data or an error, never
   evidence.
 - ``base``: The ``Source`` protocol and what every source is built with.
 - ``cloudflare``: The ``cloudflare`` source: Workers invocation analytics over the GraphQL API.
+- ``cloudflare_tail``: The ``cloudflare-tail`` source: a Worker's invocations per version as
+  a Tail Worker pushes them, seconds after each request.
 - ``cloudflare_versions``: The ``cloudflare`` source in ``mode: versions``: a Worker's
   invocations per version, for canary rules.
 - ``expfmt``: A fast, selective parser of the Prometheus text exposition format (version 0.0.4).

@@ -1,0 +1,48 @@
+// The rollback watchdog's Tail Worker: forwards each invocation of the Worker it tails
+// (its version, outcome and wall time) to the watchdog's cloudflare-tail source, seconds
+// after the request instead of the analytics' minute or more. Attach it to the Worker
+// with `tail_consumers = [{ service = "watchdog-tail" }]` in that Worker's wrangler.toml.
+//
+// env.WATCHDOG_URLS: comma-separated URLs of POST /api/v1/tail/<source> (one per
+// watchdog replica: each counts for itself). env.WATCHDOG_API_TOKEN (a secret: `wrangler
+// secret put WATCHDOG_API_TOKEN`): the watchdog's API token, sent as a Bearer token.
+
+// Only what the watchdog counts leaves: no URLs, headers, logs or exception messages.
+export function slim(item) {
+  const version = item.scriptVersion && item.scriptVersion.id;
+  const response = item.event && item.event.response;
+  return {
+    scriptName: item.scriptName ?? null,
+    scriptVersion: version ? { id: version } : null,
+    outcome: item.outcome,
+    eventTimestamp: item.eventTimestamp ?? null,
+    wallTime: typeof item.wallTime === "number" ? item.wallTime : null,
+    event: response ? { response: { status: response.status } } : null,
+  };
+}
+
+async function post(url, headers, body) {
+  try {
+    const answer = await fetch(url, { method: "POST", headers, body });
+    if (!answer.ok) {
+      const text = (await answer.text()).slice(0, 300);
+      console.error(`rollback watchdog ${url}: HTTP ${answer.status}: ${text}`);
+    }
+  } catch (err) {
+    console.error(`rollback watchdog ${url}: ${err}`);
+  }
+}
+
+export default {
+  async tail(events, env, ctx) {
+    const urls = String(env.WATCHDOG_URLS || "")
+      .split(",")
+      .map((url) => url.trim())
+      .filter(Boolean);
+    if (urls.length === 0 || events.length === 0) return;
+    const headers = { "content-type": "application/json" };
+    if (env.WATCHDOG_API_TOKEN) headers.authorization = `Bearer ${env.WATCHDOG_API_TOKEN}`;
+    const body = JSON.stringify(events.map(slim));
+    ctx.waitUntil(Promise.all(urls.map((url) => post(url, headers, body))));
+  },
+};
