@@ -6,6 +6,13 @@
 // env.WATCHDOG_URLS: comma-separated URLs of POST /api/v1/tail/<source> (one per
 // watchdog replica: each counts for itself). env.WATCHDOG_API_TOKEN (a secret: `wrangler
 // secret put WATCHDOG_API_TOKEN`): the watchdog's API token, sent as a Bearer token.
+// env.WATCHDOG_FLUSH_MS (default 1000): a busy isolate posts at most this often, the
+// events of the calls in between batched (a POST per request would load the watchdog
+// at hundreds of requests a second). A quiet isolate posts at once.
+
+const MAX_BATCH = 1000;
+const batch = []; // this isolate's events not posted yet
+let postedAt = 0;
 
 // Only what the watchdog counts leaves: no URLs, headers, logs or exception messages.
 export function slim(item) {
@@ -39,10 +46,15 @@ export default {
       .split(",")
       .map((url) => url.trim())
       .filter(Boolean);
-    if (urls.length === 0 || events.length === 0) return;
+    if (urls.length === 0) return;
+    for (const item of events) batch.push(slim(item));
+    const now = Date.now();
+    const every = Number(env.WATCHDOG_FLUSH_MS ?? 1000);
+    if (batch.length === 0 || (now - postedAt < every && batch.length < MAX_BATCH)) return;
+    postedAt = now;
     const headers = { "content-type": "application/json" };
     if (env.WATCHDOG_API_TOKEN) headers.authorization = `Bearer ${env.WATCHDOG_API_TOKEN}`;
-    const body = JSON.stringify(events.map(slim));
+    const body = JSON.stringify(batch.splice(0));
     ctx.waitUntil(Promise.all(urls.map((url) => post(url, headers, body))));
   },
 };

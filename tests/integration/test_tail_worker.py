@@ -179,3 +179,39 @@ async def test_a_wrong_token_is_refused_and_the_tail_worker_says_so(tmp_path: Pa
         assert status.status_code == 200
         # Nothing was counted: the source has not heard the Tail Worker (no evidence).
         assert status.json()["ready_reason"] == "sources not answering: edge"
+
+
+async def test_a_busy_isolate_batches_and_only_the_counted_fields_leave(tmp_path: Path) -> None:
+    """51 invocations: the first posts at once, the next 49 within the second wait in
+    the isolate's batch, the one after a second posts them all. No URL, log line or
+    exception message leaves."""
+    from watchdog.http.server import Request, Response, Router
+
+    posts: list[list[dict[str, Any]]] = []
+
+    async def record(request: Request, _: dict[str, str]) -> Response:
+        posts.append(request.json())
+        return Response.json({"status": "accepted"})
+
+    router = Router()
+    router.add("POST", "/api/v1/tail/edge", record)
+    cf = FakeCloudflare(token=CF_TOKEN, account_id="acct")
+    old = cf.publish("api", "v1")
+    w = World(cf, DaemonProc({}, tmp_path), old, old, random.Random(3))
+    async with serve(router) as srv, tail_worker(f"{srv.url}/api/v1/tail/edge", API_TOKEN) as p:
+        await tail(p, [w.invocation() for _ in range(50)])
+        await asyncio.sleep(1.1)
+        await tail(p, [w.invocation()])
+        assert await stderr_of(p) == ""
+    assert [len(batch) for batch in posts] == [1, 50]
+    sent = posts[1][0]
+    assert set(sent) == {
+        "scriptName",
+        "scriptVersion",
+        "outcome",
+        "eventTimestamp",
+        "wallTime",
+        "event",
+    }
+    assert sent["event"] in ({"response": {"status": 200}}, {"response": {"status": 500}})
+    assert sent["scriptVersion"] == {"id": old}
