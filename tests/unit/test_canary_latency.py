@@ -216,7 +216,7 @@ _HEAD = RULES.split("rules:")[0]
             "rollback: [worker], canary: {min_effect: 2x, slower_than: 300ms}}\n",
             r"rules.yaml:8 rules\[0\]\.canary\.slower_than: signal 'cf.versions' cannot "
             r"count slow requests per Worker version \(use a cloudflare source with mode: "
-            r"versions and api: telemetry\)",
+            r"versions and api: telemetry, or a cloudflare-tail source\)",
         ),
         (
             _HEAD + "rules:\n  - {name: a, signal: cf.versions, severity: critical, "
