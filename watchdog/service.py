@@ -123,6 +123,7 @@ async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) ->
             listen_host=host,
             allowed_hosts=settings.api_hosts,
             ramps=runtime.ramps,
+            push_token=settings.push_token,
         )
         page = console.install(app, runtime, host)
         stop = asyncio.Event()

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     deploy_poll: float = Field(default=30.0, gt=0)
     split_poll: float = Field(default=5.0, gt=0)
     api_token: SecretStr | None = None
+    # Accepted on the push routes only (a Tail Worker's events, Alertmanager's webhook),
+    # so a sender's secret cannot silence or roll back; the API token works there too.
+    push_token: SecretStr | None = None
     # Without a token, extra Host names the control API answers to (comma-separated):
     # the name a port-forward or local proxy puts in Host. localhost and the listen
     # host always count; any other name could be a DNS-rebound web page.
@@ -161,7 +164,7 @@ def blank_problems(settings: Settings) -> list[str]:
     """Tokens that are set but empty (an unset variable in a template, an empty file)."""
     return [
         f"{_env_name(name)}: set but empty"
-        for name in ("cloudflare_api_token", "api_token", "sentry_dsn")
+        for name in ("cloudflare_api_token", "api_token", "push_token", "sentry_dsn")
         if (value := getattr(settings, name)) is not None and not value.get_secret_value().strip()
     ]
 
@@ -230,12 +233,13 @@ def _with_file_secrets(settings: Settings, files: dict[str, str]) -> Settings:
             update[field] = SecretStr(files[field])
     if settings.cloudflare_account_id is None and "cloudflare_account_id" in files:
         update["cloudflare_account_id"] = files["cloudflare_account_id"]
-    if settings.api_token is None and "watchdog_api_token" in files:
-        update["api_token"] = SecretStr(files["watchdog_api_token"])
+    for field in ("api_token", "push_token"):
+        if getattr(settings, field) is None and f"watchdog_{field}" in files:
+            update[field] = SecretStr(files[f"watchdog_{field}"])
     secrets = {
         name: SecretStr(value)
         for name, value in files.items()
-        if name not in _UNPREFIXED and name != "watchdog_api_token"
+        if name not in _UNPREFIXED and name not in ("watchdog_api_token", "watchdog_push_token")
     }
     secrets.update(settings.secrets)
     update["secrets"] = secrets

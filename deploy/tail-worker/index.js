@@ -4,8 +4,9 @@
 // with `tail_consumers = [{ service = "watchdog-tail" }]` in that Worker's wrangler.toml.
 //
 // env.WATCHDOG_URLS: comma-separated URLs of POST /api/v1/tail/<source> (one per
-// watchdog replica: each counts for itself). env.WATCHDOG_API_TOKEN (a secret: `wrangler
-// secret put WATCHDOG_API_TOKEN`): the watchdog's API token, sent as a Bearer token.
+// watchdog replica: each counts for itself). env.WATCHDOG_TOKEN (a secret: `wrangler
+// secret put WATCHDOG_TOKEN`): the watchdog's WATCHDOG_PUSH_TOKEN, sent as a Bearer
+// token; it opens the push routes only, never silences or rollbacks.
 // env.WATCHDOG_FLUSH_MS (default 1000): a busy isolate posts at most this often, the
 // events of the calls in between batched (a POST per request would load the watchdog
 // at hundreds of requests a second). A quiet isolate posts at once.
@@ -53,7 +54,7 @@ export default {
     if (batch.length === 0 || (now - postedAt < every && batch.length < MAX_BATCH)) return;
     postedAt = now;
     const headers = { "content-type": "application/json" };
-    if (env.WATCHDOG_API_TOKEN) headers.authorization = `Bearer ${env.WATCHDOG_API_TOKEN}`;
+    if (env.WATCHDOG_TOKEN) headers.authorization = `Bearer ${env.WATCHDOG_TOKEN}`;
     const body = JSON.stringify(batch.splice(0));
     ctx.waitUntil(Promise.all(urls.map((url) => post(url, headers, body))));
   },

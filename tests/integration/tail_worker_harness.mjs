@@ -6,7 +6,7 @@ import worker from "../../deploy/tail-worker/index.js";
 
 const env = {
   WATCHDOG_URLS: process.env.WATCHDOG_URLS ?? "",
-  WATCHDOG_API_TOKEN: process.env.WATCHDOG_API_TOKEN,
+  WATCHDOG_TOKEN: process.env.WATCHDOG_TOKEN,
 };
 for await (const line of createInterface({ input: process.stdin })) {
   const pending = [];

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "rules" / "examples" / "canary-tail.yaml"
 HARNESS = Path(__file__).with_name("tail_worker_harness.mjs")
-CF_TOKEN, API_TOKEN = "cf-token-tail-1", "api-token-tail-2"
+CF_TOKEN, API_TOKEN, PUSH_TOKEN = "cf-token-tail-1", "api-token-tail-2", "push-token-tail-3"
 RPS = 20
 BOUND_S = 60.0  # the split is live at most this long before the test fails
 
@@ -93,6 +93,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             "CLOUDFLARE_API_TOKEN": CF_TOKEN,
             "CLOUDFLARE_ACCOUNT_ID": "acct",
             "WATCHDOG_API_TOKEN": API_TOKEN,
+            "WATCHDOG_PUSH_TOKEN": PUSH_TOKEN,  # what the Tail Worker holds
             "WATCHDOG_SECRETS_DIR": str(tmp_path / "no-secrets"),
             "WATCHDOG_SHUTDOWN_TIMEOUT": "2",
             "WATCHDOG_DEPLOY_POLL": "0.5",
@@ -111,7 +112,7 @@ async def tail_worker(url: str, token: str) -> AsyncIterator[asyncio.subprocess.
     process = await asyncio.create_subprocess_exec(
         node(),
         str(HARNESS),
-        env={"WATCHDOG_URLS": url, "WATCHDOG_API_TOKEN": token, "PATH": "/usr/bin:/bin"},
+        env={"WATCHDOG_URLS": url, "WATCHDOG_TOKEN": token, "PATH": "/usr/bin:/bin"},
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -146,7 +147,7 @@ async def stderr_of(process: asyncio.subprocess.Process) -> str:
 async def test_a_failing_version_at_ten_percent_is_rolled_back_from_tail_events(
     tmp_path: Path,
 ) -> None:
-    async with world(tmp_path) as w, tail_worker(f"{w.proc.url}/api/v1/tail/edge", API_TOKEN) as p:
+    async with world(tmp_path) as w, tail_worker(f"{w.proc.url}/api/v1/tail/edge", PUSH_TOKEN) as p:
         for _ in range(10):  # the old version alone: the source hears the Tail Worker
             await tail(p, [w.invocation() for _ in range(RPS // 10)])
             await asyncio.sleep(0.1)
@@ -166,6 +167,8 @@ async def test_a_failing_version_at_ten_percent_is_rolled_back_from_tail_events(
 
 
 async def test_a_wrong_token_is_refused_and_the_tail_worker_says_so(tmp_path: Path) -> None:
+    """The Tail Worker's push token opens the push routes only: not the status, not a
+    silence."""
     async with world(tmp_path) as w:
         url = f"{w.proc.url}/api/v1/tail/edge"
         async with tail_worker(url, "not-the-token") as p:
@@ -176,9 +179,14 @@ async def test_a_wrong_token_is_refused_and_the_tail_worker_says_so(tmp_path: Pa
             status = await api.get(
                 "/api/v1/status", headers={"authorization": f"Bearer {API_TOKEN}"}
             )
-        assert status.status_code == 200
-        # Nothing was counted: the source has not heard the Tail Worker (no evidence).
-        assert status.json()["ready_reason"] == "sources not answering: edge"
+            assert status.status_code == 200
+            pushed = {"authorization": f"Bearer {PUSH_TOKEN}"}
+            assert (await api.get("/api/v1/status", headers=pushed)).status_code == 401
+            silence = {"matchers": [], "all": True, "by": "x", "comment": "y", "duration": "1h"}
+            refused = await api.post("/api/v1/silences", json=silence, headers=pushed)
+            assert refused.status_code == 401
+            # Nothing was counted: the source has not heard the Tail Worker (no evidence).
+            assert status.json()["ready_reason"] == "sources not answering: edge"
 
 
 async def test_a_busy_isolate_batches_and_only_the_counted_fields_leave(tmp_path: Path) -> None:

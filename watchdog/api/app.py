@@ -35,9 +35,14 @@ from watchdog.units import format_duration, format_value, iso
 StatusExtra = Callable[[], dict[str, Any]]
 
 
+# Routes other systems push to: the push token (WATCHDOG_PUSH_TOKEN) opens these only.
+PUSH_PREFIXES = ("/api/v1/tail/", "/api/v1/alertmanager/")
+
+
 class ControlAuth:
     """Bearer-token check for the control API, counting refusals; without a token,
-    loopback only and no web page (``api_guard``)."""
+    loopback only and no web page (``api_guard``). The push token opens the push
+    routes and nothing else, with or without the API token."""
 
     def __init__(
         self,
@@ -45,14 +50,21 @@ class ControlAuth:
         refusals: Counter,
         listen_host: str | None = None,
         extra_hosts: Sequence[str] = (),
+        push_token: SecretStr | None = None,
     ) -> None:
         self.token = token
+        self.push_token = push_token
         self.refusals = refusals
         self.hosts = api_guard.allowed_hosts(listen_host, extra_hosts)
 
     async def __call__(self, request: Request) -> Response | None:
         if not request.path.startswith(("/api/", "/-/")):
             return None
+        if self.push_token is not None and request.path.startswith(PUSH_PREFIXES):
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            secret = self.push_token.get_secret_value().encode()
+            if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), secret):
+                return None
         if self.token is None:
             if api_guard.is_loopback_client(request.client_host):
                 refused = api_guard.refusal(request.method, request.headers, self.hosts)
@@ -160,10 +172,12 @@ def build_app(
     listen_host: str | None = None,
     allowed_hosts: Sequence[str] = (),
     ramps: Ramps | None = None,
+    push_token: SecretStr | None = None,
 ) -> Router:
     refusals = watchdog.metrics.api_refused
     router = Router(max_body_bytes=64 * 1024)
-    router.middleware.append(ControlAuth(token, refusals, listen_host, allowed_hosts))
+    auth = ControlAuth(token, refusals, listen_host, allowed_hosts, push_token)
+    router.middleware.append(auth)
     modes = Modes.of(watchdog, silences, dry_run)
     watchdog.metrics.set_modes(modes.dry_run, modes.silenced, modes.silences_active)
 
