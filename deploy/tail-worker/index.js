@@ -14,6 +14,7 @@
 const MAX_BATCH = 1000;
 const batch = []; // this isolate's events not posted yet
 let postedAt = 0;
+let scheduled = null; // the pending flush of held events, if any
 
 // Only what the watchdog counts leaves: no URLs, headers, logs or exception messages.
 export function slim(item) {
@@ -41,6 +42,15 @@ async function post(url, headers, body) {
   }
 }
 
+// Posts the whole batch to every URL (the batch is empty afterwards).
+function flush(urls, token) {
+  postedAt = Date.now();
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const body = JSON.stringify(batch.splice(0));
+  return Promise.all(urls.map((url) => post(url, headers, body)));
+}
+
 export default {
   async tail(events, env, ctx) {
     const urls = String(env.WATCHDOG_URLS || "")
@@ -49,13 +59,18 @@ export default {
       .filter(Boolean);
     if (urls.length === 0) return;
     for (const item of events) batch.push(slim(item));
-    const now = Date.now();
-    const every = Number(env.WATCHDOG_FLUSH_MS ?? 1000);
-    if (batch.length === 0 || (now - postedAt < every && batch.length < MAX_BATCH)) return;
-    postedAt = now;
-    const headers = { "content-type": "application/json" };
-    if (env.WATCHDOG_TOKEN) headers.authorization = `Bearer ${env.WATCHDOG_TOKEN}`;
-    const body = JSON.stringify(batch.splice(0));
-    ctx.waitUntil(Promise.all(urls.map((url) => post(url, headers, body))));
+    if (batch.length === 0) return;
+    const wait = Number(env.WATCHDOG_FLUSH_MS ?? 1000) - (Date.now() - postedAt);
+    if (wait <= 0 || batch.length >= MAX_BATCH) {
+      ctx.waitUntil(flush(urls, env.WATCHDOG_TOKEN));
+      return;
+    }
+    // Held for the next flush, which is scheduled now: the isolate may get no other
+    // call for minutes, or be evicted. waitUntil keeps this invocation alive for it.
+    scheduled ??= new Promise((resolve) => setTimeout(resolve, wait)).then(() => {
+      scheduled = null;
+      return batch.length ? flush(urls, env.WATCHDOG_TOKEN) : undefined;
+    });
+    ctx.waitUntil(scheduled);
   },
 };

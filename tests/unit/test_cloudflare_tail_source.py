@@ -282,3 +282,16 @@ async def test_the_engine_rolls_back_a_failing_new_version_from_tail_events(
     assert decided.kind.value == "rollback"
     assert decided.decided_at - split_at <= 60
     assert engine.states["canary"].state is State.FIRING
+
+
+async def test_another_scripts_events_do_not_keep_the_source_heard(tail: Any) -> None:
+    """One Tail Worker may consume several Workers: detached from ours, it still posts
+    the others' events, and that must read as blind, never as no traffic."""
+    source, clock = tail
+    source.receive(parse_events([item()]))
+    for _ in range(13):
+        await clock.sleep(5.0)
+        source.receive(parse_events([item(scriptName="web")]))
+    stale = await read(source)
+    assert stale.kind is SampleKind.ERROR
+    assert "no Tail Worker events for 1m5s" in stale.reason

@@ -14,8 +14,8 @@ invocations whose outcome is neither ``ok`` nor ``canceled``; a latency canary's
 ``p95_s`` is the p95 of the ``ok`` ones. Events are counted when they arrive, so a
 read never misses a late one and never counts one twice (``fresh_to`` is the read).
 
-A push that stops is not "no traffic": with nothing heard for ``staleness`` every
-sample is an error (a canary goes blind, never passes). Events of other scripts, and
+A push that stops is not "no traffic": with no event of the script heard for
+``staleness`` (another script's events do not count) every sample is an error (a canary goes blind, never passes). Events of other scripts, and
 events without ``scriptVersion.id`` (a runtime too old to say), are ignored and counted
 in the answer. Memory is bounded: at most ``MAX_VERSIONS`` versions and
 ``MAX_PENDING_WALLS`` wall times wait for a read; past the latter the read's slow
@@ -137,7 +137,9 @@ class CloudflareTailSource:
                 ignored[why] = ignored.get(why, 0) + 1
             else:
                 counted += 1
-        if events:
+        # Only this script's events say its Tail Worker still posts: one Tail Worker may
+        # consume several Workers, and one detached from ours must read as blind.
+        if any(event.script == self.spec.script for event in events):
             self._heard_at = self._clock.now()
         return Receipt(counted, ignored)
 
