@@ -15,11 +15,12 @@ invocations whose outcome is neither ``ok`` nor ``canceled``; a latency canary's
 read never misses a late one and never counts one twice (``fresh_to`` is the read).
 
 A push that stops is not "no traffic": with no event of the script heard for
-``staleness`` (another script's events do not count) every sample is an error (a canary goes blind, never passes). Events of other scripts, and
-events without ``scriptVersion.id`` (a runtime too old to say), are ignored and counted
-in the answer. Memory is bounded: at most ``MAX_VERSIONS`` versions and
-``MAX_PENDING_WALLS`` wall times wait for a read; past the latter the read's slow
-counts and p95 are unknown (a latency canary is blind for it), its counts still exact.
+``staleness`` (another script's events do not count) every sample is an error (a canary
+goes blind, never passes). Events of other scripts, and events without
+``scriptVersion.id`` (a runtime too old to say), are ignored and counted in the answer.
+Memory is bounded: at most ``MAX_VERSIONS`` versions and ``MAX_PENDING_WALLS`` wall
+times wait for a read; past the latter the read's slow counts and p95 are unknown (a
+latency canary is blind for it), its counts still exact.
 """
 
 from __future__ import annotations
