@@ -30,11 +30,21 @@ Scenarios:
 - ``slow-healthy`` (``--latency``): both versions with the old one's wall times for
   the 20-minute soak: a rollback is a false one.
 
+``--source tail``: the same deploys watched through a ``cloudflare-tail`` source
+instead: a Tail Worker attached to the script (``FakeCloudflare.attach_tail``) gets
+one ``TraceItem`` per invocation and posts the due ones each simulated second through
+the real route ``POST /api/v1/tail/edge`` (``watchdog.api.tail`` on a ``Router``,
+``httpx.ASGITransport``); each event reaches the watchdog ``--tail-delays`` seconds
+after its request, plus a jitter of up to ``TAIL_JITTER_S``. The watchdog reads every
+``TAIL_INTERVAL`` (5 s). ``source-down`` is then a Tail Worker that stops delivering
+at the split: blind after the source's ``staleness`` (120 s), never a rollback.
+
 Peer: gradual-deployer (yomna-shousha/gradual-deployer) holds the new version's error
 ratio against an absolute 5 %, passes with no traffic and passes when the query fails.
 
     .venv/bin/python bench/canary.py [--trials 200] [--healthy 1000] [--delays 0,30,60,120,180]
     .venv/bin/python bench/canary.py --latency [--trials 100] [--healthy 500]
+    .venv/bin/python bench/canary.py --source tail [--tail-delays 2,10,30,60]
 
 Seeded: the same arguments print the same figures.
 """
@@ -43,12 +53,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -59,22 +71,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from watchdog.actions.cloudflare_api import CloudflareClient
 from watchdog.actions.cloudflare_worker import WorkerTarget
+from watchdog.api.tail import install as install_tail
 from watchdog.core.decision import DecisionKind
 from watchdog.core.engine import Engine
 from watchdog.core.evaluator import State
 from watchdog.demo.fakes.cloudflare import API_PREFIX, FakeCloudflare
+from watchdog.demo.fakes.cloudflare_tail import TailFeed
 from watchdog.demo.fakes.cloudflare_telemetry import Behaviour
-from watchdog.model import RollbackPlan
-from watchdog.rules.load import RuleSet, load_rules
-from watchdog.rules.model import CloudflareSourceSpec
+from watchdog.http.server import Router
+from watchdog.model import RollbackPlan, Sample
+from watchdog.rules.load import ResolvedSignal, RuleSet, load_rules
+from watchdog.rules.model import CloudflareSourceSpec, CloudflareTailSourceSpec
 from watchdog.rules.response import WorkerTargetSpec
 from watchdog.run.deploys import split_of
 from watchdog.sources.base import SourceDeps
+from watchdog.sources.cloudflare_tail import CloudflareTailSource
 from watchdog.sources.cloudflare_versions import CloudflareVersionsSource
 
 T0 = 1_790_000_000.0
 RPS = 10
-INTERVAL = 15.0
+INTERVAL = 15.0  # the telemetry source's reads
+TAIL_INTERVAL = 5.0  # the tail source's reads: nothing to wait for but the push
+TAIL_JITTER_S = 1.0  # each event's delivery: its delay plus up to this much
 DEPLOY_POLL_S = 30.0
 BAD_HORIZON = 900.0
 HEALTHY_HORIZON = 1200.0
@@ -97,6 +115,8 @@ rules:
     severity: critical
     rollback: [worker]
 """
+TAIL_SOURCE = """  edge: {{type: cloudflare-tail, script: api, interval: {interval:g}s}}
+"""
 
 
 class Clock:
@@ -115,11 +135,15 @@ class Clock:
         self._now += max(0.0, seconds)
 
 
-def ruleset(delay: float, confidence: str, latency: bool = False) -> RuleSet:
+def ruleset(delay: float, confidence: str, latency: bool = False, tail: bool = False) -> RuleSet:
     canary = (LATENCY_CANARY if latency else ERRORS_CANARY).format(confidence=confidence)
+    text = RULES.format(delay=f"{delay:g}", canary=canary)
+    if tail:  # the same rule on a cloudflare-tail source
+        start, end = text.index("  edge:"), text.index("targets:")
+        text = text[:start] + TAIL_SOURCE.format(interval=TAIL_INTERVAL) + text[end:]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "canary.yaml"
-        path.write_text(RULES.format(delay=f"{delay:g}", canary=canary), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         return load_rules([path])
 
 
@@ -134,37 +158,47 @@ def behaviours(scenario: str) -> tuple[Behaviour, Behaviour]:
 
 
 async def trial(
-    rules: RuleSet, scenario: str, seed: int, horizon: float
+    rules: RuleSet, scenario: str, seed: int, horizon: float, tail_delay: float | None = None
 ) -> tuple[float | None, State]:
     """Seconds from the split to the rollback deployment (None: none), and the rule's
-    final state."""
+    final state. ``tail_delay``: watched through the Tail Worker's push, each event
+    that late, instead of the telemetry query API."""
     rng = random.Random(seed)
     clock = Clock(T0 - 120)
     fake = FakeCloudflare(clock=clock, seed=seed)
     source_spec = rules.sources["edge"]
-    assert isinstance(source_spec, CloudflareSourceSpec)
-    fake.telemetry.delay_s = source_spec.delay
+    if tail_delay is None:
+        assert isinstance(source_spec, CloudflareSourceSpec)
+        fake.telemetry.delay_s = source_spec.delay
     old = fake.publish("api", "old", created_on=T0 - 86400)
     new = fake.upload_version("api", "new", created_on=T0 - 60)
+    feed = None
+    if tail_delay is not None:
+        feed = fake.attach_tail("api", delay_s=tail_delay, jitter_s=TAIL_JITTER_S, seed=seed)
     edge = fake.edge("api")
     edge.seed = seed
     edge.__post_init__()
     old_does, new_does = behaviours(scenario)
     edge.behaviours = {old: old_does, new: new_does}
     pct = 0.0 if scenario.endswith("no-traffic") else 10.0
-    if scenario.endswith("source-down"):
+    down = scenario.endswith("source-down")
+    if down and feed is None:
         fake.fail("POST", "/accounts/{a}/workers/observability/telemetry/query", 503, times=None)
     base = "http://cloudflare.local" + API_PREFIX
     engine = Engine(rules)
     signal = rules.signals["edge.versions"]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.router)) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.router))
+        )
         token = SecretStr(fake.token)
         deps = SourceDeps(http, clock, base, token, fake.account_id)
-        source = CloudflareVersionsSource("edge", source_spec, deps)
+        read, post = await _watchdog_side(rules, deps, signal, feed, stack)
         client = CloudflareClient(http, base, token, clock)
         spec = WorkerTargetSpec(type="cloudflare-worker", script="api")
         target = WorkerTarget("worker", spec, fake.account_id, client)
-        read_at = T0 - 120 + rng.uniform(0, INTERVAL)
+        interval = INTERVAL if feed is None else TAIL_INTERVAL
+        read_at = T0 - 120 + rng.uniform(0, interval)
         poll_at = T0 + rng.uniform(0, DEPLOY_POLL_S)
         split_seen = False
         deployed = False
@@ -174,15 +208,19 @@ async def trial(
             if not deployed and now >= T0:
                 fake.deploy("api", [(new, pct), (old, 100 - pct)], "canary", created_on=T0)
                 deployed = True
+                if feed is not None:
+                    feed.down = down  # the Tail Worker stops delivering at the split
             edge.simulate(now, RPS)
+            if feed is not None:
+                await feed.deliver(now, post)
             if deployed and not split_seen and now >= poll_at:
                 found = split_of("worker", await target.deployments())
                 engine.split("worker", found)
                 split_seen = found is not None
                 poll_at += DEPLOY_POLL_S
             if now >= read_at:
-                read_at += INTERVAL
-                sample = (await source.sample([signal], now))[signal.name]
+                read_at += interval
+                sample = (await read([signal], now))[signal.name]
                 for decision in engine.observe(signal.name, sample).decisions:
                     if decision.kind is DecisionKind.ROLLBACK:
                         plan = RollbackPlan("worker", new, old, decision.why)
@@ -193,15 +231,56 @@ async def trial(
     return None, engine.states["canary"].state
 
 
-def _chunk(args: tuple[str, float, str, float, list[int]]) -> list[tuple[float | None, str]]:
-    """One worker process's share of the trials (both cores: the deploys are independent)."""
-    scenario, delay, confidence, horizon, seeds = args
-    rules = ruleset(delay, confidence, latency=scenario.startswith("slow"))
+Read = Callable[[Sequence[ResolvedSignal], float], Awaitable[dict[str, Sample]]]
+Post = Callable[[bytes], Awaitable[httpx.Response]]
+
+
+async def _watchdog_side(
+    rules: RuleSet,
+    deps: SourceDeps,
+    signal: ResolvedSignal,
+    feed: TailFeed | None,
+    stack: contextlib.AsyncExitStack,
+) -> tuple[Read, Post]:
+    """The source's read, and (tail) the Tail Worker's POST to the watchdog's real
+    route ``POST /api/v1/tail/edge`` feeding that source."""
+    spec = rules.sources["edge"]
+    if feed is None:
+        assert isinstance(spec, CloudflareSourceSpec)
+        return CloudflareVersionsSource("edge", spec, deps).sample, _no_post
+    assert isinstance(spec, CloudflareTailSourceSpec)
+    source = CloudflareTailSource("edge", spec, deps)
+    api = Router()
+    install_tail(api, deps.inboxes)
+    push = await stack.enter_async_context(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://localhost")
+    )
+
+    async def post(body: bytes) -> httpx.Response:
+        return await push.post("/api/v1/tail/edge", content=body, headers=JSON)
+
+    return source.sample, post
+
+
+JSON = {"content-type": "application/json"}
+
+
+async def _no_post(body: bytes) -> httpx.Response:
+    raise AssertionError("the telemetry mode posts nothing")
+
+
+def _chunk(
+    args: tuple[str, float, str, float, list[int], bool],
+) -> list[tuple[float | None, str]]:
+    """One worker process's share of the trials (both cores: the deploys are independent).
+    ``delay``: the analytics delay, or with ``tail`` each event's delivery delay."""
+    scenario, delay, confidence, horizon, seeds, tail = args
+    rules = ruleset(delay, confidence, latency=scenario.startswith("slow"), tail=tail)
 
     async def go() -> list[tuple[float | None, str]]:
         out = []
         for seed in seeds:
-            took, state = await trial(rules, scenario, seed, horizon)
+            took, state = await trial(rules, scenario, seed, horizon, delay if tail else None)
             out.append((took, state.value))
         return out
 
@@ -216,10 +295,11 @@ def run(
     horizon: float,
     seed0: int,
     jobs: int,
+    tail: bool = False,
 ) -> list[float | None]:
     seeds = [seed0 + i for i in range(trials)]
     shares = [seeds[i::jobs] for i in range(jobs)]
-    work = [(scenario, delay, confidence, horizon, share) for share in shares if share]
+    work = [(scenario, delay, confidence, horizon, share, tail) for share in shares if share]
     with ProcessPoolExecutor(len(work)) as pool:
         results = [r for part in pool.map(_chunk, work) for r in part]
     states: dict[str, int] = {}
@@ -262,51 +342,82 @@ def main() -> None:
     parser.add_argument(
         "--latency", action="store_true", help="the latency scenarios (a latency canary rule)"
     )
+    parser.add_argument(
+        "--source",
+        choices=("telemetry", "tail"),
+        default="telemetry",
+        help="telemetry: the telemetry query API (--delays); tail: a Tail Worker's push",
+    )
+    parser.add_argument(
+        "--tail-delays",
+        default="2,10,30,60",
+        help="--source tail: seconds each event takes to reach the watchdog (the healthy "
+        "and other runs use the first)",
+    )
     args = parser.parse_args()
     jobs = max(1, args.jobs)
+    tail = args.source == "tail"
     started = time.perf_counter()
     if args.latency:
         bad, healthy_name, prefix, horizon = "slow", "slow-healthy", "slow-", HEALTHY_HORIZON
-        print(
+        header = (
             f"canary bench, latency: new version at 10% of {RPS} req/s doubles the wall time "
             f"of a fifth of its requests (log-normal, median {WALL_MS:g}ms, sigma "
-            f"{WALL_SIGMA:g}), reads every {INTERVAL:g}s; rule slower_than {SLOWER_THAN}, "
+            f"{WALL_SIGMA:g}), reads every {{interval:g}}s; rule slower_than {SLOWER_THAN}, "
             "min_effect 3x"
         )
     else:
         bad, healthy_name, prefix, horizon = "bad", "healthy", "", BAD_HORIZON
-        print(
+        header = (
             f"canary bench: new version at 10% of {RPS} req/s, errors {BASE:.1%} -> {BAD:.0%}, "
-            f"reads every {INTERVAL:g}s; rule min_effect 3x"
+            "reads every {interval:g}s; rule min_effect 3x"
         )
+    if tail:
+        header = header.replace("canary bench", "canary bench (source cloudflare-tail)", 1)
+        header += f"; delivery jitter up to {TAIL_JITTER_S:g}s"
+    print(header.format(interval=TAIL_INTERVAL if tail else INTERVAL))
+    delays = [float(d) for d in (args.tail_delays if tail else args.delays).split(",")]
+    # The healthy and other runs: 60 s of analytics delay, or the first tail delay.
+    other_delay = delays[0] if tail else 60.0
+    what = "tail delay" if tail else "analytics delay"
     for confidence in args.confidences.split(","):
         print(f"confidence {confidence}:")
-        for delay in (float(d) for d in args.delays.split(",")):
-            took = run(bad, delay, confidence, args.trials, horizon, 1000, jobs)
+        for delay in delays:
+            took = run(bad, delay, confidence, args.trials, horizon, 1000, jobs, tail)
             caught = [t for t in took if t is not None]
-            line = f"  {bad}, analytics delay {delay:>4g}s: caught {len(caught)}/{len(took)}"
+            line = f"  {bad}, {what} {delay:>4g}s: caught {len(caught)}/{len(took)}"
             if caught:
                 line += (
                     f"; time to rollback median {statistics.median(caught):.0f}s, "
                     f"p90 {quantile(caught, 0.9):.0f}s, max {max(caught):.0f}s"
                 )
             print(line, flush=True)
+        short = f"{'tail ' if tail else ''}delay {other_delay:g}s"
         if args.healthy:
             healthy = run(
-                healthy_name, 60.0, confidence, args.healthy, HEALTHY_HORIZON, 50_000, jobs
+                healthy_name,
+                other_delay,
+                confidence,
+                args.healthy,
+                HEALTHY_HORIZON,
+                50_000,
+                jobs,
+                tail,
             )
             false = sum(t is not None for t in healthy)
             print(
-                f"  {healthy_name} (delay 60s, {HEALTHY_HORIZON / 60:g} min soak): false "
+                f"  {healthy_name} ({short}, {HEALTHY_HORIZON / 60:g} min soak): false "
                 f"rollbacks {false}/{len(healthy)} = {1000 * false / len(healthy):.1f} per "
                 f"1,000 deploys (95% upper bound {1000 * upper95(false, len(healthy)):.1f})",
                 flush=True,
             )
         for other in ("no-traffic", "source-down") if args.others else ():
             scenario = prefix + other
-            runs = run(scenario, 60.0, confidence, args.others, BAD_HORIZON, 90_000, jobs)
+            runs = run(
+                scenario, other_delay, confidence, args.others, BAD_HORIZON, 90_000, jobs, tail
+            )
             print(
-                f"  {scenario} (bad new version, delay 60s): rollbacks "
+                f"  {scenario} (bad new version, {short}): rollbacks "
                 f"{sum(t is not None for t in runs)}/{len(runs)}; final rule states "
                 f"{STATES[scenario]}",
                 flush=True,

@@ -10,6 +10,8 @@ helpers (``add_script``, ``upload_version``, ``deploy``, ``add_project``,
 ``success_false``, ``delay``, ``set_latency``) and count requests in ``calls``.
 ``analytics`` is the GraphQL Analytics store (``cloudflare_graphql``), served at
 ``POST /client/v4/graphql`` behind the same request log, latency and faults.
+``attach_tail`` gives a script a Tail Worker (``cloudflare_tail.TailFeed``) that
+pushes each invocation to the watchdog.
 
 Where the real API's behaviour is unknown (see apis.md §11) the choice made here is
 marked "guess".
@@ -30,6 +32,7 @@ from typing import Any, Literal
 from watchdog import termtext
 from watchdog.clock import Clock, SystemClock
 from watchdog.demo.fakes.cloudflare_graphql import WorkersAnalytics, install
+from watchdog.demo.fakes.cloudflare_tail import TailFeed
 from watchdog.demo.fakes.cloudflare_telemetry import Telemetry, WorkerEdge
 from watchdog.demo.fakes.cloudflare_telemetry import install as install_telemetry
 from watchdog.http.server import Request, Response, Router
@@ -306,6 +309,8 @@ class FakeCloudflare:
         install(self._api, self.analytics)
         # Workers Observability (per-version telemetry), behind the same auth and faults.
         self.telemetry = Telemetry(self.clock, seed=seed)
+        self.tails: dict[str, TailFeed] = {}  # Tail Workers by producer script
+        self._edges: list[WorkerEdge] = []
         install_telemetry(self._api, self.telemetry, API_PREFIX, self._account_of)
         self.router = Router(render_error=_render_router_error)
         self.router.middleware.append(self._front)
@@ -384,10 +389,29 @@ class FakeCloudflare:
         return max(deployments, key=lambda d: d.created_on) if deployments else None
 
     def edge(self, script: str, version_header: str = "x-worker-version") -> WorkerEdge:
-        """The Worker's front door: routes by the live split, records telemetry."""
-        return WorkerEdge(
-            script, lambda: self.live_versions(script), self.telemetry, version_header
+        """The Worker's front door: routes by the live split, records telemetry (and
+        feeds the script's Tail Worker, when one is attached)."""
+        edge = WorkerEdge(
+            script,
+            lambda: self.live_versions(script),
+            self.telemetry,
+            version_header,
+            tail=self.tails.get(script),
         )
+        self._edges.append(edge)
+        return edge
+
+    def attach_tail(
+        self, script: str, *, delay_s: float = 2.0, jitter_s: float = 1.0, seed: int = 0
+    ) -> TailFeed:
+        """Attach a Tail Worker to ``script`` (``tail_consumers``): its front doors, made
+        before or after, hand it every invocation; ``deliver`` posts them."""
+        feed = TailFeed(script, delay_s=delay_s, jitter_s=jitter_s, seed=seed)
+        self.tails[script] = feed
+        for edge in self._edges:
+            if edge.script == script:
+                edge.tail = feed
+        return feed
 
     def graphql_versions(self, served: bool = True) -> None:
         """Serve (or not) GraphQL's ``scriptVersion`` dimension, from the telemetry rows."""

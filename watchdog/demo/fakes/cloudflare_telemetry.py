@@ -24,6 +24,8 @@ deployment by weight; ``Cloudflare-Workers-Version-Overrides: <script>="<id>"`` 
 RFC 8941 dictionary) pins it to that version when the version is in the deployment,
 even at 0 %, and is silently ignored otherwise (version-overrides.mdx). The answer
 names its version in a header, as the version metadata binding lets a Worker do.
+With a ``tail`` (``cloudflare_tail.TailFeed``) attached, every invocation also goes to
+the Tail Worker as a ``TraceItem``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from watchdog.clock import Clock
+from watchdog.demo.fakes.cloudflare_tail import TailFeed
 from watchdog.http.server import HTTPError, Request, Response, Router
 
 QUERY_PATH = "/accounts/{account}/workers/observability/telemetry/query"
@@ -347,6 +350,7 @@ class WorkerEdge:
     overridden: int = 0
     pinned: dict[str, int] = field(default_factory=dict)  # requests pinned, per version
     served: int = 0
+    tail: TailFeed | None = None  # the Tail Worker attached (``tail_consumers``), if any
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -373,13 +377,18 @@ class WorkerEdge:
                 return version
         return versions[-1][0]
 
-    def handle(self, at: float, override: str | None = None, path: str = "/") -> tuple[int, str]:
+    def handle(
+        self, at: float, override: str | None = None, path: str = "/", method: str = "GET"
+    ) -> tuple[int, str]:
         version = self.route(override)
         b = self.behaviours.get(version, Behaviour())
         failed = self._rng.random() < b.error_ratio or any(p in path for p in b.broken_paths)
         outcome = "exception" if failed else "ok"
-        self.telemetry.record(Row(at, self.script, version, outcome, b.wall(self._rng)))
+        wall = b.wall(self._rng)
+        self.telemetry.record(Row(at, self.script, version, outcome, wall))
         self._log_lines(at, version, b.log_lines)
+        if self.tail is not None:
+            self.tail.record(version, outcome, at, wall, path=path, method=method)
         return (500 if failed else 200), version
 
     def _log_lines(self, at: float, version: str, lines: int) -> None:
@@ -389,7 +398,7 @@ class WorkerEdge:
     def simulate(self, at: float, requests: int) -> dict[str, tuple[int, int]]:
         """``requests`` routed by weight at ``at`` in one go: ``{version: (errors, n)}``."""
         per = Counter(self.route() for _ in range(requests))
-        out, rng = {}, self._rng
+        out, rng, tail = {}, self._rng, self.tail
         for version, n in per.items():
             b = self.behaviours.get(version, Behaviour())
             errors = sum(rng.random() < b.error_ratio for _ in range(n))
@@ -399,13 +408,17 @@ class WorkerEdge:
                 for wall, same in sorted(walls.items()):
                     if same:
                         self.telemetry.record(Row(at, self.script, version, outcome, wall, same))
+                    if tail is not None:  # the Tail Worker sees each invocation
+                        for _ in range(same):
+                            tail.record(version, outcome, at, wall)
             self._log_lines(at, version, b.log_lines * n)
             out[version] = (errors, n)
         return out
 
     async def _serve(self, request: Request, params: dict[str, str]) -> Response:
         override = request.headers.get(OVERRIDE_HEADER)
-        status, version = self.handle(self.telemetry.clock.now(), override, request.path)
+        now = self.telemetry.clock.now()
+        status, version = self.handle(now, override, request.path, request.method)
         self.served += 1  # a token and an id to capture, as a login and a new record give
         body = {"ok": status < 500, "version": version, "token": f"t{self.served}"}
         body["id"] = self.served
