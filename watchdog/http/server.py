@@ -12,8 +12,10 @@ import contextlib
 import json
 import re
 import socket
+from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -73,27 +75,20 @@ class Request:
 MAX_JSON_DEPTH = 32
 
 
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the byte it escapes
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
+
+
 def json_depth(body: bytes) -> int:
-    """The deepest ``[``/``{`` nesting in ``body`` (strings skipped), in one pass, before
-    the recursive parser sees it."""
-    deepest = depth = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return deepest
+    """The deepest ``[``/``{`` nesting in ``body`` (strings skipped), before the
+    recursive parser sees it, in C (a byte loop in Python took longer than
+    ``json.loads``): escapes out, then every other run between quotes is outside a
+    string. A backslash outside a string is not JSON: the parser stops there, and the
+    depth up to it is counted exactly."""
+    parts = _ESCAPE.sub(b"", body).split(b'"')
+    brackets = b"".join(parts[::2]).translate(None, _NOT_BRACKETS)
+    return max(0, max(accumulate(array("b", brackets.translate(_STEPS))), default=0))
 
 
 def _no_constant(name: str) -> Any:

@@ -402,11 +402,18 @@ class FakeCloudflare:
         return edge
 
     def attach_tail(
-        self, script: str, *, delay_s: float = 2.0, jitter_s: float = 1.0, seed: int = 0
+        self,
+        script: str,
+        *,
+        delay_s: float = 2.0,
+        jitter_s: float = 1.0,
+        seed: int = 0,
+        slim: bool = False,
     ) -> TailFeed:
         """Attach a Tail Worker to ``script`` (``tail_consumers``): its front doors, made
-        before or after, hand it every invocation; ``deliver`` posts them."""
-        feed = TailFeed(script, delay_s=delay_s, jitter_s=jitter_s, seed=seed)
+        before or after, hand it every invocation; ``deliver`` posts them (``slim``: as
+        ``deploy/tail-worker`` forwards them)."""
+        feed = TailFeed(script, delay_s=delay_s, jitter_s=jitter_s, seed=seed, slim=slim)
         self.tails[script] = feed
         for edge in self._edges:
             if edge.script == script:

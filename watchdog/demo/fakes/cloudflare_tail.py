@@ -12,6 +12,8 @@ status (an uncaught exception has no response, as in the docs' example),
 reaches it (no sampling is documented); how long its POST takes to reach the
 watchdog is not documented: ``delay_s`` plus a seeded jitter in ``[0, jitter_s]``
 here. ``down`` drops everything (the Tail Worker detached, the watchdog unreachable).
+With ``slim`` the feed posts what ``deploy/tail-worker`` posts (``slim``: only the
+fields the watchdog counts), else the whole items.
 """
 
 from __future__ import annotations
@@ -75,6 +77,22 @@ def trace_item(
     }
 
 
+def slim(item: TraceItem) -> dict[str, Any]:
+    """What ``deploy/tail-worker/index.js``'s ``slim`` keeps of an item (a unit test
+    runs both on the same items)."""
+    version = (item.get("scriptVersion") or {}).get("id")
+    response = (item.get("event") or {}).get("response")
+    wall = item.get("wallTime")
+    return {
+        "scriptName": item.get("scriptName"),
+        "scriptVersion": {"id": version} if version else None,
+        "outcome": item.get("outcome"),
+        "eventTimestamp": item.get("eventTimestamp"),
+        "wallTime": wall if isinstance(wall, int | float) and not isinstance(wall, bool) else None,
+        "event": {"response": {"status": response["status"]}} if response else None,
+    }
+
+
 @dataclass
 class TailFeed:
     """The Tail Worker of ``script``: each invocation's item waits until it is due,
@@ -85,6 +103,7 @@ class TailFeed:
     jitter_s: float = 1.0
     seed: int = 0
     down: bool = False
+    slim: bool = False
     host: str = "https://api.example.com"
     recorded: int = 0
     delivered: int = 0
@@ -147,7 +166,8 @@ class TailFeed:
         items = self.due(now)
         if not items:
             return 0
-        answer = await post(json.dumps(items, allow_nan=False).encode())
+        body = [slim(item) for item in items] if self.slim else items
+        answer = await post(json.dumps(body, allow_nan=False).encode())
         assert answer.status_code == 200, f"tail POST answered {answer.status_code}: {answer.text}"
         self.posts += 1
         self.delivered += len(items)
