@@ -241,12 +241,6 @@ def test_slim_is_what_the_tail_worker_forwards() -> None:
     assert json.loads(done.stdout) == [slim(i) for i in items]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in watchdog/sources/cloudflare_tail.py (lead's file): another script's "
-    "events keep the source 'heard', so a Tail Worker detached from its script is read "
-    "as no traffic (inconclusive) instead of blind, and no 'watchdog is blind' notice",
-)
 async def test_another_scripts_events_do_not_hide_a_detached_tail_worker() -> None:
     """One Tail Worker (deploy/tail-worker) consumes two Workers and posts every event to
     the source's URL, which counts only ``api``'s. ``api`` loses its Tail Worker (a
@@ -298,12 +292,6 @@ await Promise.all(pending);  // all the work the runtime waits for (ctx.waitUnti
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in deploy/tail-worker/index.js (lead's file): an event held for the "
-    "next flush waits for the isolate's next invocation, however late, and is lost "
-    "when the isolate is evicted: no flush is scheduled (e.g. in ctx.waitUntil)",
-)
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the Tail Worker")
 async def test_an_event_held_for_the_next_flush_is_posted_without_another_call() -> None:
     """Two invocations within the flush interval, then none (sparse traffic on this
