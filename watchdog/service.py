@@ -20,7 +20,7 @@ from watchdog.api import console
 from watchdog.api.app import build_app
 from watchdog.clock import Clock, SystemClock
 from watchdog.errors import ConfigError, RuleError, StoreError
-from watchdog.http.server import serve
+from watchdog.http.server import Router, serve
 from watchdog.run import preflight
 from watchdog.run.runtime import Runtime
 from watchdog.settings import Settings, listen_address
@@ -98,6 +98,22 @@ async def run_service(settings: Settings, clock: Clock | None = None) -> int:
             state_lock.release()
 
 
+def _control_api(runtime: Runtime, settings: Settings, host: str) -> Router:
+    """The daemon's HTTP face, with its tokens and modes."""
+    return build_app(
+        runtime.watchdog,
+        settings.api_token,
+        reload=runtime.reload,
+        extra_status=runtime.status_extra,
+        silences=runtime.silences,
+        dry_run=settings.dry_run,
+        listen_host=host,
+        allowed_hosts=settings.api_hosts,
+        ramps=runtime.ramps,
+        push_token=settings.push_token,
+    )
+
+
 async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) -> int:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     report = await asyncio.to_thread(preflight.check, settings)
@@ -113,18 +129,7 @@ async def _run_locked(settings: Settings, clock: Clock, host: str, port: int) ->
         except (ConfigError, StoreError) as exc:
             log.error("cannot start", error=str(exc))
             return 1
-        app = build_app(
-            runtime.watchdog,
-            settings.api_token,
-            reload=runtime.reload,
-            extra_status=runtime.status_extra,
-            silences=runtime.silences,
-            dry_run=settings.dry_run,
-            listen_host=host,
-            allowed_hosts=settings.api_hosts,
-            ramps=runtime.ramps,
-            push_token=settings.push_token,
-        )
+        app = _control_api(runtime, settings, host)
         page = console.install(app, runtime, host)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

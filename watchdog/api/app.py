@@ -176,8 +176,7 @@ def build_app(
 ) -> Router:
     refusals = watchdog.metrics.api_refused
     router = Router(max_body_bytes=64 * 1024)
-    auth = ControlAuth(token, refusals, listen_host, allowed_hosts, push_token)
-    router.middleware.append(auth)
+    router.middleware.append(ControlAuth(token, refusals, listen_host, allowed_hosts, push_token))
     modes = Modes.of(watchdog, silences, dry_run)
     watchdog.metrics.set_modes(modes.dry_run, modes.silenced, modes.silences_active)
 
