@@ -20,28 +20,17 @@ from typing import Any
 
 import pytest
 import structlog
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tests.model.histories import FOUND_OPEN, KNOWN_OPEN, Model, Servers, model, servers
+from tests.model.profiles import history_settings
 
-COMMON: dict[str, Any] = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much],
-    "stateful_step_count": 14,
-}
-settings.register_profile("ci", max_examples=200, derandomize=True, database=None, **COMMON)
-settings.register_profile("dev", max_examples=40, **COMMON)
-settings.register_profile("long", max_examples=1000, **COMMON)
 # HISTORIES_ENFORCE=no_redeploy,guards asserts listed invariants anyway (to see a
 # known defect's shrunk history, or to check a fix before KNOWN_OPEN is emptied).
 ENFORCE = frozenset(filter(None, os.environ.get("HISTORIES_ENFORCE", "").split(",")))
 # HISTORIES_WAIVED=FILE appends each example's waived violations and history to FILE.
 WAIVED_LOG = os.environ.get("HISTORIES_WAIVED", "")
-PROFILE = os.environ.get(
-    "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
-)
 
 
 # The journal steps of a rollback's way, as the store sees them.
@@ -204,5 +193,5 @@ class Histories(RuleBasedStateMachine):
             assert not self.m.store.dead
 
 
-Histories.TestCase.settings = settings.get_profile(PROFILE)
+Histories.TestCase.settings = history_settings("", ci=200, dev=40, long=1000, steps=14)
 test_histories = Histories.TestCase

@@ -31,26 +31,14 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
+from tests.model.profiles import history_settings
 from tests.model.ramp_world import BAD as BAD_RATE
 from tests.model.ramp_world import RampModel, ramp_model
 
-COMMON: dict[str, Any] = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much],
-    "stateful_step_count": 10,
-}
-settings.register_profile("ramp-ci", max_examples=40, derandomize=True, database=None, **COMMON)
-settings.register_profile("ramp-dev", max_examples=20, **COMMON)
-settings.register_profile("ramp-long", max_examples=500, **COMMON)
-PROFILE = os.environ.get(
-    "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
-)
-# This machine's own budgets under the shared names; another profile name as it is.
-RAMP_PROFILE = f"ramp-{PROFILE}" if PROFILE in ("ci", "dev", "long") else PROFILE
 BAD = st.sampled_from([True, False])  # the first is what derandomized runs try most
 STEPS = st.sampled_from(["10%,50%,100%", "25%,100%", "100%"])
 SOAKS = st.sampled_from([30.0, 60.0])
@@ -152,5 +140,5 @@ class RampHistories(RuleBasedStateMachine):
         self.move(self.model.restart())
 
 
-RampHistories.TestCase.settings = settings.get_profile(RAMP_PROFILE)
+RampHistories.TestCase.settings = history_settings("ramp-", ci=40, dev=20, long=500, steps=10)
 test_ramp_histories = RampHistories.TestCase

@@ -17,16 +17,15 @@ Profiles: ``ci`` (CI=true) 60 derandomized examples of 25 steps (a few seconds);
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tests.helpers import InstantClock
+from tests.model.profiles import history_settings
 from watchdog.api import tail as tail_api
 from watchdog.http.server import Router
 from watchdog.model import SampleKind
@@ -35,17 +34,6 @@ from watchdog.rules.model import CloudflareTailSourceSpec, SignalSpec
 from watchdog.sources.base import SourceDeps
 from watchdog.sources.cloudflare_tail import CloudflareTailSource
 
-COMMON: dict[str, Any] = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow],
-    "stateful_step_count": 25,
-}
-settings.register_profile("tail-ci", max_examples=60, derandomize=True, database=None, **COMMON)
-settings.register_profile("tail-dev", max_examples=60, **COMMON)
-settings.register_profile("tail-long", max_examples=2000, **COMMON)
-PROFILE = os.environ.get(
-    "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
-)
 STALENESS = 60.0
 BOUND_S = 0.3
 EVENTS = st.lists(
@@ -197,6 +185,5 @@ class TailHistories(RuleBasedStateMachine):
         assert missing.status_code == 404
 
 
-TAIL_PROFILE = f"tail-{PROFILE}" if PROFILE in ("ci", "dev", "long") else PROFILE
-TailHistories.TestCase.settings = settings.get_profile(TAIL_PROFILE)
+TailHistories.TestCase.settings = history_settings("tail-", ci=60, dev=60, long=2000, steps=25)
 test_tail_histories = TailHistories.TestCase
