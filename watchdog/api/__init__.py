@@ -16,6 +16,8 @@ the operator's console (``/``).
 - ``console_view``: What the console shows, as typed rows: the header, every rule with its
   sparkline, the silences.
 - ``guard``: The control API's checks when no token is configured (loopback mode).
+- ``push``: What the push routes share: their paths (the push token's) and the source
+  lookup.
 - ``ramps``: ``/api/v1/ramps``: start, list, hold, promote and abort the daemon's ramps;
   their OpenAPI entries.
 - ``silences``: ``/api/v1/silences``: create, list and expire silences over HTTP (amtool's

@@ -1,12 +1,12 @@
 """``POST /api/v1/alertmanager/<source>``: Alertmanager's webhook notifications for an
-``alertmanager`` source. Behind the control API's auth like every ``/api/`` route:
-with ``WATCHDOG_API_TOKEN`` set, give Alertmanager ``http_config: {authorization:
-{credentials_file: ...}}`` (a Bearer token)."""
+``alertmanager`` source. Give Alertmanager ``http_config: {authorization:
+{credentials_file: ...}}`` holding ``WATCHDOG_PUSH_TOKEN`` (or the API token)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from watchdog.api.push import running_source
 from watchdog.http.server import HTTPError, Request, Response, Router
 from watchdog.sources.alertmanager import AlertmanagerSource, PayloadError, parse
 
@@ -20,14 +20,7 @@ def install(router: Router, inboxes: Mapping[str, object]) -> None:
 
     async def receive(request: Request, params: dict[str, str]) -> Response:
         name = params["source"]
-        source = inboxes.get(name)
-        if not isinstance(source, AlertmanagerSource):
-            known = sorted(n for n, s in inboxes.items() if isinstance(s, AlertmanagerSource))
-            raise HTTPError(
-                404,
-                f"no alertmanager source {name[:80]!r} in the rules (known: "
-                f"{', '.join(known) or 'none'})",
-            )
+        source = running_source(inboxes, name, AlertmanagerSource, "alertmanager")
         try:
             notification = parse(request.json())
         except PayloadError as exc:

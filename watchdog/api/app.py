@@ -23,6 +23,7 @@ from watchdog.api import ramps as ramps_api
 from watchdog.api import silences as silence_api
 from watchdog.api import tail as tail_api
 from watchdog.api.openapi import document as openapi_document
+from watchdog.api.push import PUSH_PREFIXES
 from watchdog.core.decider import burn_of, evidence_of, regression_of
 from watchdog.core.evaluator import RuleState
 from watchdog.http.server import Request, Response, Router
@@ -33,10 +34,6 @@ from watchdog.run.ramp import Ramps
 from watchdog.units import format_duration, format_value, iso
 
 StatusExtra = Callable[[], dict[str, Any]]
-
-
-# Routes other systems push to: the push token (WATCHDOG_PUSH_TOKEN) opens these only.
-PUSH_PREFIXES = ("/api/v1/tail/", "/api/v1/alertmanager/")
 
 
 class ControlAuth:
@@ -60,11 +57,10 @@ class ControlAuth:
     async def __call__(self, request: Request) -> Response | None:
         if not request.path.startswith(("/api/", "/-/")):
             return None
-        if self.push_token is not None and request.path.startswith(PUSH_PREFIXES):
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            secret = self.push_token.get_secret_value().encode()
-            if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), secret):
-                return None
+        given = _bearer(request)
+        push = self.push_token
+        if push is not None and request.path.startswith(PUSH_PREFIXES) and _is(given, push):
+            return None
         if self.token is None:
             if api_guard.is_loopback_client(request.client_host):
                 refused = api_guard.refusal(request.method, request.headers, self.hosts)
@@ -81,19 +77,28 @@ class ControlAuth:
                 },
                 403,
             )
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
+        if not given:
             self.refusals.labels(reason="missing_token").inc()
             return Response.json(
                 {"error": "missing bearer token"}, 401, {"www-authenticate": "Bearer"}
             )
-        if not hmac.compare_digest(given.encode(), self.token.get_secret_value().encode()):
+        if not _is(given, self.token):
             self.refusals.labels(reason="wrong_token").inc()
             return Response.json(
                 {"error": "wrong bearer token"}, 401, {"www-authenticate": "Bearer"}
             )
         return None
+
+
+def _bearer(request: Request) -> str:
+    """The request's bearer token ("" without one)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given if scheme.lower() == "bearer" else ""
+
+
+def _is(given: str, token: SecretStr) -> bool:
+    """Whether ``given`` is ``token`` (in constant time)."""
+    return hmac.compare_digest(given.encode(), token.get_secret_value().encode())
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """``POST /api/v1/tail/<source>``: a Tail Worker's events for a ``cloudflare-tail``
-source. Behind the control API's auth like every ``/api/`` route: with
-``WATCHDOG_API_TOKEN`` set, the Tail Worker sends it as a Bearer token (a Worker
-secret, ``deploy/tail-worker``)."""
+source. The Tail Worker (``deploy/tail-worker``) sends ``WATCHDOG_PUSH_TOKEN`` (or the
+API token) as a Bearer token, a Worker secret."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from watchdog.api.push import running_source
 from watchdog.http.server import HTTPError, Request, Response, Router
 from watchdog.sources.cloudflare_tail import CloudflareTailSource, PayloadError, parse_events
 
@@ -20,14 +20,7 @@ def install(router: Router, inboxes: Mapping[str, object]) -> None:
 
     async def receive(request: Request, params: dict[str, str]) -> Response:
         name = params["source"]
-        source = inboxes.get(name)
-        if not isinstance(source, CloudflareTailSource):
-            known = sorted(n for n, s in inboxes.items() if isinstance(s, CloudflareTailSource))
-            raise HTTPError(
-                404,
-                f"no cloudflare-tail source {name[:80]!r} in the rules (known: "
-                f"{', '.join(known) or 'none'})",
-            )
+        source = running_source(inboxes, name, CloudflareTailSource, "cloudflare-tail")
         try:
             events = parse_events(request.json())
         except PayloadError as exc:
